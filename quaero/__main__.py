@@ -1,0 +1,3 @@
+from quaero.cli import main
+
+raise SystemExit(main())

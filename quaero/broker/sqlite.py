@@ -1,0 +1,590 @@
+"""A Dramatiq broker on one SQLite file, shared by every process that opens it.
+
+Each message is a row of ``messages``; its ``queue`` is ``q``, ``q.DQ`` (delayed: ``visible_at`` is the
+eta) or ``q.XQ`` (dead letters, kept until deleted). A consumer claims a batch by moving the rows'
+``visible_at`` one lease ahead and stamping them with its process's ``owner``; a heartbeat keeps pushing the
+lease while the work runs, so a process that dies simply lets its leases lapse and the rows come back to
+the other consumers. Delivery is at least once: a message acked in memory but not yet flushed when the
+process is killed runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from dramatiq.broker import Broker, Consumer, MessageProxy
+from dramatiq.common import current_millis, dq_name, q_name, xq_name
+from dramatiq.errors import DecodeError, QueueJoinTimeout, QueueNotFound
+from dramatiq.message import Message
+from dramatiq.middleware import Middleware
+
+from . import _sqlite_schema as sql
+
+logger = logging.getLogger(__name__)
+
+#: Connections inherited through fork(): the child keeps them referenced and never closes them, because
+#: closing SQLite handles that another process also uses can disturb that process's locks.
+_INHERITED_CONNECTIONS: list[sqlite3.Connection] = []
+
+BUSY_POLL_S = 0.002  # data_version polling while messages flowed recently
+IDLE_POLL_S = 0.04
+BUSY_WINDOW_S = 1.0
+RECHECK_MS = 100  # look at the queue at least this often, whatever data_version says
+ACK_FLUSH_DELAY_S = 0.002  # an idle process deletes acked rows after this long
+
+
+class SQLiteBroker(Broker):
+    """A Dramatiq broker storing its queues in one SQLite file (WAL), safe across threads and processes.
+
+    Parameters:
+      path: the database file; created with its parent folder if missing.
+      middleware: as for :class:`dramatiq.Broker`.
+      lease_ms: how long a claimed message stays invisible to others without a heartbeat.
+      max_receives: deliveries after which a message is dead-lettered instead of delivered again.
+      busy_timeout_ms: how long a statement waits for another process's write lock.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "queue.db",
+        *,
+        middleware: Optional[list[Middleware]] = None,
+        lease_ms: int = 30000,
+        max_receives: int = 5,
+        busy_timeout_ms: int = 10000,
+    ) -> None:
+        super().__init__(middleware=middleware)
+        self.path = os.fspath(path)
+        self.lease_ms = int(lease_ms)
+        self.max_receives = int(max_receives)
+        self.busy_timeout_ms = int(busy_timeout_ms)
+        self.queues: set[str] = set()
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._reset_process_state()
+        self._db()
+
+    # -- connection and per-process state -------------------------------------------------------------
+
+    def _reset_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()  # guards the connection; every statement runs under it
+        self._conn: Optional[sqlite3.Connection] = None
+        #: Identifies this process's claims; a forked child gets its own so it never extends the parent's.
+        self.owner = uuid.uuid4().hex
+        self._pending_lock = threading.Lock()
+        self._acks: list[int] = []
+        self._nacks: list[tuple[int, str, int]] = []
+        self._pending_since = 0.0
+        self._consumers: dict[str, set[_SQLiteConsumer]] = defaultdict(set)
+        self._consumed_queues: set[str] = set()
+        self._heartbeat: Optional[threading.Thread] = None
+        self._heartbeat_stop = threading.Event()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():
+            if self._conn is not None:
+                _INHERITED_CONNECTIONS.append(self._conn)
+            self._reset_process_state()
+        conn = self._conn
+        if conn is None:
+            with self._lock:
+                if self._conn is None:
+                    self._conn = sql.connect(self.path, self.busy_timeout_ms)
+                conn = self._conn
+        return conn
+
+    def _read(self, query: str, params: tuple = ()) -> list[tuple]:
+        conn = self._db()
+        with self._lock:
+            return conn.execute(query, params).fetchall()
+
+    def _write(self, work, *, flush: bool = False) -> Any:
+        """Run ``work(conn, now)`` inside ``BEGIN IMMEDIATE``; with ``flush``, apply pending acks first."""
+        conn = self._db()
+        with self._lock:
+            acks, nacks = self._take_pending() if flush else ([], [])
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    now = current_millis()
+                    self._apply_pending(conn, acks, nacks)
+                    result = work(conn, now)
+                    conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except BaseException:
+                self._restore_pending(acks, nacks)
+                raise
+
+    # -- pending acks and nacks -----------------------------------------------------------------------
+
+    def _add_pending(self, row_id: int, dead_queue: Optional[str]) -> None:
+        with self._pending_lock:
+            if not self._acks and not self._nacks:
+                self._pending_since = time.monotonic()
+            if dead_queue is None:
+                self._acks.append(row_id)
+            else:
+                self._nacks.append((row_id, dead_queue, current_millis()))
+
+    def _take_pending(self) -> tuple[list[int], list[tuple[int, str, int]]]:
+        with self._pending_lock:
+            acks, nacks = self._acks, self._nacks
+            self._acks, self._nacks = [], []
+            return acks, nacks
+
+    def _restore_pending(self, acks: list[int], nacks: list[tuple[int, str, int]]) -> None:
+        if acks or nacks:
+            with self._pending_lock:
+                self._acks[:0] = acks
+                self._nacks[:0] = nacks
+                self._pending_since = time.monotonic()
+
+    @staticmethod
+    def _apply_pending(conn: sqlite3.Connection, acks: list[int], nacks: list[tuple[int, str, int]]) -> None:
+        if acks:
+            conn.execute(sql.ACK, (json.dumps(acks),))
+        for row_id, dead_queue, failed_at in nacks:
+            conn.execute(sql.DEAD_LETTER, (dead_queue, failed_at, f"[{row_id}]"))
+
+    def _flush_pending(self, *, force: bool = True) -> None:
+        """Write pending acks and nacks; unless ``force``, only once the oldest has waited a little."""
+        if not self._acks and not self._nacks:
+            return
+        if not force and time.monotonic() - self._pending_since < ACK_FLUSH_DELAY_S:
+            return
+        self._write(lambda conn, now: None, flush=True)
+
+    # -- claiming, leases and wake-ups ----------------------------------------------------------------
+
+    def _claim(self, queue_name: str, limit: int) -> tuple[list[tuple[int, bytes, int]], bool]:
+        """Lease up to ``limit`` visible messages; return them and whether the batch came back full."""
+
+        def claim(conn: sqlite3.Connection, now: int) -> list[tuple[int, bytes, int]]:
+            rows = conn.execute(sql.CLAIM, (now + self.lease_ms, self.owner, queue_name, now, limit)).fetchall()
+            dead = [row[0] for row in rows if row[2] > self.max_receives]
+            if dead:
+                conn.execute(sql.DEAD_LETTER, (xq_name(queue_name), now, json.dumps(dead)))
+                logger.warning("Dead-lettered %d message(s) of %r received more than %d times: %s",
+                               len(dead), queue_name, self.max_receives, dead)
+            return rows
+
+        rows = self._write(claim, flush=True)
+        full = len(rows) >= limit
+        if any(row[2] > self.max_receives for row in rows):
+            rows = [row for row in rows if row[2] <= self.max_receives]
+        rows.sort()
+        return rows, full
+
+    def _head(self, queue_name: str) -> Optional[int]:
+        rows = self._read(sql.HEAD, (queue_name,))
+        return rows[0][0] if rows else None
+
+    def _data_version(self) -> int:
+        return self._read("PRAGMA data_version")[0][0]
+
+    def _requeue(self, queue_name: str, row_ids: list[int]) -> None:
+        if row_ids:
+            self._write(lambda conn, now: conn.execute(sql.REQUEUE, (now, self.owner, json.dumps(row_ids))))
+            self._notify(queue_name)
+
+    def _notify(self, queue_name: str) -> None:
+        for consumer in list(self._consumers.get(queue_name, ())):
+            consumer._wake(new_messages=True)
+
+    def extend_leases(self) -> None:
+        """Push the lease of every message this process holds one lease ahead (the heartbeat's work)."""
+        queues = list(self._consumed_queues)
+
+        def extend(conn: sqlite3.Connection, now: int) -> None:
+            # Per consumed queue rather than over the whole table, which would hold the write lock for
+            # long on a large backlog.
+            for queue_name in queues:
+                conn.execute(sql.HEARTBEAT, (now + self.lease_ms, self.owner, queue_name, now))
+
+        if queues:
+            self._write(extend, flush=True)
+
+    def _heartbeat_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.lease_ms / 3000):
+            try:
+                self.extend_leases()
+            except Exception:
+                logger.exception("SQLite broker heartbeat failed; retrying in %d ms.", self.lease_ms // 3)
+
+    def _start_heartbeat(self) -> None:
+        self._db()
+        if self._heartbeat is None or not self._heartbeat.is_alive():
+            self._heartbeat_stop = stop = threading.Event()
+            self._heartbeat = threading.Thread(
+                target=self._heartbeat_loop, args=(stop,), name="sqlite-broker-heartbeat", daemon=True
+            )
+            self._heartbeat.start()
+
+    # -- the Broker interface -------------------------------------------------------------------------
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30000) -> Consumer:
+        """Return a consumer leasing up to ``prefetch`` messages of ``queue_name`` at a time."""
+        if queue_name not in self.queues and queue_name not in self.delay_queues:
+            raise QueueNotFound(queue_name)
+        self._start_heartbeat()
+        consumer = _SQLiteConsumer(self, queue_name, prefetch, timeout)
+        self._consumers[queue_name].add(consumer)
+        self._consumed_queues.add(queue_name)
+        return consumer
+
+    def declare_queue(self, queue_name: str) -> None:
+        """Declare a queue and its delay queue; idempotent."""
+        if queue_name not in self.queues:
+            self.emit_before("declare_queue", queue_name)
+            self.queues.add(queue_name)
+            self.emit_after("declare_queue", queue_name)
+            delayed_name = dq_name(queue_name)
+            self.delay_queues.add(delayed_name)
+            self.emit_after("declare_delay_queue", delayed_name)
+
+    def get_declared_queues(self) -> set[str]:
+        """Return the names of the queues declared on this broker."""
+        return set(self.queues)
+
+    def _prepare(self, message: Message, delay: Optional[int], now: int) -> tuple[Message, tuple]:
+        queue_name, visible_at = message.queue_name, now
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            visible_at = now + delay
+            message = message.copy(queue_name=queue_name, options={"eta": visible_at})
+        return message, (queue_name, message.message_id, message.encode(), visible_at, now)
+
+    def enqueue(self, message: Message, *, delay: Optional[int] = None) -> Message:
+        """Store a message, on its delay queue with ``options["eta"]`` when ``delay`` (ms) is given."""
+        message, row = self._prepare(message, delay, current_millis())
+        self.emit_before("enqueue", message, delay)
+        conn = self._db()
+        with self._lock:
+            conn.execute(sql.INSERT, row)
+        self._notify(row[0])
+        self.emit_after("enqueue", message, delay)
+        return message
+
+    def enqueue_many(self, messages: Iterable[Message], *, delay: Optional[int] = None) -> list[Message]:
+        """Store many messages in one transaction (fan-out); middleware sees each one as in ``enqueue``."""
+        now = current_millis()
+        prepared = [self._prepare(message, delay, now) for message in messages]
+        for message, _ in prepared:
+            self.emit_before("enqueue", message, delay)
+        if prepared:
+            self._write(lambda conn, now: conn.executemany(sql.INSERT, [row for _, row in prepared]))
+        for queue_name in {row[0] for _, row in prepared}:
+            self._notify(queue_name)
+        for message, _ in prepared:
+            self.emit_after("enqueue", message, delay)
+        return [message for message, _ in prepared]
+
+    def flush(self, queue_name: str) -> None:
+        """Drop every message of a queue: ready, delayed, in flight and dead-lettered."""
+        base = q_name(queue_name)
+        names = json.dumps([base, dq_name(base), xq_name(base)])
+        self._write(lambda conn, now: conn.execute(
+            "DELETE FROM messages WHERE queue IN (SELECT value FROM json_each(?))", (names,)))
+
+    def flush_all(self) -> None:
+        """Drop every message of every declared queue, dead letters included."""
+        for queue_name in list(self.queues):
+            self.flush(queue_name)
+
+    def join(self, queue_name: str, *, timeout: Optional[int] = None, interval: int = 5) -> None:
+        """Wait until ``queue_name`` and its delay queue hold no message, acks written (``timeout`` in ms).
+
+        Raises:
+          QueueJoinTimeout: when ``timeout`` elapses first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout / 1000
+        names = (q_name(queue_name), dq_name(queue_name))
+        while True:
+            self._flush_pending()
+            if not self._read("SELECT 1 FROM messages WHERE queue IN (?, ?) LIMIT 1", names):
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise QueueJoinTimeout(queue_name)
+            time.sleep(interval / 1000)
+
+    def close(self) -> None:
+        """Stop the heartbeat, write pending acks and close this process's connection."""
+        self._heartbeat_stop.set()
+        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
+            self._heartbeat.join(timeout=5)
+        self._heartbeat = None
+        if self._pid != os.getpid() or self._conn is None:
+            return
+        try:
+            self._flush_pending()
+        except sqlite3.Error:
+            logger.exception("Could not write pending acks on close; those messages will run again.")
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- inspection and dead letters (used by the REST API) -------------------------------------------
+
+    def queue_stats(self) -> dict[str, dict[str, int]]:
+        """Count messages per queue: ``ready``, ``delayed``, ``in_flight`` (leased) and ``dead``."""
+        rows = self._read(
+            "SELECT queue, owner IS NOT NULL AND visible_at > ? AS held, COUNT(*) FROM messages GROUP BY 1, 2",
+            (current_millis(),),
+        )
+        stats = {name: {"ready": 0, "delayed": 0, "in_flight": 0, "dead": 0} for name in self.queues}
+        for queue, held, count in rows:
+            entry = stats.setdefault(q_name(queue), {"ready": 0, "delayed": 0, "in_flight": 0, "dead": 0})
+            if queue.endswith(".XQ"):
+                entry["dead"] += count
+            elif held:
+                entry["in_flight"] += count
+            elif queue.endswith(".DQ"):
+                entry["delayed"] += count
+            else:
+                entry["ready"] += count
+        return stats
+
+    def dead_letters(self, queue: Optional[str] = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """List dead-lettered messages, newest first, of one queue or of all."""
+        where, params = ("queue = ?", (xq_name(queue),)) if queue else ("queue LIKE '%.XQ'", ())
+        rows = self._read(
+            "SELECT id, queue, message_id, body, enqueued_at, visible_at, received FROM messages "
+            f"WHERE {where} ORDER BY visible_at DESC, id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        letters = []
+        for row_id, queue_name, message_id, body, enqueued_at, dead_at, received in rows:
+            letter: dict[str, Any] = {
+                "id": row_id, "queue": q_name(queue_name), "message_id": message_id,
+                "enqueued_at": enqueued_at, "dead_at": dead_at, "received": received,
+            }
+            try:
+                message = Message.decode(body)
+                letter.update(actor_name=message.actor_name, args=list(message.args), kwargs=message.kwargs,
+                              options=message.options, message_timestamp=message.message_timestamp)
+            except DecodeError:
+                letter.update(actor_name=None, args=None, kwargs=None, options=None, message_timestamp=None)
+            letters.append(letter)
+        return letters
+
+    def requeue_dead(self, ids: list[int]) -> int:
+        """Put dead letters back on their queue as new (eta and retry count reset); return how many moved."""
+        queues: set[str] = set()
+
+        def requeue(conn: sqlite3.Connection, now: int) -> int:
+            rows = conn.execute(
+                "SELECT id, queue, body FROM messages WHERE queue LIKE '%.XQ' "
+                "AND id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),)).fetchall()
+            for row_id, queue_name, body in rows:
+                base = q_name(queue_name)
+                try:
+                    message = Message.decode(body)
+                    message = message.copy(queue_name=base)
+                    message.options.pop("eta", None)
+                    message.options.pop("retries", None)
+                    body = message.encode()
+                except DecodeError:
+                    pass  # kept as is: the consumer dead-letters it again on delivery
+                conn.execute(
+                    "UPDATE messages SET queue = ?, body = ?, visible_at = ?, received = 0, owner = NULL "
+                    "WHERE id = ?", (base, body, now, row_id))
+                queues.add(base)
+            return len(rows)
+
+        moved = self._write(requeue)
+        for queue_name in queues:
+            self._notify(queue_name)
+        return moved
+
+    def delete_dead(self, ids: list[int]) -> int:
+        """Delete dead letters by row id; return how many were deleted."""
+        return self._write(lambda conn, now: conn.execute(
+            "DELETE FROM messages WHERE queue LIKE '%.XQ' AND id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(ids)),)).rowcount)
+
+    def has_message(self, message_id: str, *, include_dead: bool = False) -> bool:
+        """Tell whether a message is waiting, delayed or in flight (or dead, with ``include_dead``)."""
+        query = "SELECT 1 FROM messages WHERE message_id = ?"
+        if not include_dead:
+            query += " AND queue NOT LIKE '%.XQ'"
+        return bool(self._read(query + " LIMIT 1", (message_id,)))
+
+
+class _SQLiteMessageProxy(MessageProxy):
+    """A delivered message that remembers its row."""
+
+    def __init__(self, message: Message, row_id: int, received: int) -> None:
+        super().__init__(message)
+        self._row_id = row_id
+        self._received = received
+
+
+class _SQLiteConsumer(Consumer):
+    """Leases batches of messages of one queue and hands them out one by one."""
+
+    def __init__(self, broker: SQLiteBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+        self.broker = broker
+        self.queue_name = queue_name
+        self.dead_queue = xq_name(queue_name)
+        self.prefetch = max(1, prefetch)
+        self.timeout = timeout
+        self._cv = threading.Condition(threading.Lock())
+        self._seq = 0  # bumped on every wake-up so that a waiter never misses one
+        self._new_messages = True
+        self._cache: deque[tuple[int, bytes, int]] = deque()
+        self._outstanding: set[int] = set()  # leased here and not yet acked: cached or being processed
+        self._backlog = False  # the last claim came back full: more messages are probably waiting
+        self._claim_lock = threading.Lock()
+        self._refill_at = max(1, self.prefetch // 2)
+        self._data_version: Optional[int] = None
+        self._next_due = 0
+        self._last_check = 0
+        self._last_busy = 0.0
+        self._closed = False
+
+    def _wake(self, *, new_messages: bool) -> None:
+        with self._cv:
+            if new_messages:
+                self._new_messages = True
+            self._seq += 1
+            self._cv.notify()
+
+    def _release(self, row_id: int) -> None:
+        with self._cv:
+            self._outstanding.discard(row_id)
+            self._seq += 1
+            self._cv.notify()
+
+    def ack(self, message: MessageProxy) -> None:
+        """Delete the message's row with the next claim or idle flush."""
+        row_id = message._row_id
+        self.broker._add_pending(row_id, None)
+        self._release(row_id)
+        if self._backlog and not self._cache and self.prefetch - len(self._outstanding) >= self._refill_at:
+            self._refill()
+
+    def _refill(self) -> None:
+        """Claim the next batch from the acking worker thread.
+
+        That thread holds the GIL; the consumer thread, woken by the ack, would wait for it until the
+        worker threads run out of work, and claiming only then leaves them idle for the whole claim.
+        """
+        if not self._claim_lock.acquire(blocking=False):
+            return
+        try:
+            if not self._closed and not self._cache:
+                self._claim_locked(self._refill_at)
+        except sqlite3.Error:
+            logger.debug("Refill of %r failed; the consumer thread claims instead.", self.queue_name, exc_info=True)
+        finally:
+            self._claim_lock.release()
+
+    def _claim_locked(self, minimum: int) -> bool:
+        free = self.prefetch - len(self._outstanding)
+        if free < minimum:
+            return False
+        rows, self._backlog = self.broker._claim(self.queue_name, free)
+        if rows:
+            with self._cv:
+                self._outstanding.update(row[0] for row in rows)
+                self._cache.extend(rows)
+                self._seq += 1
+                self._cv.notify()
+            self._last_busy = time.monotonic()
+        return bool(rows) or self._backlog
+
+    def nack(self, message: MessageProxy) -> None:
+        """Move the message to the dead-letter queue with the next claim or idle flush."""
+        row_id = message._row_id
+        self.broker._add_pending(row_id, self.dead_queue)
+        self._release(row_id)
+
+    def requeue(self, messages: Iterable[MessageProxy]) -> None:
+        """Make leased but unprocessed messages visible again at once, without counting the delivery."""
+        row_ids = [message._row_id for message in messages]
+        if row_ids:
+            self.broker._requeue(self.queue_name, row_ids)
+            with self._cv:
+                self._outstanding.difference_update(row_ids)
+
+    def __next__(self) -> Optional[MessageProxy]:
+        deadline = time.monotonic() + self.timeout / 1000
+        while True:
+            if self._cache:
+                row_id, body, received = self._cache.popleft()
+                try:
+                    return _SQLiteMessageProxy(Message.decode(body), row_id, received)
+                except DecodeError:
+                    logger.error("Dead-lettering undecodable message row %d of %r.", row_id, self.queue_name)
+                    self.broker._add_pending(row_id, self.dead_queue)
+                    self._release(row_id)
+                    continue
+            seq = self._seq
+            if self._poll():
+                continue
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0:
+                return None
+            wait = BUSY_POLL_S if now - self._last_busy < BUSY_WINDOW_S else IDLE_POLL_S
+            if self.broker._acks or self.broker._nacks:
+                wait = min(wait, ACK_FLUSH_DELAY_S)
+            with self._cv:
+                if self._seq == seq:
+                    self._cv.wait(min(wait, remaining))
+
+    def _poll(self) -> bool:
+        """Claim messages into the cache if some may be visible; return whether to look again at once."""
+        broker = self.broker
+        free = self.prefetch - len(self._outstanding)
+        if free <= 0:
+            broker._flush_pending(force=False)
+            return False
+        if not self._backlog:
+            # The cheap checks: a local enqueue, another connection's commit, a due eta, or time.
+            now = current_millis()
+            version = broker._data_version()
+            if not (self._new_messages or version != self._data_version
+                    or now >= self._next_due or now - self._last_check >= RECHECK_MS):
+                broker._flush_pending(force=False)
+                return False
+            self._new_messages = False
+            self._data_version = version
+            self._last_check = now
+            head = broker._head(self.queue_name)
+            if head is None or head > now:
+                self._next_due = head if head is not None else now + RECHECK_MS
+                broker._flush_pending(force=False)
+                return False
+        with self._claim_lock:
+            return bool(self._cache) or self._claim_locked(1)
+
+    def close(self) -> None:
+        """Give back leased messages not handed out yet and write pending acks."""
+        if self._closed:
+            return
+        self._closed = True
+        self.broker._consumers[self.queue_name].discard(self)
+        cached = [row[0] for row in self._cache]
+        self._cache.clear()
+        try:
+            self.broker._requeue(self.queue_name, cached)
+            self.broker._flush_pending()
+        except sqlite3.Error:
+            logger.exception("Could not release the consumer of %r cleanly; its leases will expire.",
+                             self.queue_name)

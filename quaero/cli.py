@@ -1,0 +1,255 @@
+"""The ``quaero`` command: serve, worker, run, jobs, plugins, validate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from quaero.errors import QuaeroError
+from quaero.settings import Settings, load_settings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="path of a quaero.toml (default: ./quaero.toml if present)")
+    parser.add_argument("--data-dir", dest="data_dir", help="directory for databases, queue and logs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quaero", description="A self-hosted knowledge base driven by jobs.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="web server, monitor, scheduler and workers")
+    _common(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--definitions", dest="definitions_dir", help="directory of job definition YAML files")
+    serve.add_argument("--workers", dest="worker_processes", type=int,
+                       help="worker processes (0: threads in the server process; default: one per core)")
+    serve.add_argument("--threads", dest="worker_threads", type=int, help="worker threads per process")
+
+    worker = sub.add_parser("worker", help="workers only (more processes or machines)")
+    _common(worker)
+    worker.add_argument("--threads", dest="worker_threads", type=int, help="worker threads")
+
+    run = sub.add_parser("run", help="run one definition in the foreground; exit 0 only if it completed")
+    _common(run)
+    run.add_argument("file", type=Path, help="job definition YAML file")
+    run.add_argument("--json", action="store_true", help="print one JSON object with the outcome")
+    run.add_argument("--workers", dest="worker_processes", type=int, help="worker processes (0: threads)")
+    run.add_argument("--threads", dest="worker_threads", type=int, help="worker threads per process")
+
+    jobs = sub.add_parser("jobs", help="list recent jobs")
+    _common(jobs)
+    jobs.add_argument("--status", choices=["pending", "running", "completed", "failed", "cancelled"])
+    jobs.add_argument("--type", dest="job_type", help="job type, e.g. parent for executions")
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--json", action="store_true")
+
+    plugins = sub.add_parser("plugins", help="list installed plugins and their actions")
+    _common(plugins)
+    plugins.add_argument("--json", action="store_true")
+
+    validate = sub.add_parser("validate", help="check job definition files without running them")
+    _common(validate)
+    validate.add_argument("files", type=Path, nargs="+")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    blob = os.environ.get("QUAERO_SETTINGS_JSON")
+    if args.command == "worker" and blob:
+        return Settings.model_validate_json(blob)  # started by a supervisor: the parent's settings exactly
+    keys = ("data_dir", "host", "port", "definitions_dir", "worker_processes", "worker_threads")
+    overrides = {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
+    return load_settings(config_file=args.config, overrides=overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``quaero`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        handler = globals()[f"cmd_{args.command}"]
+        return handler(args, settings)
+    except QuaeroError as exc:
+        print(f"quaero: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from quaero.logsetup import configure_logging
+    from quaero.web.app import create_app
+
+    configure_logging(settings)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, ws="websockets-sansio", log_config=None,
+                lifespan="on")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from quaero.logsetup import configure_logging
+    from quaero.runtime import Runtime
+
+    index = os.environ.get("QUAERO_WORKER_INDEX")
+    configure_logging(settings, file_name=f"worker-{index if index is not None else os.getpid()}.log")
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    runtime = Runtime(settings, role="worker")
+    runtime.start()
+    try:
+        stop.wait()
+    finally:
+        runtime.stop()
+    return 0
+
+
+def _run_summary(runtime: Any, root_id: str, started: float) -> dict[str, Any]:
+    jobs = runtime.services.jobs
+    root = jobs.get(root_id)
+    totals = {"total": 0, "pending": 0, "running": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    for step in jobs.children(root_id, limit=10_000):
+        for key, value in jobs.counts(step.id).as_dict().items():
+            totals[key] += value
+    return {"job_id": root_id, "status": root.status, "counts": totals, "result_count": root.result_count,
+            "elapsed_s": round(time.monotonic() - started, 3), "error": root.error_message}
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from quaero.logsetup import configure_logging
+    from quaero.runtime import Runtime
+
+    if not args.file.is_file():
+        raise QuaeroError(f"{args.file} does not exist or is not a file")
+    source = args.file.read_text(encoding="utf-8")
+    configure_logging(settings.replace(log_level="WARNING") if args.json else settings, file_name="run.log")
+    runtime = Runtime(settings, role="run")
+    definition = runtime.services.definitions.parse(source, origin=str(args.file), default_id=args.file.stem)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    started = time.monotonic()
+    runtime.start()
+    try:
+        assert runtime.orchestrator is not None
+        root_id = runtime.orchestrator.execute(definition, trigger=f"quaero run {args.file}")
+        display = None if args.json else _LiveDisplay(definition.name)
+        while True:
+            summary = _run_summary(runtime, root_id, started)
+            if display:
+                display.update(summary)
+            if summary["status"] in ("completed", "failed", "cancelled"):
+                break
+            if stop.wait(0.2):
+                runtime.orchestrator.cancel(root_id)
+                stop.clear()
+        if display:
+            display.close()
+    finally:
+        runtime.stop()
+    summary = _run_summary_final(summary)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['status']}: {summary['counts']['completed']} completed, {summary['counts']['failed']} "
+              f"failed, {summary['result_count']} results in {summary['elapsed_s']} s (job {summary['job_id']})")
+        if summary.get("error"):
+            print(f"error: {summary['error']}", file=sys.stderr)
+    return 0 if summary["status"] == "completed" else 1
+
+
+def _run_summary_final(summary: dict[str, Any]) -> dict[str, Any]:
+    if not summary.get("error"):
+        summary.pop("error", None)
+    return summary
+
+
+class _LiveDisplay:
+    """A progress bar on the terminal (rich), refreshed from the stored counts."""
+
+    def __init__(self, name: str) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[text]}"),
+                                 TimeElapsedColumn(), transient=False)
+        self.task = self.progress.add_task(name, total=None, text="starting")
+        self.progress.start()
+
+    def update(self, summary: dict[str, Any]) -> None:
+        counts = summary["counts"]
+        done = counts["completed"] + counts["failed"] + counts["cancelled"]
+        text = f"{counts['running']} running, {counts['failed']} failed, {summary['result_count']} results"
+        self.progress.update(self.task, total=counts["total"] or None, completed=done, text=text)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from quaero.db import Database
+    from quaero.models import bind_models
+    from quaero.views import job_dict
+
+    database = Database(settings.resolved_database_url)
+    models = bind_models(database.db)
+    query = models.Job.select()
+    if args.status:
+        query = query.where(models.Job.status == args.status)
+    if args.job_type:
+        query = query.where(models.Job.type == args.job_type)
+    rows = [job_dict(job) for job in query.order_by(models.Job.id.desc()).limit(args.limit)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['id']}  {row['status']:<9}  {row['type']:<14}  {row['created_at']}  {row['name']}")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
+    from quaero.plugins import load_plugins
+
+    registry = load_plugins(only=settings.plugins, plugin_modules=settings.plugin_modules)
+    listing = registry.listing()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+    else:
+        if not listing:
+            print("no plugins installed")
+        for item in listing:
+            status = f"FAILED: {item['error']}" if item["error"] else ", ".join(item["actions"]) or "(no actions)"
+            print(f"{item['name']} {item['version'] or ''}  {status}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from quaero.definitions import load_definition_text
+    from quaero.plugins import load_plugins
+
+    registry = load_plugins(only=settings.plugins, plugin_modules=settings.plugin_modules)
+    failed = 0
+    for path in args.files:
+        try:
+            definition = load_definition_text(path.read_text(encoding="utf-8"), registry, origin=str(path),
+                                              default_id=path.stem)
+            print(f"{path}: ok ({definition.id}, {len(definition.steps)} step(s))")
+        except (QuaeroError, OSError) as exc:
+            failed += 1
+            print(f"{exc}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,141 @@
+"""DefinitionStore: job definitions kept in the database, synced from ``job-definitions/*.yaml`` at start."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from quaero.db import Database
+from quaero.definitions import JobDefinition, load_definition_text
+from quaero.errors import Conflict, DefinitionError, NotFound
+from quaero.events import iso
+from quaero.models import JobDefinitionRecord, Models
+from quaero.plugins import Registry
+
+log = logging.getLogger(__name__)
+
+
+def definition_source(body: str | bytes, content_type: str | None = None) -> str:
+    """Definition text as YAML: JSON bodies are accepted and stored as YAML."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    if content_type and "json" in content_type:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DefinitionError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                                  detail=[{"path": "", "message": exc.msg, "line": exc.lineno,
+                                           "column": exc.colno}]) from None
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return text
+
+
+def record_dict(record: JobDefinitionRecord, definition: JobDefinition | None = None) -> dict[str, Any]:
+    """A stored definition as JSON-ready data."""
+    data: dict[str, Any] = {
+        "id": record.id, "name": record.name, "description": record.description, "enabled": record.enabled,
+        "schedule": record.schedule, "origin": record.origin, "source": record.source,
+        "created_at": iso(record.created_at), "updated_at": iso(record.updated_at),
+    }
+    if definition is not None:
+        data["definition"] = definition.to_dict()
+    return data
+
+
+class DefinitionStore:
+    """Create, read, update, delete and validate job definitions."""
+
+    def __init__(self, database: Database, models: Models, registry: Registry) -> None:
+        self.database = database
+        self.models = models
+        self.registry = registry
+
+    def parse(self, source: str, *, origin: str = "definition", default_id: str | None = None) -> JobDefinition:
+        """Validate definition text without storing it."""
+        return load_definition_text(source, self.registry, origin=origin, default_id=default_id)
+
+    def load_directory(self, directory: Path) -> tuple[list[str], list[str]]:
+        """Sync every ``*.yaml`` / ``*.yml`` file into the store; returns (loaded ids, error messages).
+
+        A file's definition replaces the stored one with the same id; a bad file is reported, not fatal.
+        """
+        loaded, errors = [], []
+        if not directory.is_dir():
+            return loaded, errors
+        for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+            try:
+                source = path.read_text(encoding="utf-8")
+                definition = self.parse(source, origin=str(path), default_id=path.stem)
+                self._save(definition, source, origin=f"file:{path}", replace=True)
+                loaded.append(definition.id)
+            except (DefinitionError, OSError, UnicodeDecodeError) as exc:
+                errors.append(str(exc))
+                log.error("job definition %s skipped: %s", path, exc)
+        return loaded, errors
+
+    def _save(self, definition: JobDefinition, source: str, *, origin: str, replace: bool) -> JobDefinitionRecord:
+        Record = self.models.JobDefinitionRecord
+        stamp = time.time()
+        values = dict(name=definition.name, description=definition.description, source=source,
+                      enabled=definition.enabled, schedule=definition.schedule, updated_at=stamp)
+        with self.database.write():
+            existing = Record.get_or_none(Record.id == definition.id)
+            if existing is None:
+                Record.insert(id=definition.id, origin=origin, created_at=stamp, **values).execute()
+            elif not replace:
+                raise Conflict(f"a job definition with id {definition.id!r} already exists; update it with PUT")
+            else:
+                Record.update(origin=origin, **values).where(Record.id == definition.id).execute()
+        return Record.get(Record.id == definition.id)
+
+    def create(self, source: str) -> tuple[JobDefinitionRecord, JobDefinition]:
+        """Store a new definition; :class:`Conflict` if its id is taken."""
+        definition = self.parse(source)
+        return self._save(definition, source, origin="api", replace=False), definition
+
+    def update(self, definition_id: str, source: str) -> tuple[JobDefinitionRecord, JobDefinition]:
+        """Replace a stored definition; the text's id, if any, must match."""
+        self.record(definition_id)
+        definition = self.parse(source, default_id=definition_id)
+        if definition.id != definition_id:
+            raise DefinitionError(f"the definition's id {definition.id!r} does not match {definition_id!r}",
+                                  detail=[{"path": "id", "message": "id does not match the URL"}])
+        return self._save(definition, source, origin="api", replace=True), definition
+
+    def set_enabled(self, definition_id: str, enabled: bool) -> JobDefinitionRecord:
+        """Enable or disable a definition (and its schedule)."""
+        Record = self.models.JobDefinitionRecord
+        self.record(definition_id)
+        with self.database.write():
+            Record.update(enabled=enabled, updated_at=time.time()).where(Record.id == definition_id).execute()
+        return self.record(definition_id)
+
+    def delete(self, definition_id: str) -> None:
+        """Remove a definition (jobs it already produced stay)."""
+        Record = self.models.JobDefinitionRecord
+        self.record(definition_id)
+        with self.database.write():
+            Record.delete().where(Record.id == definition_id).execute()
+
+    def record(self, definition_id: str) -> JobDefinitionRecord:
+        """The stored row, or :class:`NotFound`."""
+        Record = self.models.JobDefinitionRecord
+        record = Record.get_or_none(Record.id == definition_id)
+        if record is None:
+            raise NotFound(f"job definition {definition_id!r} not found")
+        return record
+
+    def get(self, definition_id: str) -> tuple[JobDefinitionRecord, JobDefinition]:
+        """The stored row and its validated definition (``enabled`` as stored)."""
+        record = self.record(definition_id)
+        definition = self.parse(record.source, origin=f"job definition {definition_id}", default_id=definition_id)
+        return record, definition.model_copy(update={"enabled": record.enabled})
+
+    def list(self) -> list[JobDefinitionRecord]:
+        """Every stored definition, by id."""
+        Record = self.models.JobDefinitionRecord
+        return list(Record.select().order_by(Record.id))

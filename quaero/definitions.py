@@ -1,0 +1,254 @@
+"""Job definitions: parsing and validating YAML, with every problem located by path, line and column."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from quaero.errors import DefinitionError
+from quaero.interfaces import StepOptions
+from quaero.plugins import Registry
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``90``, ``30s``, ``15m``, ``2h``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30, '30s', '15m' or '2h'")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; use e.g. 30, '30s', '15m' or '2h'")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+class ErrorTolerance(BaseModel):
+    """How many failed children a step tolerates, and what happens beyond that."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_child_failures: int | None = Field(None, ge=0)
+    failure_action: Literal["fail", "continue"] = "fail"
+
+
+class JobStep(BaseModel):
+    """One step: which action runs, with which config, and what to do when it fails."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+    action: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+    on_error: Literal["fail", "continue", "retry"] = "fail"
+    max_retries: int = Field(2, ge=0, le=100)
+    #: The validated options (set by :func:`validate_definition`; not part of the YAML).
+    options: Any = Field(None, exclude=True)
+
+
+class JobDefinition(BaseModel):
+    """A multi-step job definition, as written in ``job-definitions/*.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    name: str = Field(min_length=1)
+    description: str = ""
+    source_type: str = "web"
+    base_url: str | None = None
+    auth_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    enabled: bool = True
+    schedule: str | None = None
+    timeout: float | None = None
+    error_tolerance: ErrorTolerance = Field(default_factory=ErrorTolerance)
+    steps: list[JobStep] = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("an id is 1-200 letters, digits, '_', '-' or '.', starting with a letter or digit")
+        return value
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression (five fields, e.g. '*/15 * * * *')")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> JobDefinition:
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.name in seen:
+                raise ValueError(f"two steps are named {step.name!r}; step names must be unique")
+            seen.add(step.name)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The definition as plain data (what YAML or JSON would hold)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a definition."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}, column {self.column}: " if self.line else ""
+        return f"{where}{self.path}: {self.message}" if self.path else f"{where}{self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "message": self.message, "line": self.line, "column": self.column}
+
+
+def _path_text(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[int, int] | None:
+    """Line and column (1-based) of the YAML node at ``loc``, or of the deepest ancestor found."""
+    best = None
+    for part in loc:
+        if node is None:
+            break
+        best = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    # For a bad key, point at the key; for a bad value, at the value.
+                    best = (key.start_mark.line + 1, key.start_mark.column + 1)
+                    node = value
+                    break
+            else:
+                node = None
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+    if node is not None:
+        best = (node.start_mark.line + 1, node.start_mark.column + 1)
+    return best
+
+
+def _problems_from(exc: ValidationError, root: yaml.Node | None, prefix: tuple[Any, ...] = ()) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = prefix + tuple(error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+        elif error["type"] == "missing":
+            message = f"required key {loc[-1]!r} is missing"
+        message = message.removeprefix("Value error, ")
+        if error["type"] == "string_type" and isinstance(error.get("input"), bool):
+            message += " (YAML reads yes/no/on/off/true/false as booleans: put the value in quotes)"
+        line_col = _locate(root, loc)
+        problems.append(Problem(_path_text(loc), message, *(line_col or (None, None))))
+    return problems
+
+
+def parse_yaml(text: str, *, origin: str = "definition") -> tuple[dict[str, Any], yaml.Node | None]:
+    """Parse YAML text into data and its node tree (for locating errors)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = Problem("", f"invalid YAML: {exc.problem or exc}",
+                          mark.line + 1 if mark else None, mark.column + 1 if mark else None)
+        raise DefinitionError(f"{origin}: {problem}", detail=[problem.as_dict()]) from None
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"{origin}: invalid YAML: {exc}", detail=[Problem("", str(exc)).as_dict()]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problem = Problem("", f"a definition is a mapping of keys (name, steps, ...), not a {type(data).__name__}", 1, 1)
+        raise DefinitionError(f"{origin}: {problem}", detail=[problem.as_dict()])
+    return data, node
+
+
+def validate_definition(
+    data: dict[str, Any],
+    registry: Registry,
+    *,
+    origin: str = "definition",
+    node: yaml.Node | None = None,
+    default_id: str | None = None,
+) -> JobDefinition:
+    """Check a definition and its steps' options; raise :class:`DefinitionError` listing every problem."""
+    data = dict(data)
+    if "id" not in data:
+        fallback = default_id or (slugify(str(data["name"])) if data.get("name") else None)
+        if fallback:
+            data["id"] = fallback
+    try:
+        definition = JobDefinition.model_validate(data)
+    except ValidationError as exc:
+        problems = _problems_from(exc, node)
+        raise DefinitionError(_summary(origin, problems), detail=[p.as_dict() for p in problems]) from None
+
+    problems: list[Problem] = []
+    steps = []
+    for index, step in enumerate(definition.steps):
+        where = ("steps", index)
+        action = registry.actions.get(step.action)
+        if action is None:
+            known = ", ".join(sorted(registry.actions)) or "none (no plugin provides actions)"
+            line_col = _locate(node, (*where, "action"))
+            problems.append(Problem(f"steps[{index}].action",
+                                    f"step {step.name!r}: unknown action {step.action!r} (known actions: {known})",
+                                    *(line_col or (None, None))))
+            continue
+        try:
+            options: StepOptions = action.options.model_validate(step.config)
+        except ValidationError as exc:
+            for problem in _problems_from(exc, node, (*where, "config")):
+                problems.append(Problem(problem.path, f"step {step.name!r}: {problem.message}",
+                                        problem.line, problem.column))
+            continue
+        steps.append(step.model_copy(update={"options": options}))
+    if problems:
+        raise DefinitionError(_summary(origin, problems), detail=[p.as_dict() for p in problems])
+    return definition.model_copy(update={"steps": steps})
+
+
+def load_definition_text(text: str, registry: Registry, *, origin: str = "definition",
+                         default_id: str | None = None) -> JobDefinition:
+    """Parse and validate YAML (or JSON, which is YAML) text."""
+    data, node = parse_yaml(text, origin=origin)
+    return validate_definition(data, registry, origin=origin, node=node, default_id=default_id)
+
+
+def _summary(origin: str, problems: list[Problem]) -> str:
+    return f"{origin}: " + "; ".join(str(p) for p in problems)
+
+
+def slugify(text: str) -> str:
+    """A definition id from a name: lower case, words joined by '-'."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:200] or "definition"

@@ -1,0 +1,104 @@
+"""Job logs: every line goes to the process log at once and to ``job_logs`` in batched writes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from quaero.db import Database
+from quaero.events import JOB_LOG, EventBus, iso
+from quaero.models import Models
+
+LEVELS = ("debug", "info", "warn", "error")
+_PY_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+log = logging.getLogger("quaero.job")
+
+
+def normalise_level(level: str) -> str:
+    """Accept ``warning`` for ``warn`` and any case."""
+    level = level.lower()
+    return "warn" if level == "warning" else level
+
+
+class JobLogWriter:
+    """Buffers job log lines and writes them in one transaction every few milliseconds.
+
+    A crawl of thousands of pages logs several lines per page; one transaction per line would spend the
+    database's write capacity on logs instead of on jobs.
+    """
+
+    def __init__(self, database: Database, models: Models, bus: EventBus, *, flush_interval: float = 0.05) -> None:
+        self.database = database
+        self.models = models
+        self.bus = bus
+        self.flush_interval = flush_interval
+        self._buffer: list[tuple[str, str, str, float]] = []
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="quaero-job-logs", daemon=True)
+        self._thread.start()
+
+    def write(self, job_id: str, level: str, message: str, **metadata: Any) -> None:
+        """Record one line for ``job_id`` and publish it as a ``job_log`` event."""
+        level = normalise_level(level)
+        if level not in _PY_LEVELS:
+            raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
+        stamp = time.time()
+        log.log(_PY_LEVELS[level], "[%s] %s", job_id, message)
+        with self._lock:
+            self._buffer.append((job_id, level, message, stamp))
+        payload: dict[str, Any] = {"job_id": job_id, "level": level, "message": message, "timestamp": iso(stamp)}
+        if metadata:
+            payload["metadata"] = metadata
+        self.bus.publish(JOB_LOG, payload)
+        if self._thread is None:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered now."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        sql = self.database.sql("INSERT INTO job_logs (job_id, level, message, timestamp) VALUES (?, ?, ?, ?)")
+        with self.database.write() as db:
+            db.cursor().executemany(sql, batch)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.flush_interval):
+            try:
+                self.flush()
+            except Exception:
+                logging.getLogger(__name__).exception("could not write job logs; retrying")
+
+    def close(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
+
+    def read(
+        self,
+        job_ids: list[str],
+        *,
+        after_id: int = 0,
+        level: str | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """Log lines of the given jobs after ``after_id``, oldest first (flushes pending lines first)."""
+        self.flush()
+        JobLog = self.models.JobLog
+        query = JobLog.select().where(JobLog.job_id.in_(job_ids), JobLog.id > after_id)
+        if level:
+            wanted = LEVELS[LEVELS.index(normalise_level(level)):]
+            query = query.where(JobLog.level.in_(wanted))
+        return [
+            {"id": row.id, "job_id": row.job_id, "level": row.level, "message": row.message,
+             "timestamp": iso(row.timestamp)}
+            for row in query.order_by(JobLog.id).limit(limit)
+        ]

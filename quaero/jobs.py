@@ -1,0 +1,353 @@
+"""JobManager: job CRUD, enforced status transitions, child counts and cancellation.
+
+Every transition is one conditional write: a job moves only from a state the table below allows, so a
+finished job never runs again and a redelivered message for it does nothing. The parent's per-status
+child counts change in the same transaction, which is what lets the monitor judge a parent of 10,000
+children by reading one row.
+
+    pending  → running | cancelled | failed
+    running  → completed | failed | cancelled | pending (retry) | running (taken over after a crash)
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from quaero.db import Database
+from quaero.errors import Conflict, NotFound
+from quaero.events import JOB_STATUS_CHANGE, EventBus, iso
+from quaero.jsonutil import dumps
+from quaero.models import JOB_STATUSES, TERMINAL_STATUSES, Job, Models
+
+ALLOWED = {
+    "running": ("pending", "running"),
+    "completed": ("running",),
+    "failed": ("pending", "running"),
+    "cancelled": ("pending", "running"),
+    "pending": ("running",),
+}
+COUNT_COLUMNS = ", ".join(f"count_{status}" for status in JOB_STATUSES)
+_BATCH = 400
+
+
+def new_job_id() -> str:
+    """A time-ordered id, so sorting by id is sorting by creation."""
+    return f"job_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """A child job to create: its worker type, display name, configuration and optional item reference."""
+
+    type: str
+    name: str
+    config: dict[str, Any]
+    item_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """A parent's direct children by status."""
+
+    pending: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.running + self.completed + self.failed + self.cancelled
+
+    @property
+    def active(self) -> int:
+        return self.pending + self.running
+
+    def as_dict(self) -> dict[str, int]:
+        return {"total": self.total, "pending": self.pending, "running": self.running,
+                "completed": self.completed, "failed": self.failed, "cancelled": self.cancelled}
+
+    @property
+    def progress_text(self) -> str:
+        """The seed's progress text."""
+        text = f"{self.pending} pending, {self.running} running, {self.completed} completed, {self.failed} failed"
+        return text + (f", {self.cancelled} cancelled" if self.cancelled else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What one status change did."""
+
+    job_id: str
+    job_type: str
+    parent_id: str | None
+    old: str
+    new: str
+    parent_counts: Counts | None
+
+
+class JobManager:
+    """Job CRUD, status transitions, logs lookups and child statistics."""
+
+    def __init__(self, database: Database, models: Models, bus: EventBus) -> None:
+        self.database = database
+        self.models = models
+        self.bus = bus
+        self._for_update = "" if database.is_sqlite else " FOR UPDATE"
+
+    # ---------------------------------------------------------------- creation
+    def create_job(
+        self,
+        type: str,
+        name: str,
+        *,
+        parent: Job | None = None,
+        payload: dict[str, Any] | None = None,
+        phase: str = "execution",
+        definition_id: str | None = None,
+        depth: int | None = None,
+    ) -> Job:
+        """Create one job (pending), linked to ``parent`` when given, and count it on the parent."""
+        job_id = new_job_id()
+        stamp = time.time()
+        fields = dict(
+            id=job_id, type=type, name=name, phase=phase, payload=dumps(payload or {}),
+            parent_id=parent.id if parent else None,
+            root_id=(parent.root_id or parent.id) if parent else job_id,
+            definition_id=definition_id if definition_id is not None else (parent.definition_id if parent else None),
+            depth=depth if depth is not None else (parent.depth if parent else 0),
+            created_at=stamp, updated_at=stamp,
+        )
+        with self.database.write():
+            self.models.Job.insert(**fields).execute()
+            if parent is not None:
+                self._bump_parent(parent.id, pending=1)
+        return self.get(job_id)
+
+    def create_children(
+        self, parent: Job, specs: Sequence[ChildSpec], *, depth: int, discovered_by: str | None = None
+    ) -> list[str]:
+        """Create many pending children of ``parent`` in one transaction; returns their ids in order."""
+        if not specs:
+            return []
+        stamp = time.time()
+        root_id = parent.root_id or parent.id
+        rows = []
+        for spec in specs:
+            payload: dict[str, Any] = {"config": spec.config}
+            if spec.item_ref is not None:
+                payload["item_ref"] = spec.item_ref
+            rows.append(dict(
+                id=new_job_id(), parent_id=parent.id, root_id=root_id, definition_id=parent.definition_id,
+                discovered_by=discovered_by, type=spec.type, name=spec.name, phase="execution",
+                payload=dumps(payload), depth=depth, created_at=stamp, updated_at=stamp,
+            ))
+        with self.database.write():
+            for start in range(0, len(rows), _BATCH):
+                self.models.Job.insert_many(rows[start:start + _BATCH]).execute()
+            self._bump_parent(parent.id, pending=len(rows))
+        return [row["id"] for row in rows]
+
+    def _bump_parent(self, parent_id: str, **deltas: int) -> None:
+        sets = ", ".join(f"count_{status} = count_{status} + ?" for status in deltas)
+        self.database.execute(
+            f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?", (*deltas.values(), time.time(), parent_id)
+        )
+
+    # ---------------------------------------------------------------- reading
+    def get(self, job_id: str) -> Job:
+        """The job, or :class:`NotFound`."""
+        job = self.models.Job.get_or_none(self.models.Job.id == job_id)
+        if job is None:
+            raise NotFound(f"job {job_id!r} not found")
+        return job
+
+    def find(self, job_id: str) -> Job | None:
+        """The job, or ``None``."""
+        return self.models.Job.get_or_none(self.models.Job.id == job_id)
+
+    def counts(self, job_id: str) -> Counts:
+        """The stored child counts of a parent."""
+        row = self.database.execute(f"SELECT {COUNT_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"job {job_id!r} not found")
+        return Counts(*row)
+
+    def recount(self, job_id: str) -> Counts:
+        """Count a parent's children from the rows themselves (the slow, authoritative way)."""
+        rows = self.database.execute(
+            "SELECT status, COUNT(*) FROM jobs WHERE parent_id = ? GROUP BY status", (job_id,)
+        ).fetchall()
+        found = dict(rows)
+        return Counts(*(found.get(status, 0) for status in JOB_STATUSES))
+
+    def children(self, job_id: str, *, status: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
+        """Direct children, oldest first."""
+        Job_ = self.models.Job
+        query = Job_.select().where(Job_.parent_id == job_id)
+        if status:
+            query = query.where(Job_.status == status)
+        return list(query.order_by(Job_.id).limit(limit).offset(offset))
+
+    def running_roots(self) -> list[Job]:
+        """Executions (root jobs) that are not finished."""
+        Job_ = self.models.Job
+        return list(Job_.select().where(Job_.type == "parent", Job_.status.in_(("pending", "running"))))
+
+    # ---------------------------------------------------------------- transitions
+    def transition(
+        self,
+        job_id: str,
+        new: str,
+        *,
+        allowed_from: Iterable[str] | None = None,
+        error: str | None = None,
+        publish: bool = True,
+    ) -> Transition | None:
+        """Move a job to ``new`` if its current state allows it; ``None`` when it does not."""
+        allowed = tuple(allowed_from) if allowed_from is not None else ALLOWED[new]
+        stamp = time.time()
+        with self.database.write():
+            row = self.database.execute(
+                f"SELECT status, parent_id, type FROM jobs WHERE id = ?{self._for_update}", (job_id,)
+            ).fetchone()
+            if row is None or row[0] not in allowed:
+                return None
+            old, parent_id, job_type = row
+            sets = ["status = ?", "updated_at = ?"]
+            params: list[Any] = [new, stamp]
+            if new == "running":
+                sets += ["started_at = COALESCE(started_at, ?)", "attempts = attempts + 1"]
+                params.append(stamp)
+            if new in TERMINAL_STATUSES:
+                sets.append("finished_at = ?")
+                params.append(stamp)
+            if error is not None:
+                sets.append("error_message = ?")
+                params.append(error)
+            self.database.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", (*params, job_id))
+            counts = None
+            if parent_id is not None:
+                if old != new:
+                    self._bump_parent(parent_id, **{old: -1, new: 1})
+                counts = self.counts(parent_id)
+        result = Transition(job_id, job_type, parent_id, old, new, counts)
+        if publish:
+            self.publish_status(result)
+        return result
+
+    def publish_status(self, change: Transition) -> None:
+        """Send the seed's ``job_status_change`` event for a transition."""
+        self.bus.publish(JOB_STATUS_CHANGE, {
+            "job_id": change.job_id, "parent_id": change.parent_id, "status": change.new,
+            "previous_status": change.old, "job_type": change.job_type, "timestamp": iso(),
+        })
+
+    def set_progress(self, job_id: str, current: int, total: int) -> None:
+        """Record a job's own progress counter."""
+        with self.database.write():
+            self.database.execute(
+                "UPDATE jobs SET progress_current = ?, progress_total = ?, updated_at = ? WHERE id = ?",
+                (current, total, time.time(), job_id),
+            )
+
+    def add_results(self, job_id: str, count: int = 1) -> None:
+        """Add to a job's result count (the step parent's count is what the seed's events report)."""
+        with self.database.write():
+            self.database.execute("UPDATE jobs SET result_count = result_count + ? WHERE id = ?", (count, job_id))
+
+    def update_payload(self, job_id: str, **values: Any) -> Job:
+        """Merge ``values`` into a job's payload."""
+        with self.database.write():
+            job = self.get(job_id)
+            data = {**job.data, **values}
+            self.database.execute("UPDATE jobs SET payload = ?, updated_at = ? WHERE id = ?",
+                                  (dumps(data), time.time(), job_id))
+        return self.get(job_id)
+
+    # ---------------------------------------------------------------- cancellation and deletion
+    def cancel(self, job_id: str, *, reason: str = "cancelled", include_self: bool = True) -> list[str]:
+        """Cancel a job and every unfinished descendant; returns the ids that were running.
+
+        Pending descendants are cancelled at once (their messages will do nothing); the running ones are
+        returned so their workers can be told to stop. ``include_self=False`` cancels only the descendants.
+        """
+        job = self.get(job_id)
+        if include_self and job.is_terminal:
+            return []
+        stamp = time.time()
+        running: list[str] = []
+        with self.database.write():
+            doomed = [(job.id, job.status, job.parent_id)] if include_self else []
+            level = [job.id]
+            while level:
+                found = []
+                for start in range(0, len(level), _BATCH):
+                    chunk = level[start:start + _BATCH]
+                    marks = ", ".join("?" * len(chunk))
+                    found += self.database.execute(
+                        f"SELECT id, status, parent_id FROM jobs WHERE parent_id IN ({marks}) "
+                        "AND status IN ('pending', 'running')",
+                        chunk,
+                    ).fetchall()
+                doomed += found
+                level = [row[0] for row in found]
+            running = [jid for jid, status, _ in doomed if status == "running"]
+            ids = [jid for jid, _, _ in doomed]
+            for start in range(0, len(ids), _BATCH):
+                chunk = ids[start:start + _BATCH]
+                marks = ", ".join("?" * len(chunk))
+                self.database.execute(
+                    f"UPDATE jobs SET status = 'cancelled', error_message = COALESCE(error_message, ?), "
+                    f"updated_at = ?, finished_at = ? WHERE id IN ({marks}) AND status IN ('pending', 'running')",
+                    (reason, stamp, stamp, *chunk),
+                )
+            # Counts of every touched parent are rebuilt from the rows: cancellation is rare, exactness matters.
+            parents = {parent_id for _, _, parent_id in doomed}
+            for parent_id in filter(None, parents):
+                self._store_counts(parent_id, self.recount(parent_id))
+        if include_self:
+            self.publish_status(Transition(job.id, job.type, job.parent_id, job.status, "cancelled",
+                                           self.counts(job.parent_id) if job.parent_id else None))
+        return [jid for jid in running if jid != job.id]
+
+    def _store_counts(self, job_id: str, counts: Counts) -> None:
+        self.database.execute(
+            "UPDATE jobs SET count_pending = ?, count_running = ?, count_completed = ?, count_failed = ?, "
+            "count_cancelled = ? WHERE id = ?",
+            (counts.pending, counts.running, counts.completed, counts.failed, counts.cancelled, job_id),
+        )
+
+    def delete(self, job_id: str) -> int:
+        """Delete a finished job with its descendants and logs; returns how many jobs were removed."""
+        job = self.get(job_id)
+        if not job.is_terminal:
+            raise Conflict(f"job {job_id} is {job.status}; cancel it before deleting it")
+        with self.database.write():
+            ids = [job_id]
+            level = [job_id]
+            while level:
+                found = []
+                for start in range(0, len(level), _BATCH):
+                    chunk = level[start:start + _BATCH]
+                    marks = ", ".join("?" * len(chunk))
+                    found += [r[0] for r in self.database.execute(
+                        f"SELECT id FROM jobs WHERE parent_id IN ({marks})", chunk).fetchall()]
+                ids += found
+                level = found
+            for start in range(0, len(ids), _BATCH):
+                chunk = ids[start:start + _BATCH]
+                marks = ", ".join("?" * len(chunk))
+                self.database.execute(f"DELETE FROM job_logs WHERE job_id IN ({marks})", chunk)
+                self.database.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
+            if job.parent_id:
+                self._store_counts(job.parent_id, self.recount(job.parent_id))
+        return len(ids)
+
+    def reset_for_rerun(self, job_id: str) -> Transition | None:
+        """Put a failed or cancelled job back to pending (used when a dead letter is requeued)."""
+        return self.transition(job_id, "pending", allowed_from=("failed", "cancelled"))

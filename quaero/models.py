@@ -1,0 +1,171 @@
+"""peewee models. :func:`bind_models` makes a fresh set bound to one database, so nothing is global."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import peewee as pw
+
+from quaero.jsonutil import loads
+
+JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+def now() -> float:
+    """Timestamps are UTC epoch seconds: cheap to store, compare and index."""
+    return time.time()
+
+
+class Job(pw.Model):
+    """One unit of work: an execution's root (type ``parent``), a step's parent (``step``) or a child task."""
+
+    id = pw.CharField(primary_key=True, max_length=40)
+    parent_id = pw.CharField(null=True, max_length=40)
+    root_id = pw.CharField(null=True, max_length=40, index=True)
+    definition_id = pw.CharField(null=True, max_length=200)
+    discovered_by = pw.CharField(null=True, max_length=40)
+    type = pw.CharField(max_length=100)
+    name = pw.TextField()
+    phase = pw.CharField(max_length=20, default="execution")
+    status = pw.CharField(max_length=20, default="pending")
+    error_message = pw.TextField(null=True)
+    progress_current = pw.IntegerField(default=0)
+    progress_total = pw.IntegerField(default=0)
+    payload = pw.TextField(default="{}")
+    depth = pw.IntegerField(default=0)
+    attempts = pw.IntegerField(default=0)
+    # Counts of direct children by status, kept in the same transaction as every child transition, so the
+    # monitor reads one row instead of counting thousands.
+    count_pending = pw.IntegerField(default=0)
+    count_running = pw.IntegerField(default=0)
+    count_completed = pw.IntegerField(default=0)
+    count_failed = pw.IntegerField(default=0)
+    count_cancelled = pw.IntegerField(default=0)
+    result_count = pw.IntegerField(default=0)
+    created_at = pw.DoubleField(default=now)
+    updated_at = pw.DoubleField(default=now)
+    started_at = pw.DoubleField(null=True)
+    finished_at = pw.DoubleField(null=True)
+
+    @property
+    def data(self) -> dict:
+        """The decoded payload."""
+        cached = self.__dict__.get("_data")
+        if cached is None:
+            cached = self.__dict__["_data"] = loads(self.payload)
+        return cached
+
+    @property
+    def config(self) -> dict:
+        """The job's own configuration (a child's work item, a step's options)."""
+        return self.data.get("config", {})
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    class Meta:
+        table_name = "jobs"
+        indexes = (
+            (("parent_id", "status"), False),
+            (("status", "type"), False),
+            (("definition_id", "created_at"), False),
+            (("created_at",), False),
+        )
+
+
+class JobLog(pw.Model):
+    """One line of a job's log."""
+
+    id = pw.AutoField()
+    job_id = pw.CharField(max_length=40)
+    level = pw.CharField(max_length=10)
+    message = pw.TextField()
+    timestamp = pw.DoubleField(default=now)
+
+    class Meta:
+        table_name = "job_logs"
+        indexes = ((("job_id", "id"), False),)
+
+
+class JobDefinitionRecord(pw.Model):
+    """A stored job definition: its YAML source is the truth, the other columns are for listing."""
+
+    id = pw.CharField(primary_key=True, max_length=200)
+    name = pw.TextField()
+    description = pw.TextField(default="")
+    source = pw.TextField()
+    origin = pw.TextField(default="api")
+    enabled = pw.BooleanField(default=True)
+    schedule = pw.TextField(null=True)
+    created_at = pw.DoubleField(default=now)
+    updated_at = pw.DoubleField(default=now)
+
+    class Meta:
+        table_name = "job_definitions"
+
+
+class Document(pw.Model):
+    """One item of the knowledge base."""
+
+    id = pw.AutoField()
+    source_type = pw.CharField(max_length=50)
+    source_ref = pw.TextField()
+    title = pw.TextField(default="")
+    markdown = pw.TextField(default="")
+    html = pw.TextField(null=True)
+    metadata = pw.TextField(default="{}")
+    tags = pw.TextField(default="[]")
+    keywords = pw.TextField(default="[]")
+    summary = pw.TextField(default="")
+    content_hash = pw.CharField(max_length=64, default="")
+    job_id = pw.CharField(null=True, max_length=40)
+    created_at = pw.DoubleField(default=now)
+    updated_at = pw.DoubleField(default=now)
+
+    class Meta:
+        table_name = "documents"
+        indexes = (
+            (("source_type", "source_ref"), True),
+            (("updated_at",), False),
+            (("job_id",), False),
+        )
+
+
+class Credential(pw.Model):
+    """Cookies, headers or keys for an ``auth_id``; values are never sent back out."""
+
+    id = pw.CharField(primary_key=True, max_length=200)
+    base_url = pw.TextField(default="")
+    data = pw.TextField(default="{}")
+    created_at = pw.DoubleField(default=now)
+
+    class Meta:
+        table_name = "credentials"
+
+
+@dataclass(frozen=True)
+class Models:
+    """The model classes bound to one database."""
+
+    Job: type[Job]
+    JobLog: type[JobLog]
+    JobDefinitionRecord: type[JobDefinitionRecord]
+    Document: type[Document]
+    Credential: type[Credential]
+
+    def all(self) -> list[type[pw.Model]]:
+        return [self.Job, self.JobLog, self.JobDefinitionRecord, self.Document, self.Credential]
+
+
+def bind_models(database: pw.Database) -> Models:
+    """Subclass every model for ``database`` and create the tables that are missing."""
+    bound = {}
+    for model in (Job, JobLog, JobDefinitionRecord, Document, Credential):
+        meta = type("Meta", (), {"database": database, "table_name": model._meta.table_name})
+        bound[model.__name__] = type(model.__name__, (model,), {"Meta": meta, "__doc__": model.__doc__})
+    models = Models(**bound)
+    database.create_tables(models.all(), safe=True)
+    return models

@@ -1,0 +1,170 @@
+"""JobMonitor: watches every running parent, publishes its progress and finishes it.
+
+Completion is event-driven: a child's ``job_status_change`` marks its parent dirty and the monitor thread
+re-reads the parent's stored counts (one row) within milliseconds. A poll every ``monitor_interval``
+seconds is the safety net for events that were lost (a crashed process, a restart) and enforces
+execution timeouts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from quaero.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, iso
+from quaero.jobs import Counts
+from quaero.services import Services
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY = 0.1  # seconds between job_progress events of one parent while it runs
+
+
+class JobMonitor:
+    """Aggregates child statistics of running parents, completes step parents, enforces timeouts."""
+
+    def __init__(self, services: Services, *, on_cancelled: Callable[[list[str]], None] | None = None) -> None:
+        self.services = services
+        self.interval = services.settings.monitor_interval
+        self.on_cancelled = on_cancelled or (lambda ids: None)
+        self._dirty: set[str] = set()
+        self._cond = threading.Condition()
+        self._last_progress: dict[str, float] = {}
+        self._deferred: dict[str, float] = {}  # parents whose throttled progress is still owed
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="quaero-monitor", daemon=True)
+        self._unsubscribe = services.bus.subscribe(self._on_event, [JOB_STATUS_CHANGE])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def watch(self, parent_id: str) -> None:
+        """Look at ``parent_id`` soon (after its children were created, or it started running)."""
+        with self._cond:
+            self._dirty.add(parent_id)
+            self._cond.notify()
+
+    def _on_event(self, event: Event) -> None:
+        parent_id = event.payload.get("parent_id")
+        if parent_id:
+            self.watch(parent_id)
+
+    def _run(self) -> None:
+        next_poll = time.monotonic()
+        while True:
+            with self._cond:
+                if not self._dirty and not self._stopped:
+                    wake = min([next_poll, *self._deferred.values()])
+                    self._cond.wait(max(0.0, wake - time.monotonic()))
+                if self._stopped:
+                    return
+                now = time.monotonic()
+                for parent_id, due in list(self._deferred.items()):
+                    if due <= now:
+                        del self._deferred[parent_id]
+                        self._dirty.add(parent_id)
+                dirty, self._dirty = self._dirty, set()
+            try:
+                for parent_id in dirty:
+                    self.check(parent_id)
+                if time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + self.interval
+                    self.poll()
+            except Exception:
+                log.exception("monitor pass failed; it will run again")
+                time.sleep(0.1)
+
+    def poll(self) -> None:
+        """The safety net: finish parents whose children are done, publish progress, enforce timeouts."""
+        rows = self.services.database.execute(
+            "SELECT id FROM jobs WHERE type IN ('step', 'parent') AND status = 'running'"
+        ).fetchall()
+        for (job_id,) in rows:
+            self.check(job_id, force_progress=True)
+
+    def check(self, parent_id: str, *, force_progress: bool = False) -> None:
+        """Re-read one parent, publish its progress, and finish it when its children are all done."""
+        jobs = self.services.jobs
+        parent = jobs.find(parent_id)
+        if parent is None or parent.status != "running":
+            self._last_progress.pop(parent_id, None)
+            self._deferred.pop(parent_id, None)
+            return
+        counts = Counts(parent.count_pending, parent.count_running, parent.count_completed,
+                        parent.count_failed, parent.count_cancelled)
+        if self._timed_out(parent):
+            return
+        status = parent.status
+        if parent.type == "step":
+            status = self._judge_step(parent, counts) or status
+        now = time.monotonic()
+        finished = status != "running"
+        if finished or force_progress or now - self._last_progress.get(parent_id, 0.0) >= PROGRESS_EVERY:
+            self._last_progress[parent_id] = now
+            if finished:
+                self._last_progress.pop(parent_id, None)
+                counts = jobs.counts(parent_id)
+            self.publish_progress(parent_id, status, counts, jobs.find(parent_id).result_count)
+        else:
+            # Throttled: make sure the latest counts are published once the burst settles.
+            with self._cond:
+                self._deferred.setdefault(parent_id, self._last_progress[parent_id] + PROGRESS_EVERY)
+
+    def _judge_step(self, step, counts: Counts) -> str | None:
+        """Finish a step whose children are done, or fail it past its error tolerance."""
+        tolerance = step.data.get("error_tolerance") or {}
+        limit = tolerance.get("max_child_failures")
+        if limit is not None and counts.failed > limit and tolerance.get("failure_action", "fail") == "fail":
+            error = f"{counts.failed} child jobs failed, more than the {limit} tolerated"
+            if self.services.jobs.transition(step.id, "failed", allowed_from=("running",), error=error):
+                self.services.logs.write(step.id, "error", f"step failed: {error}; cancelling the rest")
+                self._cancel_children(step.id)
+                return "failed"
+            return None
+        if counts.active:
+            return None
+        if counts.total and counts.completed == 0 and counts.failed:
+            new, error = "failed", f"all {counts.failed} child jobs failed"
+        else:
+            new, error = "completed", None
+        if self.services.jobs.transition(step.id, new, allowed_from=("running",), error=error):
+            self.services.logs.write(step.id, "info" if new == "completed" else "error",
+                                     f"step {new}: {counts.progress_text}")
+            return new
+        return None
+
+    def _cancel_children(self, parent_id: str) -> None:
+        running = self.services.jobs.cancel(parent_id, reason="cancelled: the step failed", include_self=False)
+        self.on_cancelled(running)
+
+    def _timed_out(self, parent) -> bool:
+        if parent.type != "parent" or parent.started_at is None:
+            return False
+        timeout = parent.data.get("timeout") or self.services.settings.default_job_timeout
+        if time.time() - parent.started_at <= timeout:
+            return False
+        error = f"timed out after {timeout:g} s"
+        self.services.logs.write(parent.id, "error", f"execution {error}; cancelling its jobs")
+        running = self.services.jobs.cancel(parent.id, reason=f"cancelled: the execution {error}")
+        self.services.jobs.transition(parent.id, "failed", allowed_from=("cancelled",), error=error)
+        self.on_cancelled(running)
+        return True
+
+    def publish_progress(self, job_id: str, status: str, counts: Counts, result_count: int) -> None:
+        """Send the seed's ``job_progress`` event."""
+        self.services.bus.publish(JOB_PROGRESS, {
+            "job_id": job_id, "status": status, "total_subtasks": counts.total,
+            "pending_subtasks": counts.pending, "running_subtasks": counts.running,
+            "completed_subtasks": counts.completed, "failed_subtasks": counts.failed,
+            "cancelled_subtasks": counts.cancelled, "progress_text": counts.progress_text,
+            "result_count": result_count, "timestamp": iso(),
+        })
+
+    def close(self) -> None:
+        self._unsubscribe()
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)

@@ -1,0 +1,198 @@
+"""JobProcessor: the Dramatiq actors that load a job, route it to its JobWorker and record the outcome.
+
+One actor per job type (``quaero.job.<type>``) carries that worker's retry policy and time limit. The
+processor never holds domain logic: it claims the job (a finished job's redelivered message does
+nothing), runs the worker, and turns what happened into a status, log lines and, for a final failure, a
+dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+import dramatiq
+from dramatiq.common import compute_backoff
+from dramatiq.middleware import CurrentMessage, Interrupt, TimeLimitExceeded, raise_thread_exception
+
+from quaero.context import JobContext
+from quaero.errors import JobCancelled, JobError
+from quaero.interfaces import JobWorker
+from quaero.services import QUEUE_NAME, Services, actor_name
+
+log = logging.getLogger(__name__)
+
+
+class JobFailed(Exception):
+    """Raised to Dramatiq after a job was marked failed for good: dead-letters its message quietly."""
+
+
+class CancelInterrupt(Interrupt):
+    """Raised inside a worker thread whose job was cancelled and did not stop on its own."""
+
+
+@dataclass
+class _Running:
+    context: JobContext
+    thread_id: int
+    executing: bool = True
+    cancelled_at: float | None = None
+
+
+class CancellationWatcher:
+    """Tells running jobs of this process that they were cancelled, wherever the cancel came from.
+
+    It asks the database every ``interval`` seconds which of this process's running jobs are cancelled,
+    sets their context's cancel event, and interrupts a worker that has not stopped after ``grace``.
+    """
+
+    def __init__(self, services: Services, *, interval: float = 0.25, grace: float = 1.0) -> None:
+        self.services = services
+        self.interval = interval
+        self.grace = grace
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="quaero-cancel-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, context: JobContext) -> _Running:
+        entry = _Running(context, threading.get_ident())
+        with self._lock:
+            self._running[context.job.id] = entry
+        return entry
+
+    def remove(self, job_id: str) -> None:
+        with self._lock:
+            self._running.pop(job_id, None)
+
+    def signal(self, job_ids: list[str]) -> None:
+        """Mark these jobs cancelled now (a cancel issued in this process)."""
+        stamp = time.monotonic()
+        with self._lock:
+            for job_id in job_ids:
+                entry = self._running.get(job_id)
+                if entry is not None and entry.cancelled_at is None:
+                    entry.cancelled_at = stamp
+                    entry.context.cancel_event.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            with self._lock:
+                ids = [job_id for job_id, entry in self._running.items() if entry.cancelled_at is None]
+            try:
+                if ids:
+                    marks = ", ".join("?" * len(ids))
+                    rows = self.services.database.execute(
+                        f"SELECT id FROM jobs WHERE id IN ({marks}) AND status = 'cancelled'", ids
+                    ).fetchall()
+                    self.signal([row[0] for row in rows])
+                self._interrupt_stragglers()
+            except Exception:
+                log.exception("cancellation watcher failed; retrying")
+
+    def _interrupt_stragglers(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for entry in self._running.values():
+                if entry.executing and entry.cancelled_at is not None and now - entry.cancelled_at > self.grace:
+                    entry.executing = False  # interrupt once
+                    raise_thread_exception(entry.thread_id, CancelInterrupt)
+
+    def close(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+
+class JobProcessor:
+    """Declares one actor per job type on the broker and processes their messages."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.watcher = CancellationWatcher(services)
+
+    def declare_actors(self) -> None:
+        """Create the actors for every registered worker (idempotent)."""
+        broker = self.services.broker
+        if not any(isinstance(m, CurrentMessage) for m in broker.middleware):
+            broker.add_middleware(CurrentMessage())
+        for job_type, worker in self.services.registry.workers.items():
+            name = actor_name(job_type)
+            if name in broker.actors:
+                continue
+            limit = worker.time_limit or self.services.settings.time_limit
+
+            def process(job_id: str, _type: str = job_type) -> None:
+                self.process(_type, job_id)
+
+            process.__name__ = name
+            dramatiq.Actor(process, broker=broker, actor_name=name, queue_name=QUEUE_NAME, priority=0, options={
+                "max_retries": worker.max_retries, "min_backoff": worker.min_backoff_ms,
+                "max_backoff": worker.max_backoff_ms, "time_limit": int(limit * 1000), "throws": (JobFailed,),
+            })
+
+    def process(self, job_type: str, job_id: str) -> None:
+        """Run one job's message: claim it, execute its worker, record the outcome."""
+        jobs = self.services.jobs
+        change = jobs.transition(job_id, "running")
+        if change is None:
+            return  # finished, cancelled or deleted: a redelivered message does nothing
+        job = jobs.get(job_id)
+        logs = self.services.logs
+        if change.old == "running":
+            logs.write(job_id, "warn", f"resuming: attempt {job.attempts} after an interrupted one")
+        worker = self.services.registry.worker(job_type)
+        if worker is None:
+            self._fail(job_id, f"no installed plugin executes jobs of type {job_type!r}")
+            return
+        context = JobContext(self.services, job)
+        entry = self.watcher.add(context)
+        try:
+            try:
+                worker.validate(job)
+                worker.execute(context, job)
+            finally:
+                entry.executing = False
+        except (JobCancelled, CancelInterrupt):
+            if jobs.find(job_id) is not None and jobs.get(job_id).status != "cancelled":
+                jobs.transition(job_id, "cancelled")
+            logs.write(job_id, "info", "stopped: the job was cancelled")
+            return
+        except TimeLimitExceeded:
+            limit = worker.time_limit or self.services.settings.time_limit
+            self._fail(job_id, f"exceeded the time limit of {limit:g} s")
+            raise JobFailed(job_id) from None
+        except BaseException as exc:
+            if isinstance(exc, (Interrupt, KeyboardInterrupt, SystemExit)) and not isinstance(exc, Exception):
+                raise
+            self._after_error(worker, job_id, exc)
+        finally:
+            self.watcher.remove(job_id)
+        if context.cancelled:
+            return
+        jobs.transition(job_id, "completed")
+
+    def _after_error(self, worker: JobWorker, job_id: str, exc: BaseException) -> None:
+        message = CurrentMessage.get_current_message()
+        retries = message.options.get("retries", 0) if message is not None else worker.max_retries
+        error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, JobError) else str(exc)
+        if retries < worker.max_retries and getattr(exc, "retryable", True):
+            _, delay = compute_backoff(retries, factor=worker.min_backoff_ms, max_backoff=worker.max_backoff_ms,
+                                       jitter=True)
+            self.services.logs.write(job_id, "warn", f"attempt {retries + 1} failed ({error}); "
+                                     f"retry {retries + 1} of {worker.max_retries} in {delay / 1000:.1f} s")
+            self.services.jobs.transition(job_id, "pending", error=error)
+            raise dramatiq.Retry(error, delay=delay) from None
+        detail = "".join(traceback.format_exception(exc)) if not isinstance(exc, JobError) else ""
+        self._fail(job_id, error, detail)
+        raise JobFailed(job_id) from None
+
+    def _fail(self, job_id: str, error: str, detail: str = "") -> None:
+        self.services.logs.write(job_id, "error", f"failed: {error}" + (f"\n{detail}" if detail else ""))
+        self.services.jobs.transition(job_id, "failed", error=error)

@@ -1,0 +1,139 @@
+"""Runtime: builds everything one process runs, for its role, from one Settings object.
+
+Roles:
+- ``server`` (``quaero serve``): monitor, orchestrator, scheduler, event relay, and workers either as
+  threads in the process or as supervised ``quaero worker`` processes;
+- ``run`` (``quaero run``): the same without the web server and scheduler;
+- ``worker`` (``quaero worker``): Dramatiq workers only; its events go to the outbox for the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import dramatiq
+
+from quaero.broker import make_broker
+from quaero.db import Database
+from quaero.events import EventBus, EventOutbox, EventRelay
+from quaero.models import bind_models
+from quaero.monitor import JobMonitor
+from quaero.orchestrator import JobDefinitionOrchestrator
+from quaero.plugins import load_plugins
+from quaero.processor import JobProcessor
+from quaero.scheduler import Scheduler
+from quaero.services import Services
+from quaero.settings import Settings
+
+log = logging.getLogger(__name__)
+ROLES = ("server", "run", "worker")
+
+
+def events_database(settings: Settings) -> Database:
+    """Where cross-process events travel: ``events.db`` beside a SQLite data file, else the data database."""
+    data = settings.resolved_database_url
+    if data.startswith("sqlite:"):
+        return Database(f"sqlite:///{(settings.data_dir / 'events.db').resolve()}")
+    return Database(data)
+
+
+class Runtime:
+    """The services and background parts of one Quaero process."""
+
+    def __init__(self, settings: Settings, *, role: str = "server", extra_plugins: Iterable[tuple[str, object]] = ()) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        self.settings = settings
+        self.role = role
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        self.registry = load_plugins(only=settings.plugins, plugin_modules=settings.plugin_modules,
+                                     extra=extra_plugins)
+        self.database = Database(settings.resolved_database_url)
+        self.models = bind_models(self.database.db)
+        self.bus = EventBus()
+        queue_url = settings.resolved_queue_url
+        options = {"lease_ms": settings.queue_lease_ms} if queue_url.startswith("sqlite:") else {}
+        self.broker: dramatiq.Broker = make_broker(queue_url, **options)
+        self.services = Services(settings, self.database, self.models, self.bus, self.registry, self.broker)
+        self.processor = JobProcessor(self.services)
+        self.processor.declare_actors()
+        self.monitor: JobMonitor | None = None
+        self.orchestrator: JobDefinitionOrchestrator | None = None
+        self.scheduler: Scheduler | None = None
+        self.relay: EventRelay | None = None
+        self.worker: dramatiq.Worker | None = None
+        self.supervisor = None
+        if role == "worker":
+            self.bus.outbox = EventOutbox(events_database(settings))
+        else:
+            self.monitor = JobMonitor(self.services, on_cancelled=self.processor.watcher.signal)
+            self.orchestrator = JobDefinitionOrchestrator(self.services, self.monitor,
+                                                          on_cancelled=self.processor.watcher.signal)
+            if role == "server":
+                self.scheduler = Scheduler(self.services, self.orchestrator)
+
+    @property
+    def worker_processes(self) -> int:
+        """Worker processes this runtime supervises (0: workers run as threads in this process)."""
+        return 0 if self.role == "worker" else self.settings.resolved_worker_processes
+
+    def start(self) -> None:
+        """Start the background parts: logs, relay, monitor, orchestrator, scheduler, workers."""
+        self.services.logs.start()
+        self.processor.watcher.start()
+        if self.role != "worker":
+            loaded, errors = self.services.definitions.load_directory(Path(self.settings.definitions_dir))
+            if loaded:
+                log.info("loaded %d job definition(s) from %s", len(loaded), self.settings.definitions_dir)
+            if self.worker_processes:
+                self.relay = EventRelay(events_database(self.settings), self.bus)
+                self.relay.start()
+            assert self.monitor and self.orchestrator
+            self.monitor.start()
+            self.orchestrator.start()
+            self.orchestrator.resume()
+            if self.scheduler:
+                self.scheduler.start()
+        if self.worker_processes:
+            from quaero.supervisor import WorkerSupervisor
+
+            self.supervisor = WorkerSupervisor(self.settings, self.worker_processes)
+            self.supervisor.start()
+        else:
+            self.worker = dramatiq.Worker(self.broker, worker_threads=self.settings.worker_threads,
+                                          worker_timeout=100)
+            self.worker.start()
+
+    def stop(self) -> None:
+        """Stop everything, flushing what is buffered; safe to call twice."""
+        if self.scheduler:
+            self.scheduler.close()
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
+        if self.worker is not None:
+            self.worker.stop(timeout=10_000)
+            self.worker = None
+        if self.orchestrator:
+            self.orchestrator.close()
+        if self.monitor:
+            self.monitor.close()
+        if self.relay:
+            self.relay.close()
+            self.relay = None
+        self.processor.watcher.close()
+        self.services.close()
+        if self.bus.outbox is not None:
+            self.bus.outbox.close()
+            self.bus.outbox = None
+        self.broker.close()
+        self.database.close()
+
+    def __enter__(self) -> Runtime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,79 @@
+"""Scheduler: runs definitions on their cron ``schedule`` inside ``quaero serve``, never overlapping."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+
+from croniter import croniter
+
+from quaero.orchestrator import JobDefinitionOrchestrator
+from quaero.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Fires due schedules; skips a firing while the same definition still has a running execution."""
+
+    def __init__(self, services: Services, orchestrator: JobDefinitionOrchestrator, *, tick: float = 1.0) -> None:
+        self.services = services
+        self.orchestrator = orchestrator
+        self.tick = tick
+        self._next: dict[str, tuple[str, float]] = {}  # definition id -> (schedule, next fire time)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="quaero-scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.tick):
+            try:
+                self.run_due(time.time())
+            except Exception:
+                log.exception("scheduler pass failed")
+
+    def run_due(self, now: float) -> list[str]:
+        """Start every execution due at ``now``; returns the root job ids started."""
+        started = []
+        seen = set()
+        for record in self.services.definitions.list():
+            if not record.enabled or not record.schedule:
+                continue
+            seen.add(record.id)
+            schedule, due = self._next.get(record.id, (None, None))
+            if schedule != record.schedule or due is None:
+                # A new or changed schedule counts from now: it never fires for times already past.
+                self._next[record.id] = (record.schedule, self._after(record.schedule, now))
+                continue
+            if due > now:
+                continue
+            self._next[record.id] = (record.schedule, self._after(record.schedule, now))
+            if self._running(record.id):
+                log.info("schedule of %s skipped: its previous execution is still running", record.id)
+                continue
+            try:
+                started.append(self.orchestrator.execute(record.id, trigger=f"schedule {record.schedule}"))
+            except Exception:
+                log.exception("scheduled execution of %s could not start", record.id)
+        for stale in set(self._next) - seen:
+            del self._next[stale]
+        return started
+
+    @staticmethod
+    def _after(schedule: str, moment: float) -> float:
+        start = datetime.fromtimestamp(moment, tz=timezone.utc)
+        return croniter(schedule, start).get_next(float)
+
+    def _running(self, definition_id: str) -> bool:
+        Job = self.services.models.Job
+        return Job.select().where(Job.type == "parent", Job.definition_id == definition_id,
+                                  Job.status.in_(("pending", "running"))).exists()
+
+    def close(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)

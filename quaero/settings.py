@@ -1,0 +1,160 @@
+"""Settings: defaults → ``quaero.toml`` → ``QUAERO_*`` environment → command-line flags.
+
+All layers merge into one frozen :class:`Settings` that is passed down; nothing deeper reads the
+environment. An unknown or ill-typed key is a :class:`~quaero.errors.ConfigError` naming the key and the
+layer it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from quaero.errors import ConfigError
+
+ENV_PREFIX = "QUAERO_"
+CONFIG_FILE_NAME = "quaero.toml"
+# Variables with the prefix that are not settings: the config file's path, and what a supervisor passes
+# to the worker processes it starts.
+_NOT_SETTINGS = {"QUAERO_CONFIG", "QUAERO_SETTINGS_JSON", "QUAERO_WORKER_INDEX"}
+
+
+class Settings(BaseModel):
+    """The whole configuration of one Quaero process."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Field(Path("data"), description="Directory for the databases, queue and logs.")
+    database_url: str | None = Field(
+        None, description="peewee database URL; default sqlite:///<data_dir>/quaero.db."
+    )
+    queue_url: str | None = Field(
+        None, description="sqlite:///path, redis://host:port/db or amqp://user:pass@host; default sqlite:///<data_dir>/queue.db."
+    )
+    host: str = Field("127.0.0.1", description="Address the web server binds.")
+    port: int = Field(8085, ge=0, le=65535, description="Port the web server binds.")
+    worker_threads: int = Field(8, ge=1, le=256, description="Worker threads per worker process.")
+    worker_processes: int | None = Field(
+        None, ge=0, le=64, description="Worker processes `quaero serve` starts (0: in-process threads only); default one per core."
+    )
+    definitions_dir: Path = Field(Path("job-definitions"), description="Directory of job definition YAML files loaded at start.")
+    monitor_interval: float = Field(1.0, gt=0, le=60, description="Seconds between the monitor's safety-net polls.")
+    default_job_timeout: float = Field(3600.0, gt=0, description="Seconds an execution may run when its definition sets no timeout.")
+    time_limit: float = Field(600.0, gt=0, description="Seconds one child job may run before it is stopped.")
+    queue_lease_ms: int = Field(30000, ge=200, description="How long a claimed message stays invisible without a heartbeat.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    plugins: list[str] | None = Field(None, description="Only these plugins load (names, comma-separated in the environment).")
+    plugin_modules: list[str] = Field(
+        default_factory=list, description="Extra plugin modules to import and register (dotted paths)."
+    )
+    access_token: str | None = Field(None, description="When set, the API, WebSocket and pages require it.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("plugins", "plugin_modules", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    # Derived values, computed so that changing data_dir moves everything with it.
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'quaero.db').resolve()}"
+
+    @property
+    def resolved_queue_url(self) -> str:
+        """The queue URL, defaulting to a SQLite file in the data directory."""
+        return self.queue_url or f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"
+
+    @property
+    def resolved_worker_processes(self) -> int:
+        """Worker processes to start; one per core unless configured."""
+        if self.worker_processes is not None:
+            return self.worker_processes
+        return os.cpu_count() or 1
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed, validated like the original."""
+        return load_settings(overrides=changes, base=self)
+
+
+def _validate(values: Mapping[str, Any], origin: dict[str, str]) -> Settings:
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"])
+            where = origin.get(str(error["loc"][0]), "settings") if error["loc"] else "settings"
+            if error["type"] == "extra_forbidden":
+                known = ", ".join(sorted(Settings.model_fields))
+                problems.append(f"unknown setting {key!r} in {where} (known settings: {known})")
+            else:
+                problems.append(f"setting {key!r} from {where}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigError("; ".join(problems), detail=problems) from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a ``quaero.toml``; a ``[quaero]`` table is accepted as well as top-level keys."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    if isinstance(data.get("quaero"), dict) and len(data) == 1:
+        data = data["quaero"]
+    return data
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Pick the ``QUAERO_*`` setting variables as lower-case setting names."""
+    values = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and name not in _NOT_SETTINGS:
+            values[name[len(ENV_PREFIX):].lower()] = value
+    return values
+
+
+def load_settings(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    base: Settings | None = None,
+) -> Settings:
+    """Build the settings from every layer, later layers winning.
+
+    ``config_file`` (or ``QUAERO_CONFIG``) names the TOML file; without either, ``./quaero.toml`` is read
+    when it exists. ``overrides`` are command-line flags; ``None`` values in it are ignored.
+    """
+    values: dict[str, Any] = base.model_dump(exclude_unset=True) if base else {}
+    origin: dict[str, str] = {key: "settings" for key in values}
+    if base is None:
+        env = os.environ if environ is None else environ
+        path = config_file or env.get(ENV_PREFIX + "CONFIG")
+        if path is None and Path(CONFIG_FILE_NAME).is_file():
+            path = CONFIG_FILE_NAME
+        if path is not None:
+            from_file = read_config_file(Path(path))
+            values.update(from_file)
+            origin.update({key: str(path) for key in from_file})
+        from_env = read_environment(env)
+        values.update(from_env)
+        origin.update({key: f"environment variable {ENV_PREFIX}{key.upper()}" for key in from_env})
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+            origin[key] = f"--{key.replace('_', '-')}"
+    return _validate(values, origin)

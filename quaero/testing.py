@@ -1,0 +1,105 @@
+"""Actions for tests and benchmarks, loaded with ``plugin_modules = ["quaero.testing"]``.
+
+They exercise the engine without touching the network: fan out no-op children, fail and retry, sleep
+until cancelled, spawn trees of children, and save documents.
+"""
+
+from __future__ import annotations
+
+import time
+
+from quaero.documents import DocumentInput
+from quaero.errors import JobError
+from quaero.hookspecs import hookimpl
+from quaero.interfaces import Action, JobWorker, StepManager, StepOptions
+from quaero.jobs import ChildSpec
+
+
+class FanoutOptions(StepOptions):
+    """``count`` children that each wait ``work_ms``; every ``fail_every``-th one fails."""
+
+    count: int = 10
+    work_ms: float = 0.0
+    fail_every: int = 0
+    save_documents: bool = False
+    cooperative: bool = True
+
+
+class TreeOptions(StepOptions):
+    """Each child spawns ``branching`` children until ``max_depth``."""
+
+    branching: int = 2
+    max_depth: int = 2
+
+
+class FlakyOptions(StepOptions):
+    """``count`` children that each fail ``failures`` times before they succeed."""
+
+    count: int = 1
+    failures: int = 1
+
+
+class _FanoutManager(StepManager):
+    def __init__(self, action: str, child_type: str) -> None:
+        self.manager_type = action
+        self.child_type = child_type
+
+    def create_parent_job(self, ctx, step, job_def, parent_job_id):
+        options = step.options
+        parent = ctx.create_step_job(step, job_def, parent_job_id, max_depth=getattr(options, "max_depth", None))
+        count = getattr(options, "count", 1)
+        specs = [ChildSpec(self.child_type, f"item {i}", {"i": i}, item_ref=f"item-{i}") for i in range(count)]
+        ctx.spawner.spawn_children(parent, specs)
+        return parent.id
+
+
+class FanoutWorker(JobWorker):
+    worker_type = "test_task"
+
+    def execute(self, ctx, job):
+        options = ctx.options
+        index = job.config["i"]
+        if options.work_ms:
+            if options.cooperative:
+                ctx.sleep(options.work_ms / 1000)
+            else:
+                # Python bytecode that never looks at the context: what an interrupt has to stop.
+                deadline = time.monotonic() + options.work_ms / 1000
+                while time.monotonic() < deadline:
+                    sum(range(1000))
+        if options.save_documents:
+            ctx.save_document(DocumentInput(source_type="test", source_ref=f"test://{job.root_id}/{index}",
+                                            title=f"Item {index}", markdown=f"# Item {index}\n\nbody {index}"))
+        if options.fail_every and (index + 1) % options.fail_every == 0:
+            raise JobError(f"item {index} failed on purpose")
+
+
+class TreeWorker(JobWorker):
+    worker_type = "test_tree"
+
+    def execute(self, ctx, job):
+        for i in range(ctx.options.branching):
+            ctx.spawn("test_tree", f"{job.name}.{i}", {"i": i}, item_ref=f"{job.name}.{i}")
+
+
+class FlakyWorker(JobWorker):
+    worker_type = "test_flaky"
+    max_retries = 3
+    min_backoff_ms = 50
+    max_backoff_ms = 200
+
+    def execute(self, ctx, job):
+        if job.attempts <= ctx.options.failures:
+            raise RuntimeError(f"attempt {job.attempts} fails on purpose")
+        ctx.log("info", f"succeeded on attempt {job.attempts}")
+
+
+@hookimpl
+def register_actions(register):
+    register(Action(name="test_fanout", manager=_FanoutManager("test_fanout", "test_task"),
+                    workers=[FanoutWorker()], options=FanoutOptions,
+                    description="Fan out no-op (or slow, failing, document-saving) children."))
+    register(Action(name="test_tree", manager=_FanoutManager("test_tree", "test_tree"),
+                    workers=[TreeWorker()], options=TreeOptions, description="Spawn a tree of children."))
+    register(Action(name="test_flaky", manager=_FanoutManager("test_flaky", "test_flaky"),
+                    workers=[FlakyWorker()], options=FlakyOptions, description="Children that fail, then succeed."))

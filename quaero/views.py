@@ -1,0 +1,27 @@
+"""Plain-data views of models, shared by the REST API, the pages and the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quaero.events import iso
+from quaero.jobs import Counts
+from quaero.models import Job
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    """A job as JSON-ready data, with its children's counts and the seed's progress text."""
+    counts = Counts(job.count_pending, job.count_running, job.count_completed, job.count_failed,
+                    job.count_cancelled)
+    return {
+        "id": job.id, "parent_id": job.parent_id, "root_id": job.root_id, "definition_id": job.definition_id,
+        "type": job.type, "name": job.name, "phase": job.phase, "status": job.status,
+        "error_message": job.error_message, "progress_current": job.progress_current,
+        "progress_total": job.progress_total, "depth": job.depth, "attempts": job.attempts,
+        "discovered_by": job.discovered_by, "result_count": job.result_count,
+        "counts": counts.as_dict(), "progress_text": counts.progress_text if counts.total else "",
+        "payload": job.data,
+        "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
+        "started_at": iso(job.started_at) if job.started_at else None,
+        "finished_at": iso(job.finished_at) if job.finished_at else None,
+    }
