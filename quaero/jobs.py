@@ -31,6 +31,8 @@ ALLOWED = {
     "pending": ("running",),
 }
 COUNT_COLUMNS = ", ".join(f"count_{status}" for status in JOB_STATUSES)
+JOB_FIELDS = tuple(Job._meta.sorted_field_names)
+JOB_COLUMNS = ", ".join(JOB_FIELDS)
 _BATCH = 400
 
 
@@ -88,6 +90,7 @@ class Transition:
     old: str
     new: str
     parent_counts: Counts | None
+    row: dict[str, Any] | None = None
 
 
 class JobManager:
@@ -146,9 +149,12 @@ class JobManager:
                 discovered_by=discovered_by, type=spec.type, name=spec.name, phase="execution",
                 payload=dumps(payload), depth=depth, created_at=stamp, updated_at=stamp,
             ))
-        with self.database.write():
-            for start in range(0, len(rows), _BATCH):
-                self.models.Job.insert_many(rows[start:start + _BATCH]).execute()
+        columns = list(rows[0])
+        sql = self.database.sql(f"INSERT INTO jobs ({', '.join(columns)}, status, attempts, progress_current, "
+                                f"progress_total, {COUNT_COLUMNS}, result_count) VALUES "
+                                f"({', '.join('?' * len(columns))}, 'pending', 0, 0, 0, 0, 0, 0, 0, 0, 0)")
+        with self.database.write() as db:
+            db.cursor().executemany(sql, [tuple(row.values()) for row in rows])
             self._bump_parent(parent.id, pending=len(rows))
         return [row["id"] for row in rows]
 
@@ -161,14 +167,15 @@ class JobManager:
     # ---------------------------------------------------------------- reading
     def get(self, job_id: str) -> Job:
         """The job, or :class:`NotFound`."""
-        job = self.models.Job.get_or_none(self.models.Job.id == job_id)
+        job = self.find(job_id)
         if job is None:
             raise NotFound(f"job {job_id!r} not found")
         return job
 
     def find(self, job_id: str) -> Job | None:
-        """The job, or ``None``."""
-        return self.models.Job.get_or_none(self.models.Job.id == job_id)
+        """The job, or ``None`` (one plain SELECT: the monitor and processor call this constantly)."""
+        row = self.database.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self.models.Job(**dict(zip(JOB_FIELDS, row))) if row else None
 
     def counts(self, job_id: str) -> Counts:
         """The stored child counts of a parent."""
@@ -208,34 +215,42 @@ class JobManager:
         error: str | None = None,
         publish: bool = True,
     ) -> Transition | None:
-        """Move a job to ``new`` if its current state allows it; ``None`` when it does not."""
+        """Move a job to ``new`` if its current state allows it; ``None`` when it does not.
+
+        One conditional ``UPDATE ... RETURNING`` for the job and one for its parent's counts: this runs
+        twice for every job, so it stays two statements.
+        """
         allowed = tuple(allowed_from) if allowed_from is not None else ALLOWED[new]
         stamp = time.time()
+        sets = ["previous_status = status", "status = ?", "updated_at = ?"]
+        params: list[Any] = [new, stamp]
+        if new == "running":
+            sets += ["started_at = COALESCE(started_at, ?)", "attempts = attempts + 1"]
+            params.append(stamp)
+        if new in TERMINAL_STATUSES:
+            sets.append("finished_at = ?")
+            params.append(stamp)
+        if error is not None:
+            sets.append("error_message = ?")
+            params.append(error)
+        marks = ", ".join("?" * len(allowed))
+        sql = (f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status IN ({marks}) "
+               f"RETURNING {JOB_COLUMNS}")
         with self.database.write():
-            row = self.database.execute(
-                f"SELECT status, parent_id, type FROM jobs WHERE id = ?{self._for_update}", (job_id,)
-            ).fetchone()
-            if row is None or row[0] not in allowed:
+            row = self.database.execute(sql, (*params, job_id, *allowed)).fetchone()
+            if row is None:
                 return None
-            old, parent_id, job_type = row
-            sets = ["status = ?", "updated_at = ?"]
-            params: list[Any] = [new, stamp]
-            if new == "running":
-                sets += ["started_at = COALESCE(started_at, ?)", "attempts = attempts + 1"]
-                params.append(stamp)
-            if new in TERMINAL_STATUSES:
-                sets.append("finished_at = ?")
-                params.append(stamp)
-            if error is not None:
-                sets.append("error_message = ?")
-                params.append(error)
-            self.database.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", (*params, job_id))
+            job = dict(zip(JOB_FIELDS, row))
+            old, parent_id = job["previous_status"], job["parent_id"]
             counts = None
             if parent_id is not None:
-                if old != new:
-                    self._bump_parent(parent_id, **{old: -1, new: 1})
-                counts = self.counts(parent_id)
-        result = Transition(job_id, job_type, parent_id, old, new, counts)
+                counts_row = self.database.execute(
+                    f"UPDATE jobs SET count_{old} = count_{old} - ?, count_{new} = count_{new} + ? "
+                    f"WHERE id = ? RETURNING {COUNT_COLUMNS}",
+                    (int(old != new), int(old != new), parent_id),
+                ).fetchone()
+                counts = Counts(*counts_row) if counts_row else None
+        result = Transition(job_id, job["type"], parent_id, old, new, counts, job)
         if publish:
             self.publish_status(result)
         return result

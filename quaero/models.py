@@ -30,6 +30,8 @@ class Job(pw.Model):
     name = pw.TextField()
     phase = pw.CharField(max_length=20, default="execution")
     status = pw.CharField(max_length=20, default="pending")
+    # The status before the last transition: lets one UPDATE ... RETURNING report what it changed.
+    previous_status = pw.CharField(max_length=20, null=True)
     error_message = pw.TextField(null=True)
     progress_current = pw.IntegerField(default=0)
     progress_total = pw.IntegerField(default=0)

@@ -143,7 +143,7 @@ class JobProcessor:
         change = jobs.transition(job_id, "running")
         if change is None:
             return  # finished, cancelled or deleted: a redelivered message does nothing
-        job = jobs.get(job_id)
+        job = self.services.models.Job(**change.row)
         logs = self.services.logs
         if change.old == "running":
             logs.write(job_id, "warn", f"resuming: attempt {job.attempts} after an interrupted one")

@@ -96,10 +96,13 @@ class Services:
         return parent
 
     def step_options(self, job: Job) -> Any:
-        """The typed options of the step ``job`` belongs to."""
+        """The typed options of the step ``job`` belongs to (validated once per step and cached)."""
         step = self.step_job(job)
-        action = self.registry.action(step.data["action"])
-        return action.options.model_validate(step.data.get("config", {}))
+        options = step.__dict__.get("_options")
+        if options is None:
+            action = self.registry.action(step.data["action"])
+            options = step.__dict__["_options"] = action.options.model_validate(step.data.get("config", {}))
+        return options
 
     # ------------------------------------------------------------------ queue
     def enqueue(self, job_type: str, job_ids: Sequence[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 
@@ -31,11 +32,19 @@ INSERT = (
 # Earliest visible_at of a queue: tells both "is anything ready" and "when is the next one due".
 HEAD = "SELECT visible_at FROM messages WHERE queue = ? ORDER BY visible_at LIMIT 1"
 
+# The claim is an UPDATE and then one aggregate SELECT rather than UPDATE ... RETURNING: the sqlite3
+# module releases and retakes the GIL at every step, once per returned row, and with busy worker
+# threads each retake can wait long. The claimed rows are found by their lease deadline, which the
+# broker keeps unique per claim.
 CLAIM = (
     "UPDATE messages SET visible_at = ?, received = received + 1, owner = ? "
     "WHERE id IN (SELECT id FROM messages WHERE queue = ? AND visible_at <= ? "
-    "ORDER BY visible_at, id LIMIT ?) "
-    "RETURNING id, body, received"
+    "ORDER BY visible_at, id LIMIT ?)"
+)
+
+CLAIMED = (
+    "SELECT group_concat(id || ':' || received || ':' || hex(body), ',') FROM "
+    "(SELECT id, received, body FROM messages WHERE queue = ? AND visible_at = ? AND owner = ? ORDER BY id)"
 )
 
 # Id lists travel as one JSON parameter so that each statement is prepared once, whatever the count.
@@ -77,6 +86,11 @@ def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
                 raise
             time.sleep(0.01)
     conn.execute("PRAGMA synchronous = NORMAL")
+    if os.environ.get("TUNE"):
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA mmap_size = 268435456")
+        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        conn.execute("PRAGMA journal_size_limit = 67108864")
     conn.execute("BEGIN IMMEDIATE")
     try:
         for statement in SCHEMA:

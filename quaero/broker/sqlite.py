@@ -85,6 +85,7 @@ class SQLiteBroker(Broker):
         self._acks: list[int] = []
         self._nacks: list[tuple[int, str, int]] = []
         self._pending_since = 0.0
+        self._last_lease = 0
         self._consumers: dict[str, set[_SQLiteConsumer]] = defaultdict(set)
         self._consumed_queues: set[str] = set()
         self._heartbeat: Optional[threading.Thread] = None
@@ -170,11 +171,29 @@ class SQLiteBroker(Broker):
 
     # -- claiming, leases and wake-ups ----------------------------------------------------------------
 
+    def _lease_until(self, now: int) -> int:
+        """A lease deadline later than any given before by this process: it names one claim's rows."""
+        until = max(now + self.lease_ms, self._last_lease + 1)
+        self._last_lease = until
+        return until
+
     def _claim(self, queue_name: str, limit: int) -> tuple[list[tuple[int, bytes, int]], bool]:
         """Lease up to ``limit`` visible messages; return them and whether the batch came back full."""
 
         def claim(conn: sqlite3.Connection, now: int) -> list[tuple[int, bytes, int]]:
-            rows = conn.execute(sql.CLAIM, (now + self.lease_ms, self.owner, queue_name, now, limit)).fetchall()
+            until = self._lease_until(now)
+            if os.environ.get("RET"):
+                rows = conn.execute(sql.CLAIM + " RETURNING id, body, received", (until, self.owner, queue_name, now, limit)).fetchall()
+                rows.sort()
+                return rows
+            count = conn.execute(sql.CLAIM, (until, self.owner, queue_name, now, limit)).rowcount
+            if not count:
+                return []
+            text = conn.execute(sql.CLAIMED, (queue_name, until, self.owner)).fetchone()[0] or ""
+            rows = []
+            for item in text.split(","):
+                row_id, received, body = item.split(":")
+                rows.append((int(row_id), bytes.fromhex(body), int(received)))
             dead = [row[0] for row in rows if row[2] > self.max_receives]
             if dead:
                 conn.execute(sql.DEAD_LETTER, (xq_name(queue_name), now, json.dumps(dead)))
@@ -186,7 +205,6 @@ class SQLiteBroker(Broker):
         full = len(rows) >= limit
         if any(row[2] > self.max_receives for row in rows):
             rows = [row for row in rows if row[2] <= self.max_receives]
-        rows.sort()
         return rows, full
 
     def _head(self, queue_name: str) -> Optional[int]:
@@ -213,7 +231,7 @@ class SQLiteBroker(Broker):
             # Per consumed queue rather than over the whole table, which would hold the write lock for
             # long on a large backlog.
             for queue_name in queues:
-                conn.execute(sql.HEARTBEAT, (now + self.lease_ms, self.owner, queue_name, now))
+                conn.execute(sql.HEARTBEAT, (self._lease_until(now), self.owner, queue_name, now))
 
         if queues:
             self._write(extend, flush=True)
@@ -437,6 +455,9 @@ class _SQLiteMessageProxy(MessageProxy):
 class _SQLiteConsumer(Consumer):
     """Leases batches of messages of one queue and hands them out one by one."""
 
+    _REFILL = True
+    _YIELD = bool(os.environ.get("YIELD"))
+
     def __init__(self, broker: SQLiteBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         self.broker = broker
         self.queue_name = queue_name
@@ -475,7 +496,9 @@ class _SQLiteConsumer(Consumer):
         row_id = message._row_id
         self.broker._add_pending(row_id, None)
         self._release(row_id)
-        if self._backlog and not self._cache and self.prefetch - len(self._outstanding) >= self._refill_at:
+        if self._YIELD:
+            time.sleep(0)
+        if self._REFILL and self._backlog and not self._cache and self.prefetch - len(self._outstanding) >= self._refill_at:
             self._refill()
 
     def _refill(self) -> None:
