@@ -140,7 +140,7 @@ def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[int, int] | N
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if key.value == part:
-                    # For a bad key, point at the key; for a bad value, at the value.
+                    # Point at the key: right for an unknown key, and on the line of a bad value.
                     best = (key.start_mark.line + 1, key.start_mark.column + 1)
                     node = value
                     break
@@ -150,7 +150,7 @@ def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[int, int] | N
             node = node.value[part]
         else:
             node = None
-    if node is not None:
+    if node is not None and loc and isinstance(loc[-1], int):
         best = (node.start_mark.line + 1, node.start_mark.column + 1)
     return best
 

@@ -6,6 +6,7 @@ until cancelled, spawn trees of children, and save documents.
 
 from __future__ import annotations
 
+import os
 import time
 
 from quaero.documents import DocumentInput
@@ -23,6 +24,7 @@ class FanoutOptions(StepOptions):
     fail_every: int = 0
     save_documents: bool = False
     cooperative: bool = True
+    log_pid: bool = False
 
 
 class TreeOptions(StepOptions):
@@ -59,6 +61,11 @@ class FanoutWorker(JobWorker):
     def execute(self, ctx, job):
         options = ctx.options
         index = job.config["i"]
+        if options.log_pid:
+            ctx.log("info", f"pid={os.getpid()}")
+        if options.save_documents:  # before the work, so a crash mid-work has already saved it
+            ctx.save_document(DocumentInput(source_type="test", source_ref=f"test://{job.root_id}/{index}",
+                                            title=f"Item {index}", markdown=f"# Item {index}\n\nbody {index}"))
         if options.work_ms:
             if options.cooperative:
                 ctx.sleep(options.work_ms / 1000)
@@ -67,9 +74,6 @@ class FanoutWorker(JobWorker):
                 deadline = time.monotonic() + options.work_ms / 1000
                 while time.monotonic() < deadline:
                     sum(range(1000))
-        if options.save_documents:
-            ctx.save_document(DocumentInput(source_type="test", source_ref=f"test://{job.root_id}/{index}",
-                                            title=f"Item {index}", markdown=f"# Item {index}\n\nbody {index}"))
         if options.fail_every and (index + 1) % options.fail_every == 0:
             raise JobError(f"item {index} failed on purpose")
 

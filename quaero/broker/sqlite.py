@@ -456,6 +456,7 @@ class _SQLiteConsumer(Consumer):
     """Leases batches of messages of one queue and hands them out one by one."""
 
     _REFILL = True
+    _AHEAD = int(os.environ.get("AHEAD", "1"))
     _YIELD = bool(os.environ.get("YIELD"))
 
     def __init__(self, broker: SQLiteBroker, queue_name: str, prefetch: int, timeout: int) -> None:
@@ -518,7 +519,7 @@ class _SQLiteConsumer(Consumer):
             self._claim_lock.release()
 
     def _claim_locked(self, minimum: int) -> bool:
-        free = self.prefetch - len(self._outstanding)
+        free = self.prefetch * self._AHEAD - len(self._outstanding)
         if free < minimum:
             return False
         rows, self._backlog = self.broker._claim(self.queue_name, free)
@@ -548,7 +549,7 @@ class _SQLiteConsumer(Consumer):
     def __next__(self) -> Optional[MessageProxy]:
         deadline = time.monotonic() + self.timeout / 1000
         while True:
-            if self._cache:
+            if self._cache and len(self._outstanding) - len(self._cache) < self.prefetch:
                 row_id, body, received = self._cache.popleft()
                 try:
                     return _SQLiteMessageProxy(Message.decode(body), row_id, received)
@@ -558,7 +559,7 @@ class _SQLiteConsumer(Consumer):
                     self._release(row_id)
                     continue
             seq = self._seq
-            if self._poll():
+            if not self._cache and self._poll():
                 continue
             now = time.monotonic()
             remaining = deadline - now
@@ -574,7 +575,7 @@ class _SQLiteConsumer(Consumer):
     def _poll(self) -> bool:
         """Claim messages into the cache if some may be visible; return whether to look again at once."""
         broker = self.broker
-        free = self.prefetch - len(self._outstanding)
+        free = self.prefetch * self._AHEAD - len(self._outstanding)
         if free <= 0:
             broker._flush_pending(force=False)
             return False

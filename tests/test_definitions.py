@@ -1,0 +1,100 @@
+"""Definition validation: every problem located by path, line and column."""
+
+from __future__ import annotations
+
+import pytest
+
+from quaero.definitions import load_definition_text, parse_duration
+from quaero.errors import DefinitionError
+from quaero.plugins import load_plugins
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_plugins(only=["quaero.testing"], plugin_modules=["quaero.testing"])
+
+
+def problems(registry, text):
+    with pytest.raises(DefinitionError) as info:
+        load_definition_text(text, registry, origin="bad.yaml")
+    return info.value
+
+
+def test_valid_definition_gets_typed_options(registry):
+    definition = load_definition_text("""
+name: Good one
+schedule: "*/5 * * * *"
+timeout: 15m
+steps:
+  - name: fan
+    action: test_fanout
+    config: {count: 3}
+""", registry)
+    assert definition.id == "good-one"
+    assert definition.timeout == 900
+    assert definition.steps[0].options.count == 3
+
+
+def test_yaml_syntax_error_has_line_and_column(registry):
+    error = problems(registry, "name: x\nsteps: [\n  - a: b\n")
+    assert error.detail[0]["line"] is not None
+    assert "invalid YAML" in str(error) and str(error).startswith("bad.yaml: line")
+
+
+def test_unknown_option_key_names_step_key_and_line(registry):
+    error = problems(registry, """name: typo
+steps:
+  - name: fan
+    action: test_fanout
+    config:
+      count: 3
+      cuont: 4
+""")
+    [problem] = error.detail
+    assert problem["path"] == "steps[0].config.cuont"
+    assert "unknown key 'cuont'" in problem["message"] and "step 'fan'" in problem["message"]
+    assert (problem["line"], problem["column"]) == (7, 7)
+
+
+def test_ill_typed_option_is_located(registry):
+    error = problems(registry, "name: t\nsteps:\n  - {name: fan, action: test_fanout, config: {count: many}}\n")
+    assert error.detail[0]["path"] == "steps[0].config.count"
+    assert error.detail[0]["line"] == 3
+
+
+def test_unknown_action_lists_known_actions(registry):
+    error = problems(registry, "name: t\nsteps:\n  - {name: s, action: crawl}\n")
+    assert "unknown action 'crawl'" in str(error)
+    assert "test_fanout" in str(error) and "test_tree" in str(error)
+
+
+def test_top_level_problems(registry):
+    error = problems(registry, "name: t\nsteps: []\nbogus: 1\nschedule: every day\n")
+    paths = {p["path"] for p in error.detail}
+    assert paths == {"steps", "bogus", "schedule"}
+    assert any("cron expression" in p["message"] for p in error.detail)
+
+
+def test_duplicate_step_names(registry):
+    error = problems(registry, "name: t\nsteps:\n  - {name: a, action: test_fanout}\n  - {name: a, action: test_fanout}\n")
+    assert "step names must be unique" in str(error)
+
+
+def test_yaml_booleans_get_a_hint(registry):
+    error = problems(registry, "id: off\nname: t\nsteps:\n  - {name: a, action: test_fanout}\n")
+    assert "put the value in quotes" in str(error)
+
+
+def test_not_a_mapping(registry):
+    assert "mapping" in str(problems(registry, "- just\n- a list\n"))
+
+
+@pytest.mark.parametrize("text,seconds", [(30, 30), ("30s", 30), ("15m", 900), ("2h", 7200), ("500ms", 0.5)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["soon", "-5", 0, True])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)

@@ -1,0 +1,117 @@
+"""Plugin discovery: entry points, failures, duplicates, filtering, and a real third-party package."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quaero.errors import PluginError
+from quaero.hookspecs import hookimpl
+from quaero.interfaces import Action, JobWorker, StepManager
+from quaero.plugins import load_plugins
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Manager(StepManager):
+    def create_parent_job(self, ctx, step, job_def, parent_job_id):
+        return ctx.create_step_job(step, job_def, parent_job_id).id
+
+
+class _Worker(JobWorker):
+    worker_type = "dup_task"
+
+    def execute(self, ctx, job):
+        pass
+
+
+class PluginA:
+    @hookimpl
+    def register_actions(self, register):
+        register(Action(name="dup", manager=_Manager(), workers=[_Worker()]))
+
+
+class PluginB(PluginA):
+    pass
+
+
+class Broken:
+    @hookimpl
+    def register_actions(self, register):
+        raise RuntimeError("cannot start")
+
+
+def test_two_plugins_claiming_one_action_fail_naming_both():
+    with pytest.raises(PluginError, match=r"'dup' is registered by both plugin 'first' and plugin 'second'"):
+        load_plugins(only=[], extra=[("first", PluginA()), ("second", PluginB())])
+
+
+def test_plugin_failing_to_register_is_reported_and_skipped():
+    registry = load_plugins(only=["quaero.testing"], plugin_modules=["quaero.testing"], extra=[("broken", Broken())])
+    assert registry.plugins["broken"].error == "RuntimeError: cannot start"
+    assert "test_fanout" in registry.actions
+
+
+def test_plugin_failing_to_import_is_reported_and_skipped(tmp_path, monkeypatch):
+    (tmp_path / "exploding_plugin.py").write_text("raise ImportError('missing dependency foo')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = load_plugins(plugin_modules=["exploding_plugin", "quaero.testing"])
+    assert "missing dependency foo" in registry.plugins["exploding_plugin"].error
+    assert "test_fanout" in registry.actions
+
+
+def test_only_limits_which_plugins_load():
+    registry = load_plugins(only=["nothing"], plugin_modules=["quaero.testing"])
+    assert registry.actions == {}
+
+
+def test_action_validates_its_parts():
+    with pytest.raises(TypeError, match="StepManager"):
+        Action(name="x", manager=object())
+    with pytest.raises(ValueError, match="action name"):
+        Action(name="bad name!", manager=_Manager())
+
+
+@pytest.fixture(scope="module")
+def echo_plugin(tmp_path_factory) -> Path:
+    """The example plugin, pip-installed as a real package into its own directory."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                    str(ROOT / "examples" / "quaero-echo")], check=True)
+    return target
+
+
+def _quaero(args, env_path: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(env_path)}
+    env = {k: v for k, v in env.items() if not k.startswith("QUAERO_")}
+    return subprocess.run([sys.executable, "-m", "quaero", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_example_plugin_is_listed_and_runs(echo_plugin, tmp_path):
+    listed = _quaero(["plugins", "--json"], echo_plugin, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    [echo] = [p for p in json.loads(listed.stdout) if p["name"] == "echo"]
+    assert echo["version"] == "0.1.0" and echo["actions"] == ["echo"] and echo["error"] is None
+
+    definition = tmp_path / "echo.yaml"
+    definition.write_text("name: echo\nsteps:\n  - name: say\n    action: echo\n"
+                          "    config: {messages: [hello, world], shout: true}\n")
+    run = _quaero(["run", str(definition), "--json", "--data-dir", str(tmp_path / "data"), "--workers", "0"],
+                  echo_plugin, tmp_path)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["status"] == "completed" and summary["result_count"] == 2
+    assert summary["counts"] == {"total": 2, "pending": 0, "running": 0, "completed": 2, "failed": 0,
+                                 "cancelled": 0}
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("name: echo\nsteps:\n  - name: say\n    action: echo\n    config: {mesages: [hi]}\n")
+    bad = _quaero(["validate", str(typo)], echo_plugin, tmp_path)
+    assert bad.returncode == 1
+    assert "unknown key 'mesages'" in bad.stderr and "line 5" in bad.stderr and "step 'say'" in bad.stderr
