@@ -79,7 +79,7 @@ def _consumer_process(kind, target, threads, counts, index, ready, start, stop, 
     # Reporting from a side loop keeps a cross-process lock off the actor's path.
     while not stop.is_set():
         counts[index] = done[0]
-        time.sleep(0.001)
+        time.sleep(0.005)
     counts[index] = done[0]
     worker.stop(5000)
     broker.close()

@@ -13,6 +13,7 @@ import peewee as pw
 from playhouse.db_url import connect
 
 from quaero.errors import ConfigError
+from quaero.writerlock import WriterLock
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -26,51 +27,6 @@ SQLITE_PRAGMAS = {
     "wal_autocheckpoint": 0,
 }
 CHECKPOINT_EVERY = 0.5  # seconds
-
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows
-    fcntl = None
-
-
-class _WriterLock:
-    """Serialises SQLite writers: threads on a Python lock, processes on ``flock`` of a lock file.
-
-    SQLite lets one writer in at a time, and a writer that finds the database locked sleeps in SQLite's
-    busy handler for 1, 2, 5, 10 ... ms before it looks again, whereas a transaction here lasts about
-    0.1 ms. Queueing on these locks instead hands the database over the moment it is free.
-    """
-
-    def __init__(self, path: str) -> None:
-        self._thread_lock = threading.RLock()
-        self._local = threading.local()
-        self._path = path + ".lock"
-        self._fd: int | None = None
-        self._pid = 0
-
-    def _file(self) -> int | None:
-        if fcntl is None:
-            return None
-        if self._fd is None or self._pid != os.getpid():  # a forked child needs its own descriptor
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-            self._pid = os.getpid()
-        return self._fd
-
-    def __enter__(self) -> None:
-        self._thread_lock.acquire()
-        depth = getattr(self._local, "depth", 0)
-        self._local.depth = depth + 1
-        if depth == 0:
-            fd = self._file()
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        self._local.depth -= 1
-        if self._local.depth == 0 and self._fd is not None and fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._thread_lock.release()
 
 
 class _Marker:
@@ -99,7 +55,7 @@ class Database:
             raise ConfigError(
                 f"database URL {url!r} is not supported: use sqlite:///path/to/file.db or postgresql://user@host/db"
             )
-        self._write_lock = _WriterLock(path) if self.is_sqlite else None
+        self._write_lock = WriterLock(path + ".lock") if self.is_sqlite else None
         self._checkpointer: threading.Thread | None = None
         self._closed = threading.Event()
         if self.is_sqlite:
@@ -146,6 +102,21 @@ class Database:
                 connection.execute("COMMIT")
             finally:
                 self.db.pop_transaction()
+
+    def write_one(self, query: str, params: tuple | list = ()) -> tuple | None:
+        """Run one writing statement on its own (atomic by itself) and return its first row, if any.
+
+        Inside :meth:`write` it joins that transaction; otherwise it is its own, without the extra
+        BEGIN and COMMIT round trips.
+        """
+        if self._write_lock is None or self.db.in_transaction():
+            with self.write():
+                rows = self.execute(query, params).fetchall()
+        else:
+            with self._write_lock:
+                # fetchall, not fetchone: the statement must run to its end to commit.
+                rows = self.db.connection().execute(query, params).fetchall()
+        return rows[0] if rows else None
 
     def sql(self, query: str) -> str:
         """Rewrite ``?`` placeholders for databases that use ``%s``."""

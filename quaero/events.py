@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ JOB_LOG = "job_log"
 JOB_STATUS_CHANGE = "job_status_change"
 RESULT_SAVED = "result_saved"
 JOB_SPAWN = "job_spawn"
+LOOKBACK_IDS = 1000
 EVENT_TYPES = (JOB_PROGRESS, TASK_PROGRESS, JOB_LOG, JOB_STATUS_CHANGE, RESULT_SAVED, JOB_SPAWN)
 
 
@@ -168,6 +170,8 @@ class EventRelay:
         _events_table(database)
         row = database.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
         self._last_id = row[0]
+        self._seen: set[int] = set()
+        self._seen_order: deque[int] = deque()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="quaero-event-relay", daemon=True)
 
@@ -176,13 +180,33 @@ class EventRelay:
 
     def poll(self) -> int:
         """Deliver the events written since the last poll; returns how many."""
+        if self.database.is_sqlite:
+            # One writer at a time: ids become visible in order, so "after the last id" misses nothing.
+            since = self._last_id
+        else:
+            # Concurrent transactions can commit a lower id after a higher one: look back a little and
+            # skip what was already delivered.
+            since = max(0, self._last_id - LOOKBACK_IDS)
         rows = self.database.execute(
-            "SELECT id, type, payload FROM events WHERE id > ? ORDER BY id LIMIT 5000", (self._last_id,)
+            "SELECT id, type, payload FROM events WHERE id > ? ORDER BY id LIMIT 5000", (since,)
         ).fetchall()
+        delivered = 0
         for row_id, type_, payload in rows:
-            self._last_id = row_id
+            if row_id in self._seen:
+                continue
+            self._remember(row_id)
+            self._last_id = max(self._last_id, row_id)
             self.bus.deliver(Event(type_, loads(payload)))
-        return len(rows)
+            delivered += 1
+        return delivered
+
+    def _remember(self, row_id: int) -> None:
+        if self.database.is_sqlite:
+            return
+        self._seen.add(row_id)
+        self._seen_order.append(row_id)
+        if len(self._seen_order) > 4 * LOOKBACK_IDS:
+            self._seen.discard(self._seen_order.popleft())
 
     def _run(self) -> None:
         last_prune = time.monotonic()

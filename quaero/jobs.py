@@ -89,7 +89,6 @@ class Transition:
     parent_id: str | None
     old: str
     new: str
-    parent_counts: Counts | None
     row: dict[str, Any] | None = None
 
 
@@ -217,8 +216,8 @@ class JobManager:
     ) -> Transition | None:
         """Move a job to ``new`` if its current state allows it; ``None`` when it does not.
 
-        One conditional ``UPDATE ... RETURNING`` for the job and one for its parent's counts: this runs
-        twice for every job, so it stays two statements.
+        One conditional ``UPDATE ... RETURNING``; a trigger moves the job between its parent's counts in
+        the same statement. This runs twice for every job, so it stays one statement.
         """
         allowed = tuple(allowed_from) if allowed_from is not None else ALLOWED[new]
         stamp = time.time()
@@ -236,21 +235,11 @@ class JobManager:
         marks = ", ".join("?" * len(allowed))
         sql = (f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status IN ({marks}) "
                f"RETURNING {JOB_COLUMNS}")
-        with self.database.write():
-            row = self.database.execute(sql, (*params, job_id, *allowed)).fetchone()
-            if row is None:
-                return None
-            job = dict(zip(JOB_FIELDS, row))
-            old, parent_id = job["previous_status"], job["parent_id"]
-            counts = None
-            if parent_id is not None:
-                counts_row = self.database.execute(
-                    f"UPDATE jobs SET count_{old} = count_{old} - ?, count_{new} = count_{new} + ? "
-                    f"WHERE id = ? RETURNING {COUNT_COLUMNS}",
-                    (int(old != new), int(old != new), parent_id),
-                ).fetchone()
-                counts = Counts(*counts_row) if counts_row else None
-        result = Transition(job_id, job["type"], parent_id, old, new, counts, job)
+        row = self.database.write_one(sql, (*params, job_id, *allowed))
+        if row is None:
+            return None
+        job = dict(zip(JOB_FIELDS, row))
+        result = Transition(job_id, job["type"], job["parent_id"], job["previous_status"], new, job)
         if publish:
             self.publish_status(result)
         return result
@@ -326,8 +315,7 @@ class JobManager:
             for parent_id in filter(None, parents):
                 self._store_counts(parent_id, self.recount(parent_id))
         if include_self:
-            self.publish_status(Transition(job.id, job.type, job.parent_id, job.status, "cancelled",
-                                           self.counts(job.parent_id) if job.parent_id else None))
+            self.publish_status(Transition(job.id, job.type, job.parent_id, job.status, "cancelled"))
         return [jid for jid in running if jid != job.id]
 
     def _store_counts(self, job_id: str, counts: Counts) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import sys
 from pathlib import Path
 
 from quaero.settings import Settings
@@ -11,14 +12,19 @@ from quaero.settings import Settings
 FORMAT = "%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s"
 
 
-def configure_logging(settings: Settings, *, file_name: str = "quaero.log") -> None:
-    """Send logs to stdout and ``<data_dir>/logs/<file_name>`` (10 MB × 5 files)."""
+def configure_logging(settings: Settings, *, file_name: str = "quaero.log", console_level: str | None = None) -> None:
+    """Send logs to the console and ``<data_dir>/logs/<file_name>`` (10 MB × 5 files).
+
+    ``console_level`` quiets the console (``quaero run`` shows a progress display there instead).
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     formatter = logging.Formatter(FORMAT)
-    console = logging.StreamHandler()
+    console = logging.StreamHandler(sys.stdout)
     console.setFormatter(formatter)
+    if console_level:
+        console.setLevel(console_level)
     root.addHandler(console)
     log_dir = Path(settings.data_dir) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

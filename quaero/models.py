@@ -162,12 +162,47 @@ class Models:
         return [self.Job, self.JobLog, self.JobDefinitionRecord, self.Document, self.Credential]
 
 
+def _count_change(status: str) -> str:
+    return (f"count_{status} = count_{status} + CASE WHEN NEW.status = '{status}' THEN 1 ELSE 0 END "
+            f"- CASE WHEN OLD.status = '{status}' THEN 1 ELSE 0 END")
+
+
+# A child's status change moves it between its parent's per-status counts in the same statement, so a
+# transition is one UPDATE, atomic on its own, whatever changes the status.
+_COUNT_CHANGES = ", ".join(_count_change(status) for status in JOB_STATUSES)
+_SQLITE_TRIGGER = f"""
+CREATE TRIGGER IF NOT EXISTS jobs_count_children AFTER UPDATE OF status ON jobs
+WHEN NEW.parent_id IS NOT NULL AND NEW.status <> OLD.status
+BEGIN
+    UPDATE jobs SET {_COUNT_CHANGES} WHERE id = NEW.parent_id;
+END"""
+_POSTGRES_TRIGGER = [
+    f"""CREATE OR REPLACE FUNCTION quaero_count_children() RETURNS trigger AS $$
+BEGIN
+    IF NEW.parent_id IS NOT NULL AND NEW.status <> OLD.status THEN
+        UPDATE jobs SET {_COUNT_CHANGES} WHERE id = NEW.parent_id;
+    END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS jobs_count_children ON jobs",
+    "CREATE TRIGGER jobs_count_children AFTER UPDATE OF status ON jobs FOR EACH ROW "
+    "EXECUTE FUNCTION quaero_count_children()",
+]
+
+
 def bind_models(database: pw.Database) -> Models:
-    """Subclass every model for ``database`` and create the tables that are missing."""
+    """Subclass every model for ``database``, create the tables that are missing, install the trigger."""
     bound = {}
     for model in (Job, JobLog, JobDefinitionRecord, Document, Credential):
         meta = type("Meta", (), {"database": database, "table_name": model._meta.table_name})
         bound[model.__name__] = type(model.__name__, (model,), {"Meta": meta, "__doc__": model.__doc__})
     models = Models(**bound)
-    database.create_tables(models.all(), safe=True)
+    with database.atomic():
+        database.create_tables(models.all(), safe=True)
+        if isinstance(database, pw.PostgresqlDatabase):
+            database.execute_sql("SELECT pg_advisory_xact_lock(20261128)")  # workers start together
+            for statement in _POSTGRES_TRIGGER:
+                database.execute_sql(statement)
+        else:
+            database.execute_sql(_SQLITE_TRIGGER)
     return models

@@ -17,29 +17,26 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
-from dramatiq.broker import Broker, Consumer, MessageProxy
+from dramatiq.broker import Broker, Consumer
 from dramatiq.common import current_millis, dq_name, q_name, xq_name
 from dramatiq.errors import DecodeError, QueueJoinTimeout, QueueNotFound
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 
 from . import _sqlite_schema as sql
+from ._sqlite_consumer import ACK_FLUSH_DELAY_S, SQLiteConsumer, SQLiteMessageProxy
+
+__all__ = ["SQLiteBroker", "SQLiteConsumer", "SQLiteMessageProxy"]
 
 logger = logging.getLogger(__name__)
 
 #: Connections inherited through fork(): the child keeps them referenced and never closes them, because
 #: closing SQLite handles that another process also uses can disturb that process's locks.
 _INHERITED_CONNECTIONS: list[sqlite3.Connection] = []
-
-BUSY_POLL_S = 0.002  # data_version polling while messages flowed recently
-IDLE_POLL_S = 0.04
-BUSY_WINDOW_S = 1.0
-RECHECK_MS = 100  # look at the queue at least this often, whatever data_version says
-ACK_FLUSH_DELAY_S = 0.002  # an idle process deletes acked rows after this long
 
 
 class SQLiteBroker(Broker):
@@ -51,6 +48,8 @@ class SQLiteBroker(Broker):
       lease_ms: how long a claimed message stays invisible to others without a heartbeat.
       max_receives: deliveries after which a message is dead-lettered instead of delivered again.
       busy_timeout_ms: how long a statement waits for another process's write lock.
+      lookahead: messages a consumer may lease beyond Dramatiq's prefetch while its messages are
+        processed quickly (see :class:`SQLiteConsumer`); None means as many as the prefetch, 0 none.
     """
 
     def __init__(
@@ -61,12 +60,14 @@ class SQLiteBroker(Broker):
         lease_ms: int = 30000,
         max_receives: int = 5,
         busy_timeout_ms: int = 10000,
+        lookahead: Optional[int] = None,
     ) -> None:
         super().__init__(middleware=middleware)
         self.path = os.fspath(path)
         self.lease_ms = int(lease_ms)
         self.max_receives = int(max_receives)
         self.busy_timeout_ms = int(busy_timeout_ms)
+        self.lookahead = lookahead
         self.queues: set[str] = set()
         if self.path != ":memory:" and not self.path.startswith("file:"):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,7 @@ class SQLiteBroker(Broker):
         self._nacks: list[tuple[int, str, int]] = []
         self._pending_since = 0.0
         self._last_lease = 0
-        self._consumers: dict[str, set[_SQLiteConsumer]] = defaultdict(set)
+        self._consumers: dict[str, set[SQLiteConsumer]] = defaultdict(set)
         self._consumed_queues: set[str] = set()
         self._heartbeat: Optional[threading.Thread] = None
         self._heartbeat_stop = threading.Event()
@@ -109,7 +110,7 @@ class SQLiteBroker(Broker):
         with self._lock:
             return conn.execute(query, params).fetchall()
 
-    def _write(self, work, *, flush: bool = False) -> Any:
+    def _write(self, work: Callable[[sqlite3.Connection, int], Any], *, flush: bool = False) -> Any:
         """Run ``work(conn, now)`` inside ``BEGIN IMMEDIATE``; with ``flush``, apply pending acks first."""
         conn = self._db()
         with self._lock:
@@ -161,6 +162,15 @@ class SQLiteBroker(Broker):
         for row_id, dead_queue, failed_at in nacks:
             conn.execute(sql.DEAD_LETTER, (dead_queue, failed_at, f"[{row_id}]"))
 
+    def _write_nacks(self, conn: sqlite3.Connection, nacks: list[tuple[int, str, int]]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._apply_pending(conn, [], nacks)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     def _flush_pending(self, *, force: bool = True) -> None:
         """Write pending acks and nacks; unless ``force``, only once the oldest has waited a little."""
         if not self._acks and not self._nacks:
@@ -178,34 +188,31 @@ class SQLiteBroker(Broker):
         return until
 
     def _claim(self, queue_name: str, limit: int) -> tuple[list[tuple[int, bytes, int]], bool]:
-        """Lease up to ``limit`` visible messages; return them and whether the batch came back full."""
+        """Lease up to ``limit`` visible messages, writing pending acks on the way.
 
-        def claim(conn: sqlite3.Connection, now: int) -> list[tuple[int, bytes, int]]:
-            until = self._lease_until(now)
-            if os.environ.get("RET"):
-                rows = conn.execute(sql.CLAIM + " RETURNING id, body, received", (until, self.owner, queue_name, now, limit)).fetchall()
-                rows.sort()
-                return rows
-            count = conn.execute(sql.CLAIM, (until, self.owner, queue_name, now, limit)).rowcount
-            if not count:
-                return []
-            text = conn.execute(sql.CLAIMED, (queue_name, until, self.owner)).fetchone()[0] or ""
-            rows = []
+        Returns the leased rows ``(id, body, received)`` and whether more are probably waiting.
+        """
+        conn = self._db()
+        with self._lock:
+            acks, nacks = self._take_pending()
+            try:
+                if nacks:
+                    self._write_nacks(conn, nacks)
+                    nacks = []
+                now = current_millis()
+                until = self._lease_until(now)
+                conn.execute(sql.CLAIM, (json.dumps(acks), queue_name, now, until, self.owner, limit,
+                                         self.max_receives, xq_name(queue_name)))
+            except BaseException:
+                self._restore_pending(acks, nacks)
+                raise
+            count, text = conn.execute(sql.CLAIMED, (queue_name, until, self.owner)).fetchone()
+        rows = []
+        if count:
             for item in text.split(","):
                 row_id, received, body = item.split(":")
                 rows.append((int(row_id), bytes.fromhex(body), int(received)))
-            dead = [row[0] for row in rows if row[2] > self.max_receives]
-            if dead:
-                conn.execute(sql.DEAD_LETTER, (xq_name(queue_name), now, json.dumps(dead)))
-                logger.warning("Dead-lettered %d message(s) of %r received more than %d times: %s",
-                               len(dead), queue_name, self.max_receives, dead)
-            return rows
-
-        rows = self._write(claim, flush=True)
-        full = len(rows) >= limit
-        if any(row[2] > self.max_receives for row in rows):
-            rows = [row for row in rows if row[2] <= self.max_receives]
-        return rows, full
+        return rows, count >= limit
 
     def _head(self, queue_name: str) -> Optional[int]:
         rows = self._read(sql.HEAD, (queue_name,))
@@ -259,7 +266,8 @@ class SQLiteBroker(Broker):
         if queue_name not in self.queues and queue_name not in self.delay_queues:
             raise QueueNotFound(queue_name)
         self._start_heartbeat()
-        consumer = _SQLiteConsumer(self, queue_name, prefetch, timeout)
+        lookahead = prefetch * int(os.environ.get("LA", "1")) if self.lookahead is None else self.lookahead
+        consumer = SQLiteConsumer(self, queue_name, prefetch, timeout, lookahead)
         self._consumers[queue_name].add(consumer)
         self._consumed_queues.add(queue_name)
         return consumer
@@ -441,174 +449,3 @@ class SQLiteBroker(Broker):
         if not include_dead:
             query += " AND queue NOT LIKE '%.XQ'"
         return bool(self._read(query + " LIMIT 1", (message_id,)))
-
-
-class _SQLiteMessageProxy(MessageProxy):
-    """A delivered message that remembers its row."""
-
-    def __init__(self, message: Message, row_id: int, received: int) -> None:
-        super().__init__(message)
-        self._row_id = row_id
-        self._received = received
-
-
-class _SQLiteConsumer(Consumer):
-    """Leases batches of messages of one queue and hands them out one by one."""
-
-    _REFILL = True
-    _AHEAD = int(os.environ.get("AHEAD", "1"))
-    _YIELD = bool(os.environ.get("YIELD"))
-
-    def __init__(self, broker: SQLiteBroker, queue_name: str, prefetch: int, timeout: int) -> None:
-        self.broker = broker
-        self.queue_name = queue_name
-        self.dead_queue = xq_name(queue_name)
-        self.prefetch = max(1, prefetch)
-        self.timeout = timeout
-        self._cv = threading.Condition(threading.Lock())
-        self._seq = 0  # bumped on every wake-up so that a waiter never misses one
-        self._new_messages = True
-        self._cache: deque[tuple[int, bytes, int]] = deque()
-        self._outstanding: set[int] = set()  # leased here and not yet acked: cached or being processed
-        self._backlog = False  # the last claim came back full: more messages are probably waiting
-        self._claim_lock = threading.Lock()
-        self._refill_at = max(1, self.prefetch // 2)
-        self._data_version: Optional[int] = None
-        self._next_due = 0
-        self._last_check = 0
-        self._last_busy = 0.0
-        self._closed = False
-
-    def _wake(self, *, new_messages: bool) -> None:
-        with self._cv:
-            if new_messages:
-                self._new_messages = True
-            self._seq += 1
-            self._cv.notify()
-
-    def _release(self, row_id: int) -> None:
-        with self._cv:
-            self._outstanding.discard(row_id)
-            self._seq += 1
-            self._cv.notify()
-
-    def ack(self, message: MessageProxy) -> None:
-        """Delete the message's row with the next claim or idle flush."""
-        row_id = message._row_id
-        self.broker._add_pending(row_id, None)
-        self._release(row_id)
-        if self._YIELD:
-            time.sleep(0)
-        if self._REFILL and self._backlog and not self._cache and self.prefetch - len(self._outstanding) >= self._refill_at:
-            self._refill()
-
-    def _refill(self) -> None:
-        """Claim the next batch from the acking worker thread.
-
-        That thread holds the GIL; the consumer thread, woken by the ack, would wait for it until the
-        worker threads run out of work, and claiming only then leaves them idle for the whole claim.
-        """
-        if not self._claim_lock.acquire(blocking=False):
-            return
-        try:
-            if not self._closed and not self._cache:
-                self._claim_locked(self._refill_at)
-        except sqlite3.Error:
-            logger.debug("Refill of %r failed; the consumer thread claims instead.", self.queue_name, exc_info=True)
-        finally:
-            self._claim_lock.release()
-
-    def _claim_locked(self, minimum: int) -> bool:
-        free = self.prefetch * self._AHEAD - len(self._outstanding)
-        if free < minimum:
-            return False
-        rows, self._backlog = self.broker._claim(self.queue_name, free)
-        if rows:
-            with self._cv:
-                self._outstanding.update(row[0] for row in rows)
-                self._cache.extend(rows)
-                self._seq += 1
-                self._cv.notify()
-            self._last_busy = time.monotonic()
-        return bool(rows) or self._backlog
-
-    def nack(self, message: MessageProxy) -> None:
-        """Move the message to the dead-letter queue with the next claim or idle flush."""
-        row_id = message._row_id
-        self.broker._add_pending(row_id, self.dead_queue)
-        self._release(row_id)
-
-    def requeue(self, messages: Iterable[MessageProxy]) -> None:
-        """Make leased but unprocessed messages visible again at once, without counting the delivery."""
-        row_ids = [message._row_id for message in messages]
-        if row_ids:
-            self.broker._requeue(self.queue_name, row_ids)
-            with self._cv:
-                self._outstanding.difference_update(row_ids)
-
-    def __next__(self) -> Optional[MessageProxy]:
-        deadline = time.monotonic() + self.timeout / 1000
-        while True:
-            if self._cache and len(self._outstanding) - len(self._cache) < self.prefetch:
-                row_id, body, received = self._cache.popleft()
-                try:
-                    return _SQLiteMessageProxy(Message.decode(body), row_id, received)
-                except DecodeError:
-                    logger.error("Dead-lettering undecodable message row %d of %r.", row_id, self.queue_name)
-                    self.broker._add_pending(row_id, self.dead_queue)
-                    self._release(row_id)
-                    continue
-            seq = self._seq
-            if not self._cache and self._poll():
-                continue
-            now = time.monotonic()
-            remaining = deadline - now
-            if remaining <= 0:
-                return None
-            wait = BUSY_POLL_S if now - self._last_busy < BUSY_WINDOW_S else IDLE_POLL_S
-            if self.broker._acks or self.broker._nacks:
-                wait = min(wait, ACK_FLUSH_DELAY_S)
-            with self._cv:
-                if self._seq == seq:
-                    self._cv.wait(min(wait, remaining))
-
-    def _poll(self) -> bool:
-        """Claim messages into the cache if some may be visible; return whether to look again at once."""
-        broker = self.broker
-        free = self.prefetch * self._AHEAD - len(self._outstanding)
-        if free <= 0:
-            broker._flush_pending(force=False)
-            return False
-        if not self._backlog:
-            # The cheap checks: a local enqueue, another connection's commit, a due eta, or time.
-            now = current_millis()
-            version = broker._data_version()
-            if not (self._new_messages or version != self._data_version
-                    or now >= self._next_due or now - self._last_check >= RECHECK_MS):
-                broker._flush_pending(force=False)
-                return False
-            self._new_messages = False
-            self._data_version = version
-            self._last_check = now
-            head = broker._head(self.queue_name)
-            if head is None or head > now:
-                self._next_due = head if head is not None else now + RECHECK_MS
-                broker._flush_pending(force=False)
-                return False
-        with self._claim_lock:
-            return bool(self._cache) or self._claim_locked(1)
-
-    def close(self) -> None:
-        """Give back leased messages not handed out yet and write pending acks."""
-        if self._closed:
-            return
-        self._closed = True
-        self.broker._consumers[self.queue_name].discard(self)
-        cached = [row[0] for row in self._cache]
-        self._cache.clear()
-        try:
-            self.broker._requeue(self.queue_name, cached)
-            self.broker._flush_pending()
-        except sqlite3.Error:
-            logger.exception("Could not release the consumer of %r cleanly; its leases will expire.",
-                             self.queue_name)

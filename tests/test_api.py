@@ -1,0 +1,100 @@
+"""The REST API and WebSocket over a real runtime and SQLite file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import wait_for
+from starlette.testclient import TestClient
+
+from quaero.web.app import create_app
+
+DEFINITION = """
+id: api-fan
+name: API fan
+steps:
+  - {name: fan, action: test_fanout, config: {count: 5}}
+"""
+
+
+@pytest.fixture
+def client(runtime, settings):
+    with TestClient(create_app(settings, runtime=runtime)) as client:
+        yield client
+
+
+def test_definition_crud_yaml_and_json(client):
+    created = client.post("/api/jobs/definitions", content=DEFINITION, headers={"content-type": "application/yaml"})
+    assert created.status_code == 201 and created.json()["id"] == "api-fan"
+    assert client.post("/api/jobs/definitions", content=DEFINITION).status_code == 409
+    as_json = json.dumps({"id": "json-one", "name": "JSON", "steps": [{"name": "a", "action": "test_fanout"}]})
+    assert client.post("/api/jobs/definitions", content=as_json,
+                       headers={"content-type": "application/json"}).status_code == 201
+    assert [d["id"] for d in client.get("/api/jobs/definitions").json()["items"]] == ["api-fan", "json-one"]
+    got = client.get("/api/jobs/definitions/api-fan").json()
+    assert got["definition"]["steps"][0]["config"] == {"count": 5}
+    updated = client.put("/api/jobs/definitions/api-fan", content=DEFINITION.replace("count: 5", "count: 7"))
+    assert updated.status_code == 200 and updated.json()["definition"]["steps"][0]["config"]["count"] == 7
+    assert client.delete("/api/jobs/definitions/json-one").status_code == 200
+    assert client.get("/api/jobs/definitions/json-one").status_code == 404
+
+
+def test_invalid_definition_is_a_400_with_locations(client):
+    response = client.post("/api/jobs/definitions", content="name: x\nsteps:\n  - {name: a, action: nope}\n")
+    assert response.status_code == 400
+    body = response.json()
+    assert "unknown action 'nope'" in body["error"]
+    assert body["detail"][0]["path"] == "steps[0].action" and body["detail"][0]["line"] == 3
+    check = client.post("/api/jobs/definitions/validate", content="name: x\nsteps: {}\n").json()
+    assert check["valid"] is False and check["detail"][0]["path"] == "steps"
+    bad_json = client.post("/api/jobs/definitions", content="{oops", headers={"content-type": "application/json"})
+    assert bad_json.status_code == 400 and "invalid JSON" in bad_json.json()["error"]
+
+
+def test_execute_and_follow_a_job(client):
+    client.post("/api/jobs/definitions", content=DEFINITION)
+    response = client.post("/api/jobs/definitions/api-fan/execute")
+    assert response.status_code == 202
+    job_id = response.json()["job_id"]
+    job = wait_for(lambda: (j := client.get(f"/api/jobs/{job_id}").json())["status"] == "completed" and j, 20)
+    assert job["type"] == "parent"
+    [step] = client.get(f"/api/jobs/{job_id}/children").json()["items"]
+    assert step["counts"]["completed"] == 5
+    listing = client.get("/api/jobs", params={"parent_id": step["id"], "limit": 2}).json()
+    assert listing["total"] == 5 and len(listing["items"]) == 2 and listing["limit"] == 2
+    logs = client.get(f"/api/jobs/{job_id}/logs").json()["items"]
+    assert any("execution completed" in line["message"] for line in logs)
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 409
+    rerun = client.post(f"/api/jobs/{job_id}/rerun")
+    assert rerun.status_code == 202 and rerun.json()["job_id"] != job_id
+
+
+def test_errors_are_json_never_500(client):
+    assert client.get("/api/jobs/nope").status_code == 404
+    assert client.get("/api/jobs", params={"limit": "lots"}).status_code == 400
+    assert client.post("/api/jobs/definitions/missing/execute").status_code == 404
+    assert client.post("/api/jobs/definitions", content="x" * 2_000_000).status_code == 413
+    assert client.get("/api/nothing-here").status_code == 404
+
+
+def test_running_job_cannot_be_deleted(client, runtime):
+    client.post("/api/jobs/definitions", content=DEFINITION.replace("count: 5", "count: 3, work_ms: 5000"))
+    job_id = client.post("/api/jobs/definitions/api-fan/execute").json()["job_id"]
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 409
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 200
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 200
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+
+
+def test_websocket_streams_events_and_filters_types(client):
+    client.post("/api/jobs/definitions", content=DEFINITION)
+    with client.websocket_connect("/ws?types=job_progress") as ws:
+        job_id = client.post("/api/jobs/definitions/api-fan/execute").json()["job_id"]
+        while True:
+            message = ws.receive_json()
+            assert message["type"] == "job_progress"
+            if message["payload"]["job_id"] == job_id and message["payload"]["status"] == "completed":
+                break
+    with client.websocket_connect("/ws?types=bogus") as ws:
+        assert ws.receive_json()["type"] == "error"

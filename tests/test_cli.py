@@ -1,0 +1,101 @@
+"""The quaero command: run, jobs, validate, serve, worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import wait_for
+
+FANOUT = "name: cli fan\nsteps:\n  - {name: fan, action: test_fanout, config: {count: 25}}\n"
+
+
+def quaero(*args: str, cwd: Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
+    environ.update({"QUAERO_PLUGIN_MODULES": "quaero.testing", **env})
+    return subprocess.run([sys.executable, "-m", "quaero", *args], cwd=cwd, env=environ, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_run_json_reports_the_outcome(tmp_path, workers):
+    (tmp_path / "fan.yaml").write_text(FANOUT)
+    result = quaero("run", "fan.yaml", "--json", "--data-dir", "data", "--workers", workers, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert set(summary) == {"job_id", "status", "counts", "result_count", "elapsed_s"}
+    assert summary["status"] == "completed"
+    assert summary["counts"]["completed"] == summary["counts"]["total"] == 25
+    jobs = quaero("jobs", "--json", "--type", "parent", "--data-dir", "data", cwd=tmp_path)
+    assert [j["id"] for j in json.loads(jobs.stdout)] == [summary["job_id"]]
+
+
+def test_run_exits_non_zero_when_the_execution_fails(tmp_path):
+    (tmp_path / "bad.yaml").write_text(
+        "name: bad\nsteps:\n  - {name: fail, action: test_fanout, config: {count: 2, fail_every: 1}}\n")
+    result = quaero("run", "bad.yaml", "--data-dir", "data", "--workers", "0", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "\nfailed: 0 completed, 2 failed" in result.stdout
+    assert "error: step 'fail' failed: all 2 child jobs failed" in result.stderr
+
+
+def test_run_rejects_an_invalid_definition_with_its_location(tmp_path):
+    (tmp_path / "typo.yaml").write_text("name: t\nsteps:\n  - {name: a, action: test_fanout, config: {cnt: 1}}\n")
+    result = quaero("run", "typo.yaml", "--data-dir", "data", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "typo.yaml: line 3" in result.stderr and "unknown key 'cnt'" in result.stderr
+
+
+def test_bad_setting_is_a_clear_error(tmp_path):
+    result = quaero("plugins", cwd=tmp_path, QUAERO_PORTT="1")
+    assert result.returncode == 2 and "unknown setting 'portt'" in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_executes_over_the_api_with_worker_processes_and_stops_cleanly(tmp_path):
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    (defs / "fan.yaml").write_text(FANOUT)
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
+    environ["QUAERO_PLUGIN_MODULES"] = "quaero.testing"
+    server = subprocess.Popen([sys.executable, "-m", "quaero", "serve", "--port", str(port), "--data-dir", "data",
+                               "--definitions", "defs", "--workers", "2"], cwd=tmp_path, env=environ,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def healthy():
+            try:
+                return httpx.get(f"{base}/api/health", timeout=1).json()
+            except httpx.HTTPError:
+                return None
+
+        health = wait_for(healthy, 30, 0.2, "the server to answer")
+        assert health["worker_processes"] == 2
+        job_id = httpx.post(f"{base}/api/jobs/definitions/fan/execute").json()["job_id"]
+        job = wait_for(lambda: (j := httpx.get(f"{base}/api/jobs/{job_id}").json())["status"] == "completed" and j,
+                       60, 0.1, "the execution to complete")
+        assert job["type"] == "parent" and job["definition_id"] == "fan"
+        children = httpx.get(f"{base}/api/jobs/{job_id}/children").json()
+        [step] = children["items"]
+        assert step["counts"]["completed"] == 25 and step["progress_text"].startswith("0 pending")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises the signal it handled
+    assert (tmp_path / "data" / "logs" / "quaero.log").exists()
+    time.sleep(0.5)
+    assert "Traceback" not in output, output

@@ -1,0 +1,84 @@
+"""Scale-out paths: Dramatiq's Redis and RabbitMQ brokers, and PostgreSQL for the data.
+
+These need the services; on a machine without them they skip, in CI (CI=true) they fail.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from conftest import execute, make_settings, need_service, wait_done, wait_for
+
+from quaero.events import RESULT_SAVED
+from quaero.runtime import Runtime
+
+PIPELINE = """
+name: scaled
+steps:
+  - {name: docs, action: test_fanout, config: {count: 30, save_documents: true}}
+  - {name: flaky, action: test_flaky, config: {count: 2, failures: 1}}
+  - {name: tree, action: test_tree, config: {branching: 2, max_depth: 2}}
+"""
+
+
+@pytest.fixture
+def postgres_url():
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg2
+
+    name = f"quaero_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(host="127.0.0.1", dbname="test")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://127.0.0.1:5432/{name}"
+    finally:
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def redis_url():
+    need_service("Redis", "127.0.0.1", 6379)
+    return "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def amqp_url():
+    need_service("RabbitMQ", "127.0.0.1", 5672)
+    return "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+def run_pipeline(settings, *, expect_remote_events: bool = False) -> None:
+    runtime = Runtime(settings, role="run")
+    saved = []
+    runtime.bus.subscribe(lambda e: saved.append(e), [RESULT_SAVED])
+    runtime.start()
+    try:
+        runtime.broker.flush_all()
+        root_id = execute(runtime, PIPELINE)
+        root = wait_done(runtime, root_id, timeout=90)
+        assert root.status == "completed", root.error_message
+        docs, flaky, tree = runtime.services.jobs.children(root_id)
+        assert runtime.services.jobs.counts(docs.id).completed == 30
+        assert runtime.services.documents.count(source_type="test") == 30
+        assert all(c.attempts == 2 for c in runtime.services.jobs.children(flaky.id))
+        assert runtime.services.jobs.counts(tree.id).completed == 7
+        if expect_remote_events:
+            wait_for(lambda: len(saved) == 30, 10, what="result_saved events from the worker processes")
+    finally:
+        runtime.stop()
+
+
+def test_redis_queue(tmp_path, redis_url):
+    run_pipeline(make_settings(tmp_path, queue_url=redis_url))
+
+
+def test_rabbitmq_queue(tmp_path, amqp_url):
+    run_pipeline(make_settings(tmp_path, queue_url=amqp_url))
+
+
+def test_postgresql_data_with_redis_queue_and_worker_processes(tmp_path, postgres_url, redis_url):
+    run_pipeline(make_settings(tmp_path, database_url=postgres_url, queue_url=redis_url, worker_processes=2),
+                 expect_remote_events=True)
