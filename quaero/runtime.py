@@ -87,9 +87,9 @@ class Runtime:
             loaded, errors = self.services.definitions.load_directory(Path(self.settings.definitions_dir))
             if loaded:
                 log.info("loaded %d job definition(s) from %s", len(loaded), self.settings.definitions_dir)
-            if self.worker_processes:
-                self.relay = EventRelay(events_database(self.settings), self.bus)
-                self.relay.start()
+            # Always relay: workers started by the supervisor or by hand (`quaero worker`) both use the outbox.
+            self.relay = EventRelay(events_database(self.settings), self.bus)
+            self.relay.start()
             assert self.monitor and self.orchestrator
             self.monitor.start()
             self.orchestrator.start()

@@ -101,3 +101,30 @@ steps:
         assert [s.status for s in second.services.jobs.children(root_id)] == ["completed", "completed"]
     finally:
         second.stop()
+
+
+def test_cancel_reaches_children_running_in_a_worker_process(tmp_path):
+    import time
+
+    runtime = started(make_settings(tmp_path, worker_processes=1, worker_threads=3))
+    try:
+        root_id = execute(runtime, """
+name: cancel remote
+steps:
+  - {name: slow, action: test_fanout, config: {count: 9, work_ms: 30000}}
+""")
+        step = wait_for(lambda: (s := runtime.services.jobs.children(root_id)) and s[0], 30)
+        wait_for(lambda: runtime.services.jobs.counts(step.id).running == 3, 30, what="three running children")
+        running = [c.id for c in runtime.services.jobs.children(step.id, status="running")]
+        begun = time.monotonic()
+        runtime.orchestrator.cancel(root_id)
+
+        def stopped():
+            lines = runtime.services.logs.read(running)
+            return sum("stopped: the job was cancelled" in line["message"] for line in lines) == 3
+
+        wait_for(stopped, 5, what="the worker process to stop its three running children")
+        assert time.monotonic() - begun < 2.5
+        assert runtime.services.jobs.recount(step.id).cancelled == 9
+    finally:
+        runtime.stop()

@@ -1,0 +1,30 @@
+"""A plain (non-editable) install works on its own: package data and entry points included."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_install_runs_without_the_source_tree(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
+                   check=True, cwd=tmp_path)
+    assert (target / "quaero" / "broker" / "sqlite.py").is_file()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
+    env["PYTHONPATH"] = str(target)
+    # Run from an empty folder so nothing can come from the source tree.
+    (tmp_path / "fan.yaml").write_text("name: fan\nsteps:\n  - {name: a, action: test_fanout, config: {count: 3}}\n")
+    check = subprocess.run([sys.executable, "-c", "import quaero, sys; print(quaero.__file__, quaero.__version__)"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert check.stdout.startswith(str(target)) and "0.1.0" in check.stdout
+    run = subprocess.run([sys.executable, "-m", "quaero", "run", "fan.yaml", "--json", "--workers", "0"],
+                         env={**env, "QUAERO_PLUGIN_MODULES": "quaero.testing"}, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["counts"]["completed"] == 3
