@@ -113,11 +113,25 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     _stop_on_signals(stop)
     runtime = Runtime(settings, role="worker")
     runtime.start()
+    if index is not None:
+        _exit_with_parent(stop)
     try:
         stop.wait()
     finally:
         runtime.stop()
     return 0
+
+
+def _exit_with_parent(stop: threading.Event) -> None:
+    """A supervised worker stops when its server dies, even by SIGKILL, instead of living on as an orphan."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(0.5):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch, name="quaero-parent-watch", daemon=True).start()
 
 
 def _run_summary(runtime: Any, root_id: str, started: float) -> dict[str, Any]:

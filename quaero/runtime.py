@@ -102,6 +102,8 @@ class Runtime:
             self.supervisor = WorkerSupervisor(self.settings, self.worker_processes)
             self.supervisor.start()
         else:
+            # What Dramatiq's own CLI does in each worker process: starts the time-limit watchdog.
+            self.broker.emit_after("process_boot")
             self.worker = dramatiq.Worker(self.broker, worker_threads=self.settings.worker_threads,
                                           worker_timeout=100)
             self.worker.start()

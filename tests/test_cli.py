@@ -99,3 +99,64 @@ def test_serve_executes_over_the_api_with_worker_processes_and_stops_cleanly(tmp
     assert (tmp_path / "data" / "logs" / "quaero.log").exists()
     time.sleep(0.5)
     assert "Traceback" not in output, output
+
+
+def test_sigkill_of_the_server_then_restart_finishes_the_execution(tmp_path):
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    (defs / "slow.yaml").write_text(
+        "name: slow\nsteps:\n  - {name: a, action: test_fanout, config: {count: 12, work_ms: 400, save_documents: true}}\n"
+        "  - {name: b, action: test_fanout, config: {count: 3}}\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
+    environ.update(QUAERO_PLUGIN_MODULES="quaero.testing", QUAERO_QUEUE_LEASE_MS="1500")
+
+    def serve(port):
+        return subprocess.Popen([sys.executable, "-m", "quaero", "serve", "--port", str(port), "--data-dir", "data",
+                                 "--definitions", "defs", "--workers", "2", "--threads", "2"], cwd=tmp_path,
+                                env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def get(base, path):
+        try:
+            return httpx.get(base + path, timeout=2).json()
+        except httpx.HTTPError:
+            return None
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = serve(port)
+    try:
+        wait_for(lambda: get(base, "/api/health"), 30, 0.2, "the server to answer")
+        job_id = httpx.post(f"{base}/api/jobs/definitions/slow/execute").json()["job_id"]
+        wait_for(lambda: (c := get(base, f"/api/jobs/{job_id}/children")) and c["items"]
+                 and c["items"][0]["counts"]["completed"] >= 2, 30, 0.1, "some children to complete")
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True,
+                                                  text=True).stdout.split()]
+        assert len(workers) == 2
+        server.kill()
+        server.wait()
+        # Its worker processes notice and stop instead of living on as orphans.
+        wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") and "zombie" not in _state(pid) for pid in workers),
+                 15, 0.2, "the orphaned workers to exit")
+    finally:
+        if server.poll() is None:
+            server.kill()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = serve(port)
+    try:
+        job = wait_for(lambda: (j := get(base, f"/api/jobs/{job_id}")) and j["status"] in ("completed", "failed")
+                       and j, 60, 0.2, "the execution to finish after the restart")
+        assert job["status"] == "completed", job
+        a, b = get(base, f"/api/jobs/{job_id}/children")["items"]
+        assert a["counts"]["completed"] == 12 and b["counts"]["completed"] == 3
+        assert a["result_count"] == 12
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"

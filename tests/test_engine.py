@@ -286,3 +286,25 @@ steps:
     children = runtime.services.jobs.children(step.id, limit=1000)
     last_child = max(finished[c.id] for c in children)
     assert finished[step.id] - last_child < 0.5  # the 100 ms target is measured by bench/engine.py
+
+
+def test_time_limit_stops_a_runaway_job(tmp_path):
+    from conftest import make_settings
+
+    from quaero.runtime import Runtime
+
+    runtime = Runtime(make_settings(tmp_path, time_limit=1), role="run")
+    runtime.start()
+    try:
+        root_id = execute(runtime, """
+name: runaway
+steps:
+  - {name: spin, action: test_fanout, config: {count: 1, work_ms: 60000, cooperative: false}}
+""")
+        root = wait_done(runtime, root_id, timeout=20)
+        [step] = steps_of(runtime, root_id)
+        [child] = runtime.services.jobs.children(step.id)
+        assert child.status == "failed" and child.error_message == "exceeded the time limit of 1 s"
+        assert root.status == "failed"
+    finally:
+        runtime.stop()
