@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import sqlite3
 import sys
 import tempfile
@@ -179,8 +178,7 @@ def measure_redis(messages: int, processes: int, threads: int = 8) -> Optional[f
     try:
         broker = _make_broker("redis", namespace)
         _declare_actor(broker)
-        pipe_messages = _messages(messages)
-        for message in pipe_messages:
+        for message in _messages(messages):
             broker.enqueue(message)
         broker.close()
         return _run("redis", namespace, processes, threads, messages,
@@ -212,7 +210,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     figures = measure(args.messages)
     if args.json:
         print(json.dumps(figures))

@@ -63,8 +63,8 @@ def test_execute_and_follow_a_job(client):
     assert step["counts"]["completed"] == 5
     listing = client.get("/api/jobs", params={"parent_id": step["id"], "limit": 2}).json()
     assert listing["total"] == 5 and len(listing["items"]) == 2 and listing["limit"] == 2
-    logs = client.get(f"/api/jobs/{job_id}/logs").json()["items"]
-    assert any("execution completed" in line["message"] for line in logs)
+    wait_for(lambda: any("execution completed" in line["message"]
+                         for line in client.get(f"/api/jobs/{job_id}/logs").json()["items"]), 5)
     assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 409
     rerun = client.post(f"/api/jobs/{job_id}/rerun")
     assert rerun.status_code == 202 and rerun.json()["job_id"] != job_id

@@ -39,14 +39,13 @@ class SQLiteMessageProxy(MessageProxy):
 class SQLiteConsumer(Consumer):
     """Leases messages of one queue in batches and hands them out one by one.
 
-    At most ``prefetch`` messages are handed out and not yet acked. While messages are acked quickly
-    (``prefetch`` or more within 100 ms), up to ``lookahead`` more are leased ahead into a local cache:
-    the worker threads keep the GIL while they have work, so a consumer thread that claimed only when a
-    slot freed would mostly get to run once they had all gone idle, and they would then wait out the
-    whole claim. Slow messages get no lookahead, so other processes are not kept from them.
+    It holds at most ``prefetch`` unacked messages and claims again as soon as one is acked. While
+    messages go through quickly (``prefetch`` acks or more within 100 ms) it may hold ``lookahead``
+    more, and claims once a quarter of that is free, so that one transaction leases many messages: the
+    worker threads keep the GIL while they have work, so a claim made only when their queue ran low
+    would mostly finish after it ran dry (measured: 11-12k instead of 15-17k msg/s with 8 threads).
+    Slow messages get neither, so no process holds on to them while another one idles.
     """
-
-    _HANDALL = bool(__import__("os").environ.get("HANDALL"))
 
     def __init__(self, broker: SQLiteBroker, queue_name: str, prefetch: int, timeout: int, lookahead: int) -> None:
         self.broker = broker
@@ -57,6 +56,7 @@ class SQLiteConsumer(Consumer):
         self.timeout = timeout
         self._cv = threading.Condition(threading.Lock())
         self._seq = 0  # bumped on every wake-up so that a waiter never misses one
+        self._wake_below = -1  # acks wake the consumer thread once this few messages are outstanding
         self._new_messages = True
         self._cache: deque[tuple[int, bytes, int]] = deque()
         self._outstanding: set[int] = set()  # leased here and not acked: cached or handed out
@@ -65,7 +65,7 @@ class SQLiteConsumer(Consumer):
         self._next_due = 0
         self._last_check = 0
         self._last_busy = 0.0
-        self._acked = 0
+        self._acked = 0  # a rate estimate only: an increment lost between threads does not matter
         self._rate_since = time.monotonic()
         self._rate_acked = 0
         self._fast = False
@@ -79,11 +79,14 @@ class SQLiteConsumer(Consumer):
             self._cv.notify()
 
     def _release(self, row_id: int) -> None:
-        with self._cv:
-            self._outstanding.discard(row_id)
-            self._acked += 1
-            self._seq += 1
-            self._cv.notify()
+        # Worker threads come here; waking the consumer thread only once a batch is free spares a
+        # thread switch per message.
+        self._outstanding.discard(row_id)
+        self._acked += 1
+        if len(self._outstanding) <= self._wake_below:
+            with self._cv:
+                self._seq += 1
+                self._cv.notify()
 
     def ack(self, message: MessageProxy) -> None:
         """Delete the message's row with the next claim or idle flush."""
@@ -100,13 +103,13 @@ class SQLiteConsumer(Consumer):
         row_ids = [message.row_id for message in messages]
         if row_ids:
             self.broker._requeue(self.queue_name, row_ids)
-            with self._cv:
-                self._outstanding.difference_update(row_ids)
+            self._outstanding.difference_update(row_ids)
 
     def __next__(self) -> Optional[MessageProxy]:
+        """Return the next leased message, or None after ``timeout`` ms without one."""
         deadline = time.monotonic() + self.timeout / 1000
         while True:
-            if self._cache and len(self._outstanding) - len(self._cache) < (self.prefetch if not self._HANDALL or not self._fast else self.prefetch + self.lookahead // 2):
+            if self._cache:
                 row_id, body, received = self._cache.popleft()
                 try:
                     return SQLiteMessageProxy(Message.decode(body), row_id, received)
@@ -116,8 +119,14 @@ class SQLiteConsumer(Consumer):
                     self._release(row_id)
                     continue
             seq = self._seq
-            if len(self._cache) <= (self.prefetch if self._fast and self.lookahead > self.prefetch else 0) and self._poll():
-                continue
+            limit = self._lease_limit()
+            batch = max(1, limit // 4) if self._fast else 1
+            self._wake_below = limit - batch
+            if limit - len(self._outstanding) >= batch:
+                if self._poll(limit):
+                    continue
+            else:
+                self.broker._flush_pending(force=False)
             now = time.monotonic()
             remaining = deadline - now
             if remaining <= 0:
@@ -136,13 +145,9 @@ class SQLiteConsumer(Consumer):
             self._rate_since, self._rate_acked = now, self._acked
         return self.prefetch + self.lookahead if self._fast else self.prefetch
 
-    def _poll(self) -> bool:
+    def _poll(self, limit: int) -> bool:
         """Claim messages into the cache if some may be visible; return whether to look again at once."""
         broker = self.broker
-        free = self._lease_limit() - len(self._outstanding)
-        if free <= 0:
-            broker._flush_pending(force=False)
-            return False
         if not self._backlog:
             # The cheap checks first: a local enqueue, another connection's commit, a due eta, or time.
             now = current_millis()
@@ -159,10 +164,9 @@ class SQLiteConsumer(Consumer):
                 self._next_due = head if head is not None else now + RECHECK_MS
                 broker._flush_pending(force=False)
                 return False
-        rows, self._backlog = broker._claim(self.queue_name, free)
+        rows, self._backlog = broker._claim(self.queue_name, limit - len(self._outstanding))
         if rows:
-            with self._cv:
-                self._outstanding.update(row[0] for row in rows)
+            self._outstanding.update([row[0] for row in rows])
             self._cache.extend(rows)
             self._last_busy = time.monotonic()
         return bool(rows) or self._backlog

@@ -117,7 +117,4 @@ def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     conn.execute("COMMIT")
     for statement in CLAIM_SETUP:
         conn.execute(statement)
-    import os
-    if os.environ.get("NOIDX"):
-        conn.execute("DROP INDEX IF EXISTS messages_message_id")
     return conn

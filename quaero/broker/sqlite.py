@@ -5,7 +5,7 @@ eta) or ``q.XQ`` (dead letters, kept until deleted). A consumer claims a batch b
 ``visible_at`` one lease ahead and stamping them with its process's ``owner``; a heartbeat keeps pushing the
 lease while the work runs, so a process that dies simply lets its leases lapse and the rows come back to
 the other consumers. Delivery is at least once: a message acked in memory but not yet flushed when the
-process is killed runs again.
+process is killed runs again. Writers of all processes queue on an ``flock`` of ``<file>-writer.lock``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ from dramatiq.middleware import Middleware
 from . import _sqlite_schema as sql
 from ._sqlite_consumer import ACK_FLUSH_DELAY_S, SQLiteConsumer, SQLiteMessageProxy
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: writers then queue in SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["SQLiteBroker", "SQLiteConsumer", "SQLiteMessageProxy"]
 
 logger = logging.getLogger(__name__)
@@ -48,8 +53,8 @@ class SQLiteBroker(Broker):
       lease_ms: how long a claimed message stays invisible to others without a heartbeat.
       max_receives: deliveries after which a message is dead-lettered instead of delivered again.
       busy_timeout_ms: how long a statement waits for another process's write lock.
-      lookahead: messages a consumer may lease beyond Dramatiq's prefetch while its messages are
-        processed quickly (see :class:`SQLiteConsumer`); None means as many as the prefetch, 0 none.
+      lookahead: messages a consumer may hold beyond Dramatiq's prefetch while its messages go through
+        quickly (see :class:`SQLiteConsumer`); None means three times the prefetch, at most 256; 0 none.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class SQLiteBroker(Broker):
         self._pid = os.getpid()
         self._lock = threading.Lock()  # guards the connection; every statement runs under it
         self._conn: Optional[sqlite3.Connection] = None
+        self._lock_fd: Optional[int] = None
         #: Identifies this process's claims; a forked child gets its own so it never extends the parent's.
         self.owner = uuid.uuid4().hex
         self._pending_lock = threading.Lock()
@@ -102,8 +108,23 @@ class SQLiteBroker(Broker):
             with self._lock:
                 if self._conn is None:
                     self._conn = sql.connect(self.path, self.busy_timeout_ms)
+                    if fcntl is not None and self.path != ":memory:" and not self.path.startswith("file:"):
+                        self._lock_fd = os.open(self.path + "-writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
                 conn = self._conn
         return conn
+
+    def _lock_writes(self) -> None:
+        """Queue for the write lock across processes; the caller holds ``self._lock``.
+
+        SQLite's busy handler sleeps 1, 2, 5, 10 ... ms between tries while a claim lasts a fraction of a
+        millisecond; a blocking ``flock`` hands the database over the moment the other process is done.
+        """
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def _unlock_writes(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _read(self, query: str, params: tuple = ()) -> list[tuple]:
         conn = self._db()
@@ -115,6 +136,7 @@ class SQLiteBroker(Broker):
         conn = self._db()
         with self._lock:
             acks, nacks = self._take_pending() if flush else ([], [])
+            self._lock_writes()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -130,6 +152,8 @@ class SQLiteBroker(Broker):
             except BaseException:
                 self._restore_pending(acks, nacks)
                 raise
+            finally:
+                self._unlock_writes()
 
     # -- pending acks and nacks -----------------------------------------------------------------------
 
@@ -195,6 +219,7 @@ class SQLiteBroker(Broker):
         conn = self._db()
         with self._lock:
             acks, nacks = self._take_pending()
+            self._lock_writes()
             try:
                 if nacks:
                     self._write_nacks(conn, nacks)
@@ -206,6 +231,8 @@ class SQLiteBroker(Broker):
             except BaseException:
                 self._restore_pending(acks, nacks)
                 raise
+            finally:
+                self._unlock_writes()
             count, text = conn.execute(sql.CLAIMED, (queue_name, until, self.owner)).fetchone()
         rows = []
         if count:
@@ -266,7 +293,7 @@ class SQLiteBroker(Broker):
         if queue_name not in self.queues and queue_name not in self.delay_queues:
             raise QueueNotFound(queue_name)
         self._start_heartbeat()
-        lookahead = prefetch * int(os.environ.get("LA", "1")) if self.lookahead is None else self.lookahead
+        lookahead = min(3 * prefetch, 256) if self.lookahead is None else self.lookahead
         consumer = SQLiteConsumer(self, queue_name, prefetch, timeout, lookahead)
         self._consumers[queue_name].add(consumer)
         self._consumed_queues.add(queue_name)
@@ -300,7 +327,11 @@ class SQLiteBroker(Broker):
         self.emit_before("enqueue", message, delay)
         conn = self._db()
         with self._lock:
-            conn.execute(sql.INSERT, row)
+            self._lock_writes()
+            try:
+                conn.execute(sql.INSERT, row)
+            finally:
+                self._unlock_writes()
         self._notify(row[0])
         self.emit_after("enqueue", message, delay)
         return message
@@ -363,6 +394,9 @@ class SQLiteBroker(Broker):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     # -- inspection and dead letters (used by the REST API) -------------------------------------------
 
