@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
 from quaero.broker import make_broker
 from quaero.db import Database
@@ -55,7 +56,10 @@ class Runtime:
         self.bus = EventBus()
         queue_url = settings.resolved_queue_url
         options = {"lease_ms": settings.queue_lease_ms} if queue_url.startswith("sqlite:") else {}
-        self.broker: dramatiq.Broker = make_broker(queue_url, **options)
+        # Only the middleware the engine uses: each one costs every message a few calls.
+        middleware = [TimeLimit(time_limit=int(settings.time_limit * 1000)), Retries(max_retries=0),
+                      CurrentMessage()]
+        self.broker: dramatiq.Broker = make_broker(queue_url, middleware=middleware, **options)
         self.services = Services(settings, self.database, self.models, self.bus, self.registry, self.broker)
         self.processor = JobProcessor(self.services)
         self.processor.declare_actors()
