@@ -163,6 +163,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         assert runtime.orchestrator is not None
         root_id = runtime.orchestrator.execute(definition, trigger=f"quaero run {args.file}")
         display = None if args.json else _LiveDisplay(definition.name)
+        cancelling = False
         while True:
             summary = _run_summary(runtime, root_id, started)
             if display:
@@ -170,6 +171,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             if summary["status"] in ("completed", "failed", "cancelled"):
                 break
             if stop.wait(0.2):
+                if cancelling:
+                    break  # a second Ctrl-C: leave now; the workers' leases bring the jobs back
+                cancelling = True
+                print("cancelling; press Ctrl-C again to leave at once", file=sys.stderr)
                 runtime.orchestrator.cancel(root_id)
                 stop.clear()
         if display:

@@ -43,11 +43,10 @@ class JobContext:
     def save_document(self, document: DocumentInput) -> SaveResult:
         """Save a document (idempotent by source reference) and count it as this step's result."""
         result = self.services.documents.upsert(document, job_id=self.job.id)
-        if result.changed:
+        if result.first_for_job:
             step = self.step_job
-            self.services.jobs.add_results(step.id)
-            if step.parent_id:
-                self.services.jobs.add_results(step.parent_id)
+            self.services.jobs.add_results(*filter(None, (step.id, step.parent_id)))
+        if result.changed:
             self.services.bus.publish(RESULT_SAVED, {
                 "result_id": str(result.id), "job_id": self.job.id, "parent_job_id": self.job.parent_id,
                 "title": document.title, "item_reference": document.source_ref, "created": result.created,

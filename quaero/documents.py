@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import peewee as pw
+
 from quaero.db import Database
 from quaero.errors import NotFound
 from quaero.jsonutil import dumps, loads
@@ -30,11 +32,13 @@ class DocumentInput:
 
 @dataclass(frozen=True)
 class SaveResult:
-    """The saved document's id and whether the save created it or changed its content."""
+    """The saved document's id, whether the save created it or changed it, and whether it counts as a new
+    result of the saving job (a job run again after a crash does not count its documents twice)."""
 
     id: int
     created: bool
     changed: bool
+    first_for_job: bool = True
 
 
 def content_hash(markdown: str, html: str | None = None) -> str:
@@ -70,7 +74,6 @@ class DocumentStore:
 
     def upsert(self, item: DocumentInput, *, job_id: str | None = None) -> SaveResult:
         """Insert or update by ``(source_type, source_ref)``; an unchanged document is left as it is."""
-        Doc = self.models.Document
         digest = content_hash(item.markdown, item.html)
         stamp = time.time()
         values = dict(
@@ -78,19 +81,29 @@ class DocumentStore:
             tags=dumps(sorted(set(item.tags))), keywords=dumps(item.keywords), summary=item.summary,
             content_hash=digest, job_id=job_id, updated_at=stamp,
         )
+        try:
+            return self._upsert(item, values, digest, stamp)
+        except pw.IntegrityError:
+            # Another process inserted the same reference between our look and our insert (PostgreSQL;
+            # SQLite writers are serialised): it exists now, so this becomes an update.
+            return self._upsert(item, values, digest, stamp)
+
+    def _upsert(self, item: DocumentInput, values: dict[str, Any], digest: str, stamp: float) -> SaveResult:
+        Doc = self.models.Document
         with self.database.write():
-            existing = (Doc.select(Doc.id, Doc.content_hash, Doc.tags, Doc.title)
+            existing = (Doc.select(Doc.id, Doc.content_hash, Doc.tags, Doc.title, Doc.job_id)
                         .where(Doc.source_type == item.source_type, Doc.source_ref == item.source_ref)
                         .first())
             if existing is None:
                 doc_id = Doc.insert(source_type=item.source_type, source_ref=item.source_ref, created_at=stamp,
                                     **values).execute()
-                return SaveResult(doc_id, created=True, changed=True)
+                return SaveResult(doc_id, created=True, changed=True, first_for_job=True)
+            first = existing.job_id != values["job_id"]
             if (existing.content_hash == digest and existing.tags == values["tags"]
                     and existing.title == item.title):
-                return SaveResult(existing.id, created=False, changed=False)
+                return SaveResult(existing.id, created=False, changed=False, first_for_job=False)
             Doc.update(**values).where(Doc.id == existing.id).execute()
-            return SaveResult(existing.id, created=False, changed=True)
+            return SaveResult(existing.id, created=False, changed=True, first_for_job=first)
 
     def get(self, doc_id: int) -> Document:
         """The document, or :class:`NotFound`."""

@@ -232,6 +232,8 @@ class JobManager:
         if error is not None:
             sets.append("error_message = ?")
             params.append(error)
+        elif new == "completed":
+            sets.append("error_message = NULL")  # an earlier attempt's error no longer describes the job
         marks = ", ".join("?" * len(allowed))
         sql = (f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status IN ({marks}) "
                f"RETURNING {JOB_COLUMNS}")
@@ -259,10 +261,11 @@ class JobManager:
                 (current, total, time.time(), job_id),
             )
 
-    def add_results(self, job_id: str, count: int = 1) -> None:
-        """Add to a job's result count (the step parent's count is what the seed's events report)."""
-        with self.database.write():
-            self.database.execute("UPDATE jobs SET result_count = result_count + ? WHERE id = ?", (count, job_id))
+    def add_results(self, *job_ids: str, count: int = 1) -> None:
+        """Add to jobs' result counts (a step's and its execution's: what ``job_progress`` reports)."""
+        marks = ", ".join("?" * len(job_ids))
+        self.database.write_one(f"UPDATE jobs SET result_count = result_count + ? WHERE id IN ({marks})",
+                                (count, *job_ids))
 
     def update_payload(self, job_id: str, **values: Any) -> Job:
         """Merge ``values`` into a job's payload."""

@@ -49,6 +49,11 @@ def _int(request: Request, name: str, default: int, *, low: int = 0, high: int =
     return value
 
 
+def _page(request: Request) -> tuple[int, int]:
+    """The ``limit`` and ``offset`` query parameters, checked."""
+    return _int(request, "limit", 50, low=1, high=1000), _int(request, "offset", 0, high=10_000_000)
+
+
 async def _body(request: Request) -> bytes:
     body = b""
     async for chunk in request.stream():
@@ -118,8 +123,7 @@ async def list_jobs(request: Request) -> JSONResponse:
         value = request.query_params.get(name)
         if value:
             query = query.where(getattr(Job, name) == value)
-    limit = _int(request, "limit", 50, low=1, high=1000)
-    offset = _int(request, "offset", 0, high=10_000_000)
+    limit, offset = _page(request)
     total = query.count()
     items = [job_dict(job) for job in query.order_by(Job.id.desc()).limit(limit).offset(offset)]
     return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
@@ -152,8 +156,7 @@ async def job_children(request: Request) -> JSONResponse:
     jobs = _runtime(request).services.jobs
     job_id = request.path_params["id"]
     parent = jobs.get(job_id)
-    limit = _int(request, "limit", 50, low=1, high=1000)
-    offset = _int(request, "offset", 0, high=10_000_000)
+    limit, offset = _page(request)
     items = jobs.children(job_id, status=request.query_params.get("status"), limit=limit, offset=offset)
     return JSONResponse({"items": [job_dict(j) for j in items], "total": jobs.counts(parent.id).total,
                          "limit": limit, "offset": offset})

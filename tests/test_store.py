@@ -1,0 +1,88 @@
+"""JobManager transitions and counts, and the DocumentStore, on a real SQLite file."""
+
+from __future__ import annotations
+
+import pytest
+
+from quaero.db import Database
+from quaero.documents import DocumentInput, DocumentStore
+from quaero.errors import Conflict, NotFound
+from quaero.events import EventBus
+from quaero.jobs import ChildSpec, Counts, JobManager
+from quaero.models import bind_models
+
+
+@pytest.fixture
+def stores(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'data.db'}")
+    models = bind_models(database.db)
+    yield JobManager(database, models, EventBus()), DocumentStore(database, models)
+    database.close()
+
+
+def test_transitions_are_enforced_and_counted_on_the_parent(stores):
+    jobs, _ = stores
+    parent = jobs.create_job("step", "step")
+    a, b = jobs.create_children(parent, [ChildSpec("t", "a", {}), ChildSpec("t", "b", {})], depth=0)
+    assert jobs.counts(parent.id) == Counts(pending=2)
+    assert jobs.transition(a, "completed") is None  # pending cannot complete without running
+    assert jobs.transition(a, "running").old == "pending"
+    assert jobs.transition(a, "completed").new == "completed"
+    assert jobs.transition(a, "running") is None  # a finished job never runs again
+    assert jobs.transition(a, "failed") is None
+    jobs.transition(b, "cancelled")
+    assert jobs.counts(parent.id) == Counts(completed=1, cancelled=1) == jobs.recount(parent.id)
+    assert jobs.get(a).attempts == 1 and jobs.get(a).finished_at is not None
+
+
+def test_retry_goes_back_to_pending_and_completion_clears_the_error(stores):
+    jobs, _ = stores
+    parent = jobs.create_job("step", "step")
+    [job_id] = jobs.create_children(parent, [ChildSpec("t", "a", {})], depth=0)
+    jobs.transition(job_id, "running")
+    jobs.transition(job_id, "pending", error="boom")
+    assert jobs.get(job_id).error_message == "boom" and jobs.counts(parent.id) == Counts(pending=1)
+    jobs.transition(job_id, "running")
+    jobs.transition(job_id, "completed")
+    job = jobs.get(job_id)
+    assert (job.attempts, job.error_message) == (2, None)
+
+
+def test_cancel_and_delete(stores):
+    jobs, _ = stores
+    root = jobs.create_job("parent", "root")
+    step = jobs.create_job("step", "step", parent=root)
+    ids = jobs.create_children(step, [ChildSpec("t", str(i), {}) for i in range(5)], depth=0)
+    jobs.transition(ids[0], "running")
+    jobs.transition(ids[1], "running")
+    jobs.transition(ids[1], "completed")
+    with pytest.raises(Conflict):
+        jobs.delete(root.id)
+    running = jobs.cancel(root.id)
+    assert running == [ids[0]]
+    assert jobs.counts(step.id) == Counts(completed=1, cancelled=4)
+    assert jobs.counts(root.id) == Counts(cancelled=1)
+    assert jobs.cancel(root.id) == []
+    assert jobs.delete(root.id) == 7
+    with pytest.raises(NotFound):
+        jobs.get(ids[2])
+
+
+def test_documents_are_saved_once_per_reference(stores):
+    _, documents = stores
+    page = DocumentInput(source_type="web", source_ref="https://example.com/", title="Home", markdown="# Home",
+                         tags=["b", "a", "a"])
+    first = documents.upsert(page, job_id="job_1")
+    assert (first.created, first.changed, first.first_for_job) == (True, True, True)
+    again = documents.upsert(page, job_id="job_1")
+    assert (again.id, again.created, again.changed, again.first_for_job) == (first.id, False, False, False)
+    page.markdown = "# Home, changed"
+    retried = documents.upsert(page, job_id="job_1")  # the same job run again after a crash
+    assert (retried.changed, retried.first_for_job) == (True, False)
+    refreshed = documents.upsert(DocumentInput(source_type="web", source_ref="https://example.com/",
+                                               title="Home", markdown="# New"), job_id="job_2")
+    assert (refreshed.changed, refreshed.first_for_job) == (True, True)
+    assert documents.count() == 1 and documents.count(source_type="api") == 0
+    doc = documents.get(first.id)
+    assert doc.markdown == "# New" and doc.job_id == "job_2"
+    assert documents.get_by_ref("web", "https://example.com/").id == first.id
