@@ -111,7 +111,8 @@ class Database:
         """
         if self._write_lock is None or self.db.in_transaction():
             with self.write():
-                rows = self.execute(query, params).fetchall()
+                cursor = self.execute(query, params)
+                rows = cursor.fetchall() if cursor.description else []
         else:
             with self._write_lock:
                 # fetchall, not fetchone: the statement must run to its end to commit.
