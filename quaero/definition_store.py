@@ -22,7 +22,11 @@ log = logging.getLogger(__name__)
 
 def definition_source(body: str | bytes, content_type: str | None = None) -> str:
     """Definition text as YAML: JSON bodies are accepted and stored as YAML."""
-    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(f"the definition is not UTF-8 text (bad byte at offset {exc.start})",
+                              detail=[{"path": "", "message": "not UTF-8"}]) from None
     if content_type and "json" in content_type:
         try:
             data = json.loads(text)

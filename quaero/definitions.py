@@ -172,6 +172,28 @@ def _problems_from(exc: ValidationError, root: yaml.Node | None, prefix: tuple[A
     return problems
 
 
+MAX_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node | None) -> int:
+    """How many values the YAML holds once aliases are expanded (counting stops past MAX_NODES).
+
+    Aliases let a few lines stand for billions of values ("billion laughs"); the definition is stored
+    and sent as JSON, where every alias becomes a copy.
+    """
+    count = 0
+    stack = [node] if node is not None else []
+    while stack and count <= MAX_NODES:
+        current = stack.pop()
+        count += 1
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.extend((key, value))
+    return count
+
+
 def parse_yaml(text: str, *, origin: str = "definition") -> tuple[dict[str, Any], yaml.Node | None]:
     """Parse YAML text into data and its node tree (for locating errors)."""
     try:
@@ -184,6 +206,9 @@ def parse_yaml(text: str, *, origin: str = "definition") -> tuple[dict[str, Any]
         raise DefinitionError(f"{origin}: {problem}", detail=[problem.as_dict()]) from None
     except yaml.YAMLError as exc:
         raise DefinitionError(f"{origin}: invalid YAML: {exc}", detail=[Problem("", str(exc)).as_dict()]) from None
+    if _expanded_size(node) > MAX_NODES:
+        problem = Problem("", f"the definition expands to more than {MAX_NODES} values (YAML aliases?)")
+        raise DefinitionError(f"{origin}: {problem}", detail=[problem.as_dict()])
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -98,3 +98,12 @@ def test_websocket_streams_events_and_filters_types(client):
                 break
     with client.websocket_connect("/ws?types=bogus") as ws:
         assert ws.receive_json()["type"] == "error"
+
+
+def test_hostile_bodies_get_clear_errors(client):
+    assert client.post("/api/jobs/definitions", content=b"\xff\xfe\x00garbage").status_code == 400
+    assert client.post("/api/jobs/definitions", content="[1, 2").status_code == 400
+    assert client.post("/api/jobs/definitions", content="just a string").status_code == 400
+    assert client.put("/api/jobs/definitions/missing", content="name: x").status_code == 404
+    assert client.get("/api/jobs", params={"offset": "-1"}).status_code == 400
+    assert client.get("/api/jobs/x/logs", params={"after_id": "abc"}).status_code in (400, 404)

@@ -98,3 +98,10 @@ def test_durations(text, seconds):
 def test_bad_durations(bad):
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_alias_bomb_is_refused(registry):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    text = "\n".join(lines) + "\nname: bomb\nsteps:\n  - {name: a, action: test_fanout, config: {count: 1}}\n"
+    assert "expands to more than" in str(problems(registry, text))
