@@ -159,24 +159,20 @@ class JobProcessor:
                 worker.execute(context, job)
             finally:
                 entry.executing = False
+            if not context.cancelled:
+                jobs.transition(job_id, "completed")
         except (JobCancelled, CancelInterrupt):
-            if jobs.find(job_id) is not None and jobs.get(job_id).status != "cancelled":
-                jobs.transition(job_id, "cancelled")
+            jobs.transition(job_id, "cancelled", allowed_from=("running",))
             logs.write(job_id, "info", "stopped: the job was cancelled")
-            return
         except TimeLimitExceeded:
+            # Raised asynchronously: it can land anywhere, even after the job completed.
             limit = worker.time_limit or self.services.settings.time_limit
-            self._fail(job_id, f"exceeded the time limit of {limit:g} s")
-            raise JobFailed(job_id) from None
-        except BaseException as exc:
-            if isinstance(exc, (Interrupt, KeyboardInterrupt, SystemExit)) and not isinstance(exc, Exception):
-                raise
+            if self._fail(job_id, f"exceeded the time limit of {limit:g} s"):
+                raise JobFailed(job_id) from None
+        except Exception as exc:
             self._after_error(worker, job_id, exc)
         finally:
             self.watcher.remove(job_id)
-        if context.cancelled:
-            return
-        jobs.transition(job_id, "completed")
 
     def _after_error(self, worker: JobWorker, job_id: str, exc: BaseException) -> None:
         message = CurrentMessage.get_current_message()
@@ -185,14 +181,18 @@ class JobProcessor:
         if retries < worker.max_retries and getattr(exc, "retryable", True):
             _, delay = compute_backoff(retries, factor=worker.min_backoff_ms, max_backoff=worker.max_backoff_ms,
                                        jitter=True)
+            if self.services.jobs.transition(job_id, "pending", error=error) is None:
+                return  # cancelled meanwhile: nothing to retry
             self.services.logs.write(job_id, "warn", f"attempt {retries + 1} failed ({error}); "
                                      f"retry {retries + 1} of {worker.max_retries} in {delay / 1000:.1f} s")
-            self.services.jobs.transition(job_id, "pending", error=error)
             raise dramatiq.Retry(error, delay=delay) from None
         detail = "".join(traceback.format_exception(exc)) if not isinstance(exc, JobError) else ""
-        self._fail(job_id, error, detail)
-        raise JobFailed(job_id) from None
+        if self._fail(job_id, error, detail):
+            raise JobFailed(job_id) from None
 
-    def _fail(self, job_id: str, error: str, detail: str = "") -> None:
+    def _fail(self, job_id: str, error: str, detail: str = "") -> bool:
+        """Mark a running job failed and log why; False when it had already finished otherwise."""
+        if self.services.jobs.transition(job_id, "failed", allowed_from=("running",), error=error) is None:
+            return False
         self.services.logs.write(job_id, "error", f"failed: {error}" + (f"\n{detail}" if detail else ""))
-        self.services.jobs.transition(job_id, "failed", error=error)
+        return True

@@ -21,8 +21,10 @@ def test_defaults_then_file_then_environment_then_flags(tmp_path: Path):
     assert settings.plugins == ["a", "b"]
     assert settings.monitor_interval == 1.0  # default
     assert settings.resolved_database_url.endswith("data/quaero.db")
-    with pytest.raises(Exception):
-        settings.port = 1  # frozen
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.port = 1
 
 
 def test_unknown_key_in_file_is_named(tmp_path: Path):

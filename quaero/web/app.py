@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
