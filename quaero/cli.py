@@ -152,7 +152,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.file.is_file():
         raise QuaeroError(f"{args.file} does not exist or is not a file")
     source = args.file.read_text(encoding="utf-8")
-    configure_logging(settings, file_name="run.log", console_level="ERROR" if args.json else "WARNING")
+    configure_logging(settings, file_name="run.log", console_level="ERROR" if args.json else "WARNING",
+                      stream=sys.stderr if args.json else None)
     runtime = Runtime(settings, role="run")
     definition = runtime.services.definitions.parse(source, origin=str(args.file), default_id=args.file.stem)
     stop = threading.Event()

@@ -43,6 +43,10 @@ class StepManager(ABC):
         ``ctx.create_step_job(step, job_def, parent_job_id)`` and ``ctx.spawner.spawn_children(...)``.
         """
 
+    def stats(self, ctx: Services, step_job: Job) -> dict[str, Any] | None:
+        """Figures about one step of this action for the API and pages (``None``: nothing to add)."""
+        return None
+
 
 class JobWorker(ABC):
     """Executes one job type: does one unit of work, saves results, spawns children for discovered work."""

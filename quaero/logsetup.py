@@ -6,22 +6,25 @@ import logging
 import logging.handlers
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from quaero.settings import Settings
 
 FORMAT = "%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s"
 
 
-def configure_logging(settings: Settings, *, file_name: str = "quaero.log", console_level: str | None = None) -> None:
+def configure_logging(settings: Settings, *, file_name: str = "quaero.log", console_level: str | None = None,
+                      stream: TextIO | None = None) -> None:
     """Send logs to the console and ``<data_dir>/logs/<file_name>`` (10 MB × 5 files).
 
-    ``console_level`` quiets the console (``quaero run`` shows a progress display there instead).
+    ``console_level`` quiets the console (``quaero run`` shows a progress display there instead);
+    ``stream`` replaces stdout (``quaero run --json`` keeps stdout for its JSON).
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     formatter = logging.Formatter(FORMAT)
-    console = logging.StreamHandler(sys.stdout)
+    console = logging.StreamHandler(stream or sys.stdout)
     console.setFormatter(formatter)
     if console_level:
         console.setLevel(console_level)

@@ -19,6 +19,8 @@ from quaero.services import Services
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.1  # seconds between job_progress events of one parent while it runs
+ORPHAN_CHECK_EVERY = 30.0  # seconds between looks for pending jobs without a message
+ORPHAN_AGE = 60.0  # a pending job untouched this long should have a message by now
 
 
 class JobMonitor:
@@ -31,7 +33,8 @@ class JobMonitor:
         self._dirty: set[str] = set()
         self._cond = threading.Condition()
         self._last_progress: dict[str, float] = {}
-        self._deferred: dict[str, float] = {}  # parents whose throttled progress is still owed
+        self._deferred: dict[str, float] = {}
+        self._next_orphan_check = time.monotonic() + ORPHAN_CHECK_EVERY  # parents whose throttled progress is still owed
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="quaero-monitor", daemon=True)
         self._unsubscribe = services.bus.subscribe(self._on_event, [JOB_STATUS_CHANGE])
@@ -82,6 +85,31 @@ class JobMonitor:
         ).fetchall()
         for (job_id,) in rows:
             self.check(job_id, force_progress=True)
+        if time.monotonic() >= self._next_orphan_check:
+            self._next_orphan_check = time.monotonic() + ORPHAN_CHECK_EVERY
+            self.requeue_orphans()
+
+    def requeue_orphans(self, *, older_than: float = ORPHAN_AGE) -> list[str]:
+        """Enqueue again the pending jobs whose message never reached the queue.
+
+        A process that dies between writing a job and enqueueing its message leaves a pending job that
+        nothing would ever run. Only brokers that can be asked about one message (the SQLite broker) allow
+        this check; returns the ids requeued.
+        """
+        has_message = getattr(self.services.broker, "has_message", None)
+        if has_message is None:
+            return []
+        rows = self.services.database.execute(
+            "SELECT id, type FROM jobs WHERE status = 'pending' AND type NOT IN ('parent', 'step') "
+            "AND updated_at < ? ORDER BY id LIMIT 1000", (time.time() - older_than,)
+        ).fetchall()
+        orphans = [(job_id, job_type) for job_id, job_type in rows if not has_message(job_id, include_dead=True)]
+        for job_id, job_type in orphans:
+            if self.services.registry.worker(job_type) is None:
+                continue
+            self.services.enqueue(job_type, [job_id])
+            self.services.logs.write(job_id, "warn", "its message was lost (a process died); enqueued again")
+        return [job_id for job_id, _ in orphans]
 
     def check(self, parent_id: str, *, force_progress: bool = False) -> None:
         """Re-read one parent, publish its progress, and finish it when its children are all done."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 from dramatiq.message import Message
 
+from quaero.credentials import CredentialStore
 from quaero.db import Database
 from quaero.definition_store import DefinitionStore
 from quaero.documents import DocumentStore
@@ -55,6 +56,7 @@ class Services:
         self.logs = JobLogWriter(database, models, bus)
         self.documents = DocumentStore(database, models)
         self.definitions = DefinitionStore(database, models, registry)
+        self.credentials = CredentialStore(database, models)
         self.spawner = JobSpawner(self)
         self._step_cache: OrderedDict[str, Job] = OrderedDict()
         self._step_lock = threading.Lock()

@@ -27,6 +27,15 @@ class JobSpawner:
     ) -> list[str]:
         """Create ``specs`` as children of ``parent`` at ``depth`` and enqueue them; returns their ids."""
         ids = self.services.jobs.create_children(parent, specs, depth=depth, discovered_by=discovered_by)
+        self.dispatch(parent, ids, specs, depth=depth, discovered_by=discovered_by)
+        return ids
+
+    def dispatch(self, parent: Job, ids: Sequence[str], specs: Sequence[ChildSpec], *, depth: int,
+                 discovered_by: str | None = None) -> None:
+        """Enqueue children created earlier with ``jobs.create_children`` and announce them (``job_spawn``).
+
+        For plugins that create children inside a transaction of their own: commit first, then dispatch.
+        """
         by_type: dict[str, list[str]] = {}
         for job_id, spec in zip(ids, specs):
             by_type.setdefault(spec.type, []).append(job_id)
@@ -39,7 +48,6 @@ class JobSpawner:
                 "job_type": spec.type, "item_reference": spec.item_ref or spec.name, "depth": depth,
                 "timestamp": stamp,
             })
-        return ids
 
     def spawn_child_job(
         self,

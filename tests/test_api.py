@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import wait_for
+from support import wait_for
 from starlette.testclient import TestClient
 
 from quaero.web.app import create_app

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import wait_for
+from support import wait_for
 
 FANOUT = "name: cli fan\nsteps:\n  - {name: fan, action: test_fanout, config: {count: 25}}\n"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from conftest import execute, wait_done, wait_for
+from support import execute, wait_done, wait_for
 
 from quaero.events import EVENT_TYPES, JOB_PROGRESS, JOB_SPAWN, JOB_STATUS_CHANGE, RESULT_SAVED, Event
 
@@ -289,7 +289,7 @@ steps:
 
 
 def test_time_limit_stops_a_runaway_job(tmp_path):
-    from conftest import make_settings
+    from support import make_settings
 
     from quaero.runtime import Runtime
 
@@ -308,3 +308,21 @@ steps:
         assert root.status == "failed"
     finally:
         runtime.stop()
+
+
+def test_pending_job_whose_message_was_lost_is_enqueued_again(runtime):
+    from quaero.jobs import ChildSpec
+
+    root_id = execute(runtime, """
+name: lost
+steps:
+  - {name: one, action: test_fanout, config: {count: 1}}
+""")
+    wait_done(runtime, root_id)
+    [step] = steps_of(runtime, root_id)
+    # A process died after writing this job and before enqueueing it.
+    [orphan] = runtime.services.jobs.create_children(step, [ChildSpec("test_task", "orphan", {"i": 5})], depth=0)
+    assert runtime.monitor.requeue_orphans(older_than=3600) == []  # too young to judge
+    assert runtime.monitor.requeue_orphans(older_than=0) == [orphan]
+    wait_for(lambda: runtime.services.jobs.get(orphan).status == "completed", 10)
+    assert runtime.monitor.requeue_orphans(older_than=0) == []

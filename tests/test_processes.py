@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from conftest import execute, make_settings, wait_done, wait_for
+from support import execute, make_settings, wait_done, wait_for
 
 from quaero.events import RESULT_SAVED
 from quaero.runtime import Runtime

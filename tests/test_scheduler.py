@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import make_settings, wait_done, wait_for
+from support import make_settings, wait_done, wait_for
 
 from quaero.runtime import Runtime
 from quaero.scheduler import Scheduler

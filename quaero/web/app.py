@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from quaero import __version__
 from quaero.definition_store import definition_source, record_dict
+from quaero.definitions import validate_definition
 from quaero.errors import DefinitionError, QuaeroError
 from quaero.events import EVENT_TYPES, Event
 from quaero.runtime import Runtime
@@ -84,7 +86,7 @@ async def create_definition(request: Request) -> JSONResponse:
     return JSONResponse(record_dict(record, definition), status_code=201)
 
 
-async def validate_definition(request: Request) -> JSONResponse:
+async def check_definition(request: Request) -> JSONResponse:
     store = _runtime(request).services.definitions
     source = definition_source(await _body(request), request.headers.get("content-type"))
     try:
@@ -134,7 +136,13 @@ async def job(request: Request) -> JSONResponse:
     if request.method == "DELETE":
         removed = await asyncio.to_thread(runtime.services.jobs.delete, job_id)
         return JSONResponse({"deleted": job_id, "jobs_removed": removed})
-    return JSONResponse(job_dict(runtime.services.jobs.get(job_id)))
+    found = runtime.services.jobs.get(job_id)
+    data = job_dict(found)
+    if found.type == "step":
+        action = runtime.registry.actions.get(found.data.get("action", ""))
+        if action is not None:
+            data["stats"] = await asyncio.to_thread(action.manager.stats, runtime.services, found)
+    return JSONResponse(data)
 
 
 async def job_logs(request: Request) -> JSONResponse:
@@ -171,6 +179,64 @@ async def rerun_job(request: Request) -> JSONResponse:
     orchestrator = _runtime(request).orchestrator
     job_id = await asyncio.to_thread(orchestrator.rerun, request.path_params["id"])
     return JSONResponse({"job_id": job_id}, status_code=202)
+
+
+QUICK_CRAWL_KEYS = {"url", "max_depth", "max_pages", "include_patterns", "exclude_patterns", "auth_id"}
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        data = json.loads(await _body(request) or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise QuaeroError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise QuaeroError("the body must be a JSON object")
+    return data
+
+
+async def quick_crawl(request: Request) -> JSONResponse:
+    """Crawl one site now: ``{"url", "max_depth", "max_pages", "include_patterns", "exclude_patterns", "auth_id"}``."""
+    runtime = _runtime(request)
+    data = await _json_object(request)
+    unknown = sorted(set(data) - QUICK_CRAWL_KEYS)
+    if unknown:
+        raise DefinitionError(f"unknown keys {unknown}; accepted: {sorted(QUICK_CRAWL_KEYS)}",
+                              detail=[{"path": key, "message": "unknown key"} for key in unknown])
+    if not isinstance(data.get("url"), str):
+        raise DefinitionError("'url' (the page to start from) is required",
+                              detail=[{"path": "url", "message": "required"}])
+    config = {"start_urls": [data["url"]], **{k: v for k, v in data.items() if k not in ("url", "auth_id")}}
+    if data.get("auth_id"):
+        config["auth_id"] = data["auth_id"]
+    definition = validate_definition(
+        {"id": "quick-crawl", "name": f"Quick crawl of {data['url']}"[:200],
+         "steps": [{"name": "crawl", "action": "crawl", "config": config}]},
+        runtime.registry, origin="quick crawl")
+    job_id = await asyncio.to_thread(runtime.orchestrator.execute, definition, trigger="quick crawl")
+    return JSONResponse({"job_id": job_id}, status_code=202)
+
+
+async def auth_list(request: Request) -> JSONResponse:
+    return JSONResponse({"items": _runtime(request).services.credentials.listing()})
+
+
+async def auth_create(request: Request) -> JSONResponse:
+    data = await _json_object(request)
+    unknown = sorted(set(data) - {"id", "base_url", "cookies", "headers"})
+    if unknown or not isinstance(data.get("id"), str):
+        raise QuaeroError("give {\"id\", \"base_url\", \"cookies\": {...}, \"headers\": {...}}"
+                          + (f"; unknown keys {unknown}" if unknown else ""))
+    cookies, headers = data.get("cookies") or {}, data.get("headers") or {}
+    if not isinstance(cookies, dict) or not isinstance(headers, dict):
+        raise QuaeroError("cookies and headers are JSON objects of names to values")
+    _runtime(request).services.credentials.save(data["id"], base_url=str(data.get("base_url") or ""),
+                                                cookies=cookies, headers=headers)
+    return JSONResponse({"id": data["id"]}, status_code=201)
+
+
+async def auth_delete(request: Request) -> JSONResponse:
+    _runtime(request).services.credentials.delete(request.path_params["id"])
+    return JSONResponse({"deleted": request.path_params["id"]})
 
 
 async def queue_stats(request: Request) -> JSONResponse:
@@ -251,9 +317,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         Route("/api/plugins", plugins),
         Route("/api/jobs/definitions", list_definitions, methods=["GET"]),
         Route("/api/jobs/definitions", create_definition, methods=["POST"]),
-        Route("/api/jobs/definitions/validate", validate_definition, methods=["POST"]),
+        Route("/api/jobs/definitions/validate", check_definition, methods=["POST"]),
         Route("/api/jobs/definitions/{id}", definition, methods=["GET", "PUT", "DELETE"]),
         Route("/api/jobs/definitions/{id}/execute", execute_definition, methods=["POST"]),
+        Route("/api/jobs/quick-crawl", quick_crawl, methods=["POST"]),
+        Route("/api/auth", auth_list, methods=["GET"]),
+        Route("/api/auth", auth_create, methods=["POST"]),
+        Route("/api/auth/{id}", auth_delete, methods=["DELETE"]),
         Route("/api/jobs", list_jobs),
         Route("/api/jobs/{id}", job, methods=["GET", "DELETE"]),
         Route("/api/jobs/{id}/logs", job_logs),

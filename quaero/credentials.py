@@ -1,0 +1,70 @@
+"""CredentialStore: cookies, headers and keys for an ``auth_id``. Values go in; they never come back out
+through the API or the pages, only to the workers that need them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from quaero.db import Database
+from quaero.errors import NotFound, QuaeroError
+from quaero.events import iso
+from quaero.jsonutil import dumps, loads
+from quaero.models import Models
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a worker applies to its requests for one ``auth_id``."""
+
+    id: str
+    base_url: str = ""
+    cookies: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class CredentialStore:
+    """Create, look up and delete credentials."""
+
+    def __init__(self, database: Database, models: Models) -> None:
+        self.database = database
+        self.models = models
+
+    def save(self, auth_id: str, *, base_url: str = "", cookies: dict[str, str] | None = None,
+             headers: dict[str, str] | None = None) -> None:
+        """Create or replace the credentials of ``auth_id``."""
+        if not auth_id or len(auth_id) > 200:
+            raise QuaeroError("an auth id is 1 to 200 characters")
+        for name, values in (("cookies", cookies or {}), ("headers", headers or {})):
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
+                raise QuaeroError(f"{name} must map names to text values")
+        Credential = self.models.Credential
+        data = dumps({"cookies": cookies or {}, "headers": headers or {}})
+        with self.database.write():
+            Credential.delete().where(Credential.id == auth_id).execute()
+            Credential.insert(id=auth_id, base_url=base_url, data=data, created_at=time.time()).execute()
+
+    def get(self, auth_id: str) -> Credentials:
+        """The credentials of ``auth_id``, or :class:`NotFound`."""
+        row = self.models.Credential.get_or_none(self.models.Credential.id == auth_id)
+        if row is None:
+            raise NotFound(f"no credentials are stored for auth_id {auth_id!r}")
+        data = loads(row.data)
+        return Credentials(row.id, row.base_url, data.get("cookies", {}), data.get("headers", {}))
+
+    def delete(self, auth_id: str) -> None:
+        """Forget the credentials of ``auth_id``."""
+        Credential = self.models.Credential
+        with self.database.write():
+            if not Credential.delete().where(Credential.id == auth_id).execute():
+                raise NotFound(f"no credentials are stored for auth_id {auth_id!r}")
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every auth id with the names (never the values) of what it holds."""
+        items = []
+        for row in self.models.Credential.select().order_by(self.models.Credential.id):
+            data = loads(row.data)
+            items.append({"id": row.id, "base_url": row.base_url, "cookies": sorted(data.get("cookies", {})),
+                          "headers": sorted(data.get("headers", {})), "created_at": iso(row.created_at)})
+        return items

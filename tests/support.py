@@ -1,0 +1,65 @@
+"""Helpers shared by the tests: settings for a temporary data dir, waiting, running definitions."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quaero.runtime import Runtime
+from quaero.settings import Settings, load_settings
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip when a service is missing on a user's machine; fail in CI, where it must be there."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return
+    except OSError:
+        message = f"{name} is not reachable on {host}:{port}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: the service must be running)")
+        pytest.skip(message)
+
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values = dict(data_dir=tmp_path / "data", worker_processes=0, worker_threads=4,
+                  plugin_modules=["quaero.testing"], definitions_dir=tmp_path / "defs", monitor_interval=0.2,
+                  queue_lease_ms=2000)
+    values.update(overrides)
+    return load_settings(environ={}, overrides=values)
+
+
+
+def execute(runtime: Runtime, yaml_text: str) -> str:
+    """Validate and start a definition; returns the root job id."""
+    definition = runtime.services.definitions.parse(yaml_text)
+    return runtime.orchestrator.execute(definition)
+
+
+
+def wait_done(runtime: Runtime, job_id: str, timeout: float = 30.0):
+    """Wait until a job is terminal and return it."""
+    return wait_for(lambda: (j := runtime.services.jobs.get(job_id)).is_terminal and j, timeout,
+                    what=f"job {job_id} to finish")
