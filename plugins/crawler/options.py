@@ -1,0 +1,60 @@
+"""The crawl step's options: typed, with defaults; an unknown key is an error naming it."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator, model_validator
+
+from quaero import StepOptions
+
+DEFAULT_USER_AGENT = "QuaeroBot/0.1 (+https://github.com/quaero; self-hosted knowledge base)"
+
+
+class CrawlOptions(StepOptions):
+    """Options of the ``crawl`` action."""
+
+    start_urls: list[str] = Field(min_length=1, description="Where the crawl starts (depth 0).")
+    include_patterns: list[str] = Field(default_factory=list, description="Regexes; a URL must match one.")
+    exclude_patterns: list[str] = Field(default_factory=list, description="Regexes; a matching URL is skipped.")
+    allowed_domains: list[str] | None = Field(None, description="Default: the start URLs' hosts.")
+    max_depth: int = Field(2, ge=0, le=100, description="Links are followed from pages at depth < max_depth.")
+    max_pages: int = Field(100, ge=1, le=10_000_000, description="Pages saved in the whole crawl, exactly.")
+    concurrency: int | None = Field(None, ge=1, le=1000, description="Fetches in flight for the whole crawl.")
+    per_host_delay_ms: int = Field(250, ge=0, le=600_000, description="Pause between requests to one host.")
+    per_host_concurrency: int = Field(4, ge=1, le=1000, description="Requests in flight to one host.")
+    respect_robots_txt: bool = True
+    use_sitemap: bool = Field(False, description="Also seed from sitemap.xml and robots.txt sitemaps.")
+    follow_links: bool = True
+    user_agent: str = DEFAULT_USER_AGENT
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds for one request.")
+    max_body_bytes: int = Field(5_000_000, ge=1024, le=500_000_000, description="Longer bodies are cut off.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    auth_id: str | None = Field(None, description="Stored credentials (cookies, headers) to send.")
+    refresh: bool = Field(False, description="Re-crawl with conditional requests; unchanged pages stay as they are.")
+    max_redirects: int = Field(10, ge=0, le=50)
+    keep_html: bool = Field(False, description="Store the fetched HTML beside the markdown.")
+
+    @field_validator("include_patterns", "exclude_patterns")
+    @classmethod
+    def _regexes(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return patterns
+
+    @field_validator("start_urls")
+    @classmethod
+    def _http(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return urls
+
+    @model_validator(mode="after")
+    def _sane(self) -> CrawlOptions:
+        if self.allowed_domains == []:
+            raise ValueError("allowed_domains is empty: leave it out to allow the start URLs' hosts")
+        return self

@@ -1,0 +1,279 @@
+"""What a crawl shares across threads, processes and redelivered messages, kept in the database.
+
+- ``crawl_urls``: every URL a crawl has seen, once (the seen-set), with its state: ``deferred`` (found,
+  waiting for page budget), ``queued`` (a job will fetch it), ``saved``, ``skipped`` (with a reason) or
+  ``failed``. URLs become jobs in the same transaction that admits them, so nothing is lost in between.
+- ``crawl_state``: the page budget. ``saved + queued`` never exceeds ``max_pages``, and a page is counted
+  once even when its job runs twice, so ``max_pages`` is exact under concurrency and redelivery.
+- ``crawl_hosts`` and ``crawl_slots``: politeness per host (a delay between requests, a number of requests
+  in flight) and the crawl-wide ``concurrency``, shared by every worker process. Slots are leases: a
+  killed process's slot frees itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from quaero import ChildSpec
+from quaero.db import Database
+from quaero.models import Job
+from quaero.services import Services
+
+URL_JOB = "crawler_url"
+SLOT_LEASE = 15.0  # seconds a politeness slot outlives a process that died holding it
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS crawl_urls (
+        step_id VARCHAR(40) NOT NULL, url TEXT NOT NULL, depth INTEGER NOT NULL,
+        state VARCHAR(16) NOT NULL, reason TEXT, updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (step_id, url))""",
+    "CREATE INDEX IF NOT EXISTS crawl_urls_state ON crawl_urls (step_id, state, depth)",
+    """CREATE TABLE IF NOT EXISTS crawl_state (
+        step_id VARCHAR(40) PRIMARY KEY, max_pages INTEGER NOT NULL, saved INTEGER NOT NULL,
+        queued INTEGER NOT NULL, started_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS crawl_hosts (host TEXT PRIMARY KEY, next_at DOUBLE PRECISION NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS crawl_slots (
+        name TEXT NOT NULL, slot INTEGER NOT NULL, holder TEXT, lease_until DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (name, slot))""",
+]
+_ready: set[int] = set()
+_ready_lock = threading.Lock()
+
+
+def ensure_tables(database: Database) -> None:
+    """Create the crawler's tables once per database object."""
+    with _ready_lock:
+        if id(database) in _ready:
+            return
+        with database.write():
+            for statement in _TABLES:
+                database.execute(statement)
+        _ready.add(id(database))
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """Children created for newly admitted URLs, to dispatch once the transaction is committed."""
+
+    depth: int
+    ids: list[str]
+    specs: list[ChildSpec]
+
+
+class CrawlState:
+    """The seen-set, the page budget and politeness of crawls."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.database = services.database
+        ensure_tables(self.database)
+        self.owner = uuid.uuid4().hex  # identifies this process's slot leases
+        self._slots_made: set[tuple[str, int]] = set()
+        self._held = 0
+        self._held_lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ budget and seen-set
+    def start(self, step_id: str, max_pages: int) -> None:
+        """Open the books of a crawl (idempotent)."""
+        self.database.write_one(
+            "INSERT INTO crawl_state (step_id, max_pages, saved, queued, started_at) VALUES (?, ?, 0, 0, ?) "
+            "ON CONFLICT (step_id) DO NOTHING", (step_id, max_pages, time.time()))
+
+    def admit(self, step: Job, urls: Iterable[tuple[str, int]], *, discovered_by: str | None = None) -> None:
+        """Record newly found URLs and turn as many as the page budget allows into jobs, shallowest first."""
+        stamp = time.time()
+        rows = list(dict(urls).items())
+        with self.database.write():
+            for start in range(0, len(rows), 200):
+                chunk = rows[start:start + 200]
+                values = ", ".join("(?, ?, ?, 'deferred', ?)" for _ in chunk)
+                params = [value for url, depth in chunk for value in (step.id, url, depth, stamp)]
+                self.database.execute(
+                    f"INSERT INTO crawl_urls (step_id, url, depth, state, updated_at) VALUES {values} "
+                    "ON CONFLICT (step_id, url) DO NOTHING", params)
+            admitted = self._promote(step, discovered_by)
+        self._dispatch(step, admitted, discovered_by)
+
+    def _promote(self, step: Job, discovered_by: str | None) -> list[Admitted]:
+        """Inside a write: move deferred URLs to queued up to the budget and create their jobs."""
+        row = self.database.execute("SELECT max_pages - saved - queued FROM crawl_state WHERE step_id = ?",
+                                    (step.id,)).fetchone()
+        room = row[0] if row else 0
+        if room <= 0:
+            return []
+        chosen = self.database.execute(
+            "SELECT url, depth FROM crawl_urls WHERE step_id = ? AND state = 'deferred' ORDER BY depth, url LIMIT ?",
+            (step.id, room)).fetchall()
+        if not chosen:
+            return []
+        stamp = time.time()
+        for start in range(0, len(chosen), 400):
+            chunk = chosen[start:start + 400]
+            marks = ", ".join("?" * len(chunk))
+            self.database.execute(
+                f"UPDATE crawl_urls SET state = 'queued', updated_at = ? WHERE step_id = ? AND url IN ({marks})",
+                (stamp, step.id, *[url for url, _ in chunk]))
+        self.database.execute("UPDATE crawl_state SET queued = queued + ? WHERE step_id = ?", (len(chosen), step.id))
+        by_depth: dict[int, list[ChildSpec]] = {}
+        for url, depth in chosen:
+            by_depth.setdefault(depth, []).append(ChildSpec(URL_JOB, url, {"url": url, "depth": depth}, item_ref=url))
+        admitted = []
+        for depth, specs in sorted(by_depth.items()):
+            ids = self.services.jobs.create_children(step, specs, depth=depth, discovered_by=discovered_by)
+            admitted.append(Admitted(depth, ids, specs))
+        return admitted
+
+    def _dispatch(self, step: Job, admitted: list[Admitted], discovered_by: str | None) -> None:
+        for batch in admitted:
+            self.services.spawner.dispatch(step, batch.ids, batch.specs, depth=batch.depth,
+                                           discovered_by=discovered_by)
+
+    def claim_page(self, step: Job, url: str, key: str) -> bool:
+        """Turn the budget ``url`` holds into a saved page under ``key`` (its canonical URL, or itself).
+
+        True when the page may be saved, also when this very job runs again after a crash. False when
+        ``key`` was or will be saved by another job (a duplicate), or ``url`` holds no budget.
+        """
+        stamp = time.time()
+        with self.database.write():
+            own = self._row(step.id, url)
+            if key == url:
+                if own is not None and own[0] == "saved":
+                    return True
+                if own is None or own[0] != "queued":
+                    return False
+                self._set(step.id, url, "saved", None, stamp)
+            else:
+                if own is not None and own == ("skipped", "canonical"):
+                    return True  # the transfer below happened before a crash
+                if own is None or own[0] != "queued":
+                    return False
+                target = self._row(step.id, key)
+                if target is not None and target[0] in ("saved", "queued"):
+                    return False
+                self.database.execute(
+                    "INSERT INTO crawl_urls (step_id, url, depth, state, updated_at) VALUES (?, ?, 0, 'saved', ?) "
+                    "ON CONFLICT (step_id, url) DO UPDATE SET state = 'saved', reason = NULL, updated_at = ?",
+                    (step.id, key, stamp, stamp))
+                self._set(step.id, url, "skipped", "canonical", stamp)
+            self.database.execute("UPDATE crawl_state SET saved = saved + 1, queued = queued - 1 WHERE step_id = ?",
+                                  (step.id,))
+        return True
+
+    def _row(self, step_id: str, url: str) -> tuple[str, str | None] | None:
+        row = self.database.execute("SELECT state, reason FROM crawl_urls WHERE step_id = ? AND url = ?",
+                                    (step_id, url)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def _set(self, step_id: str, url: str, state: str, reason: str | None, stamp: float) -> None:
+        self.database.execute("UPDATE crawl_urls SET state = ?, reason = ?, updated_at = ? WHERE step_id = ? AND url = ?",
+                              (state, reason, stamp, step_id, url))
+
+    def finish(self, step: Job, url: str, state: str, reason: str) -> None:
+        """Close a queued URL that produced no page (skipped or failed) and let a deferred one take its place."""
+        stamp = time.time()
+        with self.database.write():
+            changed = self.database.execute(
+                "UPDATE crawl_urls SET state = ?, reason = ?, updated_at = ? WHERE step_id = ? AND url = ? "
+                "AND state = 'queued' RETURNING url", (state, reason, stamp, step.id, url)).fetchall()
+            if changed:
+                self.database.execute("UPDATE crawl_state SET queued = queued - 1 WHERE step_id = ?", (step.id,))
+            admitted = self._promote(step, None)
+        self._dispatch(step, admitted, None)
+
+    def budget_left(self, step_id: str) -> int:
+        """Pages the crawl may still save."""
+        row = self.database.execute("SELECT max_pages - saved FROM crawl_state WHERE step_id = ?",
+                                    (step_id,)).fetchone()
+        return row[0] if row else 0
+
+
+    def stats(self, step_id: str) -> dict[str, object]:
+        """Pages saved, skipped by reason, failed, still to come, and pages per second."""
+        rows = self.database.execute(
+            "SELECT state, COALESCE(reason, ''), COUNT(*) FROM crawl_urls WHERE step_id = ? GROUP BY state, reason",
+            (step_id,)).fetchall()
+        head = self.database.execute("SELECT max_pages, saved, started_at FROM crawl_state WHERE step_id = ?",
+                                     (step_id,)).fetchone()
+        counts: dict[str, int] = {}
+        skipped: dict[str, int] = {}
+        for state, reason, count in rows:
+            counts[state] = counts.get(state, 0) + count
+            if state == "skipped":
+                skipped[reason or "other"] = count
+        saved = head[1] if head else counts.get("saved", 0)
+        elapsed = time.time() - head[2] if head else 0.0
+        return {
+            "pages_saved": saved, "pages_failed": counts.get("failed", 0),
+            "pages_skipped": sum(skipped.values()), "skipped_by_reason": skipped,
+            "pages_queued": counts.get("queued", 0), "urls_deferred": counts.get("deferred", 0),
+            "max_pages": head[0] if head else None,
+            "pages_per_s": round(saved / elapsed, 2) if elapsed > 0 else 0.0,
+        }
+
+    # ------------------------------------------------------------------ politeness
+    def reserve_host_turn(self, host: str, delay: float) -> float:
+        """Book the next request to ``host``; returns when it may be sent (epoch seconds)."""
+        now = time.time()
+        row = self.database.write_one(
+            "INSERT INTO crawl_hosts (host, next_at) VALUES (?, ?) ON CONFLICT (host) DO UPDATE SET next_at = "
+            "CASE WHEN crawl_hosts.next_at > ? THEN crawl_hosts.next_at ELSE ? END + ? RETURNING next_at",
+            (host, now + delay, now, now, delay))
+        return row[0] - delay
+
+    def acquire_slot(self, name: str, limit: int, wait: Callable[[float], None]) -> int:
+        """Take one of ``limit`` slots called ``name`` (waiting with ``wait(seconds)``); returns its number.
+
+        A slot is a lease that this process's heartbeat renews while it is held, so the slots of a
+        process that dies come free within :data:`SLOT_LEASE` seconds.
+        """
+        if (name, limit) not in self._slots_made:
+            values = ", ".join("(?, ?, NULL, 0)" for _ in range(limit))
+            self.database.write_one(
+                f"INSERT INTO crawl_slots (name, slot, holder, lease_until) VALUES {values} "
+                "ON CONFLICT (name, slot) DO NOTHING", [v for slot in range(limit) for v in (name, slot)])
+            self._slots_made.add((name, limit))
+        self._start_heartbeat()
+        pause = 0.005
+        while True:
+            now = time.time()
+            row = self.database.write_one(
+                "UPDATE crawl_slots SET holder = ?, lease_until = ? WHERE name = ? AND slot = ("
+                "SELECT slot FROM crawl_slots WHERE name = ? AND slot < ? AND (holder IS NULL OR lease_until < ?) "
+                "ORDER BY slot LIMIT 1) RETURNING slot", (self.owner, now + SLOT_LEASE, name, name, limit, now))
+            if row is not None:
+                with self._held_lock:
+                    self._held += 1
+                return row[0]
+            wait(pause)
+            pause = min(pause * 2, 0.1)
+
+    def _start_heartbeat(self) -> None:
+        with self._held_lock:
+            if self._heartbeat is not None:
+                return
+            self._heartbeat = threading.Thread(target=self._renew, name="quaero-crawl-slots", daemon=True)
+            self._heartbeat.start()
+
+    def _renew(self) -> None:
+        while True:
+            time.sleep(SLOT_LEASE / 3)
+            with self._held_lock:
+                held = self._held
+            if held:
+                try:
+                    self.database.write_one("UPDATE crawl_slots SET lease_until = ? WHERE holder = ?",
+                                            (time.time() + SLOT_LEASE, self.owner))
+                except Exception:  # the database is gone (shutting down) or busy: try next round
+                    pass
+
+    def release_slot(self, name: str, slot: int) -> None:
+        """Give a slot back."""
+        with self._held_lock:
+            self._held -= 1
+        self.database.write_one("UPDATE crawl_slots SET holder = NULL, lease_until = 0 WHERE name = ? AND slot = ? "
+                                "AND holder = ?", (name, slot, self.owner))
