@@ -38,3 +38,6 @@ def configure_logging(settings: Settings, *, file_name: str = "quaero.log", cons
     root.setLevel(settings.log_level)
     # Dramatiq logs every retry and dead letter itself; the job log already says it with more context.
     logging.getLogger("dramatiq").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request at INFO: thousands of lines a minute in a crawl. The job logs say what matters.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

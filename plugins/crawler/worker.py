@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from quaero import ChildSpec, DocumentInput, JobError, JobWorker
+from quaero import ChildSpec, DocumentInput, JobCancelled, JobError, JobWorker
 from quaero.services import Services
 
 from .extract import decode_body, parse_page
@@ -190,6 +190,17 @@ class CrawlerWorker(_Base):
     worker_type = "crawler_url"
 
     def execute(self, ctx: Any, job: Any) -> None:
+        try:
+            self.crawl_page(ctx, job)
+        except Exception as exc:
+            final = job.attempts > self.max_retries or not getattr(exc, "retryable", True)
+            if final and not isinstance(exc, JobCancelled):
+                # The last attempt: the URL gives back its share of the page budget.
+                crawl_state(ctx.services).finish(ctx.step_job, job.config["url"], "failed", type(exc).__name__)
+            raise
+
+    def crawl_page(self, ctx: Any, job: Any) -> None:
+        """Fetch, save and follow one URL."""
         url, depth = job.config["url"], job.config.get("depth", job.depth)
         crawl = crawl_of(ctx)
         state = crawl_state(ctx.services)
@@ -211,8 +222,6 @@ class CrawlerWorker(_Base):
             state.finish(step, url, "skipped", "redirect_loop")
             return
         except httpx.HTTPError as exc:
-            if ctx.job.attempts > self.max_retries:
-                state.finish(step, url, "failed", type(exc).__name__)
             raise JobError(f"{url}: {type(exc).__name__}: {exc}") from None
         self.handle(ctx, crawl, state, step, url, depth, response, previous)
 
