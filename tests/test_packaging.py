@@ -28,3 +28,9 @@ def test_wheel_install_runs_without_the_source_tree(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["counts"]["completed"] == 3
+    # The built-in plugins come through the same entry points as a third party's.
+    listed = subprocess.run([sys.executable, "-m", "quaero", "plugins", "--json"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, check=True)
+    crawler = [p for p in json.loads(listed.stdout) if p["name"] == "crawler"]
+    assert crawler and crawler[0]["actions"] == ["crawl"] and crawler[0]["error"] is None
+    assert crawler[0]["source"] == "entry point quaero_plugins.crawler"

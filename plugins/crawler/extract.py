@@ -19,6 +19,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
 import html2text
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -35,9 +36,9 @@ META_PRESCAN_BYTES = 4096
 #: How much of an undeclared, non-UTF-8 body is given to the detector.
 DETECT_SAMPLE_BYTES = 64 * 1024
 
-_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?\s*([^\s"';,]+)""", re.I)
-_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([-\w.:]+)""", re.I)
-_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([-\w.:]+)""", re.I)
+_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?\s*([^\s"';,]+)""", re.IGNORECASE)
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([-\w.:]+)""", re.IGNORECASE)
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([-\w.:]+)""", re.IGNORECASE)
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF8, "utf-8"),
@@ -63,7 +64,7 @@ _SUPERSETS = {
 }
 # Python codecs that are not web encodings, or are dangerous ones (UTF-7 smuggles markup past filters).
 _REFUSED = frozenset({
-    "utf-7", "unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined", "charmap", "mbcs",
+    "utf_7", "unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined", "charmap", "mbcs",
     "oem", "unicode_internal", "palmos",
 })
 # Encodings a detector's guess is trusted for: scripts whose single-byte code pages a Latin guess cannot
@@ -88,11 +89,13 @@ def _codec_for(label: str | bytes | None, *, from_meta: bool = False) -> str | N
     if not label or len(label) > 40:
         return None
     try:
-        name = codecs.lookup(label).name
-        b"".decode(name)  # LookupError for bytes-to-bytes codecs such as base64 or zlib
+        info = codecs.lookup(label)
     except (LookupError, ValueError, TypeError):
         return None
-    if name in _REFUSED:
+    if not getattr(info, "_is_text_encoding", True):  # bytes-to-bytes codecs: base64, zlib, rot13…
+        return None
+    name = info.name
+    if name.replace("-", "_") in _REFUSED:
         return None
     if from_meta and name.startswith(("utf-16", "utf-32")):
         return "utf-8"  # a meta tag readable as ASCII cannot be in UTF-16: browsers read UTF-8
@@ -220,27 +223,26 @@ _GUTTER_SELECTOR = ".linenos, .lineno, .line-numbers-rows, .gutter, .hljs-ln-num
 _SPACE = re.compile(r"\s+")
 _EMPTY_LINK = re.compile(r"(?<!!)\[\]\([^)\s]*\)")
 _BLANK_LINES = re.compile(r"\n{3,}")
-_REFRESH_URL = re.compile(r"""url\s*=\s*["']?([^"'\s>]+)""", re.I)
+_REFRESH_URL = re.compile(r"""url\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
 _LANGUAGE_CLASS = re.compile(r"(?:^|\s)(?:language|lang|highlight|hljs)-([A-Za-z0-9_+#.\-]+)")
 
 # lexbor walks the stack of open elements for each of these start tags (the "p in button scope" check,
 # the list-item algorithm…), and for every end tag that matches no open element, so thousands of them
 # over a deep stack make parsing quadratic: see _defuse_deep_nesting. (Measured with lexbor 2 in
 # selectolax 1.0.2: 5,000 of any of these over 5,000 open <span> take 50-150 ms, others under 20 ms.)
-_SCOPE_CHECKING = frozenset(
-    "address article aside blockquote center dd details dialog dir div dl dt fieldset figcaption figure "
-    "footer h1 h2 h3 h4 h5 h6 header hgroup hr input li listing main menu nav ol optgroup option pre rb rp "
-    "rt search section select summary table ul".split()
-)
-_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
-_TAG = re.compile(
-    r"<!--.*?(?:-->|\Z)|<(script|style|textarea|title|xmp)\b.*?(?:</\1\s*>|\Z)|<(/?)([A-Za-z][A-Za-z0-9\-]*)",
-    re.S | re.I,
-)
-_LIST_TAG = re.compile(
-    r"<!--.*?(?:-->|\Z)|<(script|style|textarea|title|xmp)\b.*?(?:</\1\s*>|\Z)|<(/?)(ul|ol|dl|menu|dir|blockquote)\b",
-    re.S | re.I,
-)
+_SCOPE_CHECKING = frozenset({
+    "address", "article", "aside", "blockquote", "center", "dd", "details", "dialog", "dir", "div", "dl", "dt",
+    "fieldset", "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr",
+    "input", "li", "listing", "main", "menu", "nav", "ol", "optgroup", "option", "pre", "rb", "rp", "rt",
+    "search", "section", "select", "summary", "table", "ul",
+})
+_VOID = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr",
+})
+_RAW_TEXT = r"<!--.*?(?:-->|\Z)|<(script|style|textarea|title|xmp)\b.*?(?:</\1\s*>|\Z)"
+# Comments and raw-text elements are skipped whole; group 2 is "/" for end tags, group 3 the tag name.
+_TAG = re.compile(_RAW_TEXT + r"|<(/?)([A-Za-z][A-Za-z0-9\-]*)", re.DOTALL | re.IGNORECASE)
+_LIST_TAG = re.compile(_RAW_TEXT + r"|<(/?)(ul|ol|dl|menu|dir|blockquote)\b", re.DOTALL | re.IGNORECASE)
 #: Open elements tolerated before the scope-checking tags nested deeper are renamed (see below).
 MAX_OPEN_ELEMENTS = 512
 #: Lists and quotes nested deeper than this are flattened: markdown indents every level.
@@ -379,7 +381,7 @@ def parse_page(html: str, url: str) -> Page:
     if not title:
         h1 = tree.css_first("h1")
         if h1 is not None:
-            title = _collapse(h1.text(deep=True, separator=" "))
+            title = _collapse(h1.text(deep=True))
 
     description = ""
     og_title = og_description = ""
@@ -422,30 +424,36 @@ def parse_page(html: str, url: str) -> Page:
             if canonical is not None:
                 break
 
-    links: list[str] = []
-    nofollow_links: list[str] = []
-    seen: set[str] = set()
+    # A URL is followable when any link to it is; it is "nofollow" only when every link to it says so.
+    followable: dict[str, None] = {}
+    unfollowable: dict[str, None] = {}
     if refresh is not None:
         target = normalize_url(refresh, base_url)
         if target is not None:
-            seen.add(target)
-            links.append(target)
+            followable[target] = None
     for anchor in tree.css("a[href], area[href]"):
         href = (_attr(anchor, "href") or "").strip()
         if not href or href.startswith("#"):
             continue
         target = normalize_url(href, base_url)
-        if target is None or target in seen:
+        if target is None:
             continue
-        seen.add(target)
         if "nofollow" in _tokens(_attr(anchor, "rel")):
-            nofollow_links.append(target)
+            unfollowable.setdefault(target, None)
         else:
-            links.append(target)
+            followable.setdefault(target, None)
+    links = list(followable)
+    nofollow_links = [url for url in unfollowable if url not in followable]
 
-    root = _content_root(tree)
-    text_length = len(_collapse(root.text(deep=True, separator=" "))) if root is not None else 0
-    markdown = html_to_markdown(root.html or "", base_url) if root is not None and text_length else ""
+    markdown, text_length = "", 0
+    try:
+        root = _content_root(tree)
+        if root is not None:
+            text_length = len(_collapse(root.text(deep=True, separator=" ")))
+            if text_length:
+                markdown = html_to_markdown(root.html or "", base_url)
+    except Exception:  # noqa: BLE001 - keep the metadata and links of a page whose content defeats us
+        markdown = ""
     return Page(
         title=title,
         description=description,
@@ -501,15 +509,18 @@ def html_to_markdown(html: str, base_url: str) -> str:
     removes page chrome: :func:`parse_page` does that first. Never raises: if the converter fails, the
     plain text of the fragment is returned.
     """
-    tree = _parse_html(html)
-    root = tree.body if tree.body is not None else tree.root
-    if root is None:
+    try:
+        tree = _parse_html(html)
+        root = tree.body if tree.body is not None else tree.root
+        if root is None:
+            return ""
+        base = normalize_url(base_url) or base_url
+        _absolutize(root, base)
+        _flatten_table_cells(root)
+        nonce = secrets.token_hex(4).upper()
+        blocks = _extract_code_blocks(tree, root, nonce)
+    except Exception:  # noqa: BLE001 - should not happen; never lose a page to it
         return ""
-    base = normalize_url(base_url) or base_url
-    _absolutize(root, base)
-    _flatten_table_cells(root)
-    nonce = secrets.token_hex(4).upper()
-    blocks = _extract_code_blocks(tree, root, nonce)
     try:
         markdown = _html2text(root.html or "")
     except Exception:  # noqa: BLE001 - html2text has choked on odd markup before: keep the text
@@ -579,6 +590,10 @@ def _flatten_table_cells(root: LexborNode) -> None:
     """Keep every table row on one markdown line: escape ``|`` and unwrap block content in cells."""
     for node in root.css(_GUTTER_SELECTOR):
         node.decompose()
+    nested = {node.mem_id for node in root.css("table table")}
+    for table in root.css("table"):
+        if table.mem_id not in nested and not _collapse(table.text(deep=True)) and table.css_first("img") is None:
+            table.decompose()  # an empty (layout) table would become rows of bare pipes
     for table in root.css("table"):
         if table.parent is None or len(table.css("tr")) != 1:
             continue

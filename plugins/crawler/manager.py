@@ -22,7 +22,7 @@ class CrawlerManager(StepManager):
     def create_parent_job(self, ctx: Any, step: Any, job_def: Any, parent_job_id: str) -> str:
         options = step.options
         starts = [url for url in (normalize_url(u) for u in options.start_urls) if url]
-        allowed = options.allowed_domains or sorted({host_of(url).split(":")[0] for url in starts})
+        allowed = options.allowed_domains or sorted({host_of(url) for url in starts})
         parent = ctx.create_step_job(step, job_def, parent_job_id, max_depth=options.max_depth,
                                      allowed_domains=allowed, auth_id=options.auth_id or job_def.auth_id)
         state: CrawlState = crawl_state(ctx)

@@ -90,7 +90,7 @@ class _Rule:
         return path.find(last, position) != -1
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity matters: two groups with equal rules are still two groups
 class _Group:
     rules: list[_Rule]
     crawl_delay: float | None = None

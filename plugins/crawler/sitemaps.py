@@ -24,13 +24,15 @@ MAX_DECOMPRESSED_BYTES = 50 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 # "<loc>" or "<prefix:loc>"; the text stops at the next "<" (so the scan stays linear) unless it is CDATA.
 _LOC_RE = re.compile(
-    rb"<(?:([A-Za-z_][\w.\-]*):)?loc(?:\s[^>]*)?>([^<]*(?:<!\[CDATA\[[^\]]*\]\]>[^<]*)?)</(?:[A-Za-z_][\w.\-]*:)?loc\s*>",
-    re.I,
+    rb"<(?:([A-Za-z_][\w.\-]*):)?loc(?:\s[^>]*)?>"  # group 1: the prefix
+    rb"([^<]*(?:<!\[CDATA\[[^\]]*\]\]>[^<]*)?)"  # group 2: the text
+    rb"</(?:[A-Za-z_][\w.\-]*:)?loc\s*>",
+    re.IGNORECASE,
 )
 # Extensions whose <prefix:loc> is not a page (images, videos…), skipped by the tolerant reading.
 _EXTENSION_PREFIXES = frozenset({b"image", b"video", b"news", b"xhtml", b"mobile"})
-_INDEX_RE = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?sitemapindex\b", re.I)
-_CDATA_RE = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
+_INDEX_RE = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?sitemapindex\b", re.IGNORECASE)
+_CDATA_RE = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
 _XML_START = re.compile(rb"^(?:\xef\xbb\xbf|\xff\xfe|\xfe\xff)?\s*<")
 
 
@@ -42,8 +44,10 @@ class _Full(Exception):
     """Raised from expat handlers when a list reached ``max_urls``: stop parsing early."""
 
 
-def _gunzip(body: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
-    """Inflate (possibly concatenated) gzip members, keeping at most ``limit`` bytes; stops on corruption."""
+def _gunzip(body: bytes, limit: int | None = None) -> bytes:
+    """Inflate (possibly concatenated) gzip members, keeping at most ``limit`` bytes (default
+    :data:`MAX_DECOMPRESSED_BYTES`); stops at corruption, keeping what came before."""
+    limit = MAX_DECOMPRESSED_BYTES if limit is None else limit
     output = bytearray()
     data = body
     while data and len(output) < limit:
@@ -168,7 +172,7 @@ def _parse_xml(body: bytes, max_urls: int) -> tuple[list[str], list[str]]:
 
 def _parse_xml_tolerantly(body: bytes, max_urls: int, partial: _Collector) -> tuple[list[str], list[str]]:
     """Regex reading of broken XML: every ``<loc>`` is a page, or a child sitemap in a ``<sitemapindex>``."""
-    if re.search(rb"<!ENTITY", body[:65536], re.I):
+    if re.search(rb"<!ENTITY", body[:65536], re.IGNORECASE):
         return [], []
     is_index = _INDEX_RE.search(body[:65536]) is not None
     collector = _Collector(max_urls)

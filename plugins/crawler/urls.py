@@ -106,9 +106,7 @@ def _encode_host(hostname: str) -> str | None:
     host = hostname
     if "%" in host:
         host = unquote(host)
-    host = host.lower()
-    if host.endswith("."):  # "example.com." names the same host as "example.com"
-        host = host[:-1]
+    host = host.lower().removesuffix(".")  # "example.com." names the same host as "example.com"
     if not host:
         return None
     if ":" in host:  # an IPv6 literal (urlsplit removed the brackets)
@@ -134,9 +132,7 @@ def _idna(host: str) -> str | None:
         import idna  # a dependency of httpx, so normally present
 
         return idna.encode(host, uts46=True).decode("ascii")
-    except ImportError:
-        pass
-    except Exception:  # noqa: BLE001 - idna.IDNAError and friends: try the stdlib codec below
+    except Exception:  # noqa: BLE001, S110 - no idna package, or idna.IDNAError: try the stdlib codec
         pass
     try:
         return host.encode("idna").decode("ascii")
@@ -293,14 +289,15 @@ def domain_matches(host: str, domains: list[str]) -> bool:
     Matching is case-insensitive and label-aligned: ``docs.example.com`` matches ``example.com`` but
     ``badexample.com`` does not. Entries may be written ``.example.com`` or ``*.example.com``.
     """
-    bare = _clean_domain(host)
-    if not bare:
+    return _matches(_clean_domain(host), [_clean_domain(domain) for domain in domains])
+
+
+def _matches(bare_host: str, clean_domains: list[str] | tuple[str, ...]) -> bool:
+    if not bare_host:
         return False
-    for domain in domains:
-        wanted = _clean_domain(domain)
-        if wanted and (bare == wanted or bare.endswith("." + wanted)):
-            return True
-    return False
+    return any(
+        wanted and (bare_host == wanted or bare_host.endswith("." + wanted)) for wanted in clean_domains
+    )
 
 
 class UrlFilter:
@@ -315,7 +312,7 @@ class UrlFilter:
     __slots__ = ("_domains", "_exclude", "_include")
 
     def __init__(self, allowed_domains: list[str], include_patterns: list[str], exclude_patterns: list[str]):
-        self._domains: tuple[str, ...] = tuple(d for d in allowed_domains if _clean_domain(d))
+        self._domains: tuple[str, ...] = tuple(d for d in map(_clean_domain, allowed_domains) if d)
         self._include: tuple[re.Pattern[str], ...] = tuple(_compile(p) for p in include_patterns)
         self._exclude: tuple[re.Pattern[str], ...] = tuple(_compile(p) for p in exclude_patterns)
 
@@ -329,7 +326,7 @@ class UrlFilter:
         host = host_of(url)
         if not host:
             return "invalid"
-        if self._domains and not domain_matches(host, list(self._domains)):
+        if self._domains and not _matches(_clean_domain(host), self._domains):
             return "domain"
         if any(pattern.search(url) for pattern in self._exclude):
             return "excluded"
