@@ -24,6 +24,7 @@ from quaero.models import Job
 from quaero.services import Services
 
 URL_JOB = "crawler_url"
+NOT_FETCHED = {"robots", "domain", "excluded", "not_included", "invalid"}
 SLOT_LEASE = 15.0  # seconds a politeness slot outlives a process that died holding it
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS crawl_urls (
@@ -207,8 +208,11 @@ class CrawlState:
                 skipped[reason or "other"] = count
         saved = head[1] if head else counts.get("saved", 0)
         elapsed = time.time() - head[2] if head else 0.0
+        # Skips decided before any request was sent (robots.txt, filters) are not fetches.
+        fetched = saved + counts.get("failed", 0) + sum(
+            count for reason, count in skipped.items() if reason not in NOT_FETCHED)
         return {
-            "pages_saved": saved, "pages_failed": counts.get("failed", 0),
+            "pages_fetched": fetched, "pages_saved": saved, "pages_failed": counts.get("failed", 0),
             "pages_skipped": sum(skipped.values()), "skipped_by_reason": skipped,
             "pages_queued": counts.get("queued", 0), "urls_deferred": counts.get("deferred", 0),
             "max_pages": head[0] if head else None,

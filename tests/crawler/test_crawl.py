@@ -113,6 +113,7 @@ def test_error_pages_are_never_saved_and_busy_pages_are_retried(crawler, make_si
     assert site.state["errors"] == {"/busy": 3, "/limited": 2}
     stats = crawler.services.registry.actions["crawl"].manager.stats(crawler.services, step)
     assert stats["skipped_by_reason"] == {"http_404": 1, "http_500": 1}
+    assert stats["pages_fetched"] == stats["pages_saved"] + 2
 
 
 def test_slow_server_times_out_and_fails_the_page(crawler, make_site):
