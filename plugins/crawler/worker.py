@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from quaero import ChildSpec, DocumentInput, JobCancelled, JobError, JobWorker
+from quaero.jsonutil import loads
 from quaero.services import Services
 
 from .extract import decode_body, parse_page
@@ -226,8 +227,6 @@ class CrawlerWorker(_Base):
         self.handle(ctx, crawl, state, step, url, depth, response, previous)
 
     def _conditional(self, ctx: Any, crawl: Crawl, url: str, previous: Any) -> Fetched:
-        from quaero.jsonutil import loads
-
         meta = loads(previous.metadata)
         extra = {}
         if meta.get("etag"):
@@ -244,8 +243,6 @@ class CrawlerWorker(_Base):
             state.finish(step, url, "skipped", response.skipped)
             return
         if response.status == 304 and previous is not None:
-            from quaero.jsonutil import loads
-
             if state.claim_page(step, url, url):
                 ctx.log("debug", f"unchanged: {url}")
             links = loads(previous.metadata).get("links", [])
