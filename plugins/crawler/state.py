@@ -254,7 +254,7 @@ class CrawlState:
                     self._held += 1
                 return row[0]
             wait(pause)
-            pause = min(pause * 2, 0.1)
+            pause = min(pause * 2, 0.02)
 
     def _start_heartbeat(self) -> None:
         with self._held_lock:
