@@ -42,10 +42,11 @@ class JobContext:
     # ------------------------------------------------------------------ results and children
     def save_document(self, document: DocumentInput) -> SaveResult:
         """Save a document (idempotent by source reference) and count it as this step's result."""
-        result = self.services.documents.upsert(document, job_id=self.job.id)
-        if result.first_for_job:
-            step = self.step_job
-            self.services.jobs.add_results(*filter(None, (step.id, step.parent_id)))
+        step = self.step_job
+        with self.services.database.write():  # the document and its count, together
+            result = self.services.documents.upsert(document, job_id=self.job.id)
+            if result.first_for_job:
+                self.services.jobs.add_results(*filter(None, (step.id, step.parent_id)))
         if result.changed:
             self.services.bus.publish(RESULT_SAVED, {
                 "result_id": str(result.id), "job_id": self.job.id, "parent_job_id": self.job.parent_id,

@@ -229,32 +229,51 @@ class CrawlState:
             (host, now + delay, now, now, delay))
         return row[0] - delay
 
-    def acquire_slot(self, name: str, limit: int, wait: Callable[[float], None]) -> int:
-        """Take one of ``limit`` slots called ``name`` (waiting with ``wait(seconds)``); returns its number.
+    def acquire_slots(self, wanted: list[tuple[str, int]], wait: Callable[[float], None]) -> list[tuple[str, int]]:
+        """Take one slot of each ``(name, limit)`` at once (waiting with ``wait(seconds)``); returns them.
 
-        A slot is a lease that this process's heartbeat renews while it is held, so the slots of a
-        process that dies come free within :data:`SLOT_LEASE` seconds.
+        All or none, in one transaction: holding a host's slot while waiting for the crawl's would block
+        the host for nothing. A slot is a lease that this process's heartbeat renews while it is held, so
+        the slots of a process that dies come free within :data:`SLOT_LEASE` seconds.
         """
-        if (name, limit) not in self._slots_made:
-            values = ", ".join("(?, ?, NULL, 0)" for _ in range(limit))
-            self.database.write_one(
-                f"INSERT INTO crawl_slots (name, slot, holder, lease_until) VALUES {values} "
-                "ON CONFLICT (name, slot) DO NOTHING", [v for slot in range(limit) for v in (name, slot)])
-            self._slots_made.add((name, limit))
+        for name, limit in wanted:
+            if (name, limit) not in self._slots_made:
+                values = ", ".join("(?, ?, NULL, 0)" for _ in range(limit))
+                self.database.write_one(
+                    f"INSERT INTO crawl_slots (name, slot, holder, lease_until) VALUES {values} "
+                    "ON CONFLICT (name, slot) DO NOTHING", [v for slot in range(limit) for v in (name, slot)])
+                self._slots_made.add((name, limit))
         self._start_heartbeat()
         pause = 0.005
         while True:
-            now = time.time()
-            row = self.database.write_one(
-                "UPDATE crawl_slots SET holder = ?, lease_until = ? WHERE name = ? AND slot = ("
-                "SELECT slot FROM crawl_slots WHERE name = ? AND slot < ? AND (holder IS NULL OR lease_until < ?) "
-                "ORDER BY slot LIMIT 1) RETURNING slot", (self.owner, now + SLOT_LEASE, name, name, limit, now))
-            if row is not None:
+            taken = self._try_slots(wanted)
+            if taken is not None:
                 with self._held_lock:
-                    self._held += 1
-                return row[0]
+                    self._held += len(taken)
+                return taken
             wait(pause)
             pause = min(pause * 2, 0.02)
+
+    def _try_slots(self, wanted: list[tuple[str, int]]) -> list[tuple[str, int]] | None:
+        now = time.time()
+        for name, limit in wanted:  # a look without the writer lock first: waiting is the common case
+            if not self.database.execute(
+                    "SELECT 1 FROM crawl_slots WHERE name = ? AND slot < ? AND (holder IS NULL OR lease_until < ?) "
+                    "LIMIT 1", (name, limit, now)).fetchone():
+                return None
+        with self.database.write():
+            taken = []
+            for name, limit in wanted:
+                free = self.database.execute(
+                    "SELECT slot FROM crawl_slots WHERE name = ? AND slot < ? AND (holder IS NULL OR lease_until < ?) "
+                    "ORDER BY slot LIMIT 1", (name, limit, now)).fetchone()
+                if free is None:
+                    return None  # nothing was written yet for the ones before: they stay free
+                taken.append((name, free[0]))
+            for name, slot in taken:
+                self.database.execute("UPDATE crawl_slots SET holder = ?, lease_until = ? WHERE name = ? AND slot = ?",
+                                      (self.owner, now + SLOT_LEASE, name, slot))
+            return taken
 
     def _start_heartbeat(self) -> None:
         with self._held_lock:
@@ -275,9 +294,12 @@ class CrawlState:
                 except Exception:  # the database is gone (shutting down) or busy: try next round
                     pass
 
-    def release_slot(self, name: str, slot: int) -> None:
-        """Give a slot back."""
+    def release_slots(self, held: list[tuple[str, int]]) -> None:
+        """Give slots back."""
+        if not held:
+            return
         with self._held_lock:
-            self._held -= 1
-        self.database.write_one("UPDATE crawl_slots SET holder = NULL, lease_until = 0 WHERE name = ? AND slot = ? "
-                                "AND holder = ?", (name, slot, self.owner))
+            self._held -= len(held)
+        where = " OR ".join("(name = ? AND slot = ?)" for _ in held)
+        self.database.write_one(f"UPDATE crawl_slots SET holder = NULL, lease_until = 0 WHERE holder = ? AND ({where})",
+                                (self.owner, *[v for pair in held for v in pair]))

@@ -134,13 +134,11 @@ class _Base(JobWorker):
         state = crawl_state(ctx.services)
         options = crawl.options
         host = host_of(url)
-        held = []
+        wanted = [(f"host:{host}", options.per_host_concurrency)]
+        if options.concurrency:
+            wanted.insert(0, (f"crawl:{ctx.step_job.id}", options.concurrency))
+        held = state.acquire_slots(wanted, ctx.sleep)
         try:
-            if options.concurrency:
-                name = f"crawl:{ctx.step_job.id}"
-                held.append((name, state.acquire_slot(name, options.concurrency, ctx.sleep)))
-            name = f"host:{host}"
-            held.append((name, state.acquire_slot(name, options.per_host_concurrency, ctx.sleep)))
             delay = options.per_host_delay_ms / 1000
             if rules is not None:
                 delay = max(delay, min(rules.crawl_delay(options.user_agent) or 0.0, 60.0))
@@ -150,8 +148,7 @@ class _Base(JobWorker):
                     ctx.sleep(turn - time.time())
             yield
         finally:
-            for name, slot in held:
-                state.release_slot(name, slot)
+            state.release_slots(held)
 
     def get(self, ctx: Any, crawl: Crawl, url: str, *, any_content: bool = False) -> Fetched:
         """Fetch politely, waiting out 429/503 answers as ``Retry-After`` asks (a few times)."""
