@@ -267,10 +267,6 @@ class CrawlerWorker(_Base):
         key = final
         if page.canonical and page.canonical != final and crawl.filter.check(page.canonical) is None:
             key = page.canonical
-        if not state.claim_page(step, url, key):
-            ctx.log("info", f"skipped {url}: a duplicate of {key}")
-            state.finish(step, url, "skipped", "duplicate")
-            return
         metadata = {
             "url": key, "fetched_url": url, "final_url": final, "status": response.status,
             "content_type": response.headers.get("content-type", ""), "encoding": encoding,
@@ -279,9 +275,17 @@ class CrawlerWorker(_Base):
             "depth": depth, "truncated": response.truncated, "links": page.links[:MAX_STORED_LINKS],
             "fetched_at": time.time(),
         }
-        result = ctx.save_document(DocumentInput(
-            source_type=SOURCE_TYPE, source_ref=key, title=page.title or key, markdown=page.markdown,
-            html=text if crawl.options.keep_html else None, metadata=metadata, tags=crawl.tags))
+        document = DocumentInput(source_type=SOURCE_TYPE, source_ref=key, title=page.title or key,
+                                 markdown=page.markdown, html=text if crawl.options.keep_html else None,
+                                 metadata=metadata, tags=crawl.tags)
+        # The page's place in the budget and the document itself: one transaction, all or nothing.
+        with ctx.services.database.write():
+            claimed = state.claim_page(step, url, key)
+            result = ctx.save_document(document) if claimed else None
+        if result is None:
+            ctx.log("info", f"skipped {url}: a duplicate of {key}")
+            state.finish(step, url, "skipped", "duplicate")
+            return
         ctx.log("debug", f"saved {key} ({len(page.markdown)} characters, "
                          f"{'new' if result.created else 'updated' if result.changed else 'unchanged'})",
                 item_id=key, depth=depth, result_id=str(result.id), title=page.title)
