@@ -262,10 +262,14 @@ class JobManager:
             )
 
     def add_results(self, *job_ids: str, count: int = 1) -> None:
-        """Add to jobs' result counts (a step's and its execution's: what ``job_progress`` reports)."""
-        marks = ", ".join("?" * len(job_ids))
-        self.database.write_one(f"UPDATE jobs SET result_count = result_count + ? WHERE id IN ({marks})",
-                                (count, *job_ids))
+        """Add to jobs' result counts (a step's and its execution's: what ``job_progress`` reports).
+
+        Give the ids child first: rows are locked in that order, the order the status trigger locks a
+        child and then its parent, so concurrent writers on PostgreSQL never wait on each other in a circle.
+        """
+        with self.database.write():
+            for job_id in job_ids:
+                self.database.execute("UPDATE jobs SET result_count = result_count + ? WHERE id = ?", (count, job_id))
 
     def update_payload(self, job_id: str, **values: Any) -> Job:
         """Merge ``values`` into a job's payload."""

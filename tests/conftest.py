@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import make_settings
+from support import make_settings, need_service
 
 from quaero.runtime import Runtime
 from quaero.settings import Settings
@@ -25,3 +27,19 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.stop()
+
+
+@pytest.fixture
+def postgres_url():
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg2
+
+    name = f"quaero_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(host="127.0.0.1", dbname="test")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://127.0.0.1:5432/{name}"
+    finally:
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

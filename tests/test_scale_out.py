@@ -5,8 +5,6 @@ These need the services; on a machine without them they skip, in CI (CI=true) th
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from support import execute, make_settings, need_service, wait_done, wait_for
 
@@ -20,22 +18,6 @@ steps:
   - {name: flaky, action: test_flaky, config: {count: 2, failures: 1}}
   - {name: tree, action: test_tree, config: {branching: 2, max_depth: 2}}
 """
-
-
-@pytest.fixture
-def postgres_url():
-    need_service("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg2
-
-    name = f"quaero_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(host="127.0.0.1", dbname="test")
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://127.0.0.1:5432/{name}"
-    finally:
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture

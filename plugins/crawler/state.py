@@ -89,6 +89,7 @@ class CrawlState:
         stamp = time.time()
         rows = list(dict(urls).items())
         with self.database.write():
+            self._lock(step.id)
             for start in range(0, len(rows), 200):
                 chunk = rows[start:start + 200]
                 values = ", ".join("(?, ?, ?, 'deferred', ?)" for _ in chunk)
@@ -141,6 +142,7 @@ class CrawlState:
         """
         stamp = time.time()
         with self.database.write():
+            self._lock(step.id)
             own = self._row(step.id, url)
             if key == url:
                 if own is not None and own[0] == "saved":
@@ -165,6 +167,11 @@ class CrawlState:
                                   (step.id,))
         return True
 
+    def _lock(self, step_id: str) -> None:
+        """Inside a write: serialise this crawl's bookkeeping (SQLite's writer lock already does)."""
+        if not self.database.is_sqlite:
+            self.database.execute("SELECT step_id FROM crawl_state WHERE step_id = ? FOR UPDATE", (step_id,))
+
     def _row(self, step_id: str, url: str) -> tuple[str, str | None] | None:
         row = self.database.execute("SELECT state, reason FROM crawl_urls WHERE step_id = ? AND url = ?",
                                     (step_id, url)).fetchone()
@@ -178,6 +185,7 @@ class CrawlState:
         """Close a queued URL that produced no page (skipped or failed) and let a deferred one take its place."""
         stamp = time.time()
         with self.database.write():
+            self._lock(step.id)
             changed = self.database.execute(
                 "UPDATE crawl_urls SET state = ?, reason = ?, updated_at = ? WHERE step_id = ? AND url = ? "
                 "AND state = 'queued' RETURNING url", (state, reason, stamp, step.id, url)).fetchall()

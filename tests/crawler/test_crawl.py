@@ -253,3 +253,17 @@ def test_sigkill_of_a_worker_mid_crawl_resumes_without_duplicates(tmp_path, make
     finally:
         runtime.stop()
     time.sleep(0)
+
+
+def test_crawl_with_postgresql_and_two_worker_processes(tmp_path, make_site, postgres_url):
+    site = make_site(sitekit.basic, sitekit.canonical, sitekit.errors)
+    runtime = Runtime(make_settings(tmp_path, database_url=postgres_url, worker_processes=2), role="run")
+    runtime.start()
+    try:
+        root, step = run_crawl(runtime, site, max_depth=3, max_pages=8)
+        assert root.status == "completed"
+        docs = saved(runtime, site)
+        assert len(docs) == 8 and [p for p in docs if p.startswith("/dup")] in ([], ["/dup"])
+        assert runtime.services.jobs.get(step.id).result_count == 8
+    finally:
+        runtime.stop()
