@@ -29,8 +29,11 @@ class JobLogWriter:
     database's write capacity on logs instead of on jobs.
     """
 
-    def __init__(self, database: Database, models: Models, bus: EventBus, *, flush_interval: float = 0.05) -> None:
+    def __init__(self, database: Database, models: Models, bus: EventBus, *, flush_interval: float = 0.05,
+                 keep_debug: bool = False) -> None:
         self.database = database
+        # Debug lines (one or more per crawled page) are kept only when the log level asks for them.
+        self.keep_debug = keep_debug
         self.models = models
         self.bus = bus
         self.flush_interval = flush_interval
@@ -48,6 +51,8 @@ class JobLogWriter:
         level = normalise_level(level)
         if level not in _PY_LEVELS:
             raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
+        if level == "debug" and not self.keep_debug:
+            return
         stamp = time.time()
         log.log(_PY_LEVELS[level], "[%s] %s", job_id, message)
         with self._lock:

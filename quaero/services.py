@@ -53,7 +53,7 @@ class Services:
         self.registry = registry
         self.broker = broker
         self.jobs = JobManager(database, models, bus)
-        self.logs = JobLogWriter(database, models, bus)
+        self.logs = JobLogWriter(database, models, bus, keep_debug=settings.log_level == "DEBUG")
         self.documents = DocumentStore(database, models)
         self.definitions = DefinitionStore(database, models, registry)
         self.credentials = CredentialStore(database, models)
