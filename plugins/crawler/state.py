@@ -194,13 +194,6 @@ class CrawlState:
             admitted = self._promote(step, None)
         self._dispatch(step, admitted, None)
 
-    def budget_left(self, step_id: str) -> int:
-        """Pages the crawl may still save."""
-        row = self.database.execute("SELECT max_pages - saved FROM crawl_state WHERE step_id = ?",
-                                    (step_id,)).fetchone()
-        return row[0] if row else 0
-
-
     def stats(self, step_id: str) -> dict[str, object]:
         """Pages saved, skipped by reason, failed, still to come, and pages per second."""
         rows = self.database.execute(
