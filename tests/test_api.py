@@ -107,3 +107,8 @@ def test_hostile_bodies_get_clear_errors(client):
     assert client.put("/api/jobs/definitions/missing", content="name: x").status_code == 404
     assert client.get("/api/jobs", params={"offset": "-1"}).status_code == 400
     assert client.get("/api/jobs/x/logs", params={"after_id": "abc"}).status_code in (400, 404)
+
+
+def test_index_points_to_the_api(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'href="/api/jobs"' in page.text

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -62,6 +62,17 @@ async def _body(request: Request) -> bytes:
         if len(body) > MAX_BODY:
             raise HTTPException(413, f"request body is larger than {MAX_BODY} bytes")
     return body
+
+
+INDEX = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Quaero</title></head>
+<body><h1>Quaero {version}</h1><p>The dashboard pages are not built yet. The API:</p><ul>
+<li><a href="/api/health">/api/health</a></li><li><a href="/api/plugins">/api/plugins</a></li>
+<li><a href="/api/jobs/definitions">/api/jobs/definitions</a></li><li><a href="/api/jobs">/api/jobs</a></li>
+<li><a href="/api/queue/stats">/api/queue/stats</a></li><li>WebSocket events: <code>/ws</code></li></ul></body></html>"""
+
+
+async def index(request: Request) -> HTMLResponse:
+    return HTMLResponse(INDEX.format(version=__version__))
 
 
 async def health(request: Request) -> JSONResponse:
@@ -313,6 +324,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
                 await asyncio.to_thread(app.state.runtime.stop)
 
     routes = [
+        Route("/", index),
         Route("/api/health", health),
         Route("/api/plugins", plugins),
         Route("/api/jobs/definitions", list_definitions, methods=["GET"]),
