@@ -190,6 +190,45 @@ END $$ LANGUAGE plpgsql""",
 ]
 
 
+# The full-text index follows every write to documents in the same statement (triggers on SQLite, a
+# generated column on PostgreSQL), so it can never fall behind what is stored. The title weighs more.
+_SQLITE_FTS = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(title, markdown, content='documents', "
+    "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+    """CREATE TRIGGER IF NOT EXISTS documents_fts_insert AFTER INSERT ON documents BEGIN
+        INSERT INTO documents_fts (rowid, title, markdown) VALUES (new.id, new.title, new.markdown);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS documents_fts_delete AFTER DELETE ON documents BEGIN
+        INSERT INTO documents_fts (documents_fts, rowid, title, markdown)
+        VALUES ('delete', old.id, old.title, old.markdown);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS documents_fts_update AFTER UPDATE OF title, markdown ON documents BEGIN
+        INSERT INTO documents_fts (documents_fts, rowid, title, markdown)
+        VALUES ('delete', old.id, old.title, old.markdown);
+        INSERT INTO documents_fts (rowid, title, markdown) VALUES (new.id, new.title, new.markdown);
+    END""",
+]
+_POSTGRES_FTS = [
+    "ALTER TABLE documents ADD COLUMN IF NOT EXISTS search tsvector GENERATED ALWAYS AS ("
+    "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('english', coalesce(markdown, '')), 'B')) STORED",
+    "CREATE INDEX IF NOT EXISTS documents_search ON documents USING GIN (search)",
+]
+
+
+def _install_full_text(database: pw.Database) -> None:
+    if isinstance(database, pw.PostgresqlDatabase):
+        for statement in _POSTGRES_FTS:
+            database.execute_sql(statement)
+        return
+    existed = database.execute_sql(
+        "SELECT 1 FROM sqlite_master WHERE name = 'documents_fts'").fetchone() is not None
+    for statement in _SQLITE_FTS:
+        database.execute_sql(statement)
+    if not existed:  # documents stored before the index existed get indexed now
+        database.execute_sql("INSERT INTO documents_fts (documents_fts) VALUES ('rebuild')")
+
+
 def bind_models(database: pw.Database) -> Models:
     """Subclass every model for ``database``, create the tables that are missing, install the trigger."""
     bound = {}
@@ -205,4 +244,5 @@ def bind_models(database: pw.Database) -> Models:
                 database.execute_sql(statement)
         else:
             database.execute_sql(_SQLITE_TRIGGER)
+        _install_full_text(database)
     return models

@@ -47,6 +47,10 @@ def run_pipeline(settings, *, expect_remote_events: bool = False) -> None:
         assert runtime.services.documents.count(source_type="test") == 30
         assert all(c.attempts == 2 for c in runtime.services.jobs.children(flaky.id))
         assert runtime.services.jobs.counts(tree.id).completed == 7
+        if runtime.database.is_postgres:  # the full-text column follows every write
+            found = runtime.database.execute(
+                "SELECT COUNT(*) FROM documents WHERE search @@ plainto_tsquery('english', 'item body')").fetchone()
+            assert found[0] == 30
         if expect_remote_events:
             wait_for(lambda: len(saved) == 30, 10, what="result_saved events from the worker processes")
     finally:

@@ -86,3 +86,24 @@ def test_documents_are_saved_once_per_reference(stores):
     doc = documents.get(first.id)
     assert doc.markdown == "# New" and doc.job_id == "job_2"
     assert documents.get_by_ref("web", "https://example.com/").id == first.id
+
+
+def test_full_text_index_follows_every_write(stores):
+    _, documents = stores
+    database = documents.database
+
+    def hits(query):
+        return [row[0] for row in database.execute(
+            "SELECT rowid FROM documents_fts WHERE documents_fts MATCH ? ORDER BY rank", (query,)).fetchall()]
+
+    a = documents.upsert(DocumentInput(source_type="web", source_ref="u1", title="Zebra crossing",
+                                       markdown="A page about roads.")).id
+    b = documents.upsert(DocumentInput(source_type="web", source_ref="u2", title="Roads",
+                                       markdown="Where the zebra lives: savannas.")).id
+    assert sorted(hits("zebra")) == sorted([a, b])
+    assert hits("savanna*") == [b] and hits("crossings") == [a]  # prefix, and porter stemming
+    documents.upsert(DocumentInput(source_type="web", source_ref="u2", title="Roads", markdown="Only asphalt."))
+    assert hits("savanna*") == [] and hits("asphalt") == [b]
+    with database.write():
+        database.execute("DELETE FROM documents WHERE id = ?", (a,))
+    assert hits("zebra") == []
