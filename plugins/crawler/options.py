@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -34,6 +35,8 @@ class CrawlOptions(StepOptions):
     refresh: bool = Field(False, description="Re-crawl with conditional requests; unchanged pages stay as they are.")
     max_redirects: int = Field(10, ge=0, le=50)
     keep_html: bool = Field(False, description="Store the fetched HTML beside the markdown.")
+    converter: Literal["html-to-markdown", "html2text"] = Field(
+        "html-to-markdown", description="HTML to markdown converter (html-to-markdown is about 10x faster).")
 
     @field_validator("include_patterns", "exclude_patterns")
     @classmethod

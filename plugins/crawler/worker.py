@@ -256,7 +256,7 @@ class CrawlerWorker(_Base):
             return
         text, encoding = decode_body(response.body, response.headers.get("content-type"))
         final = response.url
-        page = parse_page(text, final)
+        page = parse_page(text, final, crawl.options.converter)
         if response.truncated:
             ctx.log("warn", f"{url}: body cut off at {crawl.options.max_body_bytes} bytes")
         self.admit(ctx, crawl, state, step, depth, page.links, nofollow=page.nofollow)

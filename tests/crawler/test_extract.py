@@ -203,11 +203,19 @@ def test_markdown_keeps_content(page: Page) -> None:
     assert "[Mail us](mailto:someone@example.com)" in md
 
 
+def _row(line: str) -> str:
+    """A table row without the outer pipes that some converters write (``| a | b |`` → ``a | b``)."""
+    line = line.strip()
+    line = line[1:] if line.startswith("|") else line
+    line = line[:-1] if line.endswith("|") and not line.endswith("\\|") else line
+    return line.strip()
+
+
 def test_markdown_table(page: Page) -> None:
-    lines = [line.strip() for line in page.markdown.splitlines()]
+    lines = [_row(line) for line in page.markdown.splitlines()]
     header = next(i for i, line in enumerate(lines) if line.startswith("Name"))
     assert re.fullmatch(r"Name\s*\|\s*Value", lines[header])
-    assert re.fullmatch(r"-+\|-+", lines[header + 1])
+    assert re.fullmatch(r"-+\s*\|\s*-+", lines[header + 1])
     assert re.fullmatch(r"alpha\s*\|\s*1", lines[header + 2])
     assert re.fullmatch(r"beta \\\| gamma\s*\|\s*2", lines[header + 3])  # a "|" in a cell is escaped
 
@@ -410,7 +418,7 @@ def test_permalink_anchors_are_dropped() -> None:
 
 def test_table_cells_with_blocks_stay_on_one_row() -> None:
     html = "<table><tr><th>A</th><th>B</th></tr><tr><td><p>one</p><p>two</p></td><td>x<br>y</td></tr></table>"
-    lines = html_to_markdown(html, "http://h.com/").splitlines()
+    lines = [_row(line) for line in html_to_markdown(html, "http://h.com/").splitlines()]
     assert any(re.fullmatch(r"one two\s*\|\s*x y\s*", line) for line in lines)
 
 
@@ -449,3 +457,19 @@ def test_deep_nesting_is_defused_before_parsing() -> None:
 
     in_script = "<script>" + "<div>" * 5_000 + "</script>" + "<p>x</p>" * 2_000
     assert extract._defuse_deep_nesting(in_script) is in_script  # tags in raw text are no tags
+
+
+@pytest.mark.parametrize("converter", ["html-to-markdown", "html2text"])
+def test_both_converters_keep_the_essentials(converter: str) -> None:
+    html = ('<h2>Usage</h2><p>See <a href="/docs">the docs</a> and <img src="i.png" alt="pic"></p>'
+            '<table><tr><th>Name</th><th>Value</th></tr><tr><td>alpha</td><td>1</td></tr></table>'
+            '<pre><code class="language-python">print(1)</code></pre><script>alert("no")</script>')
+    md = html_to_markdown(html, "http://h.com/a/", converter)
+    assert "## Usage" in md and "[the docs](http://h.com/docs)" in md and "![pic](http://h.com/a/i.png)" in md
+    assert "```python\nprint(1)\n```" in md and "alert" not in md
+    assert any(re.fullmatch(r"alpha\s*\|\s*1", _row(line)) for line in md.splitlines())
+
+
+def test_unknown_converter_is_refused() -> None:
+    with pytest.raises(ValueError, match="not one of"):
+        html_to_markdown("<p>x</p>", "http://h.com/", "pandoc")
