@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from quaero.db import Database
+from quaero.errors import QuaeroError
 from quaero.events import JOB_LOG, EventBus, iso
 from quaero.models import Models
 
@@ -100,6 +101,8 @@ class JobLogWriter:
         JobLog = self.models.JobLog
         query = JobLog.select().where(JobLog.job_id.in_(job_ids), JobLog.id > after_id)
         if level:
+            if normalise_level(level) not in LEVELS:
+                raise QuaeroError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
             wanted = LEVELS[LEVELS.index(normalise_level(level)):]
             query = query.where(JobLog.level.in_(wanted))
         return [

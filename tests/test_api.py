@@ -112,3 +112,13 @@ def test_hostile_bodies_get_clear_errors(client):
 def test_index_points_to_the_api(client):
     page = client.get("/")
     assert page.status_code == 200 and 'href="/api/jobs"' in page.text
+
+
+def test_bad_filters_are_400s(client):
+    client.post("/api/jobs/definitions", content=DEFINITION)
+    job_id = client.post("/api/jobs/definitions/api-fan/execute").json()["job_id"]
+    bad_level = client.get(f"/api/jobs/{job_id}/logs", params={"level": "bogus"})
+    assert bad_level.status_code == 400 and "debug, info, warn, error" in bad_level.json()["error"]
+    assert client.get(f"/api/jobs/{job_id}/logs", params={"level": "WARNING"}).status_code == 200
+    assert client.get("/api/jobs", params={"status": "done"}).status_code == 400
+    assert client.get(f"/api/jobs/{job_id}/children", params={"status": "done"}).status_code == 400

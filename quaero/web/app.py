@@ -24,6 +24,7 @@ from quaero.definition_store import definition_source, record_dict
 from quaero.definitions import validate_definition
 from quaero.errors import DefinitionError, QuaeroError
 from quaero.events import EVENT_TYPES, Event
+from quaero.models import JOB_STATUSES
 from quaero.runtime import Runtime
 from quaero.settings import Settings
 from quaero.views import job_dict
@@ -48,6 +49,14 @@ def _int(request: Request, name: str, default: int, *, low: int = 0, high: int =
     if not low <= value <= high:
         raise QuaeroError(f"query parameter {name!r} must be between {low} and {high}, got {value}")
     return value
+
+
+def _status(request: Request) -> str | None:
+    """The ``status`` query parameter, checked."""
+    status = request.query_params.get("status") or None
+    if status is not None and status not in JOB_STATUSES:
+        raise QuaeroError(f"status {status!r} is not one of {', '.join(JOB_STATUSES)}")
+    return status
 
 
 def _page(request: Request) -> tuple[int, int]:
@@ -131,6 +140,7 @@ async def list_jobs(request: Request) -> JSONResponse:
     models = _runtime(request).models
     Job = models.Job
     query = Job.select()
+    _status(request)
     for name in ("status", "type", "parent_id", "definition_id"):
         value = request.query_params.get(name)
         if value:
@@ -175,7 +185,7 @@ async def job_children(request: Request) -> JSONResponse:
     job_id = request.path_params["id"]
     parent = jobs.get(job_id)
     limit, offset = _page(request)
-    items = jobs.children(job_id, status=request.query_params.get("status"), limit=limit, offset=offset)
+    items = jobs.children(job_id, status=_status(request), limit=limit, offset=offset)
     return JSONResponse({"items": [job_dict(j) for j in items], "total": jobs.counts(parent.id).total,
                          "limit": limit, "offset": offset})
 
