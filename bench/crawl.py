@@ -39,6 +39,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from report import print_figures
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRAPY_VERSION = "2.19.0"
 SCRAPY_VENV = ROOT / "bench" / ".venv-scrapy"
@@ -406,6 +408,23 @@ class TreeRssSampler:
         self._thread.join()
 
 
+def run_measured(command: list[str], cwd: str, timeout: float) -> tuple[int, str, str, float, TreeRssSampler]:
+    """Run a crawler to its exit: (exit code, stdout, stderr, wall seconds, its process tree's memory)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, text=True)
+    sampler = TreeRssSampler(process.pid)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        stderr += f"\n(killed after {timeout} s)"
+    wall = time.perf_counter() - started
+    sampler.stop()
+    return process.returncode, stdout, stderr, wall, sampler
+
+
 def _mb(n: int) -> float:
     return round(n / 1024 / 1024, 1)
 
@@ -449,18 +468,7 @@ def run_quaero(url: str, concurrency: int, workers: int | None, timeout: float) 
         command = [sys.executable, "-m", "quaero", "run", str(definition), "--json", "--data-dir", str(data_dir)]
         if workers is not None:
             command += ["--workers", str(workers)]
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   stdin=subprocess.DEVNULL, text=True)
-        sampler = TreeRssSampler(process.pid)
-        try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
-            stderr += f"\n(killed after {timeout} s)"
-        wall = time.perf_counter() - started
-        sampler.stop()
+        returncode, stdout, stderr, wall, sampler = run_measured(command, tmp, timeout)
         documents = _count_documents(data_dir / "quaero.db")
     summary: dict[str, Any] = {}
     for line in reversed(stdout.strip().splitlines()):
@@ -479,13 +487,13 @@ def run_quaero(url: str, concurrency: int, workers: int | None, timeout: float) 
         "quaero_status": summary.get("status"),
         "quaero_counts": summary.get("counts"),
     }
-    if process.returncode != 0:
+    if returncode != 0:
         message = (stderr.strip() or stdout.strip() or "no output").splitlines()
         if "unknown action 'crawl'" in stderr:
             figures["error"] = ("Quaero has no 'crawl' action yet (the crawler plugin has not landed): "
                                 + message[-1])
         else:
-            figures["error"] = (f"quaero run exited with {process.returncode} (status {summary.get('status')}, "
+            figures["error"] = (f"quaero run exited with {returncode} (status {summary.get('status')}, "
                                 f"{summary.get('error') or ''}): " + " | ".join(message[-5:]))
     elif not documents:
         figures["error"] = "quaero run completed but the documents table is empty or missing"
@@ -573,22 +581,12 @@ def run_scrapy(python: Path, url: str, concurrency: int, timeout: float) -> dict
         spider = Path(tmp) / "bench_spider.py"
         spider.write_text(_SPIDER, encoding="utf-8")
         stats_file = Path(tmp) / "stats.json"
-        started = time.perf_counter()
-        process = subprocess.Popen([str(python), str(spider), url, str(concurrency), str(stats_file)], cwd=tmp,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                   text=True)
-        sampler = TreeRssSampler(process.pid)
-        try:
-            _, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate()
-        wall = time.perf_counter() - started
-        sampler.stop()
-        if process.returncode != 0 or not stats_file.is_file():
+        returncode, _, stderr, wall, sampler = run_measured(
+            [str(python), str(spider), url, str(concurrency), str(stats_file)], tmp, timeout)
+        if returncode != 0 or not stats_file.is_file():
             tail = " | ".join(stderr.strip().splitlines()[-5:])
             return {"scrapy_pages": None, "scrapy_pages_per_s": None,
-                    "scrapy_error": f"the Scrapy spider exited with {process.returncode}: {tail}"}
+                    "scrapy_error": f"the Scrapy spider exited with {returncode}: {tail}"}
         stats = json.loads(stats_file.read_text())
     items = int(stats.get("item_scraped_count", 0))
     return {
@@ -636,12 +634,7 @@ def main(argv: list[str] | None = None) -> int:
              "documents_saved", "scrapy_pages"]
     figures = {**{k: figures.get(k) for k in order if k in figures or k == "ratio_vs_scrapy"},
                **{k: v for k, v in figures.items() if k not in order}}
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        width = max(map(len, figures))
-        for key, value in figures.items():
-            print(f"{key:<{width}}  {value}")
+    print_figures(figures, as_json=args.json)
     failed = "error" in figures or "scrapy_error" in figures
     if "error" in figures and not args.json:
         print(f"\nerror: {figures['error']}", file=sys.stderr)

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from quaero.runtime import Runtime  # noqa: E402
+from report import print_figures  # noqa: E402
 from quaero.settings import load_settings  # noqa: E402
 
 
@@ -136,12 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["ratio_2x8_vs_redis"] = round(figures["broker_2x8_msgs_per_s"] / redis2, 2) if redis2 else None
         figures["ratio_1x8_vs_stub"] = round(figures["broker_1x8_msgs_per_s"] / figures["stub_1x8_msgs_per_s"], 2)
     figures.update(measure_e2e(args.children, args.latency_runs, args.workers))
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        width = max(map(len, figures))
-        for key, value in figures.items():
-            print(f"{key:<{width}}  {value}")
+    print_figures(figures, as_json=args.json)
     return 0
 
 
