@@ -291,39 +291,45 @@ class JobManager:
         if include_self and job.is_terminal:
             return []
         stamp = time.time()
-        running: list[str] = []
         with self.database.write():
-            doomed = [(job.id, job.status, job.parent_id)] if include_self else []
-            level = [job.id]
-            while level:
-                found = []
-                for start in range(0, len(level), _BATCH):
-                    chunk = level[start:start + _BATCH]
-                    marks = ", ".join("?" * len(chunk))
-                    found += self.database.execute(
-                        f"SELECT id, status, parent_id FROM jobs WHERE parent_id IN ({marks}) "
-                        "AND status IN ('pending', 'running')",
-                        chunk,
-                    ).fetchall()
-                doomed += found
-                level = [row[0] for row in found]
-            running = [jid for jid, status, _ in doomed if status == "running"]
-            ids = [jid for jid, _, _ in doomed]
-            for start in range(0, len(ids), _BATCH):
-                chunk = ids[start:start + _BATCH]
-                marks = ", ".join("?" * len(chunk))
-                self.database.execute(
-                    f"UPDATE jobs SET status = 'cancelled', error_message = COALESCE(error_message, ?), "
-                    f"updated_at = ?, finished_at = ? WHERE id IN ({marks}) AND status IN ('pending', 'running')",
-                    (reason, stamp, stamp, *chunk),
-                )
-            # Counts of every touched parent are rebuilt from the rows: cancellation is rare, exactness matters.
-            parents = {parent_id for _, _, parent_id in doomed}
-            for parent_id in filter(None, parents):
-                self._store_counts(parent_id, self.recount(parent_id))
+            doomed = self._descendants(job.id, unfinished_only=True)
+            if include_self:
+                doomed.insert(0, (job.id, job.status))
+            running = [jid for jid, status in doomed if status == "running"]
+            # The status trigger moves every cancelled job between its parent's counts.
+            self._in_chunks(
+                [jid for jid, _ in doomed],
+                "UPDATE jobs SET previous_status = status, status = 'cancelled', "
+                "error_message = COALESCE(error_message, ?), updated_at = ?, finished_at = ? "
+                "WHERE id IN ({marks}) AND status IN ('pending', 'running')",
+                (reason, stamp, stamp),
+            )
         if include_self:
             self.publish_status(Transition(job.id, job.type, job.parent_id, job.status, "cancelled"))
         return [jid for jid in running if jid != job.id]
+
+    def _descendants(self, job_id: str, *, unfinished_only: bool) -> list[tuple[str, str]]:
+        """(id, status) of every job below ``job_id``, level by level; only pending and running ones when
+        ``unfinished_only`` (a finished job's subtree is finished too)."""
+        where = " AND status IN ('pending', 'running')" if unfinished_only else ""
+        found: list[tuple[str, str]] = []
+        level = [job_id]
+        while level:
+            rows = []
+            for start in range(0, len(level), _BATCH):
+                chunk = level[start:start + _BATCH]
+                marks = ", ".join("?" * len(chunk))
+                rows += self.database.execute(
+                    f"SELECT id, status FROM jobs WHERE parent_id IN ({marks}){where}", chunk).fetchall()
+            found += [(row[0], row[1]) for row in rows]
+            level = [row[0] for row in rows]
+        return found
+
+    def _in_chunks(self, ids: list[str], sql: str, params: tuple = ()) -> None:
+        """Run ``sql`` (with ``{marks}`` for the id placeholders) over ``ids`` in batches."""
+        for start in range(0, len(ids), _BATCH):
+            chunk = ids[start:start + _BATCH]
+            self.database.execute(sql.format(marks=", ".join("?" * len(chunk))), (*params, *chunk))
 
     def _store_counts(self, job_id: str, counts: Counts) -> None:
         self.database.execute(
@@ -338,22 +344,9 @@ class JobManager:
         if not job.is_terminal:
             raise Conflict(f"job {job_id} is {job.status}; cancel it before deleting it")
         with self.database.write():
-            ids = [job_id]
-            level = [job_id]
-            while level:
-                found = []
-                for start in range(0, len(level), _BATCH):
-                    chunk = level[start:start + _BATCH]
-                    marks = ", ".join("?" * len(chunk))
-                    found += [r[0] for r in self.database.execute(
-                        f"SELECT id FROM jobs WHERE parent_id IN ({marks})", chunk).fetchall()]
-                ids += found
-                level = found
-            for start in range(0, len(ids), _BATCH):
-                chunk = ids[start:start + _BATCH]
-                marks = ", ".join("?" * len(chunk))
-                self.database.execute(f"DELETE FROM job_logs WHERE job_id IN ({marks})", chunk)
-                self.database.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
+            ids = [job_id, *(jid for jid, _ in self._descendants(job_id, unfinished_only=False))]
+            self._in_chunks(ids, "DELETE FROM job_logs WHERE job_id IN ({marks})")
+            self._in_chunks(ids, "DELETE FROM jobs WHERE id IN ({marks})")
             if job.parent_id:
                 self._store_counts(job.parent_id, self.recount(job.parent_id))
         return len(ids)
