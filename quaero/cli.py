@@ -135,14 +135,19 @@ def _exit_with_parent(stop: threading.Event) -> None:
 
 
 def _run_summary(runtime: Any, root_id: str, started: float) -> dict[str, Any]:
+    from quaero.jobs import Counts
+
     jobs = runtime.services.jobs
     root = jobs.get(root_id)
     totals = {"total": 0, "pending": 0, "running": 0, "completed": 0, "failed": 0, "cancelled": 0}
     for step in jobs.children(root_id, limit=10_000):
-        for key, value in jobs.counts(step.id).as_dict().items():
+        for key, value in Counts.of(step).as_dict().items():
             totals[key] += value
-    return {"job_id": root_id, "status": root.status, "counts": totals, "result_count": root.result_count,
-            "elapsed_s": round(time.monotonic() - started, 3), "error": root.error_message}
+    summary = {"job_id": root_id, "status": root.status, "counts": totals, "result_count": root.result_count,
+               "elapsed_s": round(time.monotonic() - started, 3)}
+    if root.error_message:
+        summary["error"] = root.error_message
+    return summary
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -182,7 +187,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             display.close()
     finally:
         runtime.stop()
-    summary = _run_summary_final(summary)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -191,12 +195,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if summary.get("error"):
             print(f"error: {summary['error']}", file=sys.stderr)
     return 0 if summary["status"] == "completed" else 1
-
-
-def _run_summary_final(summary: dict[str, Any]) -> dict[str, Any]:
-    if not summary.get("error"):
-        summary.pop("error", None)
-    return summary
 
 
 class _LiveDisplay:

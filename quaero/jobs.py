@@ -61,6 +61,12 @@ class Counts:
     failed: int = 0
     cancelled: int = 0
 
+    @classmethod
+    def of(cls, job: Job) -> Counts:
+        """The counts stored on a parent's row."""
+        return cls(job.count_pending, job.count_running, job.count_completed, job.count_failed,
+                   job.count_cancelled)
+
     @property
     def total(self) -> int:
         return self.pending + self.running + self.completed + self.failed + self.cancelled

@@ -119,8 +119,7 @@ class JobMonitor:
             self._last_progress.pop(parent_id, None)
             self._deferred.pop(parent_id, None)
             return
-        counts = Counts(parent.count_pending, parent.count_running, parent.count_completed,
-                        parent.count_failed, parent.count_cancelled)
+        counts = Counts.of(parent)
         if self._timed_out(parent):
             return
         status = parent.status

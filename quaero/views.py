@@ -11,8 +11,7 @@ from quaero.models import Job
 
 def job_dict(job: Job) -> dict[str, Any]:
     """A job as JSON-ready data, with its children's counts and the seed's progress text."""
-    counts = Counts(job.count_pending, job.count_running, job.count_completed, job.count_failed,
-                    job.count_cancelled)
+    counts = Counts.of(job)
     return {
         "id": job.id, "parent_id": job.parent_id, "root_id": job.root_id, "definition_id": job.definition_id,
         "type": job.type, "name": job.name, "phase": job.phase, "status": job.status,
