@@ -19,7 +19,7 @@ from starlette.routing import Route
 from quaero.errors import QuaeroError
 from quaero.runtime import Runtime
 from quaero.settings import Settings
-from quaero.web import api
+from quaero.web import api, api_documents
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
             if owned:
                 await asyncio.to_thread(app.state.runtime.stop)
 
-    routes = [Route("/", api.index), *api.routes]
+    routes = [Route("/", api.index), *api.routes, *api_documents.routes]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={QuaeroError: _quaero_error, HTTPException: _http_error,
                                         Exception: _unexpected})

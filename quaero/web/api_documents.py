@@ -1,0 +1,5 @@
+"""The documents and search API (JSON)."""
+
+from __future__ import annotations
+
+routes: list = []
