@@ -93,20 +93,37 @@ class JobLogWriter:
         job_ids: list[str],
         *,
         after_id: int = 0,
+        before_id: int | None = None,
         level: str | None = None,
         limit: int = 500,
+        descendants: bool = False,
     ) -> list[dict[str, Any]]:
-        """Log lines of the given jobs after ``after_id``, oldest first (flushes pending lines first)."""
+        """Log lines of the given jobs (and, with ``descendants``, of the jobs below them), oldest first.
+
+        ``after_id`` tails: lines newer than the last one a reader has. ``before_id`` pages backwards:
+        the ``limit`` lines just before it (``before_id=0`` means the newest lines). Pending lines are
+        flushed first so a reader sees what was logged a moment ago.
+        """
         self.flush()
-        JobLog = self.models.JobLog
-        query = JobLog.select().where(JobLog.job_id.in_(job_ids), JobLog.id > after_id)
+        JobLog, Job = self.models.JobLog, self.models.Job
+        jobs = JobLog.job_id.in_(job_ids)
+        if descendants:
+            below = Job.select(Job.id).where(Job.parent_id.in_(job_ids) | Job.root_id.in_(job_ids))
+            jobs = jobs | JobLog.job_id.in_(below)
+        query = JobLog.select().where(jobs, JobLog.id > after_id)
         if level:
             if normalise_level(level) not in LEVELS:
                 raise QuaeroError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
             wanted = LEVELS[LEVELS.index(normalise_level(level)):]
             query = query.where(JobLog.level.in_(wanted))
+        if before_id is None:
+            rows = list(query.order_by(JobLog.id).limit(limit))
+        else:
+            if before_id:
+                query = query.where(JobLog.id < before_id)
+            rows = list(query.order_by(JobLog.id.desc()).limit(limit))[::-1]
         return [
             {"id": row.id, "job_id": row.job_id, "level": row.level, "message": row.message,
              "timestamp": iso(row.timestamp)}
-            for row in query.order_by(JobLog.id).limit(limit)
+            for row in rows
         ]

@@ -13,31 +13,60 @@ import logging
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
 from quaero.errors import QuaeroError
 from quaero.runtime import Runtime
 from quaero.settings import Settings
-from quaero.web import api, api_documents
+from quaero.web import api, api_documents, live, pages
+from quaero.web.render import ENV, STATIC, layout
+from quaero.web.security import SecurityMiddleware, is_page
 
 log = logging.getLogger(__name__)
 
 
-async def _quaero_error(request: Request, exc: Exception) -> JSONResponse:
+HEADINGS = {400: "That did not work", 401: "Sign in first", 403: "Not allowed", 404: "Not found",
+            405: "Not allowed here", 409: "Not now", 413: "Too large", 500: "Something went wrong"}
+
+
+def _error(request: Request, status: int, message: str, detail: object = None) -> Response:
+    """JSON ``{"error", "detail"}`` for the API; an HTML page in the layout for the pages."""
+    if is_page(request.url.path):
+        html = ENV.get_template("error.html").render(layout(
+            request, "", title=HEADINGS.get(status, "Error"), heading=HEADINGS.get(status, "Error"),
+            message=message, detail=detail if isinstance(detail, list) else None))
+        return HTMLResponse(html, status_code=status)
+    return JSONResponse({"error": message, "detail": detail}, status_code=status)
+
+
+async def _quaero_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, QuaeroError)
     status = exc.status_code if exc.status_code != 500 or type(exc) is not QuaeroError else 400
-    return JSONResponse({"error": exc.message, "detail": exc.detail}, status_code=status)
+    return _error(request, status, exc.message, exc.detail)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": exc.detail, "detail": None}, status_code=exc.status_code)
+    return _error(request, exc.status_code, exc.detail)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse({"error": "internal error", "detail": str(exc)}, status_code=500)
+    return _error(request, 500, "internal error", str(exc))
+
+
+async def _sample_queue(runtime: Runtime) -> None:
+    """Sample the queue depth for the dashboard's chart while the app runs."""
+    history = pages.runtime_history(runtime)
+    while True:
+        await asyncio.sleep(history.interval)
+        try:
+            await asyncio.to_thread(history.sample, runtime)
+        except Exception:  # a broker hiccup must not end the sampling
+            log.warning("queue depth sample failed", exc_info=True)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
@@ -49,14 +78,18 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         app.state.runtime = runtime or Runtime(settings, role="server")
         if owned:
             await asyncio.to_thread(app.state.runtime.start)
+        sampler = asyncio.create_task(_sample_queue(app.state.runtime))
         try:
             yield
         finally:
+            sampler.cancel()
             if owned:
                 await asyncio.to_thread(app.state.runtime.stop)
 
-    routes = [Route("/", api.index), *api.routes, *api_documents.routes]
+    routes = [*api.routes, *api_documents.routes, *pages.routes, *live.routes,
+              Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(SecurityMiddleware, access_token=settings.access_token)],
                     exception_handlers={QuaeroError: _quaero_error, HTTPException: _http_error,
                                         Exception: _unexpected})
     if runtime is not None:

@@ -1,0 +1,524 @@
+"""The htmx pages: dashboard, definitions, jobs, job detail, queue, plugins and settings.
+
+Each page has a *context* function (request parameters in, plain data out) that both the full page and
+the live stream (:mod:`quaero.web.live`) render from. Views stay thin: they call the same services as
+the API and the CLI. Every form posts to a page route that redirects back (POST/redirect/GET), so the
+pages work without JavaScript; htmx only makes them live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from quaero.definition_store import record_dict
+from quaero.errors import DefinitionError, NotFound, QuaeroError
+from quaero.interfaces import describe_action
+from quaero.joblogs import LEVELS
+from quaero.models import JOB_STATUSES
+from quaero.runtime import Runtime
+from quaero.views import job_dict
+from quaero.web.http import read_body, runtime_of
+from quaero.web.render import Page, fragment, layout, page, url_maker
+from quaero.web.security import SESSION_COOKIE, session_value, token_matches
+
+PAGE_SIZE = 50
+LOG_LINES = 300
+FLASH = {
+    "cancelled": "The job was cancelled.", "deleted": "The job was deleted.", "rerun": "A new execution started.",
+    "saved": "The definition was saved.", "enabled": "The definition is enabled.",
+    "disabled": "The definition is disabled.", "definition-deleted": "The definition was deleted.",
+    "credentials-saved": "The credentials were saved.", "credentials-deleted": "The credentials were deleted.",
+    "requeued": "The message was put back on its queue.", "dead-deleted": "The dead letter was deleted.",
+}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _param(params: Mapping[str, str], name: str, allowed: tuple[str, ...] | None = None) -> str:
+    value = (params.get(name) or "").strip()
+    return value if allowed is None or value in allowed else ""
+
+
+def _known(action: str, known: Mapping[str, Any] | tuple[str, ...]) -> str:
+    """The action from the URL, or :class:`NotFound` (so a mistyped URL is a 404 page)."""
+    if action not in known:
+        raise NotFound(f"there is no {action!r} action here")
+    return action
+
+
+def _offset(params: Mapping[str, str]) -> int:
+    raw = params.get("offset", "0")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else 0
+
+
+def _flash(request: Request) -> str | None:
+    return FLASH.get(request.query_params.get("done", ""))
+
+
+def _see(url: str, done: str | None = None) -> RedirectResponse:
+    """Redirect after a form post (303, so the browser follows with GET)."""
+    if done:
+        url += ("&" if "?" in url else "?") + f"done={done}"
+    return RedirectResponse(url, status_code=303)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The posted form as a dict (bounded by the API's body limit)."""
+    body = (await read_body(request)).decode("utf-8", errors="replace")
+    return {key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()}
+
+
+# ---------------------------------------------------------------------------------------------- dashboard
+def dashboard_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
+    """Running executions, recent failures, and the last hour's throughput and queue depth."""
+    Job = runtime.models.Job
+    running = Job.select().where(Job.type == "parent", Job.status.in_(("pending", "running")))
+    failed = (Job.select().where(Job.type == "parent", Job.status == "failed")
+              .order_by(Job.finished_at.desc()).limit(10))
+    by_status = dict(runtime.database.execute(
+        "SELECT status, COUNT(*) FROM jobs WHERE type = 'parent' GROUP BY status").fetchall())
+    return {
+        "running": [job_dict(j) for j in running.order_by(Job.created_at.desc()).limit(20)],
+        "failures": [job_dict(j) for j in failed],
+        "executions": {status: by_status.get(status, 0) for status in JOB_STATUSES},
+        "throughput": _throughput(runtime),
+        "queue_depth": runtime_history(runtime).points(),
+    }
+
+
+def _throughput(runtime: Runtime, minutes: int = 60) -> dict[str, Any]:
+    """Jobs finished per minute over the last hour, oldest minute first."""
+    now = time.time()
+    start = now - minutes * 60
+    rows = runtime.database.execute(
+        "SELECT CAST((finished_at - ?) / 60 AS INTEGER), COUNT(*) FROM jobs WHERE finished_at >= ? GROUP BY 1",
+        (start, start)).fetchall()
+    per_minute = [0] * minutes
+    for bucket, count in rows:
+        if 0 <= bucket < minutes:
+            per_minute[bucket] = count
+    return {"values": per_minute, "total": sum(per_minute), "peak": max(per_minute)}
+
+
+class QueueHistory:
+    """Queue depth sampled every ``interval`` seconds, for the dashboard's last-hour chart."""
+
+    def __init__(self, interval: float = 30.0, keep: int = 120) -> None:
+        self.interval = interval
+        self.keep = keep
+        self.samples: list[tuple[float, int]] = []
+
+    def sample(self, runtime: Runtime) -> None:
+        stats = getattr(runtime.broker, "queue_stats", lambda: {})()
+        depth = sum(q.get("ready", 0) + q.get("delayed", 0) + q.get("in_flight", 0) for q in stats.values())
+        self.samples = [*self.samples[-(self.keep - 1):], (time.time(), depth)]
+
+    def points(self) -> dict[str, Any]:
+        cutoff = time.time() - 3600
+        values = [depth for stamp, depth in self.samples if stamp >= cutoff]
+        return {"values": values, "peak": max(values, default=0), "current": values[-1] if values else 0}
+
+
+def runtime_history(runtime: Runtime) -> QueueHistory:
+    """The runtime's queue-depth history (made on first use)."""
+    history = getattr(runtime, "_queue_history", None)
+    if history is None:
+        history = runtime._queue_history = QueueHistory()  # type: ignore[attr-defined]
+        history.sample(runtime)
+    return history
+
+
+async def dashboard(request: Request) -> Response:
+    runtime = runtime_of(request)
+    context = await asyncio.to_thread(dashboard_context, runtime, request.query_params)
+    return page("dashboard.html", layout(request, "/", title="Dashboard", live_url="/live/dashboard", **context))
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+def jobs_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
+    """One page of jobs with the filters applied (roots only unless a type or parent is chosen)."""
+    Job = runtime.models.Job
+    filters = {
+        "status": _param(params, "status", JOB_STATUSES), "type": _param(params, "type"),
+        "definition_id": _param(params, "definition_id"), "parent_id": _param(params, "parent_id"),
+        "q": _param(params, "q"),
+    }
+    query = Job.select()
+    if filters["type"]:
+        query = query.where(Job.type == filters["type"])
+    elif not filters["parent_id"]:
+        query = query.where(Job.type == "parent")
+    for name in ("status", "definition_id", "parent_id"):
+        if filters[name]:
+            query = query.where(getattr(Job, name) == filters[name])
+    if filters["q"]:
+        query = query.where(Job.name.contains(filters["q"]))
+    offset = _offset(params)
+    total = query.count()
+    jobs = [job_dict(j) for j in query.order_by(Job.created_at.desc(), Job.id.desc()).limit(PAGE_SIZE).offset(offset)]
+    types = [row[0] for row in runtime.database.execute("SELECT DISTINCT type FROM jobs LIMIT 50").fetchall()]
+    return {"jobs": jobs, "filters": filters, "statuses": JOB_STATUSES, "types": sorted(types),
+            "pagination": Page(total, PAGE_SIZE, offset), "url": url_maker("/jobs", {**filters, "offset": offset})}
+
+
+async def jobs(request: Request) -> Response:
+    runtime = runtime_of(request)
+    context = await asyncio.to_thread(jobs_context, runtime, request.query_params)
+    live = "/live/jobs?" + str(request.query_params) if request.query_params else "/live/jobs"
+    return page("jobs.html", layout(request, "/jobs", title="Jobs", live_url=live, flash=_flash(request), **context))
+
+
+def job_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
+    """A job with its steps, one page of its children and the tail of its (and its descendants') log."""
+    services = runtime.services
+    job = services.jobs.get(params["id"])
+    data = job_dict(job)
+    status_filter = _param(params, "child_status", JOB_STATUSES)
+    offset = _offset(params)
+    children = services.jobs.children(job.id, status=status_filter or None, limit=PAGE_SIZE, offset=offset)
+    counts = data["counts"]
+    child_total = counts[status_filter] if status_filter else counts["total"]
+    level = _param(params, "level", LEVELS)
+    lines = services.logs.read([job.id], before_id=0, level=level or None, limit=LOG_LINES, descendants=True)
+    root = job_dict(services.jobs.get(job.root_id)) if job.root_id and job.root_id != job.id else None
+    stats = None
+    if job.type == "step":
+        action = runtime.registry.actions.get(job.data.get("action", ""))
+        if action is not None:
+            stats = action.manager.stats(services, job)
+    params_kept = {"child_status": status_filter, "level": level, "offset": offset}
+    return {
+        "job": data, "root": root, "children": [job_dict(c) for c in children], "child_status": status_filter,
+        "statuses": JOB_STATUSES, "levels": LEVELS, "level": level, "lines": lines, "stats": stats,
+        "last_log_id": lines[-1]["id"] if lines else 0, "duration": _duration(job),
+        "pagination": Page(child_total, PAGE_SIZE, offset), "url": url_maker(f"/jobs/{job.id}", params_kept),
+    }
+
+
+def _duration(job: Any) -> float | None:
+    if job.started_at is None:
+        return None
+    return (job.finished_at or time.time()) - job.started_at
+
+
+async def job(request: Request) -> Response:
+    runtime = runtime_of(request)
+    params = {**request.query_params, "id": request.path_params["id"]}
+    context = await asyncio.to_thread(job_context, runtime, params)
+    query = str(request.query_params)
+    live = f"/live/job/{quote(request.path_params['id'])}" + (f"?{query}" if query else "")
+    return page("job.html", layout(request, "/jobs", title=f"Job {context['job']['name']}", live_url=live,
+                                   flash=_flash(request), **context))
+
+
+async def job_logs(request: Request) -> Response:
+    """Older log lines (the 'earlier lines' link): a fragment for htmx, the whole page otherwise."""
+    runtime = runtime_of(request)
+    job_id = request.path_params["id"]
+    before = request.query_params.get("before_id", "0")
+    level = _param(request.query_params, "level", LEVELS)
+    await asyncio.to_thread(runtime.services.jobs.get, job_id)
+    lines = await asyncio.to_thread(runtime.services.logs.read, [job_id], level=level or None, limit=LOG_LINES,
+                                    before_id=int(before) if before.isdigit() and len(before) < 19 else 0,
+                                    descendants=True)
+    return fragment("job.html", ["older_lines"], {"job": {"id": job_id}, "older": lines, "level": level})
+
+
+CONFIRM = {
+    "cancel": ("Cancel this job?", "Its unfinished children are cancelled too; running ones stop at their next check.",
+               "Cancel job"),
+    "delete": ("Delete this job?", "The job, all its descendants and their logs are removed. Documents stay.",
+               "Delete job"),
+    "rerun": ("Run this definition again?", "A new execution starts from the same definition.", "Run again"),
+}
+
+
+async def job_confirm(request: Request) -> Response:
+    """The confirmation page for cancel, rerun and delete (works without JavaScript)."""
+    runtime = runtime_of(request)
+    action = _known(request.path_params["action"], CONFIRM)
+    job = job_dict(await asyncio.to_thread(runtime.services.jobs.get, request.path_params["id"]))
+    question, consequence, button = CONFIRM[action]
+    return page("confirm.html", layout(request, "/jobs", title=question, question=question, consequence=consequence,
+                                       button=button, action_url=f"/jobs/{job['id']}/{action}",
+                                       back_url=f"/jobs/{job['id']}", subject=job["name"],
+                                       danger=action != "rerun"))
+
+
+async def job_action(request: Request) -> Response:
+    runtime = runtime_of(request)
+    action, job_id = _known(request.path_params["action"], CONFIRM), request.path_params["id"]
+    if action == "cancel":
+        await asyncio.to_thread(runtime.orchestrator.cancel, job_id)
+        return _see(f"/jobs/{job_id}", "cancelled")
+    if action == "rerun":
+        new_id = await asyncio.to_thread(runtime.orchestrator.rerun, job_id)
+        return _see(f"/jobs/{new_id}", "rerun")
+    await asyncio.to_thread(runtime.services.jobs.delete, job_id)
+    return _see("/jobs", "deleted")
+
+
+# ---------------------------------------------------------------------------------------------- definitions
+def definitions_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
+    """Every definition with its latest execution."""
+    Job = runtime.models.Job
+    items = []
+    for record in runtime.services.definitions.list():
+        last = (Job.select().where(Job.type == "parent", Job.definition_id == record.id)
+                .order_by(Job.created_at.desc()).first())
+        items.append({**record_dict(record), "last": job_dict(last) if last else None})
+    return {"definitions": items}
+
+
+async def definitions(request: Request) -> Response:
+    context = await asyncio.to_thread(definitions_context, runtime_of(request), request.query_params)
+    return page("definitions.html", layout(request, "/definitions", title="Job definitions",
+                                           live_url="/live/definitions", flash=_flash(request), **context))
+
+
+NEW_DEFINITION = """id: my-crawl
+name: My crawl
+description: Crawl a site and index its pages
+steps:
+  - name: crawl
+    action: crawl
+    config:
+      start_urls: ["https://example.org/"]
+      max_depth: 2
+      max_pages: 100
+"""
+
+
+def _editor(request: Request, *, definition_id: str | None, source: str, errors: list[dict[str, Any]] | None = None,
+            error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    title = f"Edit {definition_id}" if definition_id else "New job definition"
+    return page("definition_edit.html", layout(request, "/definitions", title=title, definition_id=definition_id,
+                                               source=source, errors=errors or [], error=error),
+                status_code=status_code)
+
+
+async def definition_new(request: Request) -> Response:
+    return _editor(request, definition_id=None, source=NEW_DEFINITION)
+
+
+async def definition_create(request: Request) -> Response:
+    form = await _form(request)
+    source = form.get("source", "")
+    try:
+        record, _ = await asyncio.to_thread(runtime_of(request).services.definitions.create, source)
+    except QuaeroError as exc:
+        return _editor(request, definition_id=None, source=source, error=exc.message,
+                       errors=exc.detail if isinstance(exc.detail, list) else [], status_code=exc.status_code)
+    return _see(f"/definitions/{record.id}", "saved")
+
+
+def definition_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
+    services = runtime.services
+    record = services.definitions.record(params["id"])
+    Job = runtime.models.Job
+    runs = (Job.select().where(Job.type == "parent", Job.definition_id == record.id)
+            .order_by(Job.created_at.desc()).limit(20))
+    return {"definition": record_dict(record), "source": record.source, "runs": [job_dict(j) for j in runs]}
+
+
+async def definition_view(request: Request) -> Response:
+    runtime = runtime_of(request)
+    params = {"id": request.path_params["id"]}
+    context = await asyncio.to_thread(definition_context, runtime, params)
+    return page("definition.html", layout(request, "/definitions", title=context["definition"]["name"],
+                                          live_url=f"/live/definition/{quote(params['id'])}",
+                                          flash=_flash(request), **context))
+
+
+async def definition_edit(request: Request) -> Response:
+    record = await asyncio.to_thread(runtime_of(request).services.definitions.record, request.path_params["id"])
+    return _editor(request, definition_id=record.id, source=record.source)
+
+
+async def definition_save(request: Request) -> Response:
+    definition_id = request.path_params["id"]
+    form = await _form(request)
+    source = form.get("source", "")
+    try:
+        await asyncio.to_thread(runtime_of(request).services.definitions.update, definition_id, source)
+    except NotFound:
+        raise
+    except QuaeroError as exc:
+        return _editor(request, definition_id=definition_id, source=source, error=exc.message,
+                       errors=exc.detail if isinstance(exc.detail, list) else [], status_code=exc.status_code)
+    return _see(f"/definitions/{definition_id}", "saved")
+
+
+async def definition_check(request: Request) -> Response:
+    """Validate the editor's text as the user types (htmx): the errors block, or a short 'valid' note."""
+    form = await _form(request)
+    store = runtime_of(request).services.definitions
+    try:
+        definition = await asyncio.to_thread(store.parse, form.get("source", ""),
+                                             default_id=form.get("definition_id") or None)
+        context = {"errors": [], "error": None, "valid": definition.name}
+    except DefinitionError as exc:
+        context = {"errors": exc.detail if isinstance(exc.detail, list) else [], "error": exc.message, "valid": None}
+    return fragment("definition_edit.html", ["problems"], context)
+
+
+async def definition_action(request: Request) -> Response:
+    runtime = runtime_of(request)
+    action = _known(request.path_params["action"], ("execute", "enable", "disable", "delete"))
+    definition_id = request.path_params["id"]
+    if action == "execute":
+        job_id = await asyncio.to_thread(runtime.orchestrator.execute, definition_id, trigger="dashboard")
+        return _see(f"/jobs/{job_id}")
+    if action in ("enable", "disable"):
+        await asyncio.to_thread(runtime.services.definitions.set_enabled, definition_id, action == "enable")
+        return _see(f"/definitions/{definition_id}", f"{action}d")
+    await asyncio.to_thread(runtime.services.definitions.delete, definition_id)
+    return _see("/definitions", "definition-deleted")
+
+
+async def definition_confirm_delete(request: Request) -> Response:
+    record = await asyncio.to_thread(runtime_of(request).services.definitions.record, request.path_params["id"])
+    return page("confirm.html", layout(
+        request, "/definitions", title="Delete definition?", question="Delete this job definition?",
+        consequence="The jobs it produced and their documents stay.", button="Delete definition",
+        action_url=f"/definitions/{record.id}/delete", back_url=f"/definitions/{record.id}", subject=record.name,
+        danger=True))
+
+
+# ---------------------------------------------------------------------------------------------- queue
+def queue_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
+    broker = runtime.broker
+    stats = broker.queue_stats() if hasattr(broker, "queue_stats") else {}
+    offset = _offset(params)
+    dead = broker.dead_letters(limit=PAGE_SIZE, offset=offset) if hasattr(broker, "dead_letters") else None
+    dead_total = sum(q.get("dead", 0) for q in stats.values())
+    return {"queues": stats, "dead": dead, "pagination": Page(dead_total, PAGE_SIZE, offset),
+            "url": url_maker("/queue", {"offset": offset}), "broker": type(broker).__name__}
+
+
+async def queue(request: Request) -> Response:
+    context = await asyncio.to_thread(queue_context, runtime_of(request), request.query_params)
+    return page("queue.html", layout(request, "/queue", title="Queue", live_url="/live/queue",
+                                     flash=_flash(request), **context))
+
+
+async def dead_letter_action(request: Request) -> Response:
+    from quaero.web.api import dead_letter_requeue, dead_letter_delete  # the API's service calls
+
+    runtime = runtime_of(request)
+    letter_id = request.path_params["id"]
+    if _known(request.path_params["action"], ("requeue", "delete")) == "requeue":
+        await asyncio.to_thread(dead_letter_requeue, runtime, letter_id)
+        return _see("/queue", "requeued")
+    await asyncio.to_thread(dead_letter_delete, runtime, letter_id)
+    return _see("/queue", "dead-deleted")
+
+
+# ---------------------------------------------------------------------------------------------- plugins, settings
+async def plugins(request: Request) -> Response:
+    runtime = runtime_of(request)
+    actions = [describe_action(action) for _, action in sorted(runtime.registry.actions.items())]
+    return page("plugins.html", layout(request, "/plugins", title="Plugins", plugins=runtime.registry.listing(),
+                                       actions=actions))
+
+
+SHOWN_SETTINGS = ("data_dir", "database_url", "queue_url", "host", "port", "worker_processes", "worker_threads",
+                  "definitions_dir", "log_level", "plugins", "plugin_modules")
+
+
+async def settings_page(request: Request) -> Response:
+    runtime = runtime_of(request)
+    credentials = await asyncio.to_thread(runtime.services.credentials.listing)
+    shown = {name: getattr(runtime.settings, name) for name in SHOWN_SETTINGS}
+    shown["access_token"] = "set" if runtime.settings.access_token else "not set"
+    return page("settings.html", layout(request, "/settings", title="Settings", credentials=credentials,
+                                        settings=shown, flash=_flash(request), error=None, form={}))
+
+
+def _pairs(text: str, what: str) -> dict[str, str]:
+    """``name=value`` (or ``Name: value`` for headers) lines into a dict."""
+    pairs = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=" if what == "cookies" else ":")
+        if not sep or not name.strip():
+            separator = "name=value" if what == "cookies" else "Name: value"
+            raise QuaeroError(f"{what}, line {number}: write one {separator} per line")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+async def credentials_create(request: Request) -> Response:
+    runtime = runtime_of(request)
+    form = await _form(request)
+    try:
+        auth_id = form.get("id", "").strip()
+        if not auth_id:
+            raise QuaeroError("give the credentials an id (the auth_id definitions refer to)")
+        cookies, headers = _pairs(form.get("cookies", ""), "cookies"), _pairs(form.get("headers", ""), "headers")
+        await asyncio.to_thread(runtime.services.credentials.save, auth_id, base_url=form.get("base_url", "").strip(),
+                                cookies=cookies, headers=headers)
+    except QuaeroError as exc:
+        credentials = await asyncio.to_thread(runtime.services.credentials.listing)
+        shown = {name: getattr(runtime.settings, name) for name in SHOWN_SETTINGS}
+        return page("settings.html", layout(request, "/settings", title="Settings", credentials=credentials,
+                                            settings=shown, error=exc.message,
+                                            form={"id": form.get("id", ""), "base_url": form.get("base_url", "")}),
+                    status_code=400)
+    return _see("/settings", "credentials-saved")
+
+
+async def credentials_delete(request: Request) -> Response:
+    await asyncio.to_thread(runtime_of(request).services.credentials.delete, request.path_params["id"])
+    return _see("/settings", "credentials-deleted")
+
+
+# ---------------------------------------------------------------------------------------------- login
+async def login(request: Request) -> Response:
+    """Exchange the access token for a session cookie (only when a token is configured)."""
+    token = runtime_of(request).settings.access_token
+    target = request.query_params.get("next", "/")
+    target = target if target.startswith("/") and not target.startswith("//") else "/"
+    if request.method == "GET" or not token:
+        return page("login.html", layout(request, "", title="Sign in", next=target, error=None, needed=bool(token)))
+    form = await _form(request)
+    if not token_matches(form.get("token", ""), token):
+        return page("login.html", layout(request, "", title="Sign in", next=target, error="That token is not right.",
+                                         needed=True), status_code=401)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="strict")
+    return response
+
+
+routes = [
+    Route("/", dashboard),
+    Route("/login", login, methods=["GET", "POST"]),
+    Route("/jobs", jobs),
+    Route("/jobs/{id}", job),
+    Route("/jobs/{id}/logs", job_logs),
+    Route("/jobs/{id}/{action:str}", job_confirm, methods=["GET"]),
+    Route("/jobs/{id}/{action:str}", job_action, methods=["POST"]),
+    Route("/definitions", definitions),
+    Route("/definitions", definition_create, methods=["POST"]),
+    Route("/definitions/new", definition_new),
+    Route("/definitions/check", definition_check, methods=["POST"]),
+    Route("/definitions/{id}", definition_view),
+    Route("/definitions/{id}", definition_save, methods=["POST"]),
+    Route("/definitions/{id}/edit", definition_edit),
+    Route("/definitions/{id}/delete", definition_confirm_delete, methods=["GET"]),
+    Route("/definitions/{id}/{action:str}", definition_action, methods=["POST"]),
+    Route("/queue", queue),
+    Route("/queue/dead/{id:int}/{action:str}", dead_letter_action, methods=["POST"]),
+    Route("/plugins", plugins),
+    Route("/settings", settings_page),
+    Route("/settings/credentials", credentials_create, methods=["POST"]),
+    Route("/settings/credentials/{id}/delete", credentials_delete, methods=["POST"]),
+]

@@ -1,0 +1,133 @@
+"""Rendering pages and fragments: one Jinja2 environment, the layout's context, and block rendering.
+
+A page template wraps each part that changes live in a ``{% block %}`` whose outer element has an id.
+The full page renders the whole template; the live stream renders only the changed blocks, from the same
+context, with ``oob=True`` so that htmx swaps each one into place by its id.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from quaero.web.security import csrf_token
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+NAV = (
+    ("/", "Dashboard"), ("/definitions", "Definitions"), ("/jobs", "Jobs"), ("/documents", "Documents"),
+    ("/search", "Search"), ("/queue", "Queue"), ("/plugins", "Plugins"), ("/settings", "Settings"),
+)
+
+
+def ago(value: str | float | None) -> str:
+    """'3 min ago' for an ISO timestamp or epoch seconds (the exact time goes in the title attribute)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        from datetime import datetime
+
+        value = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    seconds = max(0.0, time.time() - value)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: '850 ms', '12.3 s', '4 min 05 s'."""
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["ago"] = ago
+    env.filters["duration"] = duration
+    versions = {p.name: int(p.stat().st_mtime) for p in STATIC.rglob("*") if p.is_file()}
+    env.globals["static"] = lambda name: f"/static/{name}?v={versions.get(Path(name).name, 0)}"
+    # The shared macros as a global, so that a block rendered on its own (a live fragment) can call them.
+    env.globals["ui"] = env.get_template("macros.html").module
+    return env
+
+
+ENV = _environment()
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a paginated list: what the pager shows and links to."""
+
+    total: int
+    limit: int
+    offset: int
+
+    @property
+    def first(self) -> int:
+        return min(self.offset + 1, self.total)
+
+    @property
+    def last(self) -> int:
+        return min(self.offset + self.limit, self.total)
+
+    @property
+    def prev_offset(self) -> int | None:
+        return max(0, self.offset - self.limit) if self.offset > 0 else None
+
+    @property
+    def next_offset(self) -> int | None:
+        return self.offset + self.limit if self.offset + self.limit < self.total else None
+
+
+def url_maker(path: str, params: dict[str, Any]) -> Any:
+    """A function the templates call as ``url(offset=50)``: ``path`` with ``params`` updated, empty ones dropped."""
+
+    def url(**changes: Any) -> str:
+        merged = {k: v for k, v in {**params, **changes}.items()
+                  if v not in (None, "") and not (k == "offset" and v == 0)}
+        return f"{path}?{urlencode(merged)}" if merged else path
+
+    return url
+
+
+def layout(request: Request, section: str, **context: Any) -> dict[str, Any]:
+    """What every page's layout needs, plus the page's own context."""
+    return {"request": request, "csrf": csrf_token(request), "nav": NAV, "section": section, "flash": None,
+            "live_url": None, "oob": False, **context}
+
+
+def page(template: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
+    """Render a whole page."""
+    return HTMLResponse(ENV.get_template(template).render(context), status_code=status_code)
+
+
+def blocks(template: str, names: list[str], context: dict[str, Any]) -> str:
+    """Render only the named blocks of a page template, marked for out-of-band swapping."""
+    compiled = ENV.get_template(template)
+    ctx = compiled.new_context({**context, "oob": True})
+    return "".join("".join(compiled.blocks[name](ctx)) for name in names)
+
+
+def fragment(template: str, names: list[str], context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
+    """Blocks of a page as an HTTP response (for htmx requests that replace part of a page)."""
+    compiled = ENV.get_template(template)
+    ctx = compiled.new_context({**context, "oob": False})
+    body = "".join("".join(compiled.blocks[name](ctx)) for name in names)
+    return HTMLResponse(body, status_code=status_code)

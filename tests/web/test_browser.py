@@ -1,0 +1,95 @@
+"""The pages in a real Chromium: live progress, inline definition errors, cancel, escaping, CSRF."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+from support import execute, wait_for
+
+FANOUT = """id: ui-fan
+name: UI fan-out
+steps:
+  - {name: fan, action: test_fanout, config: {count: 24, work_ms: 250}}
+"""
+
+SLOW = """id: ui-slow
+name: Slow one
+steps:
+  - {name: fan, action: test_fanout, config: {count: 400, work_ms: 500}}
+"""
+
+
+def test_execute_from_the_ui_and_watch_it_complete_without_a_reload(live_server, page):
+    live_server.runtime.services.definitions.create(FANOUT)
+    page.goto(live_server.url + "/definitions")
+    page.get_by_role("button", name="Run UI fan-out").click()
+    expect(page).to_have_url(re.compile(r"/jobs/job_"))
+    page.evaluate("window.__loaded_once = true")
+    header = page.locator("#job-header")
+    # The page opened while the execution was still going (about 1.5 s of work on 4 threads).
+    assert header.locator(".status").inner_text() in ("pending", "running")
+    expect(page.locator("#live-state")).to_have_text("live")
+    expect(header.locator(".status")).to_have_text("completed", timeout=30_000)
+    expect(header.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    expect(header).to_contain_text("1 completed")  # the seed's progress text, for the one step
+    # The page was updated in place: the marker set after the first load survived.
+    assert page.evaluate("window.__loaded_once") is True
+    # The steps table followed too, and the log got the execution's lines.
+    expect(page.locator("#job-children .status")).to_have_text("completed")
+    expect(page.locator("#log-lines")).to_contain_text("execution of 'ui-fan' started")
+    assert page.js_errors == []
+
+
+def test_a_definition_with_an_error_shows_it_inline(live_server, page):
+    page.goto(live_server.url + "/definitions/new")
+    editor = page.get_by_label("Definition (YAML)")
+    editor.fill("id: broken\nname: Broken\nsteps:\n  - name: one\n    action: no_such_action\n")
+    # As the user types, the check runs and the problem appears without saving...
+    expect(page.locator("#problems")).to_contain_text("unknown action 'no_such_action'")
+    expect(page.locator("#problems")).to_contain_text("line 5")
+    # ...and saving shows the same problem, with the text kept for fixing.
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#problems")).to_contain_text("steps[0].action")
+    expect(editor).to_have_value(re.compile("no_such_action"))
+    editor.fill("id: fixed\nname: Fixed\nsteps:\n  - {name: one, action: test_fanout}\n")
+    expect(page.locator("#problems")).to_contain_text("Valid")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(re.compile(r"/definitions/fixed"))
+    assert live_server.runtime.services.definitions.record("fixed").name == "Fixed"
+
+
+def test_cancel_a_running_job_from_its_page(live_server, page):
+    root_id = execute(live_server.runtime, SLOW)
+    wait_for(lambda: live_server.runtime.services.jobs.get(root_id).count_running > 0
+             or any(j.count_running for j in live_server.runtime.services.jobs.children(root_id)), 20)
+    page.goto(f"{live_server.url}/jobs/{root_id}")
+    expect(page.locator("#job-header .status")).to_have_text("running")
+    page.get_by_role("link", name="Cancel…").click()
+    expect(page.get_by_role("heading", name="Cancel this job?")).to_be_visible()
+    page.get_by_role("button", name="Cancel job").click()
+    expect(page.locator(".flash")).to_have_text("The job was cancelled.")
+    expect(page.locator("#job-header .status")).to_have_text("cancelled", timeout=15_000)
+    assert live_server.runtime.services.jobs.get(root_id).status == "cancelled"
+
+
+def test_hostile_names_are_escaped_and_forms_need_their_token(live_server, page):
+    hostile = "<img src=x onerror=\"window.__xss=1\">"
+    live_server.runtime.services.definitions.create(
+        f"id: hostile\nname: '{hostile}'\nsteps:\n  - {{name: a, action: test_fanout, config: {{count: 1}}}}\n")
+    page.goto(live_server.url + "/definitions")
+    expect(page.get_by_role("link", name=hostile)).to_be_visible()
+    assert page.evaluate("window.__xss") is None
+    # A form posted without the page's token is refused.
+    response = page.request.post(live_server.url + "/definitions/hostile/execute", form={"x": "1"})
+    assert response.status == 403
+
+
+def test_every_page_renders_and_links_work(live_server, page):
+    for path, heading in [("/", "Dashboard"), ("/jobs", "Jobs"), ("/definitions", "Job definitions"),
+                          ("/queue", "Queue"), ("/plugins", "Plugins"), ("/settings", "Settings")]:
+        page.goto(live_server.url + path)
+        expect(page.get_by_role("heading", level=1)).to_contain_text(heading)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Jobs").click()
+    expect(page).to_have_url(live_server.url + "/jobs")
+    assert page.js_errors == []
