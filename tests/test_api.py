@@ -109,9 +109,10 @@ def test_hostile_bodies_get_clear_errors(client):
     assert client.get("/api/jobs/x/logs", params={"after_id": "abc"}).status_code in (400, 404)
 
 
-def test_index_points_to_the_api(client):
+def test_index_is_the_dashboard_and_points_to_the_api(client):
     page = client.get("/")
-    assert page.status_code == 200 and 'href="/api/jobs"' in page.text
+    assert page.status_code == 200 and "<h1>Dashboard</h1>" in page.text
+    assert 'href="/jobs"' in page.text and 'href="/api/openapi.json"' in page.text
 
 
 def test_bad_filters_are_400s(client):
