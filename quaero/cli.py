@@ -1,4 +1,4 @@
-"""The ``quaero`` command: serve, worker, run, jobs, plugins, validate."""
+"""The ``quaero`` command: serve, worker, run, jobs, search, plugins, validate."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quaero.errors import QuaeroError
 from quaero.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from quaero.search import SearchPage
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--type", dest="job_type", help="job type, e.g. parent for executions")
     jobs.add_argument("--limit", type=int, default=20)
     jobs.add_argument("--json", action="store_true")
+
+    search = sub.add_parser("search", help="full-text search of the documents")
+    _common(search)
+    search.add_argument("query", help='words, "phrases", prefix*, -excluded, a OR b, source:, tag:, after:, before:')
+    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--json", action="store_true", help="print the results as the API returns them")
 
     plugins = sub.add_parser("plugins", help="list installed plugins and their actions")
     _common(plugins)
@@ -238,6 +247,46 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
         for row in rows:
             print(f"{row['id']}  {row['status']:<9}  {row['type']:<14}  {row['created_at']}  {row['name']}")
     return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from quaero.db import Database
+    from quaero.models import bind_models
+    from quaero.search import DocumentSearch
+
+    if not 1 <= args.limit <= 100:
+        raise QuaeroError(f"--limit must be between 1 and 100, got {args.limit}")
+    database = Database(settings.resolved_database_url)
+    try:
+        bind_models(database.db)
+        page = DocumentSearch(database).search(args.query, limit=args.limit)
+    finally:
+        database.close()
+    if args.json:
+        print(json.dumps(page.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_hits(page)
+    return 0
+
+
+def _print_hits(page: SearchPage) -> None:
+    """Rank, title, URL and snippet; the matches in bold on a terminal, in [brackets] otherwise."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from quaero.search import mark_matches
+
+    console = Console(highlight=False, soft_wrap=True)
+    if console.is_terminal:
+        marks = dict(escape=escape, start="[bold yellow]", stop="[/bold yellow]")
+    else:
+        marks = dict(escape=escape, start="\\[", stop="]")
+    for rank, hit in enumerate(page.items, 1):
+        console.print(f"{rank:>2}. [bold]{escape(hit.title or '(untitled)')}[/bold]")
+        console.print(f"    {escape(hit.source_ref)}")
+        console.print(f"    {mark_matches(hit.marked, **marks)}")
+    shown = f"{len(page.items)} of {page.total}" if page.total > len(page.items) else f"{page.total}"
+    console.print(f"{shown} result{'s' if page.total != 1 else ''} for {escape(repr(page.query))}")
 
 
 def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:

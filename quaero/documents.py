@@ -1,18 +1,30 @@
-"""DocumentStore: the knowledge base's documents, written idempotently by source reference."""
+"""DocumentStore: the knowledge base's documents, written idempotently by source reference.
+
+Listing, counting, bulk deletion and search narrow documents with one :class:`DocumentFilter`, turned
+into SQL for SQLite or PostgreSQL in one place. Dates filter on ``updated_at``, the last time a
+document's content changed, because that is what "recent" means to someone looking for a page.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import peewee as pw
 
 from quaero.db import Database
-from quaero.errors import NotFound
+from quaero.errors import NotFound, QueryError
+from quaero.events import iso
 from quaero.jsonutil import dumps, loads
 from quaero.models import Document, Models
+
+SORTS = ("updated_at", "created_at", "title")
+# Everything but the bodies: listings never need them, and they are most of a row's bytes.
+SUMMARY_COLUMNS = ("id", "source_type", "source_ref", "title", "metadata", "tags", "keywords", "summary",
+                   "content_hash", "job_id", "created_at", "updated_at")
 
 
 @dataclass
@@ -49,10 +61,78 @@ def content_hash(markdown: str, html: str | None = None) -> str:
     return digest.hexdigest()
 
 
+def parse_date(text: str, name: str) -> float:
+    """``YYYY-MM-DD`` or an ISO 8601 date and time (UTC unless it says otherwise) as epoch seconds."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"{name}: {text!r} is not a date; write it as YYYY-MM-DD "
+                         f"or YYYY-MM-DDTHH:MM:SS") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+@dataclass(frozen=True)
+class DocumentFilter:
+    """Which documents: any of ``source_types``, all of ``tags``, updated in ``[after, before)``, by a job.
+
+    ``after`` is inclusive and ``before`` exclusive, so ``after:2025-01-01 before:2025-02-01`` is January.
+    """
+
+    source_types: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    after: float | None = None
+    before: float | None = None
+    job_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if any("\0" in value for value in (*self.source_types, *self.tags, self.job_id or "")):
+            raise QueryError("a filter value contains a NUL character")
+        if self.after is not None and self.before is not None and self.after >= self.before:
+            raise QueryError("'after' must be earlier than 'before': no document can match both")
+
+    def __bool__(self) -> bool:
+        return bool(self.source_types or self.tags or self.job_id
+                    or self.after is not None or self.before is not None)
+
+    def sql(self, *, postgres: bool) -> tuple[list[str], list[Any]]:
+        """Conditions on the documents table aliased ``d`` (``?`` placeholders) and their parameters."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if self.source_types:
+            conditions.append(f"d.source_type IN ({', '.join('?' * len(self.source_types))})")
+            params += self.source_types
+        for tag in self.tags:
+            conditions.append("d.tags::jsonb @> jsonb_build_array(?::text)" if postgres
+                              else "EXISTS (SELECT 1 FROM json_each(d.tags) WHERE json_each.value = ?)")
+            params.append(tag)
+        for column, op, value in (("updated_at", ">=", self.after), ("updated_at", "<", self.before)):
+            if value is not None:
+                conditions.append(f"d.{column} {op} ?")
+                params.append(value)
+        if self.job_id:
+            conditions.append("d.job_id = ?")
+            params.append(self.job_id)
+        return conditions, params
+
+
+def where_clause(conditions: list[str]) -> str:
+    """``WHERE a AND b``, or nothing."""
+    return f"WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+def order_clause(sort: str) -> str:
+    """``updated_at``, ``created_at`` or ``title``, ``-`` first for descending; ties go by id."""
+    column = sort.removeprefix("-")
+    if column not in SORTS:
+        raise QueryError(f"cannot sort by {sort!r}; use one of {', '.join(SORTS)}, with '-' first for descending")
+    direction = "DESC" if sort.startswith("-") else "ASC"
+    return f"ORDER BY d.{column} {direction}, d.id {direction}"
+
+
 def document_dict(doc: Document, *, full: bool = True) -> dict[str, Any]:
     """A document as plain JSON-ready data."""
-    from quaero.events import iso
-
     data: dict[str, Any] = {
         "id": doc.id, "source_type": doc.source_type, "source_ref": doc.source_ref, "title": doc.title,
         "tags": loads(doc.tags) or [], "keywords": loads(doc.keywords) or [], "summary": doc.summary,
@@ -66,7 +146,7 @@ def document_dict(doc: Document, *, full: bool = True) -> dict[str, Any]:
 
 
 class DocumentStore:
-    """Upsert, get, list and count documents."""
+    """Upsert, get, list, count, delete and summarise documents."""
 
     def __init__(self, database: Database, models: Models) -> None:
         self.database = database
@@ -117,21 +197,67 @@ class DocumentStore:
         Doc = self.models.Document
         return Doc.get_or_none(Doc.source_type == source_type, Doc.source_ref == source_ref)
 
-    def list(self, *, source_type: str | None = None, job_id: str | None = None,
-             limit: int = 50, offset: int = 0) -> list[Document]:
-        """Documents, newest first."""
-        Doc = self.models.Document
-        query = Doc.select()
-        if source_type:
-            query = query.where(Doc.source_type == source_type)
-        if job_id:
-            query = query.where(Doc.job_id == job_id)
-        return list(query.order_by(Doc.updated_at.desc(), Doc.id.desc()).limit(limit).offset(offset))
+    def list(self, where: DocumentFilter = DocumentFilter(), *, sort: str = "-updated_at", limit: int = 50,
+             offset: int = 0, bodies: bool = True) -> list[Document]:
+        """Documents matching ``where`` in ``sort`` order; ``bodies=False`` leaves markdown and html out."""
+        conditions, params = where.sql(postgres=self.database.is_postgres)
+        names = SUMMARY_COLUMNS + ("markdown", "html") if bodies else SUMMARY_COLUMNS
+        columns = ", ".join(f"d.{name}" for name in names)
+        query = (f"SELECT {columns} FROM documents AS d {where_clause(conditions)} {order_clause(sort)} "
+                 "LIMIT ? OFFSET ?")
+        return list(self.models.Document.raw(self.database.sql(query), *params, limit, offset))
 
-    def count(self, *, source_type: str | None = None) -> int:
-        """How many documents (of one source type)."""
-        Doc = self.models.Document
-        query = Doc.select()
+    def count(self, where: DocumentFilter = DocumentFilter(), *, source_type: str | None = None) -> int:
+        """How many documents match ``where`` (or are of one source type)."""
         if source_type:
-            query = query.where(Doc.source_type == source_type)
-        return query.count()
+            where = DocumentFilter(source_types=(source_type,))
+        conditions, params = where.sql(postgres=self.database.is_postgres)
+        return self.database.execute(f"SELECT COUNT(*) FROM documents AS d {where_clause(conditions)}",
+                                     params).fetchone()[0]
+
+    def delete(self, doc_id: int) -> None:
+        """Delete one document (its full-text entry goes with it), or :class:`NotFound`."""
+        with self.database.write():
+            removed = self.database.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount
+        if not removed:
+            raise NotFound(f"document {doc_id} not found")
+
+    def delete_matching(self, where: DocumentFilter, *, everything: bool = False) -> int:
+        """Delete every document ``where`` matches and return how many went.
+
+        An empty filter would delete the whole knowledge base, so it needs ``everything=True`` said outright.
+        """
+        if not where and not everything:
+            raise QueryError("refusing to delete every document: give a filter (source, tag, after, before, "
+                             "job_id) or all=true")
+        conditions, params = where.sql(postgres=self.database.is_postgres)
+        with self.database.write():
+            return self.database.execute(f"DELETE FROM documents AS d {where_clause(conditions)}",
+                                         params).rowcount
+
+    def tags(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Tags with how many documents carry each, most used first."""
+        if self.database.is_postgres:
+            query = ("SELECT j.tag, COUNT(*) AS n FROM documents AS d, jsonb_array_elements_text(d.tags::jsonb) "
+                     "AS j(tag) GROUP BY j.tag ORDER BY n DESC, j.tag LIMIT ?")
+        else:
+            query = ("SELECT j.value, COUNT(*) AS n FROM documents AS d, json_each(d.tags) AS j "
+                     "GROUP BY j.value ORDER BY n DESC, j.value LIMIT ?")
+        return [{"tag": tag, "count": n} for tag, n in self.database.execute(query, (limit,)).fetchall()]
+
+    def stats(self, *, top_tags: int = 20) -> dict[str, Any]:
+        """Totals for a dashboard: documents, by source type, top tags, newest and oldest, markdown bytes."""
+        size = "octet_length(d.markdown)" if self.database.is_postgres else "length(CAST(d.markdown AS BLOB))"
+        total, newest, oldest, size_bytes = self.database.execute(
+            f"SELECT COUNT(*), MAX(d.updated_at), MIN(d.updated_at), SUM({size}) FROM documents AS d").fetchone()
+        by_source = self.database.execute(
+            "SELECT d.source_type, COUNT(*) AS n FROM documents AS d GROUP BY d.source_type "
+            "ORDER BY n DESC, d.source_type").fetchall()
+        return {
+            "total": total,
+            "by_source_type": {source: n for source, n in by_source},
+            "top_tags": self.tags(limit=top_tags),
+            "newest_updated_at": iso(newest) if newest is not None else None,
+            "oldest_updated_at": iso(oldest) if oldest is not None else None,
+            "markdown_bytes": int(size_bytes or 0),
+        }

@@ -8,6 +8,7 @@ status code and the CLI prints its message.
     ├── PluginError              a plugin failed to load or two plugins claim one action
     ├── DefinitionError          a job definition is invalid (names file, step, key, line)
     ├── NotFound                 no such job / definition / document
+    ├── QueryError               a malformed search query, document filter or sort (says what is wrong)
     ├── Conflict                 the request clashes with the current state (e.g. deleting a running job)
     └── JobError                 raised inside a worker to fail its job with a clear message
         └── JobCancelled         the job was cancelled while it ran
@@ -49,6 +50,12 @@ class NotFound(QuaeroError):
     """The requested object does not exist."""
 
     status_code = 404
+
+
+class QueryError(QuaeroError):
+    """A search query, document filter or sort order is malformed; the message says what and where."""
+
+    status_code = 400
 
 
 class Conflict(QuaeroError):

@@ -160,3 +160,30 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
     except (OSError, IndexError):
         return "zombie"
+
+
+def test_search_prints_ranked_results_and_refuses_a_malformed_query(tmp_path):
+    from quaero.db import Database
+    from quaero.documents import DocumentInput, DocumentStore
+    from quaero.models import bind_models
+    from quaero.settings import load_settings
+
+    database = Database(load_settings(environ={}, overrides={"data_dir": tmp_path / "data"}).resolved_database_url)
+    store = DocumentStore(database, bind_models(database.db))
+    store.upsert(DocumentInput("web", "https://a.test/snakes", "Snakes", "A python is a [large] snake."))
+    store.upsert(DocumentInput("web", "https://a.test/python", "Python tutorial", "Learn python today."))
+    database.close()
+
+    result = quaero("search", "python", "--data-dir", "data", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [" 1. Python tutorial", "    https://a.test/python", "    Learn [python] today."]
+    assert lines[3:6] == [" 2. Snakes", "    https://a.test/snakes", "    A [python] is a [large] snake."]
+    assert lines[-1] == "2 results for 'python'"
+
+    as_json = quaero("search", "python -snake", "--json", "--data-dir", "data", cwd=tmp_path)
+    body = json.loads(as_json.stdout)
+    assert body["total"] == 1 and body["items"][0]["snippet"] == "Learn <mark>python</mark> today."
+
+    bad = quaero("search", "python OR", "--data-dir", "data", cwd=tmp_path)
+    assert bad.returncode == 2 and "the query ends with OR" in bad.stderr and bad.stdout == ""

@@ -1,5 +1,302 @@
-"""The documents and search API (JSON)."""
+"""The documents and search API (JSON).
+
+Each view's docstring is a summary line, ``---``, then its OpenAPI operation in YAML: the OpenAPI
+document is generated from them.
+"""
 
 from __future__ import annotations
 
-routes: list = []
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from quaero.documents import DocumentFilter, document_dict, parse_date
+from quaero.errors import NotFound, QueryError
+from quaero.search import DocumentSearch
+from quaero.web.http import int_param, page_params, runtime_of
+
+FILTER_PARAMS = ("source", "tag", "after", "before", "job_id")
+MAX_ID = 2**63 - 1
+
+
+def filter_params(request: Request) -> DocumentFilter:
+    """The documents filter from ``source`` and ``tag`` (both repeatable), ``after``, ``before``, ``job_id``."""
+    params = request.query_params
+    after, before = (parse_date(params[name], name) if params.get(name) else None for name in ("after", "before"))
+    return DocumentFilter(source_types=tuple(v for v in params.getlist("source") if v),
+                          tags=tuple(v for v in params.getlist("tag") if v), after=after, before=before,
+                          job_id=params.get("job_id") or None)
+
+
+def document_id(request: Request) -> int:
+    """The ``{id}`` path parameter; an id no database can hold is simply not found."""
+    doc_id = request.path_params["id"]
+    if doc_id > MAX_ID:
+        raise NotFound(f"document {doc_id} not found")
+    return doc_id
+
+
+async def list_documents(request: Request) -> JSONResponse:
+    """List documents, newest first, without their bodies.
+    ---
+    parameters:
+      - {name: source, in: query, description: "source type (repeat for any of several)", schema: {type: string}}
+      - {name: tag, in: query, description: "tag (repeat: documents carrying all of them)", schema: {type: string}}
+      - {name: after, in: query, description: "updated on or after (YYYY-MM-DD or ISO 8601, UTC)", schema: {type: string}}
+      - {name: before, in: query, description: "updated before (YYYY-MM-DD or ISO 8601, UTC)", schema: {type: string}}
+      - {name: job_id, in: query, description: "saved by this job", schema: {type: string}}
+      - name: sort
+        in: query
+        description: "updated_at, created_at or title; '-' first for descending"
+        schema: {type: string, default: "-updated_at"}
+      - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 50}}
+      - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+    responses:
+      200:
+        description: one page of documents and how many match in all
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                items:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      id: {type: integer}
+                      source_type: {type: string}
+                      source_ref: {type: string}
+                      title: {type: string}
+                      tags: {type: array, items: {type: string}}
+                      keywords: {type: array, items: {type: string}}
+                      summary: {type: string}
+                      metadata: {type: object}
+                      content_hash: {type: string}
+                      job_id: {type: string, nullable: true}
+                      created_at: {type: string, format: date-time}
+                      updated_at: {type: string, format: date-time}
+                total: {type: integer}
+                limit: {type: integer}
+                offset: {type: integer}
+      400:
+        description: a malformed filter, sort, limit or offset
+        content:
+          application/json:
+            schema: {type: object, properties: {error: {type: string}, detail: {}}}
+    """
+    store = runtime_of(request).services.documents
+    where = filter_params(request)
+    sort = request.query_params.get("sort") or "-updated_at"
+    limit, offset = page_params(request)
+    docs = await asyncio.to_thread(store.list, where, sort=sort, limit=limit, offset=offset, bodies=False)
+    total = await asyncio.to_thread(store.count, where)
+    return JSONResponse({"items": [document_dict(doc, full=False) for doc in docs], "total": total,
+                         "limit": limit, "offset": offset})
+
+
+async def delete_documents(request: Request) -> JSONResponse:
+    """Delete every document matching the filters; with no filter, only when all=true.
+    ---
+    parameters:
+      - {name: source, in: query, description: "source type (repeat for any of several)", schema: {type: string}}
+      - {name: tag, in: query, description: "tag (repeat: documents carrying all of them)", schema: {type: string}}
+      - {name: after, in: query, description: "updated on or after (YYYY-MM-DD or ISO 8601, UTC)", schema: {type: string}}
+      - {name: before, in: query, description: "updated before (YYYY-MM-DD or ISO 8601, UTC)", schema: {type: string}}
+      - {name: job_id, in: query, description: "saved by this job", schema: {type: string}}
+      - {name: all, in: query, description: "true to delete every document", schema: {type: boolean}}
+    responses:
+      200:
+        description: how many documents were deleted
+        content:
+          application/json:
+            schema: {type: object, properties: {deleted: {type: integer}}}
+      400:
+        description: no filter without all=true, an unknown parameter, or a malformed filter
+        content:
+          application/json:
+            schema: {type: object, properties: {error: {type: string}, detail: {}}}
+    """
+    unknown = sorted(set(request.query_params) - {*FILTER_PARAMS, "all"})
+    if unknown:  # a misspelt filter must not widen a deletion
+        raise QueryError(f"unknown parameters {unknown}; the filters are {', '.join(FILTER_PARAMS)}")
+    everything = request.query_params.get("all", "false").lower()
+    if everything not in ("true", "false", "1", "0"):
+        raise QueryError(f"all must be true or false, got {everything!r}")
+    store = runtime_of(request).services.documents
+    deleted = await asyncio.to_thread(store.delete_matching, filter_params(request),
+                                      everything=everything in ("true", "1"))
+    return JSONResponse({"deleted": deleted})
+
+
+async def document_stats(request: Request) -> JSONResponse:
+    """Document totals: by source type, top tags, newest and oldest, markdown bytes.
+    ---
+    parameters:
+      - {name: top_tags, in: query, description: "how many tags to list", schema: {type: integer, default: 20}}
+    responses:
+      200:
+        description: the totals
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                total: {type: integer}
+                by_source_type: {type: object, additionalProperties: {type: integer}}
+                top_tags:
+                  type: array
+                  items: {type: object, properties: {tag: {type: string}, count: {type: integer}}}
+                newest_updated_at: {type: string, format: date-time, nullable: true}
+                oldest_updated_at: {type: string, format: date-time, nullable: true}
+                markdown_bytes: {type: integer}
+    """
+    store = runtime_of(request).services.documents
+    top = int_param(request, "top_tags", 20, low=0, high=1000)
+    return JSONResponse(await asyncio.to_thread(store.stats, top_tags=top))
+
+
+async def document_tags(request: Request) -> JSONResponse:
+    """Every tag with how many documents carry it, most used first.
+    ---
+    parameters:
+      - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 10000, default: 1000}}
+    responses:
+      200:
+        description: the tags
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                items:
+                  type: array
+                  items: {type: object, properties: {tag: {type: string}, count: {type: integer}}}
+    """
+    store = runtime_of(request).services.documents
+    limit = int_param(request, "limit", 1000, low=1, high=10_000)
+    return JSONResponse({"items": await asyncio.to_thread(store.tags, limit=limit)})
+
+
+async def get_document(request: Request) -> JSONResponse:
+    """One document with its markdown and HTML.
+    ---
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: integer}}
+    responses:
+      200:
+        description: the document
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                id: {type: integer}
+                source_type: {type: string}
+                source_ref: {type: string}
+                title: {type: string}
+                markdown: {type: string}
+                html: {type: string, nullable: true}
+                tags: {type: array, items: {type: string}}
+                keywords: {type: array, items: {type: string}}
+                summary: {type: string}
+                metadata: {type: object}
+                content_hash: {type: string}
+                job_id: {type: string, nullable: true}
+                created_at: {type: string, format: date-time}
+                updated_at: {type: string, format: date-time}
+      404:
+        description: no such document
+        content:
+          application/json:
+            schema: {type: object, properties: {error: {type: string}, detail: {}}}
+    """
+    doc = runtime_of(request).services.documents.get(document_id(request))
+    return JSONResponse(document_dict(doc))
+
+
+async def delete_document(request: Request) -> JSONResponse:
+    """Delete one document.
+    ---
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: integer}}
+    responses:
+      200:
+        description: deleted
+        content:
+          application/json:
+            schema: {type: object, properties: {deleted: {type: integer}}}
+      404:
+        description: no such document
+        content:
+          application/json:
+            schema: {type: object, properties: {error: {type: string}, detail: {}}}
+    """
+    doc_id = document_id(request)
+    await asyncio.to_thread(runtime_of(request).services.documents.delete, doc_id)
+    return JSONResponse({"deleted": doc_id})
+
+
+async def search(request: Request) -> JSONResponse:
+    """Full-text search, best match first; an empty query lists the newest documents.
+    ---
+    parameters:
+      - name: q
+        in: query
+        description: >-
+          words (all must match), "phrases", prefix*, -excluded, a OR b, and the filters source:web,
+          tag:x, after:2025-01-01, before:2025-02-01
+        schema: {type: string, default: ""}
+      - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 100, default: 20}}
+      - {name: offset, in: query, schema: {type: integer, minimum: 0, maximum: 10000, default: 0}}
+    responses:
+      200:
+        description: one page of results and how many match in all
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                items:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      id: {type: integer}
+                      title: {type: string}
+                      source_type: {type: string}
+                      source_ref: {type: string}
+                      tags: {type: array, items: {type: string}}
+                      updated_at: {type: string, format: date-time}
+                      snippet: {type: string, description: "HTML-escaped, matches in <mark>"}
+                      snippet_text: {type: string}
+                      score: {type: number, nullable: true, description: "higher is better; null without words"}
+                total: {type: integer}
+                limit: {type: integer}
+                offset: {type: integer}
+                query: {type: string}
+      400:
+        description: a malformed query, with what is wrong and where
+        content:
+          application/json:
+            schema: {type: object, properties: {error: {type: string}, detail: {}}}
+    """
+    text = request.query_params.get("q", "")
+    limit = int_param(request, "limit", 20, low=1, high=100)
+    offset = int_param(request, "offset", 0, high=10_000)
+    searcher = DocumentSearch(runtime_of(request).database)
+    page = await asyncio.to_thread(searcher.search, text, limit=limit, offset=offset)
+    return JSONResponse(page.as_dict())
+
+
+routes = [
+    Route("/api/documents", list_documents, methods=["GET"]),
+    Route("/api/documents", delete_documents, methods=["DELETE"]),
+    Route("/api/documents/stats", document_stats, methods=["GET"]),
+    Route("/api/documents/tags", document_tags, methods=["GET"]),
+    Route("/api/documents/{id:int}", get_document, methods=["GET"]),
+    Route("/api/documents/{id:int}", delete_document, methods=["DELETE"]),
+    Route("/api/search", search, methods=["GET"]),
+]

@@ -1,0 +1,368 @@
+"""Full-text search: a small query language, parsed once, compiled for SQLite FTS5 or PostgreSQL.
+
+    python tutorial            both words (every word must match)
+    "event loop"               the words next to each other, in this order
+    pyth*                      a word starting with "pyth"
+    -draft                     no document containing "draft" (phrases and prefixes work too)
+    asyncio OR trio            either word; OR binds tighter than the implicit AND
+    source:web  tag:docs       filters: any of the sources, all of the tags
+    after:2025-01-01           updated on or after that day (UTC) ...
+    before:2025-02-01          ... or before that day; a date and time (2025-01-01T12:00) works too
+
+A malformed query raises :class:`QueryError` saying what is wrong, before any SQL runs. Every word
+reaches FTS5 inside double quotes, so the user's text is only ever text: ``c++``, ``NEAR``, ``AND``,
+``:`` or ``^`` cannot change the query's meaning or break its syntax. Known limitation: the index stems
+words (porter), and so does FTS5 with a prefix, so ``runn*`` does not find "running" (``run*`` does).
+
+Results rank by BM25 with a title match worth ten body matches; the snippet comes from the body with
+the matches between marker characters, turned into ``<mark>`` only after the text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from quaero.db import Database
+from quaero.documents import DocumentFilter, parse_date, where_clause
+from quaero.errors import QueryError
+from quaero.events import iso
+from quaero.jsonutil import loads
+
+FILTERS = ("source", "tag", "after", "before")
+OPEN, CLOSE = "\ue000", "\ue001"  # private-use characters: never produced by escaping, rare in text
+TITLE_WEIGHT, BODY_WEIGHT = 10.0, 1.0
+SNIPPET_TOKENS = 24
+PREVIEW_CHARS = 240
+MAX_QUERY_CHARS = 1000
+_FILTER_WORD = re.compile(r"([A-Za-z_]+):(.*)", re.S)
+_MARKED = re.compile(f"{OPEN}(.*?){CLOSE}", re.S)
+
+
+# ---------------------------------------------------------------------------------------------- the query
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word or a phrase (its words in order), optionally a prefix of its last word."""
+
+    text: str
+    prefix: bool = False
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A parsed query: every group in ``all_of`` must match (a group matches if any of its terms does),
+    no term of ``none_of`` may match, and the documents pass ``where``."""
+
+    all_of: tuple[tuple[Term, ...], ...] = ()
+    none_of: tuple[Term, ...] = ()
+    where: DocumentFilter = field(default_factory=DocumentFilter)
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "term", "or", "filter" or "punctuation"
+    position: int  # 1-based, for messages
+    raw: str
+    term: Term | None = None
+    negated: bool = False
+    name: str = ""
+    value: str = ""
+
+
+def parse_query(text: str) -> SearchQuery:
+    """Parse the query language above; raise :class:`QueryError` on anything malformed."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"the query is {len(text)} characters long; the most is {MAX_QUERY_CHARS}")
+    if "\0" in text:
+        raise QueryError("the query contains a NUL character")
+    groups: list[list[Term]] = []
+    excluded: list[Term] = []
+    filters: dict[str, list[str]] = {name: [] for name in FILTERS}
+    previous: _Token | None = None
+    skipped: list[_Token] = []
+    for token in _tokens(text):
+        if token.kind == "punctuation":
+            skipped.append(token)
+            continue
+        joined = previous is not None and previous.kind == "or"
+        if token.kind == "or" and not _is_word(previous):
+            raise QueryError(f"OR at position {token.position} needs a word before it, as in: cats OR dogs")
+        if joined and not _is_word(token):
+            raise QueryError(f"OR at position {previous.position} must join two words, and {token.raw!r} "
+                             f"is {'another OR' if token.kind == 'or' else 'not a word to search for'}")
+        if token.kind == "filter":
+            filters[token.name].append(token.value)
+        elif token.kind == "term" and token.negated:
+            excluded.append(token.term)
+        elif joined:
+            groups[-1].append(token.term)
+        elif token.kind == "term":
+            groups.append([token.term])
+        previous = token
+    if previous is not None and previous.kind == "or":
+        raise QueryError("the query ends with OR: add the word it should offer as the alternative")
+    if skipped and previous is None:
+        raise QueryError(f"{skipped[0].raw!r} at position {skipped[0].position} has no letter or digit to "
+                         f"search for (punctuation is not indexed)")
+    if excluded and not groups:
+        raise QueryError("the query only excludes words: add a word to search for, as in: python -snake")
+    return SearchQuery(tuple(tuple(group) for group in groups), tuple(excluded), _document_filter(filters))
+
+
+def _is_word(token: _Token | None) -> bool:
+    return token is not None and token.kind == "term" and not token.negated
+
+
+def _document_filter(filters: dict[str, list[str]]) -> DocumentFilter:
+    for name in ("after", "before"):
+        if len(filters[name]) > 1:
+            raise QueryError(f"{name}: is given {len(filters[name])} times; give it once")
+    after, before = (parse_date(filters[name][0], name) if filters[name] else None
+                     for name in ("after", "before"))
+    return DocumentFilter(source_types=tuple(dict.fromkeys(filters["source"])),
+                          tags=tuple(dict.fromkeys(filters["tag"])), after=after, before=before)
+
+
+def _tokens(text: str) -> Iterator[_Token]:
+    """Split the query into words, phrases, ORs and filters, each checked on its own."""
+    i, end = 0, len(text)
+    while i < end:
+        if text[i].isspace():
+            i += 1
+            continue
+        start = i
+        negated = text[i] == "-"
+        i += negated
+        if i < end and text[i] == '"':
+            phrase, i = _quoted(text, i)
+            prefix = i < end and text[i] == "*"
+            i += prefix
+            yield _term_token(text[start:i], start + 1, Term(phrase, prefix), negated)
+            continue
+        j = i
+        while j < end and not text[j].isspace() and text[j] != '"':
+            j += 1
+        word, i = text[i:j], j
+        if not word:
+            raise QueryError(f"a lone '-' at position {start + 1}: put it right before the word to exclude, "
+                             f"as in -draft")
+        if word.endswith(":") and word[:-1].lower() in FILTERS and i < end and text[i] == '"':
+            value, i = _quoted(text, i)  # tag:"machine learning"
+            yield _filter_token(text[start:i], start + 1, word[:-1], value, negated)
+        else:
+            yield _word_token(text[start:i], start + 1, word, negated)
+
+
+def _quoted(text: str, i: int) -> tuple[str, int]:
+    """The text between the quote at ``i`` and the next one, and the position after the closing quote."""
+    close = text.find('"', i + 1)
+    if close < 0:
+        raise QueryError(f'the quote at position {i + 1} is never closed: add the closing "')
+    return text[i + 1:close], close + 1
+
+
+def _word_token(raw: str, position: int, word: str, negated: bool) -> _Token:
+    if word == "OR":
+        if negated:
+            raise QueryError(f"'-OR' at position {position}: OR joins two words and cannot be excluded")
+        return _Token("or", position, raw)
+    named = _FILTER_WORD.fullmatch(word)
+    if named and (named.group(2) or named.group(1).lower() in FILTERS):
+        return _filter_token(raw, position, named.group(1), named.group(2), negated)
+    stem = word.rstrip("*")
+    if not stem:
+        raise QueryError(f"'*' at position {position} must end a word, as in pyth*")
+    return _term_token(raw, position, Term(stem, prefix=stem != word), negated)
+
+
+def _filter_token(raw: str, position: int, name: str, value: str, negated: bool) -> _Token:
+    if name.lower() not in FILTERS:
+        raise QueryError(f"unknown filter {name + ':'!r} at position {position}; the filters are "
+                         f"{', '.join(f + ':' for f in FILTERS)} (put text with a colon in quotes to search for it)")
+    if negated:
+        raise QueryError(f"{raw!r} at position {position}: filters cannot be excluded")
+    if not value:
+        raise QueryError(f"the filter {name + ':'!r} at position {position} needs a value, as in {name}:docs")
+    return _Token("filter", position, raw, name=name.lower(), value=value)
+
+
+def _term_token(raw: str, position: int, term: Term, negated: bool) -> _Token:
+    if not term.text.strip():
+        raise QueryError(f"the empty phrase at position {position} has nothing to search for")
+    # Punctuation alone is not indexed: like the tokenizer, the search skips it ("rock & roll").
+    kind = "term" if any(ch.isalnum() for ch in term.text) else "punctuation"
+    return _Token(kind, position, raw, term=term, negated=negated)
+
+
+# ---------------------------------------------------------------------------------------------- compiling
+
+
+def fts5_match(query: SearchQuery) -> str:
+    """The FTS5 MATCH expression: every term quoted, groups parenthesised, exclusions after NOT."""
+    def quoted(term: Term) -> str:
+        return '"' + term.text.replace('"', '""') + '"' + ("*" if term.prefix else "")
+
+    def any_of(terms: tuple[Term, ...]) -> str:
+        return quoted(terms[0]) if len(terms) == 1 else "(" + " OR ".join(map(quoted, terms)) + ")"
+
+    expression = " AND ".join(map(any_of, query.all_of))
+    if query.none_of:
+        expression = f"({expression}) NOT {any_of(query.none_of)}"
+    return expression
+
+
+def tsquery_sql(query: SearchQuery) -> tuple[str, list[str]]:
+    """A PostgreSQL ``tsquery`` expression (``?`` placeholders) built from the same terms.
+
+    Each term goes in as a parameter of ``phraseto_tsquery`` (adjacent words, ``<->``), or of
+    ``to_tsquery`` for a prefix, built from the term's word characters only (``'a' <-> 'b':*``).
+    """
+    params: list[str] = []
+
+    def one(term: Term) -> str:
+        if term.prefix:
+            params.append(" <-> ".join(f"'{word}'" for word in re.findall(r"\w+", term.text)) + ":*")
+            return "to_tsquery('english', ?)"
+        params.append(term.text)
+        return "phraseto_tsquery('english', ?)"
+
+    def any_of(terms: tuple[Term, ...]) -> str:
+        return "(" + " || ".join(map(one, terms)) + ")"
+
+    expression = " && ".join(map(any_of, query.all_of))
+    if query.none_of:
+        expression = f"({expression}) && !!{any_of(query.none_of)}"
+    return expression, params
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+def mark_matches(marked: str, *, escape: Callable[[str], str] = html.escape, start: str = "<mark>",
+                 stop: str = "</mark>") -> str:
+    """Escape a snippet, then wrap each marked match in ``start``/``stop``.
+
+    Escaping first means crawled text can never bring its own markup; markers the text itself happened
+    to contain (unpaired or nested) are dropped rather than turned into tags.
+    """
+    wrapped = _MARKED.sub(lambda m: start + m.group(1) + stop, escape(marked))
+    return " ".join(wrapped.replace(OPEN, "").replace(CLOSE, "").split())
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result; ``marked`` is the snippet with the matches between :data:`OPEN` and :data:`CLOSE`."""
+
+    id: int
+    title: str
+    source_type: str
+    source_ref: str
+    tags: list[str]
+    updated_at: float
+    marked: str
+    score: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "source_type": self.source_type,
+                "source_ref": self.source_ref, "tags": self.tags, "updated_at": iso(self.updated_at),
+                "snippet": mark_matches(self.marked), "snippet_text": mark_matches(self.marked, escape=str,
+                                                                                   start="", stop=""),
+                "score": self.score}
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """A page of results and how many there are in all."""
+
+    query: str
+    items: list[SearchHit]
+    total: int
+    limit: int
+    offset: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"items": [hit.as_dict() for hit in self.items], "total": self.total, "limit": self.limit,
+                "offset": self.offset, "query": self.query}
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+_HIT_COLUMNS = "d.id, d.title, d.source_type, d.source_ref, d.tags, d.updated_at"
+
+_SQLITE_SEARCH = f"""
+SELECT {_HIT_COLUMNS}, snippet(documents_fts, 1, ?, ?, '…', {SNIPPET_TOKENS}), -documents_fts.rank
+FROM documents_fts CROSS JOIN documents AS d ON d.id = documents_fts.rowid
+WHERE documents_fts MATCH ? AND documents_fts.rank MATCH 'bm25({TITLE_WEIGHT}, {BODY_WEIGHT})' {{filters}}
+ORDER BY documents_fts.rank LIMIT ? OFFSET ?"""
+_SQLITE_COUNT = """
+SELECT COUNT(*) FROM documents_fts CROSS JOIN documents AS d ON d.id = documents_fts.rowid
+WHERE documents_fts MATCH ? {filters}"""
+
+# ts_rank_cd weights are {D, C, B, A}: the title (A) weighs ten times the body (B), as on SQLite.
+_PG_WEIGHTS = f"{{0, 0, {BODY_WEIGHT / TITLE_WEIGHT}, 1}}"
+_PG_SEARCH = f"""
+WITH q AS (SELECT {{tsquery}} AS q),
+hits AS (SELECT d.id, ts_rank_cd(?::float4[], d.search, q.q) AS score FROM documents AS d, q
+         WHERE d.search @@ q.q {{filters}} ORDER BY score DESC, d.id LIMIT ? OFFSET ?)
+SELECT {_HIT_COLUMNS}, ts_headline('english', d.markdown, q.q, ?), hits.score
+FROM hits JOIN documents AS d ON d.id = hits.id, q ORDER BY hits.score DESC, d.id"""
+_PG_COUNT = "SELECT COUNT(*) FROM documents AS d WHERE d.search @@ ({tsquery}) {filters}"
+_PG_HEADLINE = f"StartSel={OPEN}, StopSel={CLOSE}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=…"
+
+_RECENT = f"""SELECT {_HIT_COLUMNS}, substr(d.markdown, 1, {PREVIEW_CHARS}), NULL FROM documents AS d {{where}}
+ORDER BY d.updated_at DESC, d.id DESC LIMIT ? OFFSET ?"""
+
+
+class DocumentSearch:
+    """Runs queries against one database: FTS5 on SQLite, the ``search`` tsvector on PostgreSQL."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def search(self, text: str, *, limit: int = 20, offset: int = 0) -> SearchPage:
+        """Parse ``text`` and return one page of results, best first (newest first without words)."""
+        query = parse_query(text)
+        conditions, params = query.where.sql(postgres=self.database.is_postgres)
+        if not query.all_of:
+            rows = self._rows(_RECENT.format(where=where_clause(conditions)), [*params, limit, offset])
+        elif self.database.is_postgres:
+            rows = self._postgres(query, conditions, params, limit, offset)
+        else:
+            filters = "".join(f" AND {c}" for c in conditions)
+            rows = self._rows(_SQLITE_SEARCH.format(filters=filters),
+                              [OPEN, CLOSE, fts5_match(query), *params, limit, offset])
+        hits = [SearchHit(row[0], row[1], row[2], row[3], loads(row[4]) or [], row[5], row[6] or "",
+                          None if row[7] is None else float(row[7])) for row in rows]
+        return SearchPage(text, hits, self._total(query, conditions, params, len(hits), limit, offset),
+                          limit, offset)
+
+    def _postgres(self, query: SearchQuery, conditions: list[str], params: list[Any], limit: int,
+                  offset: int) -> list[tuple]:
+        tsquery, terms = tsquery_sql(query)
+        filters = "".join(f" AND {c}" for c in conditions)
+        return self._rows(_PG_SEARCH.format(tsquery=tsquery, filters=filters),
+                          [*terms, _PG_WEIGHTS, *params, limit, offset, _PG_HEADLINE])
+
+    def _total(self, query: SearchQuery, conditions: list[str], params: list[Any], found: int, limit: int,
+               offset: int) -> int:
+        """How many match in all; a page that is not full already says so, without counting again."""
+        if 0 < found < limit or (found == 0 and offset == 0):
+            return offset + found
+        filters = "".join(f" AND {c}" for c in conditions)
+        if not query.all_of:
+            sql, args = f"SELECT COUNT(*) FROM documents AS d {where_clause(conditions)}", params
+        elif self.database.is_postgres:
+            tsquery, terms = tsquery_sql(query)
+            sql, args = _PG_COUNT.format(tsquery=tsquery, filters=filters), [*terms, *params]
+        else:
+            sql, args = _SQLITE_COUNT.format(filters=filters), [fts5_match(query), *params]
+        return self.database.execute(sql, args).fetchone()[0]
+
+    def _rows(self, sql: str, params: list[Any]) -> list[tuple]:
+        return self.database.execute(sql, params).fetchall()
+

@@ -1,0 +1,288 @@
+"""The search query language (parsing, compiling) and its results on a small known corpus.
+
+The corpus tests run against a real SQLite file and, where PostgreSQL answers, a real PostgreSQL database:
+both backends must give the same answers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from quaero.db import Database
+from quaero.documents import DocumentFilter, DocumentInput, DocumentStore
+from quaero.errors import QueryError
+from quaero.models import bind_models
+from quaero.search import (
+    CLOSE, OPEN, DocumentSearch, SearchQuery, Term, fts5_match, mark_matches, parse_query, tsquery_sql,
+)
+
+
+def day(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+
+# ------------------------------------------------------------------------------------------------ parsing
+
+
+def test_words_must_all_match():
+    query = parse_query("python  tutorial")
+    assert query.all_of == ((Term("python"),), (Term("tutorial"),))
+    assert fts5_match(query) == '"python" AND "tutorial"'
+
+
+def test_phrase_prefix_and_prefixed_phrase():
+    query = parse_query('"event loop" pyth* "learn c"*')
+    assert query.all_of == ((Term("event loop"),), (Term("pyth", prefix=True),), (Term("learn c", prefix=True),))
+    assert fts5_match(query) == '"event loop" AND "pyth"* AND "learn c"*'
+
+
+def test_or_binds_tighter_than_and_and_exclusions_go_last():
+    query = parse_query('asyncio OR trio guide -draft -"old notes"')
+    assert query.all_of == ((Term("asyncio"), Term("trio")), (Term("guide"),))
+    assert query.none_of == (Term("draft"), Term("old notes"))
+    assert fts5_match(query) == '(("asyncio" OR "trio") AND "guide") NOT ("draft" OR "old notes")'
+
+
+def test_or_chains_into_one_group():
+    assert parse_query("a OR b OR c").all_of == ((Term("a"), Term("b"), Term("c")),)
+
+
+def test_lowercase_or_and_fts5_operators_are_plain_words():
+    query = parse_query("cats or dogs AND NEAR NOT")
+    assert [group[0].text for group in query.all_of] == ["cats", "or", "dogs", "AND", "NEAR", "NOT"]
+    assert fts5_match(query) == '"cats" AND "or" AND "dogs" AND "AND" AND "NEAR" AND "NOT"'
+
+
+@pytest.mark.parametrize("text", ["c++", "^python", "(python)", "12:30", "NEAR(a", "x\"", "C:"])
+def test_user_punctuation_is_quoted_text(text):
+    match = fts5_match(parse_query(text.replace('"', "")))
+    assert match.startswith('"') and match.endswith('"') and match.count('"') == 2
+
+
+def test_filters():
+    query = parse_query('source:web source:file tag:docs tag:"machine learning" after:2025-01-01 '
+                        'before:2025-02-01T12:00 python')
+    assert query.where == DocumentFilter(source_types=("web", "file"), tags=("docs", "machine learning"),
+                                         after=day("2025-01-01"), before=day("2025-02-01T12:00"))
+    assert query.all_of == ((Term("python"),),)
+
+
+def test_filter_names_ignore_case_and_dates_keep_their_zone():
+    query = parse_query("Tag:x AFTER:2025-01-01T00:00+02:00")
+    assert query.where.tags == ("x",) and query.where.after == day("2024-12-31T22:00")
+
+
+def test_only_filters_or_nothing_is_a_listing():
+    assert parse_query("") == SearchQuery()
+    assert parse_query("   ") == SearchQuery()
+    assert parse_query("tag:docs").all_of == ()
+
+
+def test_punctuation_alone_is_skipped_like_the_index_skips_it():
+    assert parse_query("rock & roll -- !").all_of == ((Term("rock"),), (Term("roll"),))
+    assert parse_query('tag:x "++"').where.tags == ("x",)
+
+
+def test_a_colon_without_a_value_is_part_of_a_word():
+    assert parse_query("note: this").all_of == ((Term("note:"),), (Term("this"),))
+
+
+def test_tsquery_uses_parameters_for_every_term():
+    sql, params = tsquery_sql(parse_query("a OR b \"c d\" e* -f"))
+    assert sql == ("((phraseto_tsquery('english', ?) || phraseto_tsquery('english', ?)) && "
+                   "(phraseto_tsquery('english', ?)) && (to_tsquery('english', ?))) && "
+                   "!!(phraseto_tsquery('english', ?))")
+    assert params == ["a", "b", "c d", "'e':*", "f"]
+    assert tsquery_sql(parse_query("o'neil-x*"))[1] == ["'o' <-> 'neil' <-> 'x':*"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('python "event loop', "the quote at position 8 is never closed"),
+    ("python -", "a lone '-' at position 8"),
+    ("- python", "a lone '-' at position 1"),
+    ("OR python", "OR at position 1 needs a word before it"),
+    ("python OR", "the query ends with OR"),
+    ("a OR OR b", "OR at position 6 needs a word before it"),
+    ("a OR -b", "OR at position 3 must join two words, and '-b' is not a word"),
+    ("a OR tag:x", "OR at position 3 must join two words, and 'tag:x' is not a word"),
+    ("a -OR b", "'-OR' at position 3"),
+    ("-python", "the query only excludes words"),
+    ("-python source:web", "the query only excludes words"),
+    ("python after:2025-13-01", "after: '2025-13-01' is not a date"),
+    ("python before:yesterday", "before: 'yesterday' is not a date"),
+    ("after:2025-02-01 before:2025-01-01", "'after' must be earlier than 'before'"),
+    ("after:2025-01-01 after:2025-02-01", "after: is given 2 times"),
+    ("title:python", "unknown filter 'title:' at position 1"),
+    ("see https://example.com", "unknown filter 'https:' at position 5"),
+    ("tag: python", "the filter 'tag:' at position 1 needs a value"),
+    ('tag:"" python', "the filter 'tag:' at position 1 needs a value"),
+    ("-tag:docs python", "'-tag:docs' at position 1: filters cannot be excluded"),
+    ("python *", "'*' at position 8 must end a word"),
+    ("++", "'++' at position 1 has no letter or digit"),
+    ("\u2615 !", "'\u2615' at position 1 has no letter or digit"),
+    ('python ""', "the empty phrase at position 8"),
+    ('"   "', "the empty phrase at position 1"),
+    ("x" * 1001, "the most is 1000"),
+])
+def test_malformed_queries_say_what_is_wrong(text, message):
+    with pytest.raises(QueryError) as caught:
+        parse_query(text)
+    assert message in caught.value.message
+    assert caught.value.status_code == 400
+
+
+def test_mark_matches_escapes_before_marking():
+    marked = f"<b>x</b> {OPEN}python{CLOSE} & {OPEN}<i>{CLOSE} stray {CLOSE} {OPEN}"
+    assert mark_matches(marked) == "&lt;b&gt;x&lt;/b&gt; <mark>python</mark> &amp; <mark>&lt;i&gt;</mark> stray"
+    assert mark_matches(marked, escape=str, start="", stop="") == "<b>x</b> python & <i> stray"
+    assert mark_matches("a\n\n  b") == "a b"
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+CORPUS = [
+    # source_type, source_ref, title, markdown, tags, updated
+    ("web", "u/py-tut", "Python tutorial", "Learn python programming step by step. The event loop runs "
+     "callbacks.", ["docs", "python"], "2025-01-10T12:00"),
+    ("web", "u/snakes", "Snakes of the world", "The python is a large snake. Pythons live in warm places.",
+     ["nature"], "2025-02-10T12:00"),
+    ("file", "f/asyncio", "Asyncio notes", "The loop handles each event in turn. Coroutines and tasks.",
+     ["docs"], "2025-03-10T12:00"),
+    ("web", "u/trio", "Trio guide", "Structured concurrency for python with nurseries.", ["docs", "python"],
+     "2025-04-10T12:00"),
+    ("web", "u/hostile", "<script>alert(1)</script> Hostile page",
+     "<img src=x onerror=alert(1)> hostile markup & dangerous <b>bold</b> text.", [], "2025-05-10T12:00"),
+    ("web", "u/falcon-title", "Falcon facts", "Birds of prey hunt from the sky over open country.", ["birds"],
+     "2025-06-10T12:00"),
+    ("web", "u/falcon-body", "Birds of prey", "A falcon is fast. The falcon dives over open country.",
+     ["birds"], "2025-07-10T12:00"),
+]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def corpus(request, tmp_path):
+    """A DocumentSearch over CORPUS, and each document's id by source reference."""
+    url = (f"sqlite:///{tmp_path / 'search.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    database = Database(url)
+    store = DocumentStore(database, bind_models(database.db))
+    ids = {}
+    for source_type, ref, title, markdown, tags, updated in CORPUS:
+        ids[ref] = store.upsert(DocumentInput(source_type, ref, title, markdown, tags=tags)).id
+        with database.write():
+            database.execute("UPDATE documents SET updated_at = ? WHERE id = ?", (day(updated), ids[ref]))
+    try:
+        yield DocumentSearch(database), ids
+    finally:
+        database.close()
+
+
+def found(corpus, text, **page):
+    search, ids = corpus
+    names = {doc_id: ref for ref, doc_id in ids.items()}
+    return [names[hit.id] for hit in search.search(text, **page).items]
+
+
+def test_all_words_must_match(corpus):
+    assert set(found(corpus, "python")) == {"u/py-tut", "u/snakes", "u/trio"}
+    assert found(corpus, "python tutorial") == ["u/py-tut"]
+    assert found(corpus, "python falcon") == []
+
+
+def test_a_phrase_needs_its_words_in_order(corpus):
+    assert found(corpus, '"event loop"') == ["u/py-tut"]
+    assert set(found(corpus, "event loop")) == {"u/py-tut", "f/asyncio"}
+
+
+def test_prefix(corpus):
+    assert found(corpus, "concurr*") == ["u/trio"]
+    assert found(corpus, "async*") == ["f/asyncio"]
+
+
+def test_exclusion(corpus):
+    assert set(found(corpus, "python -snake")) == {"u/py-tut", "u/trio"}
+    assert found(corpus, 'python -"event loop" -snake') == ["u/trio"]
+
+
+def test_or(corpus):
+    assert set(found(corpus, "trio OR asyncio")) == {"u/trio", "f/asyncio"}
+    assert found(corpus, "trio OR asyncio nurseries") == ["u/trio"]
+
+
+def test_source_filter(corpus):
+    assert found(corpus, "source:file") == ["f/asyncio"]
+    assert set(found(corpus, "python OR loop source:web")) == {"u/py-tut", "u/snakes", "u/trio"}
+    assert found(corpus, "source:nowhere") == []
+
+
+def test_tag_filters_all_must_match(corpus):
+    assert set(found(corpus, "tag:docs")) == {"u/py-tut", "f/asyncio", "u/trio"}
+    assert set(found(corpus, "tag:docs tag:python")) == {"u/py-tut", "u/trio"}
+    assert found(corpus, "python tag:nature") == ["u/snakes"]
+
+
+def test_date_filters_on_updated_at(corpus):
+    assert found(corpus, "before:2025-02-10") == ["u/py-tut"]
+    assert found(corpus, "after:2025-06-10") == ["u/falcon-body", "u/falcon-title"]  # inclusive
+    assert found(corpus, "after:2025-02-10T13:00 before:2025-04-10") == ["f/asyncio"]
+    assert set(found(corpus, "python after:2025-02-01")) == {"u/snakes", "u/trio"}
+
+
+def test_title_matches_rank_above_body_matches(corpus):
+    search, ids = corpus
+    page = search.search("falcon")
+    assert [hit.id for hit in page.items] == [ids["u/falcon-title"], ids["u/falcon-body"]]
+    assert page.items[0].score > page.items[1].score > 0
+    assert found(corpus, "python")[0] == "u/py-tut"
+
+
+def test_snippets_are_escaped_and_highlighted(corpus):
+    search, ids = corpus
+    [hit] = search.search("hostile").as_dict()["items"]
+    assert "<mark>hostile</mark>" in hit["snippet"]
+    assert "<img" not in hit["snippet"] and "<b>" not in hit["snippet"] and "&amp;" in hit["snippet"]
+    assert "hostile markup" in hit["snippet_text"] and "<mark>" not in hit["snippet_text"]
+    assert hit["title"] == "<script>alert(1)</script> Hostile page"  # JSON carries it; pages escape it
+    [tut] = search.search('"event loop"').as_dict()["items"]
+    assert "<mark>" in tut["snippet"] and "loop</mark>" in tut["snippet"]
+
+
+def test_an_empty_query_lists_by_recency(corpus):
+    search, _ = corpus
+    page = search.search("", limit=3)
+    assert found(corpus, "", limit=3) == ["u/falcon-body", "u/falcon-title", "u/hostile"]
+    assert page.total == len(CORPUS) and all(hit.score is None for hit in page.items)
+    assert page.items[0].as_dict()["snippet"].startswith("A falcon is fast.")
+
+
+def test_pages_and_totals(corpus):
+    search, _ = corpus
+    first, second = search.search("python", limit=2), search.search("python", limit=2, offset=2)
+    assert (first.total, second.total) == (3, 3)
+    assert len(first.items) == 2 and len(second.items) == 1
+    assert {h.id for h in first.items}.isdisjoint({h.id for h in second.items})
+    assert search.search("python", limit=2, offset=10).total == 3
+    assert search.search("tag:docs", limit=1).total == 3
+
+
+@pytest.mark.parametrize("text", ["^python", "(python)", "python)", "{python}", "'python'", "python%", "PYTHON"])
+def test_punctuation_around_a_word_is_ignored(corpus, text):
+    assert set(found(corpus, text)) == {"u/py-tut", "u/snakes", "u/trio"}
+
+
+@pytest.mark.parametrize("text", ["c++", "NEAR", "AND", "NOT", "OR-python", '"NEAR(a b)"', "python;DROP TABLE documents",
+                                  "a_b*", "x:", "\\python", "a&b|c", "été*"])
+def test_fts5_syntax_in_user_text_never_reaches_fts5(corpus, text):
+    search, _ = corpus
+    page = search.search(text)
+    assert page.total == len(page.items)
+    assert search.database.execute("SELECT COUNT(*) FROM documents").fetchone()[0] == len(CORPUS)
+
+
+def test_nul_characters_are_refused_before_any_database_sees_them():
+    with pytest.raises(QueryError, match="NUL"):
+        parse_query("python\x00")
+    with pytest.raises(QueryError, match="NUL"):
+        parse_query("tag:a\x00b python")
