@@ -40,6 +40,7 @@ class JobLogWriter:
         self.flush_interval = flush_interval
         self._buffer: list[tuple[str, str, str, float]] = []
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -66,14 +67,24 @@ class JobLogWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is buffered now."""
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-        if not batch:
-            return
-        sql = self.database.sql("INSERT INTO job_logs (job_id, level, message, timestamp) VALUES (?, ?, ?, ?)")
-        with self.database.write() as db:
-            db.cursor().executemany(sql, batch)
+        """Write what is buffered now.
+
+        One flush at a time: a reader that flushes while the background thread is writing waits for that
+        write, so it never reads the table with a line missing. A failed write keeps its lines buffered.
+        """
+        with self._flushing:
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+            if not batch:
+                return
+            sql = self.database.sql("INSERT INTO job_logs (job_id, level, message, timestamp) VALUES (?, ?, ?, ?)")
+            try:
+                with self.database.write() as db:
+                    db.cursor().executemany(sql, batch)
+            except Exception:
+                with self._lock:
+                    self._buffer[:0] = batch
+                raise
 
     def _run(self) -> None:
         while not self._stopped.wait(self.flush_interval):

@@ -138,8 +138,10 @@ async def live(websocket: WebSocket) -> None:
     try:
         scope = await asyncio.to_thread(JobScope, runtime, params["id"]) if view.scoped else None
         state: dict[str, Any] = {}
-        if view.tails_log:
-            state["after_id"] = await asyncio.to_thread(_last_log_id, runtime, params)
+        if view.tails_log:  # go on from the last line the page showed
+            given = params.get("after_id", "")
+            state["after_id"] = (int(given) if given.isdigit() and len(given) < 19
+                                 else await asyncio.to_thread(_last_log_id, runtime, params))
     except (QuaeroError, KeyError):
         await websocket.close(code=1008, reason="unknown job")
         return

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -36,7 +36,7 @@ FLASH = {
     "saved": "The definition was saved.", "enabled": "The definition is enabled.",
     "disabled": "The definition is disabled.", "definition-deleted": "The definition was deleted.",
     "credentials-saved": "The credentials were saved.", "credentials-deleted": "The credentials were deleted.",
-    "requeued": "The message was put back on its queue.", "dead-deleted": "The dead letter was deleted.",
+    "requeued": "The message was put back on its queue.", "document-deleted": "The document was deleted.", "dead-deleted": "The dead letter was deleted.",
 }
 
 
@@ -212,8 +212,8 @@ async def job(request: Request) -> Response:
     runtime = runtime_of(request)
     params = {**request.query_params, "id": request.path_params["id"]}
     context = await asyncio.to_thread(job_context, runtime, params)
-    query = str(request.query_params)
-    live = f"/live/job/{quote(request.path_params['id'])}" + (f"?{query}" if query else "")
+    live_params = {**request.query_params, "after_id": context["last_log_id"]}
+    live = f"/live/job/{quote(request.path_params['id'])}?{urlencode(live_params)}"
     return page("job.html", layout(request, "/jobs", title=f"Job {context['job']['name']}", live_url=live,
                                    flash=_flash(request), **context))
 

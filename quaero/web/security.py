@@ -32,6 +32,13 @@ CSRF_HEADER = "x-csrf-token"
 SESSION_COOKIE = "quaero_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_PATHS = ("/login", "/static/", "/api/health")
+# No inline or foreign script may run, whatever a crawled page managed to put into one of ours.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                           "img-src 'self' http: https: data:; connect-src 'self'; object-src 'none'; "
+                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = [(b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"DENY")]
 
 
 def session_value(token: str) -> str:
@@ -76,7 +83,7 @@ class SecurityMiddleware:
                 return
             await refusal(scope, receive, send)
             return
-        await self.app(scope, receive, self._with_csrf_cookie(request, send))
+        await self.app(scope, receive, self._with_headers(request, send))
 
     # ------------------------------------------------------------------ rule 1: the access token
     def _authenticate(self, request: HTTPConnection, method: str) -> Response | None:
@@ -125,15 +132,16 @@ class SecurityMiddleware:
                                  status_code=403), receive
 
     @staticmethod
-    def _with_csrf_cookie(request: HTTPConnection, send: Send) -> Callable[[Message], Awaitable[None]]:
-        """Set the CSRF cookie on the response when a page made a token for a browser without one."""
+    def _with_headers(request: HTTPConnection, send: Send) -> Callable[[Message], Awaitable[None]]:
+        """Add the security headers, and the CSRF cookie when a page made a token for a new browser."""
 
         async def sending(message: Message) -> None:
-            token = request.scope.get("quaero.csrf")
-            if message["type"] == "http.response.start" and token and token != request.cookies.get(CSRF_COOKIE):
-                headers = list(message.get("headers", []))
-                cookie = f"{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
-                headers.append((b"set-cookie", cookie.encode("latin-1")))
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), *SECURITY_HEADERS]
+                token = request.scope.get("quaero.csrf")
+                if token and token != request.cookies.get(CSRF_COOKIE):
+                    cookie = f"{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+                    headers.append((b"set-cookie", cookie.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 

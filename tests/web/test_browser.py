@@ -10,7 +10,7 @@ from support import execute, wait_for
 FANOUT = """id: ui-fan
 name: UI fan-out
 steps:
-  - {name: fan, action: test_fanout, config: {count: 24, work_ms: 250}}
+  - {name: fan, action: test_fanout, config: {count: 40, work_ms: 300}}
 """
 
 SLOW = """id: ui-slow
@@ -27,7 +27,7 @@ def test_execute_from_the_ui_and_watch_it_complete_without_a_reload(live_server,
     expect(page).to_have_url(re.compile(r"/jobs/job_"))
     page.evaluate("window.__loaded_once = true")
     header = page.locator("#job-header")
-    # The page opened while the execution was still going (about 1.5 s of work on 4 threads).
+    # The page opened while the execution was still going (about 3 s of work on 4 threads).
     assert header.locator(".status").inner_text() in ("pending", "running")
     expect(page.locator("#live-state")).to_have_text("live")
     expect(header.locator(".status")).to_have_text("completed", timeout=30_000)
@@ -92,4 +92,29 @@ def test_every_page_renders_and_links_work(live_server, page):
         expect(page.get_by_role("heading", level=1)).to_contain_text(heading)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Jobs").click()
     expect(page).to_have_url(live_server.url + "/jobs")
+    assert page.js_errors == []
+
+
+def test_search_as_you_type_and_a_hostile_document_stays_inert(live_server, page):
+    from quaero.documents import DocumentInput
+
+    store = live_server.runtime.services.documents
+    store.upsert(DocumentInput("web", "https://x.example/a", title="Asyncio event loop",
+                               markdown="The event loop runs <b>callbacks</b> and tasks."))
+    hostile = store.upsert(DocumentInput(
+        "web", "https://x.example/evil", title="Evil page",
+        markdown='<script>window.__xss=1</script><img src=x onerror="window.__xss=2">\n\n'
+                 '[x](javascript:window.__xss=3)\n\nHarmless words about loops.')).id
+    page.goto(live_server.url + "/search")
+    page.get_by_label("Search the knowledge base").press_sequentially("event lo", delay=40)
+    results = page.locator("#results")
+    expect(results).to_contain_text("Asyncio event loop")
+    expect(results.locator("mark").first).to_have_text(re.compile("event|loop", re.I))
+    expect(page).to_have_url(re.compile(r"/search\?q=event"))
+    page.goto(f"{live_server.url}/documents/{hostile}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Evil page")
+    # The javascript: link is not a link at all, and the script and handler never ran.
+    expect(page.locator("article.doc-body").get_by_role("link")).to_have_count(0)
+    expect(page.locator("article.doc-body")).to_contain_text("Harmless words about loops.")
+    assert page.evaluate("window.__xss") is None
     assert page.js_errors == []
