@@ -118,3 +118,19 @@ def test_search_as_you_type_and_a_hostile_document_stays_inert(live_server, page
     expect(page.locator("article.doc-body")).to_contain_text("Harmless words about loops.")
     assert page.evaluate("window.__xss") is None
     assert page.js_errors == []
+
+
+def test_the_dashboard_and_jobs_list_follow_an_execution_live(live_server, page):
+    page.goto(live_server.url + "/")
+    expect(page.locator("#live-state")).to_have_text("live")
+    root_id = execute(live_server.runtime, FANOUT)
+    expect(page.locator("#dash-running")).to_contain_text("UI fan-out", timeout=10_000)
+    expect(page.locator("#dash-summary a[href='/jobs?status=completed']")).to_have_text("1", timeout=30_000)
+    expect(page.locator("#dash-running")).not_to_contain_text("UI fan-out")
+    page.goto(live_server.url + "/jobs")
+    expect(page.locator("#live-state")).to_have_text("live")
+    second = live_server.runtime.orchestrator.rerun(root_id)
+    row = page.locator(f"#job-row-{second}")
+    expect(row).to_be_visible(timeout=10_000)
+    expect(row.locator(".status")).to_have_text("completed", timeout=30_000)
+    assert page.js_errors == []

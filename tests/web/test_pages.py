@@ -1,0 +1,96 @@
+"""The pages over a real app and SQLite file: forms, filters, pagination, live fragments."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+from support import execute, wait_done
+
+from quaero.web.app import create_app
+from quaero.web.live import VIEWS, JobScope, _render
+from quaero.events import Event
+
+FAN = "id: fan\nname: Fan\nsteps:\n  - {name: fan, action: test_fanout, config: {count: 120}}\n"
+
+
+@pytest.fixture
+def client(runtime, settings):
+    with TestClient(create_app(settings, runtime=runtime)) as client:
+        yield client
+
+
+def _csrf(client: TestClient, path: str = "/") -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', client.get(path).text).group(1)
+
+
+def test_credentials_are_saved_from_the_form_and_never_shown_back(client, runtime):
+    token = _csrf(client, "/settings")
+    saved = client.post("/settings/credentials", follow_redirects=False, data={
+        "csrf_token": token, "id": "intranet", "base_url": "https://intranet.example/",
+        "cookies": "session=VALUE-ONE\n", "headers": "X-Api-Key: VALUE-TWO"})
+    assert saved.status_code == 303
+    stored = runtime.services.credentials.get("intranet")
+    assert stored.cookies == {"session": "VALUE-ONE"} and stored.headers == {"X-Api-Key": "VALUE-TWO"}
+    page = client.get("/settings").text
+    assert "intranet" in page and "session" in page and "X-Api-Key" in page
+    assert "VALUE-ONE" not in page and "VALUE-TWO" not in page
+    bad = client.post("/settings/credentials", data={"csrf_token": token, "id": "x", "cookies": "no equals sign"})
+    assert bad.status_code == 400 and "cookies, line 1" in bad.text
+    deleted = client.post("/settings/credentials/intranet/delete", data={"csrf_token": token}, follow_redirects=False)
+    assert deleted.status_code == 303 and runtime.services.credentials.listing() == []
+
+
+def test_job_page_pages_children_and_filters_the_log(client, runtime):
+    root_id = execute(runtime, FAN)
+    wait_done(runtime, root_id)
+    step = runtime.services.jobs.children(root_id)[0]
+    runtime.services.logs.write(step.id, "warn", "a <warning> line")
+    runtime.services.logs.write(step.id, "info", "an info line")
+    first = client.get(f"/jobs/{step.id}")
+    assert "1–50 of 120" in first.text and 'href="/jobs/' + step.id + '?offset=50"' in first.text
+    assert "&lt;warning&gt;" in first.text and "an info line" in first.text
+    warnings = client.get(f"/jobs/{step.id}", params={"level": "warn"})
+    assert "a &lt;warning&gt; line" in warnings.text and "an info line" not in warnings.text
+    last = client.get(f"/jobs/{step.id}", params={"offset": 100})
+    assert "101–120 of 120" in last.text and 'rel="next"' not in last.text
+    roots = client.get("/jobs", params={"status": "completed"})
+    assert "Fan" in roots.text and "1–1 of 1" in roots.text
+    assert client.get("/jobs", params={"status": "bogus"}).status_code == 200  # ignored, not an error
+
+
+def test_definition_enable_disable_and_run_from_the_pages(client, runtime):
+    client.post("/api/jobs/definitions", content=FAN)
+    token = _csrf(client, "/definitions")
+    client.post("/definitions/fan/disable", data={"csrf_token": token})
+    assert "disabled" in client.get("/definitions").text
+    refused = client.post("/definitions/fan/execute", data={"csrf_token": token})
+    assert refused.status_code == 409 and "disabled" in refused.text
+    client.post("/definitions/fan/enable", data={"csrf_token": token})
+    ran = client.post("/definitions/fan/execute", data={"csrf_token": token}, follow_redirects=False)
+    assert ran.status_code == 303 and ran.headers["location"].startswith("/jobs/job_")
+
+
+def test_live_fragments_come_from_the_page_template_and_follow_the_log(runtime):
+    root_id = execute(runtime, FAN)
+    wait_done(runtime, root_id)
+    view = VIEWS["job"]
+    state = {"after_id": 0}
+    html = _render(runtime, view, {"id": root_id}, state)
+    assert 'id="job-header" hx-swap-oob="true"' in html and 'id="job-children" hx-swap-oob="true"' in html
+    assert 'hx-swap-oob="beforeend:#log-lines"' in html and "execution completed" in html
+    assert state["after_id"] > 0
+    again = _render(runtime, view, {"id": root_id}, state)
+    assert "beforeend:#log-lines" not in again  # nothing new to append
+
+
+def test_job_scope_learns_descendants_from_events(runtime):
+    root_id = execute(runtime, FAN)
+    wait_done(runtime, root_id)
+    step_id = runtime.services.jobs.children(root_id)[0].id
+    scope = JobScope(runtime, root_id)
+    child = Event("job_status_change", {"job_id": "child-1", "parent_id": step_id, "status": "running"})
+    assert child in scope and "child-1" in scope.ids
+    assert Event("job_log", {"job_id": "child-1", "message": "x"}) in scope
+    assert Event("job_status_change", {"job_id": "other", "parent_id": "elsewhere"}) not in scope
