@@ -24,6 +24,9 @@ SQLITE_PRAGMAS = {
     # No checkpoint inside a writer's commit (it would hold the writer lock for an fsync); a background
     # thread of every process checkpoints instead, beside the writers (see Database._checkpoint_loop).
     "wal_autocheckpoint": 0,
+    # After a checkpoint lets the WAL start over, cut the file back to 64 MB: a burst of writes (a big
+    # crawl, a bulk delete) must not leave hundreds of megabytes of WAL behind for good.
+    "journal_size_limit": 64 * 1024 * 1024,
 }
 CHECKPOINT_EVERY = 0.5  # seconds
 
