@@ -46,10 +46,17 @@ class Event:
 
     type: str
     payload: dict[str, Any]
+    _text: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def as_message(self) -> dict[str, Any]:
         """The WebSocket form: ``{"type": ..., "payload": ...}``."""
         return {"type": self.type, "payload": self.payload}
+
+    def as_json(self) -> str:
+        """:meth:`as_message` as JSON text, encoded once however many clients receive the event."""
+        if not self._text:
+            self._text.append(dumps(self.as_message()))
+        return self._text[0]
 
 
 Subscriber = Callable[[Event], None]
