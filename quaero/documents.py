@@ -11,7 +11,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import peewee as pw
 
@@ -25,6 +25,28 @@ SORTS = ("updated_at", "created_at", "title")
 # Everything but the bodies: listings never need them, and they are most of a row's bytes.
 SUMMARY_COLUMNS = ("id", "source_type", "source_ref", "title", "metadata", "tags", "keywords", "summary",
                    "content_hash", "job_id", "created_at", "updated_at")
+
+
+class _Written(NamedTuple):
+    """The columns upsert writes, in the order its statements name them."""
+
+    title: str
+    markdown: str
+    html: str | None
+    metadata: str
+    tags: str
+    keywords: str
+    summary: str
+    content_hash: str
+    job_id: str | None
+    updated_at: float
+
+
+_SELECT_BY_REF = ("SELECT id, content_hash, tags, title, job_id FROM documents "
+                  "WHERE source_type = ? AND source_ref = ?")
+_INSERT = (f"INSERT INTO documents (source_type, source_ref, created_at, {', '.join(_Written._fields)}) "
+           f"VALUES ({', '.join('?' * (len(_Written._fields) + 3))}) RETURNING id")
+_UPDATE = f"UPDATE documents SET {', '.join(f'{name} = ?' for name in _Written._fields)} WHERE id = ?"
 
 
 @dataclass
@@ -96,6 +118,11 @@ class DocumentFilter:
         return bool(self.source_types or self.tags or self.job_id
                     or self.after is not None or self.before is not None)
 
+    def split(self) -> tuple[DocumentFilter, DocumentFilter]:
+        """The part the indexes answer (sources, dates, job) and the part each row must (tags)."""
+        return (DocumentFilter(source_types=self.source_types, after=self.after, before=self.before,
+                               job_id=self.job_id), DocumentFilter(tags=self.tags))
+
     def sql(self, *, postgres: bool) -> tuple[list[str], list[Any]]:
         """Conditions on the documents table aliased ``d`` (``?`` placeholders) and their parameters."""
         conditions: list[str] = []
@@ -154,36 +181,29 @@ class DocumentStore:
 
     def upsert(self, item: DocumentInput, *, job_id: str | None = None) -> SaveResult:
         """Insert or update by ``(source_type, source_ref)``; an unchanged document is left as it is."""
-        digest = content_hash(item.markdown, item.html)
-        stamp = time.time()
-        values = dict(
-            title=item.title, markdown=item.markdown, html=item.html, metadata=dumps(item.metadata),
-            tags=dumps(sorted(set(item.tags))), keywords=dumps(item.keywords), summary=item.summary,
-            content_hash=digest, job_id=job_id, updated_at=stamp,
-        )
+        row = _Written(item.title, item.markdown, item.html, dumps(item.metadata), dumps(sorted(set(item.tags))),
+                       dumps(item.keywords), item.summary, content_hash(item.markdown, item.html), job_id,
+                       time.time())
         try:
-            return self._upsert(item, values, digest, stamp)
+            return self._upsert(item, row)
         except pw.IntegrityError:
             # Another process inserted the same reference between our look and our insert (PostgreSQL;
             # SQLite writers are serialised): it exists now, so this becomes an update.
-            return self._upsert(item, values, digest, stamp)
+            return self._upsert(item, row)
 
-    def _upsert(self, item: DocumentInput, values: dict[str, Any], digest: str, stamp: float) -> SaveResult:
-        Doc = self.models.Document
+    def _upsert(self, item: DocumentInput, row: _Written) -> SaveResult:
+        # Plain SQL, not the query builder: every crawled page comes through here, and building the
+        # statements took longer than running them.
         with self.database.write():
-            existing = (Doc.select(Doc.id, Doc.content_hash, Doc.tags, Doc.title, Doc.job_id)
-                        .where(Doc.source_type == item.source_type, Doc.source_ref == item.source_ref)
-                        .first())
+            existing = self.database.execute(_SELECT_BY_REF, (item.source_type, item.source_ref)).fetchone()
             if existing is None:
-                doc_id = Doc.insert(source_type=item.source_type, source_ref=item.source_ref, created_at=stamp,
-                                    **values).execute()
-                return SaveResult(doc_id, created=True, changed=True, first_for_job=True)
-            first = existing.job_id != values["job_id"]
-            if (existing.content_hash == digest and existing.tags == values["tags"]
-                    and existing.title == item.title):
-                return SaveResult(existing.id, created=False, changed=False, first_for_job=False)
-            Doc.update(**values).where(Doc.id == existing.id).execute()
-            return SaveResult(existing.id, created=False, changed=True, first_for_job=first)
+                inserted = self.database.execute(_INSERT, (item.source_type, item.source_ref, row.updated_at, *row))
+                return SaveResult(inserted.fetchone()[0], created=True, changed=True, first_for_job=True)
+            doc_id, old_hash, old_tags, old_title, old_job = existing
+            if (old_hash, old_tags, old_title) == (row.content_hash, row.tags, row.title):
+                return SaveResult(doc_id, created=False, changed=False, first_for_job=False)
+            self.database.execute(_UPDATE, (*row, doc_id))
+            return SaveResult(doc_id, created=False, changed=True, first_for_job=old_job != row.job_id)
 
     def get(self, doc_id: int) -> Document:
         """The document, or :class:`NotFound`."""

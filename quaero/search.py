@@ -9,6 +9,8 @@
     after:2025-01-01           updated on or after that day (UTC) ...
     before:2025-02-01          ... or before that day; a date and time (2025-01-01T12:00) works too
 
+An empty query, or filters alone, lists the newest documents. Dates compare with ``updated_at``, when
+the document last changed. Punctuation on its own is skipped, as the index skips it ("rock & roll").
 A malformed query raises :class:`QueryError` saying what is wrong, before any SQL runs. Every word
 reaches FTS5 inside double quotes, so the user's text is only ever text: ``c++``, ``NEAR``, ``AND``,
 ``:`` or ``^`` cannot change the query's meaning or break its syntax. Known limitation: the index stems
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import html
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +41,7 @@ TITLE_WEIGHT, BODY_WEIGHT = 10.0, 1.0
 SNIPPET_TOKENS = 24
 PREVIEW_CHARS = 240
 MAX_QUERY_CHARS = 1000
+BROAD_MATCHES = 2000  # matches beyond which filters are answered from the indexes (see _sqlite_filters)
 _FILTER_WORD = re.compile(r"([A-Za-z_]+):(.*)", re.S)
 _MARKED = re.compile(f"{OPEN}(.*?){CLOSE}", re.S)
 
@@ -293,15 +297,19 @@ class SearchPage:
 # ---------------------------------------------------------------------------------------------- running
 
 _HIT_COLUMNS = "d.id, d.title, d.source_type, d.source_ref, d.tags, d.updated_at"
+_JOIN = "CROSS JOIN documents AS d ON d.id = documents_fts.rowid"  # CROSS: FTS5 drives, d is looked up
 
-_SQLITE_SEARCH = f"""
-SELECT {_HIT_COLUMNS}, snippet(documents_fts, 1, ?, ?, '…', {SNIPPET_TOKENS}), -documents_fts.rank
-FROM documents_fts CROSS JOIN documents AS d ON d.id = documents_fts.rowid
-WHERE documents_fts MATCH ? AND documents_fts.rank MATCH 'bm25({TITLE_WEIGHT}, {BODY_WEIGHT})' {{filters}}
-ORDER BY documents_fts.rank LIMIT ? OFFSET ?"""
-_SQLITE_COUNT = """
-SELECT COUNT(*) FROM documents_fts CROSS JOIN documents AS d ON d.id = documents_fts.rowid
-WHERE documents_fts MATCH ? {filters}"""
+# bm25() in ORDER BY ... LIMIT lets SQLite keep only the best rows while it scores every match; FTS5's
+# own ORDER BY rank sorts them all. The snippets come afterwards, for the page's rows only.
+_SQLITE_RANKED = f"""
+SELECT documents_fts.rowid, bm25(documents_fts, {TITLE_WEIGHT}, {BODY_WEIGHT}) AS score FROM documents_fts
+{{join}} WHERE documents_fts MATCH ? {{filters}} ORDER BY score, documents_fts.rowid LIMIT ? OFFSET ?"""
+# One pass over the matches between the page's lowest and highest id: the unary + keeps SQLite from
+# running the MATCH again for each id (FTS5 expands a prefix anew every time).
+_SQLITE_PAGE = f"""
+SELECT {_HIT_COLUMNS}, snippet(documents_fts, 1, ?, ?, '…', {SNIPPET_TOKENS}) FROM documents_fts {_JOIN}
+WHERE documents_fts MATCH ? AND documents_fts.rowid BETWEEN ? AND ? AND +documents_fts.rowid IN ({{ids}})"""
+_SQLITE_COUNT = "SELECT COUNT(*) FROM documents_fts {join} WHERE documents_fts MATCH ? {filters}"
 
 # ts_rank_cd weights are {D, C, B, A}: the title (A) weighs ten times the body (B), as on SQLite.
 _PG_WEIGHTS = f"{{0, 0, {BODY_WEIGHT / TITLE_WEIGHT}, 1}}"
@@ -327,42 +335,117 @@ class DocumentSearch:
     def search(self, text: str, *, limit: int = 20, offset: int = 0) -> SearchPage:
         """Parse ``text`` and return one page of results, best first (newest first without words)."""
         query = parse_query(text)
-        conditions, params = query.where.sql(postgres=self.database.is_postgres)
         if not query.all_of:
-            rows = self._rows(_RECENT.format(where=where_clause(conditions)), [*params, limit, offset])
+            plan: _Plan = _Recent(self.database, query)
         elif self.database.is_postgres:
-            rows = self._postgres(query, conditions, params, limit, offset)
+            plan = _Postgres(self.database, query)
         else:
-            filters = "".join(f" AND {c}" for c in conditions)
-            rows = self._rows(_SQLITE_SEARCH.format(filters=filters),
-                              [OPEN, CLOSE, fts5_match(query), *params, limit, offset])
+            plan = _Sqlite(self.database, query)
         hits = [SearchHit(row[0], row[1], row[2], row[3], loads(row[4]) or [], row[5], row[6] or "",
-                          None if row[7] is None else float(row[7])) for row in rows]
-        return SearchPage(text, hits, self._total(query, conditions, params, len(hits), limit, offset),
-                          limit, offset)
-
-    def _postgres(self, query: SearchQuery, conditions: list[str], params: list[Any], limit: int,
-                  offset: int) -> list[tuple]:
-        tsquery, terms = tsquery_sql(query)
-        filters = "".join(f" AND {c}" for c in conditions)
-        return self._rows(_PG_SEARCH.format(tsquery=tsquery, filters=filters),
-                          [*terms, _PG_WEIGHTS, *params, limit, offset, _PG_HEADLINE])
-
-    def _total(self, query: SearchQuery, conditions: list[str], params: list[Any], found: int, limit: int,
-               offset: int) -> int:
-        """How many match in all; a page that is not full already says so, without counting again."""
-        if 0 < found < limit or (found == 0 and offset == 0):
-            return offset + found
-        filters = "".join(f" AND {c}" for c in conditions)
-        if not query.all_of:
-            sql, args = f"SELECT COUNT(*) FROM documents AS d {where_clause(conditions)}", params
-        elif self.database.is_postgres:
-            tsquery, terms = tsquery_sql(query)
-            sql, args = _PG_COUNT.format(tsquery=tsquery, filters=filters), [*terms, *params]
+                          None if row[7] is None else float(row[7])) for row in plan.page(limit, offset)]
+        if 0 < len(hits) < limit or (not hits and offset == 0):
+            total = offset + len(hits)  # a page that is not full already says how many there are
         else:
-            sql, args = _SQLITE_COUNT.format(filters=filters), [fts5_match(query), *params]
-        return self.database.execute(sql, args).fetchone()[0]
+            total = plan.count()
+        return SearchPage(text, hits, total, limit, offset)
+
+
+class _Plan(ABC):
+    """How one query runs on one backend: a page of rows (id, title, source type, source reference, tags,
+    updated_at, marked snippet, score) and the count of every match."""
+
+    def __init__(self, database: Database, query: SearchQuery) -> None:
+        self.database = database
+        self.query = query
+
+    @abstractmethod
+    def page(self, limit: int, offset: int) -> list[tuple]:
+        """One page of rows, best first."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many documents match in all."""
 
     def _rows(self, sql: str, params: list[Any]) -> list[tuple]:
         return self.database.execute(sql, params).fetchall()
 
+
+class _Recent(_Plan):
+    """No words: the newest documents that pass the filters, the start of the body as the snippet."""
+
+    def __init__(self, database: Database, query: SearchQuery) -> None:
+        super().__init__(database, query)
+        conditions, self.params = query.where.sql(postgres=database.is_postgres)
+        self.where = where_clause(conditions)
+
+    def page(self, limit: int, offset: int) -> list[tuple]:
+        return self._rows(_RECENT.format(where=self.where), [*self.params, limit, offset])
+
+    def count(self) -> int:
+        return self._rows(f"SELECT COUNT(*) FROM documents AS d {self.where}", self.params)[0][0]
+
+
+class _Sqlite(_Plan):
+    """FTS5: the best matches by bm25, then the snippets of the page's rows only."""
+
+    def __init__(self, database: Database, query: SearchQuery) -> None:
+        super().__init__(database, query)
+        self.match = fts5_match(query)
+        self.join, self.filters, self.params = self._filters(query.where)
+
+    def _filters(self, where: DocumentFilter) -> tuple[str, str, list[Any]]:
+        """The join, conditions and parameters that apply ``where`` to the matches.
+
+        Checking a match's row costs a page read, so only a few thousand matches are checked that way.
+        Beyond that, sources, dates and job are answered once from their indexes (an id set the matches
+        are looked up in) and only tags, which have no index, are read from the rows.
+        """
+        if not where:
+            return "", "", []
+        conditions, params = where.sql(postgres=False)
+        if self._rows(_SQLITE_COUNT.format(join="", filters=""), [self.match])[0][0] <= BROAD_MATCHES:
+            return _JOIN, _and(conditions), params
+        indexed, by_row = where.split()
+        row_conditions, row_params = by_row.sql(postgres=False)
+        index_conditions, index_params = indexed.sql(postgres=False)
+        if index_conditions:
+            row_conditions.append("+documents_fts.rowid IN (SELECT d.id FROM documents AS d "
+                                  f"{where_clause(index_conditions)})")
+        return (_JOIN if by_row else ""), _and(row_conditions), [*row_params, *index_params]
+
+    def page(self, limit: int, offset: int) -> list[tuple]:
+        ranked = self._rows(_SQLITE_RANKED.format(join=self.join, filters=self.filters),
+                            [self.match, *self.params, limit, offset])
+        if not ranked:
+            return []
+        ids = [doc_id for doc_id, _ in ranked]
+        rows = self._rows(_SQLITE_PAGE.format(ids=", ".join("?" * len(ids))),
+                          [OPEN, CLOSE, self.match, min(ids), max(ids), *ids])
+        by_id = {row[0]: row for row in rows}
+        return [(*by_id[doc_id], -score) for doc_id, score in ranked]  # bm25 is lower for better matches
+
+    def count(self) -> int:
+        sql = _SQLITE_COUNT.format(join=self.join, filters=self.filters)
+        return self._rows(sql, [self.match, *self.params])[0][0]
+
+
+class _Postgres(_Plan):
+    """The ``search`` tsvector: ts_rank_cd with the title weighted, ts_headline for the page's rows."""
+
+    def __init__(self, database: Database, query: SearchQuery) -> None:
+        super().__init__(database, query)
+        self.tsquery, self.terms = tsquery_sql(query)
+        conditions, self.params = query.where.sql(postgres=True)
+        self.filters = _and(conditions)
+
+    def page(self, limit: int, offset: int) -> list[tuple]:
+        return self._rows(_PG_SEARCH.format(tsquery=self.tsquery, filters=self.filters),
+                          [*self.terms, _PG_WEIGHTS, *self.params, limit, offset, _PG_HEADLINE])
+
+    def count(self) -> int:
+        return self._rows(_PG_COUNT.format(tsquery=self.tsquery, filters=self.filters),
+                          [*self.terms, *self.params])[0][0]
+
+
+def _and(conditions: list[str]) -> str:
+    return "".join(f" AND {condition}" for condition in conditions)

@@ -230,6 +230,18 @@ def test_date_filters_on_updated_at(corpus):
     assert set(found(corpus, "python after:2025-02-01")) == {"u/snakes", "u/trio"}
 
 
+@pytest.mark.parametrize("query", ["python OR loop source:web", "python after:2025-02-01", "python tag:docs",
+                                   "python OR loop source:web tag:docs before:2025-05-01"])
+def test_filters_give_the_same_answer_on_many_matches(corpus, monkeypatch, query):
+    """Past BROAD_MATCHES matches, filters run from the indexes instead of row by row: same results."""
+    search, _ = corpus
+    row_by_row = search.search(query)
+    monkeypatch.setattr("quaero.search.BROAD_MATCHES", 0)
+    from_indexes = search.search(query, limit=1)
+    assert [hit.id for hit in from_indexes.items] == [hit.id for hit in row_by_row.items][:1]
+    assert from_indexes.total == row_by_row.total >= 2
+
+
 def test_title_matches_rank_above_body_matches(corpus):
     search, ids = corpus
     page = search.search("falcon")
