@@ -298,3 +298,34 @@ def test_nul_characters_are_refused_before_any_database_sees_them():
         parse_query("python\x00")
     with pytest.raises(QueryError, match="NUL"):
         parse_query("tag:a\x00b python")
+
+
+# ------------------------------------------------------------------------------------------------ the store
+
+
+@pytest.fixture
+def store(corpus):
+    """The DocumentStore over the same corpus (and backend)."""
+    database = corpus[0].database
+    return DocumentStore(database, bind_models(database.db))
+
+
+def test_store_lists_counts_and_deletes_by_filter_on_both_backends(store, corpus):
+    _, ids = corpus
+    docs = DocumentFilter(tags=("docs",))
+    assert [d.source_ref for d in store.list(docs, sort="title")] == ["f/asyncio", "u/py-tut", "u/trio"]
+    assert [d.source_ref for d in store.list(docs, sort="-updated_at", limit=1, offset=1)] == ["f/asyncio"]
+    assert store.list(docs, bodies=False)[0].markdown is None
+    assert store.count(DocumentFilter(source_types=("web",), after=day("2025-02-01"), before=day("2025-06-01"))) == 3
+    assert store.tags(limit=2) == [{"tag": "docs", "count": 3}, {"tag": "birds", "count": 2}]
+    stats = store.stats(top_tags=1)
+    assert stats["total"] == len(CORPUS) and stats["by_source_type"] == {"web": 6, "file": 1}
+    assert stats["markdown_bytes"] == sum(len(doc[3].encode()) for doc in CORPUS)
+    assert stats["newest_updated_at"] == "2025-07-10T12:00:00.000Z"
+    with pytest.raises(QueryError, match="refusing to delete every document"):
+        store.delete_matching(DocumentFilter())
+    assert store.delete_matching(DocumentFilter(tags=("birds",))) == 2
+    assert found(corpus, "falcon") == []
+    store.delete(ids["u/trio"])
+    assert store.count() == len(CORPUS) - 3 and found(corpus, "concurr*") == []
+    assert store.delete_matching(DocumentFilter(), everything=True) == len(CORPUS) - 3
