@@ -20,6 +20,7 @@ from typing import Any
 from quaero.db import Database
 from quaero.errors import Conflict, NotFound
 from quaero.events import JOB_STATUS_CHANGE, EventBus, iso
+from quaero.joblogs import LEVELS, normalise_level
 from quaero.jsonutil import dumps
 from quaero.models import JOB_STATUSES, TERMINAL_STATUSES, Job, Models
 
@@ -39,6 +40,11 @@ _BATCH = 400
 def new_job_id() -> str:
     """A time-ordered id, so sorting by id is sorting by creation."""
     return f"job_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def first_id_at(stamp: float) -> str:
+    """The smallest id a job created at ``stamp`` can have: ids compare as their creation times do."""
+    return f"job_{int(stamp * 1000):012x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,25 @@ class Counts:
         """The seed's progress text."""
         text = f"{self.pending} pending, {self.running} running, {self.completed} completed, {self.failed} failed"
         return text + (f", {self.cancelled} cancelled" if self.cancelled else "")
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What a listing of jobs narrows to; ``None`` matches any value."""
+
+    status: str | None = None
+    type: str | None = None
+    parent_id: str | None = None
+    definition_id: str | None = None
+
+    def conditions(self, model: type[Job]) -> list[Any]:
+        return [getattr(model, name) == value for name in ("status", "type", "parent_id", "definition_id")
+                if (value := getattr(self, name)) is not None]
+
+    @property
+    def children_only(self) -> bool:
+        """Whether the filter asks only for a parent's children (with one status or all of them)."""
+        return self.parent_id is not None and self.type is None and self.definition_id is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +229,60 @@ class JobManager:
         if status:
             query = query.where(Job_.status == status)
         return list(query.order_by(Job_.id).limit(limit).offset(offset))
+
+    def listing(self, where: JobFilter, *, limit: int = 50, offset: int = 0,
+                before: str | None = None) -> tuple[list[Job], int]:
+        """Jobs newest first, and how many match ``where`` in all.
+
+        ``before`` (a job id: the last one of the previous page) pages by key, as fast on the last page as
+        on the first, where a deep ``offset`` walks every row it skips.
+        """
+        Job_ = self.models.Job
+        conditions = where.conditions(Job_)
+        query = Job_.select().where(*conditions) if conditions else Job_.select()
+        page = query.where(Job_.id < before) if before is not None else query
+        items = list(page.order_by(Job_.id.desc()).limit(limit).offset(offset))
+        return items, self._total(where, query)
+
+    def _total(self, where: JobFilter, query: Any) -> int:
+        """A parent's stored counts answer "its children (with this status)" without counting rows."""
+        if not where.children_only:
+            return query.count()
+        row = self.database.execute(f"SELECT {COUNT_COLUMNS} FROM jobs WHERE id = ?", (where.parent_id,)).fetchone()
+        if row is None:
+            return 0
+        counts = Counts(*row)
+        return getattr(counts, where.status) if where.status else counts.total
+
+    def count_logs(self, job_id: str, *, descendants: bool = False, level: str | None = None) -> int:
+        """How many log lines a job has (with its descendants' lines, as the log reader gives them)."""
+        JobLog, Job_ = self.models.JobLog, self.models.Job
+        scope = JobLog.job_id == job_id
+        if descendants:
+            below = Job_.select(Job_.id).where((Job_.parent_id == job_id) | (Job_.root_id == job_id))
+            scope = scope | JobLog.job_id.in_(below)
+        query = JobLog.select().where(scope)
+        if level:
+            query = query.where(JobLog.level.in_(LEVELS[LEVELS.index(normalise_level(level)):]))
+        return query.count()
+
+    def census(self) -> list[tuple[str, str, int]]:
+        """(status, type, how many) for every pair stored, read from the (status, type) index alone."""
+        return self.database.execute("SELECT status, type, COUNT(*) FROM jobs GROUP BY status, type").fetchall()
+
+    def durations(self, *, since: float, bounds: Sequence[float], limit: int = 10_000) -> list[tuple]:
+        """How long the finished jobs created since ``since`` ran, by type and status.
+
+        Rows of (type, status, count, seconds in all, then how many ran at most each of ``bounds``). At most
+        the ``limit`` newest jobs are read, through the primary key, so the cost is bounded however many
+        jobs are stored.
+        """
+        within = ", ".join("SUM(CASE WHEN took <= ? THEN 1 ELSE 0 END)" for _ in bounds)
+        sql = (f"SELECT type, status, COUNT(*), SUM(took), {within} FROM ("
+               "SELECT type, status, finished_at - started_at AS took FROM jobs WHERE id >= ? "
+               "AND finished_at IS NOT NULL AND started_at IS NOT NULL ORDER BY id DESC LIMIT ?) AS recent "
+               "GROUP BY type, status")
+        return self.database.execute(sql, (*bounds, first_id_at(since), limit)).fetchall()
 
     def running_roots(self) -> list[Job]:
         """Executions (root jobs) that are not finished."""

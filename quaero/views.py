@@ -24,3 +24,9 @@ def job_dict(job: Job) -> dict[str, Any]:
         "started_at": iso(job.started_at) if job.started_at else None,
         "finished_at": iso(job.finished_at) if job.finished_at else None,
     }
+
+
+def page(items: list[Any], total: int, limit: int, offset: int, next: Any = None) -> dict[str, Any]:
+    """One page of a list, the same shape for every list: ``next`` is the cursor of the following page
+    (``None`` on the last one, or where a list pages by offset only)."""
+    return {"items": items, "total": total, "limit": limit, "offset": offset, "next": next}

@@ -123,3 +123,46 @@ def test_bad_filters_are_400s(client):
     assert client.get(f"/api/jobs/{job_id}/logs", params={"level": "WARNING"}).status_code == 200
     assert client.get("/api/jobs", params={"status": "done"}).status_code == 400
     assert client.get(f"/api/jobs/{job_id}/children", params={"status": "done"}).status_code == 400
+
+
+def test_a_disabled_definition_is_a_409_until_enabled(client):
+    client.post("/api/jobs/definitions", content=DEFINITION)
+    assert client.post("/api/jobs/definitions/api-fan/disable").json()["enabled"] is False
+    refused = client.post("/api/jobs/definitions/api-fan/execute")
+    assert refused.status_code == 409 and "disabled" in refused.json()["error"]
+    assert client.post("/api/jobs/definitions/api-fan/enable").json()["enabled"] is True
+    assert client.post("/api/jobs/definitions/api-fan/execute").status_code == 202
+    assert client.post("/api/jobs/definitions/nope/enable").status_code == 404
+
+
+def test_errors_name_the_bad_field(client):
+    limit = client.get("/api/jobs", params={"limit": "0"})
+    assert limit.status_code == 400 and limit.json()["detail"] == [
+        {"path": "limit", "in": "query", "message": "query parameter 'limit' must be between 1 and 1000, got 0"}]
+    assert client.get("/api/jobs", params={"before": "j" * 201}).json()["detail"][0]["path"] == "before"
+    assert client.get("/api/jobs/x/logs", params={"include_children": "maybe"}).json()["detail"][0]["path"] == \
+        "include_children"
+    unknown = client.post("/api/auth", json={"id": "a", "cookie": {}})
+    assert unknown.status_code == 400 and unknown.json()["detail"][0] == {
+        "path": "cookie", "in": "body", "message": "unknown key 'cookie'; accepted: id, base_url, cookies, headers"}
+    assert client.post("/api/auth", json={"id": "a", "headers": []}).json()["detail"][0]["path"] == "headers"
+    assert client.post("/api/jobs/quick-crawl", json={"max_depth": 1}).json()["detail"][0]["path"] == "url"
+    assert client.post("/api/auth", content=b"[1]").json()["detail"][0] == {
+        "path": "", "in": "body", "message": "the body must be a JSON object"}
+
+
+def test_wrong_method_is_a_json_405(client):
+    response = client.put("/api/jobs")
+    assert response.status_code == 405 and response.json() == {"error": "Method Not Allowed", "detail": None}
+    assert client.patch("/api/jobs/definitions/x").status_code == 405
+
+
+def test_an_oversized_body_is_refused_from_its_declared_length(client):
+    response = client.post("/api/jobs/definitions", content=b"x" * 10, headers={"content-length": "2000000"})
+    assert response.status_code == 413 and "larger than 1000000 bytes" in response.json()["error"]
+
+
+def test_queue_stats_have_the_seeds_pending_and_processing(client):
+    stats = client.get("/api/queue/stats").json()
+    assert stats["queues"]["quaero"] == {"ready": 0, "delayed": 0, "in_flight": 0, "dead": 0}
+    assert (stats["pending"], stats["processing"], stats["dead"]) == (0, 0, 0)

@@ -1,213 +1,288 @@
-"""The REST API (JSON): thin views that parse the request, call a service and return JSON."""
+"""The REST API (JSON): thin views that parse the request, call a service and return JSON.
+
+Each view's docstring is a summary line, ``---``, then its OpenAPI operation in YAML: the OpenAPI document
+(``quaero/web/openapi.py``) is generated from them, with the schemas they share written there. The
+definitions and the queue have modules of their own; :data:`routes` gathers them, definitions before
+``/api/jobs/{id}`` so that the path is not taken for a job id.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from quaero import __version__
-from quaero.definition_store import definition_source, record_dict
-from quaero.definitions import validate_definition
-from quaero.errors import DefinitionError, QuaeroError
 from quaero.events import EVENT_TYPES, Event
-from quaero.views import job_dict
-from quaero.web.http import int_param, json_object, page_params, read_body, runtime_of, status_param
+from quaero.joblogs import LEVELS
+from quaero.jobs import Counts, JobFilter
+from quaero.views import job_dict, page
+from quaero.web import api_definitions, api_queue
+from quaero.web.api_queue import dead_letter_delete, dead_letter_requeue
+from quaero.web.http import (bad_input, bool_param, choice_param, int_param, json_object, page_params, runtime_of,
+                             status_param, text_param)
 
-log = logging.getLogger(__name__)
+__all__ = ["routes", "dead_letter_delete", "dead_letter_requeue"]  # the last two: for the queue page
 WS_QUEUE_LIMIT = 1000
 
 
-INDEX = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Quaero</title></head>
-<body><h1>Quaero {version}</h1><p>The dashboard pages are not built yet. The API:</p><ul>
-<li><a href="/api/health">/api/health</a></li><li><a href="/api/plugins">/api/plugins</a></li>
-<li><a href="/api/jobs/definitions">/api/jobs/definitions</a></li><li><a href="/api/jobs">/api/jobs</a></li>
-<li><a href="/api/queue/stats">/api/queue/stats</a></li><li>WebSocket events: <code>/ws</code></li></ul></body></html>"""
-
-
-async def index(request: Request) -> HTMLResponse:
-    return HTMLResponse(INDEX.format(version=__version__))
-
-
+# ---------------------------------------------------------------------------------------------- service
 async def health(request: Request) -> JSONResponse:
+    """Whether the server answers, its version and role.
+    ---
+    responses:
+      200:
+        description: the server is up
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                status: {type: string, enum: [ok]}
+                version: {type: string}
+                role: {type: string}
+                worker_processes: {type: integer}
+    """
     runtime = runtime_of(request)
     return JSONResponse({"status": "ok", "version": __version__, "role": runtime.role,
                          "worker_processes": runtime.worker_processes})
 
 
 async def plugins(request: Request) -> JSONResponse:
-    return JSONResponse({"items": runtime_of(request).registry.listing()})
-
-
-async def list_definitions(request: Request) -> JSONResponse:
-    records = runtime_of(request).services.definitions.list()
-    return JSONResponse({"items": [record_dict(r) for r in records], "total": len(records)})
-
-
-async def create_definition(request: Request) -> JSONResponse:
-    store = runtime_of(request).services.definitions
-    source = definition_source(await read_body(request), request.headers.get("content-type"))
-    record, definition = await asyncio.to_thread(store.create, source)
-    return JSONResponse(record_dict(record, definition), status_code=201)
-
-
-async def check_definition(request: Request) -> JSONResponse:
-    store = runtime_of(request).services.definitions
-    source = definition_source(await read_body(request), request.headers.get("content-type"))
-    try:
-        definition = store.parse(source)
-    except DefinitionError as exc:
-        return JSONResponse({"valid": False, "error": exc.message, "detail": exc.detail})
-    return JSONResponse({"valid": True, "definition": definition.to_dict()})
-
-
-async def definition(request: Request) -> JSONResponse:
-    store = runtime_of(request).services.definitions
-    definition_id = request.path_params["id"]
-    if request.method == "GET":
-        record, parsed = store.get(definition_id)
-        return JSONResponse(record_dict(record, parsed))
-    if request.method == "PUT":
-        source = definition_source(await read_body(request), request.headers.get("content-type"))
-        record, parsed = await asyncio.to_thread(store.update, definition_id, source)
-        return JSONResponse(record_dict(record, parsed))
-    await asyncio.to_thread(store.delete, definition_id)
-    return JSONResponse({"deleted": definition_id})
-
-
-async def execute_definition(request: Request) -> JSONResponse:
-    orchestrator = runtime_of(request).orchestrator
-    job_id = await asyncio.to_thread(orchestrator.execute, request.path_params["id"])
-    return JSONResponse({"job_id": job_id}, status_code=202)
-
-
-async def list_jobs(request: Request) -> JSONResponse:
-    models = runtime_of(request).models
-    Job = models.Job
-    query = Job.select()
-    status_param(request)
-    for name in ("status", "type", "parent_id", "definition_id"):
-        value = request.query_params.get(name)
-        if value:
-            query = query.where(getattr(Job, name) == value)
+    """Installed plugins, their versions and actions, and why any was skipped.
+    ---
+    parameters: [{$ref: '#/components/parameters/limit'}, {$ref: '#/components/parameters/offset'}]
+    responses:
+      200: {description: one page of plugins, content: {application/json: {schema: {$ref: '#/components/schemas/PluginPage'}}}}
+      400: {$ref: '#/components/responses/BadRequest'}
+    """
     limit, offset = page_params(request)
-    total = query.count()
-    items = [job_dict(job) for job in query.order_by(Job.id.desc()).limit(limit).offset(offset)]
-    return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
+    listing = runtime_of(request).registry.listing()
+    return JSONResponse(page(listing[offset:offset + limit], len(listing), limit, offset))
 
 
-async def job(request: Request) -> JSONResponse:
+# ---------------------------------------------------------------------------------------------- credentials
+async def auth_list(request: Request) -> JSONResponse:
+    """Stored credentials: each auth id with the names (never the values) of its cookies and headers.
+    ---
+    parameters: [{$ref: '#/components/parameters/limit'}, {$ref: '#/components/parameters/offset'}]
+    responses:
+      200: {description: one page of credentials, content: {application/json: {schema: {$ref: '#/components/schemas/CredentialPage'}}}}
+      400: {$ref: '#/components/responses/BadRequest'}
+    """
+    limit, offset = page_params(request)
+    listing = await asyncio.to_thread(runtime_of(request).services.credentials.listing)
+    return JSONResponse(page(listing[offset:offset + limit], len(listing), limit, offset))
+
+
+AUTH_KEYS = ("id", "base_url", "cookies", "headers")
+
+
+async def auth_create(request: Request) -> JSONResponse:
+    """Store (or replace) the cookies and headers a crawl sends for an auth id.
+    ---
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema:
+            type: object
+            required: [id]
+            additionalProperties: false
+            properties:
+              id: {type: string, minLength: 1, maxLength: 200}
+              base_url: {type: string}
+              cookies: {type: object, nullable: true, additionalProperties: {type: string}}
+              headers: {type: object, nullable: true, additionalProperties: {type: string}}
+    responses:
+      201: {description: stored, content: {application/json: {schema: {type: object, properties: {id: {type: string}}}}}}
+      400: {$ref: '#/components/responses/BadRequest'}
+      413: {$ref: '#/components/responses/TooLarge'}
+    """
+    data = await json_object(request)
+    unknown = sorted(set(data) - set(AUTH_KEYS))
+    if unknown:
+        raise bad_input(f"unknown key {unknown[0]!r}; accepted: {', '.join(AUTH_KEYS)}", unknown[0], "body")
+    if not isinstance(data.get("id"), str):
+        raise bad_input("'id' (the auth id definitions refer to) is required, as text", "id", "body")
+    for key in ("cookies", "headers"):
+        if not isinstance(data.get(key, {}), dict | None):
+            raise bad_input(f"{key} is a JSON object of names to values", key, "body")
+    credentials = runtime_of(request).services.credentials
+    await asyncio.to_thread(credentials.save, data["id"], base_url=str(data.get("base_url") or ""),
+                            cookies=data.get("cookies") or {}, headers=data.get("headers") or {})
+    return JSONResponse({"id": data["id"]}, status_code=201)
+
+
+async def auth_delete(request: Request) -> JSONResponse:
+    """Forget the credentials of an auth id.
+    ---
+    responses:
+      200: {description: deleted, content: {application/json: {schema: {type: object, properties: {deleted: {type: string}}}}}}
+      404: {$ref: '#/components/responses/NotFound'}
+    """
+    await asyncio.to_thread(runtime_of(request).services.credentials.delete, request.path_params["id"])
+    return JSONResponse({"deleted": request.path_params["id"]})
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+async def list_jobs(request: Request) -> JSONResponse:
+    """List jobs, newest first, narrowed by any of status, type, parent and definition.
+    ---
+    parameters:
+      - {$ref: '#/components/parameters/status'}
+      - {name: type, in: query, description: "parent for executions, step, or a worker type", schema: {type: string, maxLength: 200}}
+      - {name: parent_id, in: query, description: the children of this job, schema: {type: string, maxLength: 200}}
+      - {name: definition_id, in: query, description: the jobs of this definition's executions, schema: {type: string, maxLength: 200}}
+      - name: before
+        in: query
+        description: the `next` of the previous page; pages by key, as fast on the last page as on the first
+        schema: {type: string, maxLength: 200}
+      - {$ref: '#/components/parameters/limit'}
+      - {$ref: '#/components/parameters/offset'}
+    responses:
+      200: {description: one page of jobs, content: {application/json: {schema: {$ref: '#/components/schemas/JobPage'}}}}
+      400: {$ref: '#/components/responses/BadRequest'}
+    """
+    where = JobFilter(status=status_param(request), type=text_param(request, "type"),
+                      parent_id=text_param(request, "parent_id"), definition_id=text_param(request, "definition_id"))
+    limit, offset = page_params(request)
+    jobs = runtime_of(request).services.jobs
+    items, total = await asyncio.to_thread(jobs.listing, where, limit=limit, offset=offset,
+                                           before=text_param(request, "before"))
+    cursor = items[-1].id if len(items) == limit else None
+    return JSONResponse(page([job_dict(job) for job in items], total, limit, offset, cursor))
+
+
+async def get_job(request: Request) -> JSONResponse:
+    """One job with its children's counts; a step job also with its action's figures.
+    ---
+    responses:
+      200: {description: the job, content: {application/json: {schema: {$ref: '#/components/schemas/Job'}}}}
+      404: {$ref: '#/components/responses/NotFound'}
+    """
     runtime = runtime_of(request)
-    job_id = request.path_params["id"]
-    if request.method == "DELETE":
-        removed = await asyncio.to_thread(runtime.services.jobs.delete, job_id)
-        return JSONResponse({"deleted": job_id, "jobs_removed": removed})
-    found = runtime.services.jobs.get(job_id)
+    found = await asyncio.to_thread(runtime.services.jobs.get, request.path_params["id"])
     data = job_dict(found)
-    if found.type == "step":
-        action = runtime.registry.actions.get(found.data.get("action", ""))
-        if action is not None:
-            data["stats"] = await asyncio.to_thread(action.manager.stats, runtime.services, found)
+    action = runtime.registry.actions.get(found.data.get("action", "")) if found.type == "step" else None
+    if action is not None:
+        data["stats"] = await asyncio.to_thread(action.manager.stats, runtime.services, found)
     return JSONResponse(data)
 
 
+async def delete_job(request: Request) -> JSONResponse:
+    """Delete a finished job with its descendants and their logs.
+    ---
+    responses:
+      200:
+        description: deleted
+        content:
+          application/json:
+            schema: {type: object, properties: {deleted: {type: string}, jobs_removed: {type: integer}}}
+      404: {$ref: '#/components/responses/NotFound'}
+      409: {description: the job is still pending or running (cancel it first), content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+    """
+    job_id = request.path_params["id"]
+    removed = await asyncio.to_thread(runtime_of(request).services.jobs.delete, job_id)
+    return JSONResponse({"deleted": job_id, "jobs_removed": removed})
+
+
 async def job_logs(request: Request) -> JSONResponse:
+    """A job's log lines, oldest first; tail it by passing the last `next` back as `after_id`.
+    ---
+    parameters:
+      - {name: after_id, in: query, description: only lines after this one, schema: {type: integer, minimum: 0, maximum: 4611686018427387904, default: 0}}
+      - name: level
+        in: query
+        description: "this level and the more severe ones (empty: all)"
+        schema: {type: string, enum: ['', debug, info, warn, warning, error]}
+      - name: include_children
+        in: query
+        description: "also the lines of the jobs below it"
+        schema: {type: string, enum: ['', '0', '1', 'false', 'true', 'no', 'yes'], default: '0'}
+      - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 5000, default: 500}}
+    responses:
+      200: {description: "lines and how many match in all (offset is always 0)", content: {application/json: {schema: {$ref: '#/components/schemas/JobLogPage'}}}}
+      400: {$ref: '#/components/responses/BadRequest'}
+      404: {$ref: '#/components/responses/NotFound'}
+    """
     services = runtime_of(request).services
     job_id = request.path_params["id"]
-    services.jobs.get(job_id)
-    ids = [job_id]
-    if request.query_params.get("include_children") in ("1", "true", "yes"):
-        Job = services.models.Job
-        ids += [row.id for row in Job.select(Job.id).where(Job.root_id == job_id, Job.id != job_id)]
-    lines = await asyncio.to_thread(services.logs.read, ids, after_id=int_param(request, "after_id", 0, high=2**62),
-                                    level=request.query_params.get("level"),
-                                    limit=int_param(request, "limit", 500, low=1, high=5000))
-    return JSONResponse({"items": lines})
+    descendants = bool_param(request, "include_children")
+    level = choice_param(request, "level", (*LEVELS, "warning"))
+    after_id = int_param(request, "after_id", 0, high=2**62)
+    limit = int_param(request, "limit", 500, low=1, high=5000)
+    await asyncio.to_thread(services.jobs.get, job_id)
+    lines = await asyncio.to_thread(services.logs.read, [job_id], after_id=after_id, level=level, limit=limit,
+                                    descendants=descendants)
+    total = await asyncio.to_thread(services.jobs.count_logs, job_id, descendants=descendants, level=level)
+    return JSONResponse(page(lines, total, limit, 0, lines[-1]["id"] if lines else after_id))
 
 
 async def job_children(request: Request) -> JSONResponse:
+    """A job's direct children, oldest first.
+    ---
+    parameters:
+      - {$ref: '#/components/parameters/status'}
+      - {$ref: '#/components/parameters/limit'}
+      - {$ref: '#/components/parameters/offset'}
+    responses:
+      200: {description: one page of children, content: {application/json: {schema: {$ref: '#/components/schemas/JobPage'}}}}
+      400: {$ref: '#/components/responses/BadRequest'}
+      404: {$ref: '#/components/responses/NotFound'}
+    """
     jobs = runtime_of(request).services.jobs
-    job_id = request.path_params["id"]
-    parent = jobs.get(job_id)
+    status = status_param(request)
     limit, offset = page_params(request)
-    items = jobs.children(job_id, status=status_param(request), limit=limit, offset=offset)
-    return JSONResponse({"items": [job_dict(j) for j in items], "total": jobs.counts(parent.id).total,
-                         "limit": limit, "offset": offset})
+    parent = await asyncio.to_thread(jobs.get, request.path_params["id"])
+    items = await asyncio.to_thread(jobs.children, parent.id, status=status, limit=limit, offset=offset)
+    counts = Counts.of(parent).as_dict()
+    return JSONResponse(page([job_dict(j) for j in items], counts[status or "total"], limit, offset))
 
 
 async def cancel_job(request: Request) -> JSONResponse:
+    """Cancel a job and its unfinished descendants; running ones stop within 2 s.
+    ---
+    responses:
+      200:
+        description: cancelled
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                job_id: {type: string}
+                status: {type: string, enum: [cancelled]}
+                signalled: {type: integer, description: running jobs told to stop}
+      404: {$ref: '#/components/responses/NotFound'}
+      409: {description: the job is already finished, content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+    """
     orchestrator = runtime_of(request).orchestrator
     running = await asyncio.to_thread(orchestrator.cancel, request.path_params["id"])
     return JSONResponse({"job_id": request.path_params["id"], "status": "cancelled", "signalled": len(running)})
 
 
 async def rerun_job(request: Request) -> JSONResponse:
+    """Start a fresh execution of the definition that produced a job.
+    ---
+    responses:
+      202: {description: started, content: {application/json: {schema: {$ref: '#/components/schemas/JobAccepted'}}}}
+      400: {description: the definition no longer validates, content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+      404: {$ref: '#/components/responses/NotFound'}
+      409: {description: the definition is disabled, content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+    """
     orchestrator = runtime_of(request).orchestrator
     job_id = await asyncio.to_thread(orchestrator.rerun, request.path_params["id"])
     return JSONResponse({"job_id": job_id}, status_code=202)
 
 
-QUICK_CRAWL_KEYS = {"url", "max_depth", "max_pages", "include_patterns", "exclude_patterns", "auth_id"}
-
-
-async def quick_crawl(request: Request) -> JSONResponse:
-    """Crawl one site now: ``{"url", "max_depth", "max_pages", "include_patterns", "exclude_patterns", "auth_id"}``."""
-    runtime = runtime_of(request)
-    data = await json_object(request)
-    unknown = sorted(set(data) - QUICK_CRAWL_KEYS)
-    if unknown:
-        raise DefinitionError(f"unknown keys {unknown}; accepted: {sorted(QUICK_CRAWL_KEYS)}",
-                              detail=[{"path": key, "message": "unknown key"} for key in unknown])
-    if not isinstance(data.get("url"), str):
-        raise DefinitionError("'url' (the page to start from) is required",
-                              detail=[{"path": "url", "message": "required"}])
-    config = {"start_urls": [data["url"]], **{k: v for k, v in data.items() if k not in ("url", "auth_id")}}
-    if data.get("auth_id"):
-        config["auth_id"] = data["auth_id"]
-    definition = validate_definition(
-        {"id": "quick-crawl", "name": f"Quick crawl of {data['url']}"[:200],
-         "steps": [{"name": "crawl", "action": "crawl", "config": config}]},
-        runtime.registry, origin="quick crawl")
-    job_id = await asyncio.to_thread(runtime.orchestrator.execute, definition, trigger="quick crawl")
-    return JSONResponse({"job_id": job_id}, status_code=202)
-
-
-async def auth_list(request: Request) -> JSONResponse:
-    return JSONResponse({"items": runtime_of(request).services.credentials.listing()})
-
-
-async def auth_create(request: Request) -> JSONResponse:
-    data = await json_object(request)
-    unknown = sorted(set(data) - {"id", "base_url", "cookies", "headers"})
-    if unknown or not isinstance(data.get("id"), str):
-        raise QuaeroError("give {\"id\", \"base_url\", \"cookies\": {...}, \"headers\": {...}}"
-                          + (f"; unknown keys {unknown}" if unknown else ""))
-    cookies, headers = data.get("cookies") or {}, data.get("headers") or {}
-    if not isinstance(cookies, dict) or not isinstance(headers, dict):
-        raise QuaeroError("cookies and headers are JSON objects of names to values")
-    runtime_of(request).services.credentials.save(data["id"], base_url=str(data.get("base_url") or ""),
-                                                cookies=cookies, headers=headers)
-    return JSONResponse({"id": data["id"]}, status_code=201)
-
-
-async def auth_delete(request: Request) -> JSONResponse:
-    runtime_of(request).services.credentials.delete(request.path_params["id"])
-    return JSONResponse({"deleted": request.path_params["id"]})
-
-
-async def queue_stats(request: Request) -> JSONResponse:
-    broker = runtime_of(request).broker
-    stats = broker.queue_stats() if hasattr(broker, "queue_stats") else {}
-    return JSONResponse({"queues": stats})
-
-
+# ---------------------------------------------------------------------------------------------- events
 async def events_ws(websocket: WebSocket) -> None:
-    """Stream events as JSON; ``?types=a,b`` and ``?job_id=`` narrow what a client gets."""
+    """Stream events as JSON; ``?types=a,b`` narrows what a client gets."""
     runtime = runtime_of(websocket)
     types = [t for t in websocket.query_params.get("types", "").split(",") if t]
     unknown = set(types) - set(EVENT_TYPES)
@@ -243,23 +318,19 @@ async def events_ws(websocket: WebSocket) -> None:
 
 
 routes = [
-    Route("/api/health", health),
-    Route("/api/plugins", plugins),
-    Route("/api/jobs/definitions", list_definitions, methods=["GET"]),
-    Route("/api/jobs/definitions", create_definition, methods=["POST"]),
-    Route("/api/jobs/definitions/validate", check_definition, methods=["POST"]),
-    Route("/api/jobs/definitions/{id}", definition, methods=["GET", "PUT", "DELETE"]),
-    Route("/api/jobs/definitions/{id}/execute", execute_definition, methods=["POST"]),
-    Route("/api/jobs/quick-crawl", quick_crawl, methods=["POST"]),
+    Route("/api/health", health, methods=["GET"]),
+    Route("/api/plugins", plugins, methods=["GET"]),
+    *api_definitions.routes,
     Route("/api/auth", auth_list, methods=["GET"]),
     Route("/api/auth", auth_create, methods=["POST"]),
     Route("/api/auth/{id}", auth_delete, methods=["DELETE"]),
-    Route("/api/jobs", list_jobs),
-    Route("/api/jobs/{id}", job, methods=["GET", "DELETE"]),
-    Route("/api/jobs/{id}/logs", job_logs),
-    Route("/api/jobs/{id}/children", job_children),
+    Route("/api/jobs", list_jobs, methods=["GET"]),
+    Route("/api/jobs/{id}", get_job, methods=["GET"]),
+    Route("/api/jobs/{id}", delete_job, methods=["DELETE"]),
+    Route("/api/jobs/{id}/logs", job_logs, methods=["GET"]),
+    Route("/api/jobs/{id}/children", job_children, methods=["GET"]),
     Route("/api/jobs/{id}/cancel", cancel_job, methods=["POST"]),
     Route("/api/jobs/{id}/rerun", rerun_job, methods=["POST"]),
-    Route("/api/queue/stats", queue_stats),
+    *api_queue.routes,
     WebSocketRoute("/ws", events_ws),
 ]

@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from quaero.errors import QuaeroError
 from quaero.runtime import Runtime
 from quaero.settings import Settings
-from quaero.web import api, api_documents, live, pages
+from quaero.web import api, api_documents, live, metrics, openapi, pages
 from quaero.web.render import ENV, STATIC, layout
 from quaero.web.security import SecurityMiddleware, is_page
 
@@ -86,7 +86,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
             if owned:
                 await asyncio.to_thread(app.state.runtime.stop)
 
-    routes = [*api.routes, *api_documents.routes, *pages.routes, *live.routes,
+    routes = [*api.routes, *metrics.routes, *openapi.routes, *api_documents.routes, *pages.routes, *live.routes,
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(SecurityMiddleware, access_token=settings.access_token)],

@@ -1,0 +1,114 @@
+"""Dead letters: the messages of jobs that failed for good, listed, run again or thrown away.
+
+A job's message is dead-lettered when the job failed after its last retry. Running it again takes two
+writes in this order: the job back to ``pending`` (the processor ignores a message whose job is finished),
+then the message back on its queue. Were the message first, a worker could take it before the job was
+reset and drop it; if the second write fails, the monitor finds the pending job without a message and
+enqueues it again. Only a broker that can list its dead letters (the embedded SQLite broker) supports
+this; :attr:`DeadLetters.supported` tells.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quaero.errors import Conflict, NotFound
+from quaero.events import iso
+from quaero.services import Services
+
+_SCAN = 500  # dead letters read per query while looking for one by id
+RERUNNABLE = ("failed", "cancelled", "pending")
+BROKER_METHODS = ("dead_letters", "requeue_dead", "delete_dead", "queue_stats")
+
+
+class DeadLetters:
+    """The dead letters of the queue, each with the job it would run."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.broker: Any = services.broker
+
+    @property
+    def supported(self) -> bool:
+        return all(hasattr(self.broker, name) for name in BROKER_METHODS)
+
+    def page(self, *, queue: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Dead letters newest first, each with its job's status and error, and how many there are."""
+        letters = self.broker.dead_letters(queue, limit=limit, offset=offset)
+        stats = self.broker.queue_stats()
+        total = sum(entry["dead"] for name, entry in stats.items() if queue is None or name == queue)
+        return self._with_jobs(letters), total
+
+    def requeue(self, letter_id: int) -> dict[str, Any]:
+        """Run a dead letter's job again; :class:`Conflict` when its job is gone, running or completed."""
+        letter = self._find(letter_id)
+        job_id = self._rerunnable_job(letter)
+        self.services.jobs.reset_for_rerun(job_id)
+        self.broker.requeue_dead([letter_id])
+        self.services.logs.write(job_id, "info", f"requeued from the dead letters (message {letter_id})")
+        return {"id": letter_id, "job_id": job_id, "status": self.services.jobs.get(job_id).status}
+
+    def delete(self, letter_id: int) -> None:
+        """Throw a dead letter away (its job stays as it is)."""
+        if not self.broker.delete_dead([letter_id]):
+            raise NotFound(f"dead letter {letter_id} not found")
+
+    def requeue_all(self, *, queue: str | None = None) -> dict[str, int]:
+        """Run again every dead letter whose job can run again; the others stay where they are."""
+        requeued, skipped = [], 0
+        for letter in self._all(queue):
+            try:
+                job_id = self._rerunnable_job(letter)
+            except Conflict:
+                skipped += 1
+                continue
+            self.services.jobs.reset_for_rerun(job_id)
+            requeued.append(letter["id"])
+        moved = self.broker.requeue_dead(requeued) if requeued else 0
+        return {"requeued": moved, "skipped": skipped}
+
+    def delete_all(self, *, queue: str | None = None) -> int:
+        """Throw every dead letter (of one queue) away; returns how many."""
+        ids = [letter["id"] for letter in self._all(queue)]
+        return self.broker.delete_dead(ids) if ids else 0
+
+    # ------------------------------------------------------------------ internals
+    def _find(self, letter_id: int) -> dict[str, Any]:
+        offset = 0
+        while batch := self.broker.dead_letters(limit=_SCAN, offset=offset):
+            for letter in batch:
+                if letter["id"] == letter_id:
+                    return letter
+            offset += _SCAN
+        raise NotFound(f"dead letter {letter_id} not found")
+
+    def _all(self, queue: str | None) -> list[dict[str, Any]]:
+        letters: list[dict[str, Any]] = []
+        while batch := self.broker.dead_letters(queue, limit=_SCAN, offset=len(letters)):
+            letters += batch
+        return letters
+
+    def _rerunnable_job(self, letter: dict[str, Any]) -> str:
+        job_id = letter["message_id"]  # a job's message carries the job's id (Services.enqueue)
+        job = self.services.jobs.find(job_id)
+        if job is None:
+            raise Conflict(f"the job {job_id} of dead letter {letter['id']} no longer exists; delete the letter")
+        if job.status not in RERUNNABLE:
+            raise Conflict(f"the job {job_id} of dead letter {letter['id']} is {job.status}; nothing to run again")
+        return job_id
+
+    def _with_jobs(self, letters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        Job = self.services.models.Job
+        ids = [letter["message_id"] for letter in letters]
+        jobs = {job.id: job for job in Job.select(Job.id, Job.status, Job.error_message).where(Job.id.in_(ids))}
+        return [_letter_dict(letter, jobs.get(letter["message_id"])) for letter in letters]
+
+
+def _letter_dict(letter: dict[str, Any], job: Any) -> dict[str, Any]:
+    """A dead letter as JSON-ready data: times in ISO 8601, the job's id, status and error beside it."""
+    return {
+        "id": letter["id"], "queue": letter["queue"], "actor_name": letter["actor_name"], "args": letter["args"], "received": letter["received"],
+        "enqueued_at": iso(letter["enqueued_at"] / 1000), "dead_at": iso(letter["dead_at"] / 1000),
+        "job_id": letter["message_id"], "job_status": job.status if job else None,
+        "job_error": job.error_message if job else None,
+    }

@@ -1,0 +1,401 @@
+"""The OpenAPI 3.0 document of the API, generated from the views' docstrings.
+
+An endpoint's docstring is a one-line summary, ``---``, then its OpenAPI operation object in YAML
+(parameters, requestBody, responses): Starlette's ``SchemaGenerator`` convention. The schemas that
+operations share (Job, JobLog, Definition, Error, the pages of every list, the events) are written once
+below and referenced as ``#/components/...``. A view without the YAML part is left out of the document,
+which the tests catch. OpenAPI 3.0 has no WebSockets: ``/ws`` and its messages are described under
+``x-websocket``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from starlette.schemas import BaseSchemaGenerator, EndpointInfo
+
+from quaero import __version__
+from quaero.events import EVENT_TYPES
+
+OPENAPI_VERSION = "3.0.3"
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+DESCRIPTION = """\
+The JSON API of Quaero. Every list answers `{"items", "total", "limit", "offset", "next"}`; every error
+answers `{"error", "detail"}` with its status code, where `detail` lists the bad fields as
+`{"path", "message"}`. When the server has an access token, send it as `Authorization: Bearer <token>`.
+
+Live events: a WebSocket at `/ws` (see `x-websocket`) sends each event as JSON `{"type", "payload"}`;
+`?types=job_progress,job_log` keeps only those types and `?job_id=` only the events of one job and its
+descendants. A client too slow for the stream is sent `{"type": "events_dropped", "payload": {"count"}}`.
+"""
+
+COMPONENTS = """
+parameters:
+  limit:
+    {name: limit, in: query, description: items per page, schema: {type: integer, minimum: 1, maximum: 1000, default: 50}}
+  offset:
+    {name: offset, in: query, description: items to skip, schema: {type: integer, minimum: 0, maximum: 10000000, default: 0}}
+  status:
+    name: status
+    in: query
+    description: "only jobs in this status (empty: any)"
+    schema: {type: string, enum: ['', pending, running, completed, failed, cancelled]}
+responses:
+  BadRequest:
+    description: a parameter or body field is invalid; `detail` names it
+    content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
+  NotFound:
+    description: no such object
+    content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
+  Conflict:
+    description: the request clashes with the object's current state
+    content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
+  TooLarge:
+    description: the body is larger than 1,000,000 bytes
+    content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
+  NotImplemented:
+    description: the configured queue backend cannot list its dead letters (only the embedded SQLite one can)
+    content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
+schemas:
+  Error:
+    type: object
+    required: [error, detail]
+    properties:
+      error: {type: string, description: "what went wrong, for a person to act on"}
+      detail:
+        description: >-
+          null, a text, or a list of `{"path", "message"}` naming each bad field (with `in`: query, path or
+          body, or with `line` and `column` in a job definition)
+        nullable: true
+  JobStatus:
+    type: string
+    enum: [pending, running, completed, failed, cancelled]
+  JobCounts:
+    type: object
+    description: a parent's direct children by status
+    properties:
+      total: {type: integer}
+      pending: {type: integer}
+      running: {type: integer}
+      completed: {type: integer}
+      failed: {type: integer}
+      cancelled: {type: integer}
+  Job:
+    type: object
+    required: [id, type, name, status, created_at]
+    properties:
+      id: {type: string}
+      parent_id: {type: string, nullable: true}
+      root_id: {type: string, nullable: true, description: the execution (root job) this job belongs to}
+      definition_id: {type: string, nullable: true}
+      type: {type: string, description: "parent (an execution), step, or a child's worker type such as crawler_url"}
+      name: {type: string}
+      phase: {type: string, description: orchestration (executions and steps) or execution (child jobs)}
+      status: {$ref: '#/components/schemas/JobStatus'}
+      error_message: {type: string, nullable: true}
+      progress_current: {type: integer}
+      progress_total: {type: integer}
+      depth: {type: integer}
+      attempts: {type: integer}
+      discovered_by: {type: string, nullable: true, description: the job whose work found this one}
+      result_count: {type: integer}
+      counts: {$ref: '#/components/schemas/JobCounts'}
+      progress_text: {type: string, description: "the seed's text, e.g. '3 pending, 1 running, 6 completed, 0 failed'"}
+      payload: {type: object, description: "the job's configuration and, for an execution, its definition and state"}
+      created_at: {type: string, format: date-time}
+      updated_at: {type: string, format: date-time}
+      started_at: {type: string, format: date-time, nullable: true}
+      finished_at: {type: string, format: date-time, nullable: true}
+      stats: {type: object, description: "only on one step job: its action's figures (a crawl's pages saved, skipped, ...)"}
+  JobLog:
+    type: object
+    required: [id, job_id, level, message, timestamp]
+    properties:
+      id: {type: integer, description: increasing; the cursor for tailing}
+      job_id: {type: string}
+      level: {type: string, enum: [debug, info, warn, error]}
+      message: {type: string}
+      timestamp: {type: string, format: date-time}
+  Definition:
+    type: object
+    required: [id, name, enabled, source]
+    properties:
+      id: {type: string}
+      name: {type: string}
+      description: {type: string}
+      enabled: {type: boolean}
+      schedule: {type: string, nullable: true, description: a cron expression}
+      origin: {type: string, description: "api, or file:<path> for a definition loaded from job-definitions/"}
+      source: {type: string, description: the definition as YAML}
+      created_at: {type: string, format: date-time}
+      updated_at: {type: string, format: date-time}
+      definition: {type: object, description: "the validated definition (on one definition, not in lists)"}
+  DefinitionInput:
+    type: object
+    description: >-
+      A job definition, as YAML text or as JSON (`Content-Type: application/json`); each step's `config`
+      is checked against its action's options, and an error names the step, the key, the line and column.
+    required: [name, steps]
+    properties:
+      id: {type: string, description: "default: the name, slugified"}
+      name: {type: string}
+      description: {type: string}
+      source_type: {type: string}
+      auth_id: {type: string}
+      tags: {type: array, items: {type: string}}
+      enabled: {type: boolean}
+      schedule: {type: string, description: "cron, 5 or 6 fields"}
+      timeout: {description: "seconds, or a duration such as 2h", oneOf: [{type: number}, {type: string}]}
+      error_tolerance:
+        type: object
+        properties:
+          max_child_failures: {type: integer, minimum: 0}
+          failure_action: {type: string, enum: [fail, continue]}
+      steps:
+        type: array
+        minItems: 1
+        items:
+          type: object
+          required: [name, action]
+          properties:
+            name: {type: string}
+            action: {type: string, description: the action (plugin) that runs the step}
+            config: {type: object}
+            on_error: {type: string, enum: [fail, continue, retry]}
+            max_retries: {type: integer, minimum: 0, maximum: 100}
+  Plugin:
+    type: object
+    properties:
+      name: {type: string}
+      version: {type: string, nullable: true}
+      source: {type: string}
+      actions: {type: array, items: {type: string}}
+      error: {type: string, nullable: true, description: why the plugin was skipped}
+  Credential:
+    type: object
+    description: the names of what an auth id holds; values never leave the server
+    properties:
+      id: {type: string}
+      base_url: {type: string}
+      cookies: {type: array, items: {type: string}}
+      headers: {type: array, items: {type: string}}
+      created_at: {type: string, format: date-time}
+  DeadLetter:
+    type: object
+    description: the message of a job that failed after its last retry
+    properties:
+      id: {type: integer}
+      queue: {type: string}
+      actor_name: {type: string, nullable: true}
+      args: {type: array, nullable: true, items: {}}
+      received: {type: integer, description: deliveries}
+      enqueued_at: {type: string, format: date-time}
+      dead_at: {type: string, format: date-time}
+      job_id: {type: string}
+      job_status: {allOf: [{$ref: '#/components/schemas/JobStatus'}], nullable: true, description: null when the job was deleted}
+      job_error: {type: string, nullable: true}
+  QueueCounts:
+    type: object
+    properties:
+      ready: {type: integer}
+      delayed: {type: integer}
+      in_flight: {type: integer}
+      dead: {type: integer}
+  JobAccepted:
+    type: object
+    required: [job_id]
+    properties:
+      job_id: {type: string, description: the root job of the new execution}
+  Event:
+    type: object
+    description: one message of the `/ws` stream
+    required: [type, payload]
+    properties:
+      type: {type: string, enum: [job_progress, task_progress, job_log, job_status_change, result_saved, job_spawn, events_dropped, error]}
+      payload: {type: object}
+  JobProgressEvent:
+    type: object
+    properties:
+      job_id: {type: string}
+      status: {$ref: '#/components/schemas/JobStatus'}
+      total_subtasks: {type: integer}
+      pending_subtasks: {type: integer}
+      running_subtasks: {type: integer}
+      completed_subtasks: {type: integer}
+      failed_subtasks: {type: integer}
+      cancelled_subtasks: {type: integer}
+      progress_text: {type: string}
+      result_count: {type: integer}
+      timestamp: {type: string, format: date-time}
+  TaskProgressEvent:
+    type: object
+    properties:
+      job_id: {type: string}
+      parent_id: {type: string}
+      status: {$ref: '#/components/schemas/JobStatus'}
+      job_type: {type: string}
+      current_item: {type: string}
+      current_activity: {type: string}
+      depth: {type: integer}
+      timestamp: {type: string, format: date-time}
+  JobLogEvent:
+    type: object
+    properties:
+      job_id: {type: string}
+      level: {type: string}
+      message: {type: string}
+      timestamp: {type: string, format: date-time}
+      metadata: {type: object}
+  JobStatusChangeEvent:
+    type: object
+    properties:
+      job_id: {type: string}
+      parent_id: {type: string, nullable: true}
+      status: {$ref: '#/components/schemas/JobStatus'}
+      previous_status: {type: string}
+      job_type: {type: string}
+      timestamp: {type: string, format: date-time}
+  ResultSavedEvent:
+    type: object
+    properties:
+      result_id: {type: string}
+      job_id: {type: string}
+      parent_job_id: {type: string}
+      title: {type: string}
+      item_reference: {type: string}
+      timestamp: {type: string, format: date-time}
+  JobSpawnEvent:
+    type: object
+    properties:
+      parent_job_id: {type: string}
+      discovered_by: {type: string}
+      child_job_id: {type: string}
+      job_type: {type: string}
+      item_reference: {type: string}
+      depth: {type: integer}
+      timestamp: {type: string, format: date-time}
+"""
+
+# Each list's page: the item schema and what its ``next`` cursor is.
+PAGES = {
+    "JobPage": ("Job", {"type": "string", "nullable": True,
+                        "description": "pass as `before` for the following page; null on the last one"}),
+    "JobLogPage": ("JobLog", {"type": "integer", "nullable": True,
+                              "description": "pass as `after_id` for the following lines (always set: tail with it)"}),
+    "DefinitionPage": ("Definition", None),
+    "PluginPage": ("Plugin", None),
+    "CredentialPage": ("Credential", None),
+    "DeadLetterPage": ("DeadLetter", None),
+}
+EVENT_SCHEMAS = {"job_progress": "JobProgressEvent", "task_progress": "TaskProgressEvent", "job_log": "JobLogEvent",
+                 "job_status_change": "JobStatusChangeEvent", "result_saved": "ResultSavedEvent",
+                 "job_spawn": "JobSpawnEvent"}
+
+
+def page_schema(item: str, cursor: dict[str, Any] | None) -> dict[str, Any]:
+    """The page of a list: ``{"items", "total", "limit", "offset", "next"}``."""
+    return {
+        "type": "object", "required": ["items", "total", "limit", "offset", "next"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+            "total": {"type": "integer", "minimum": 0, "description": "how many match in all"},
+            "limit": {"type": "integer"}, "offset": {"type": "integer"},
+            "next": cursor or {"type": "string", "nullable": True, "description": "always null: pages by offset"},
+        },
+    }
+
+
+@functools.cache
+def components() -> dict[str, Any]:
+    """The shared parameters, responses and schemas (parsed once)."""
+    parsed = yaml.safe_load(COMPONENTS)
+    parsed["schemas"].update({name: page_schema(item, cursor) for name, (item, cursor) in PAGES.items()})
+    return parsed
+
+
+def websocket_description() -> dict[str, Any]:
+    """``/ws`` as an ``x-websocket`` extension: its query parameters and the payload of each event type."""
+    return {"/ws": {
+        "summary": "Live events as JSON {\"type\", \"payload\"}",
+        "parameters": [
+            {"name": "types", "in": "query", "schema": {"type": "string"},
+             "description": f"comma-separated event types to keep, of: {', '.join(EVENT_TYPES)}"},
+            {"name": "job_id", "in": "query", "schema": {"type": "string"},
+             "description": "only the events of this job and its descendants"},
+            {"name": "batch", "in": "query", "schema": {"type": "boolean"},
+             "description": "1: each frame is a JSON array of the events waiting, for thousands a second"},
+        ],
+        "message": {"$ref": "#/components/schemas/Event"},
+        "payloads": {name: {"$ref": f"#/components/schemas/{schema}"} for name, schema in EVENT_SCHEMAS.items()},
+    }}
+
+
+def is_documented(path: str) -> bool:
+    """Whether a path belongs in the document: the JSON API and the metrics, not the HTML pages."""
+    return path.startswith("/api/") or path == "/metrics"
+
+
+@functools.cache
+def docstring_operation(func: Callable[..., Any]) -> tuple[str, dict[str, Any] | None]:
+    """A view's summary line and the YAML after its ``---`` (parsed once per view; never mutated)."""
+    summary, marker, spec = (inspect.getdoc(func) or "").partition("---")
+    parsed = yaml.safe_load(spec) if marker else None
+    first_line = summary.strip().splitlines()[0] if summary.strip() else func.__name__
+    return first_line, parsed if isinstance(parsed, dict) else None
+
+
+def operation(endpoint: EndpointInfo) -> dict[str, Any] | None:
+    """The operation an endpoint's docstring describes, or ``None`` when it has no YAML part.
+
+    Adds what the path already says: the summary, an operationId, and the path parameters not declared.
+    """
+    summary, parsed = docstring_operation(endpoint.func)
+    if parsed is None:
+        return None
+    declared = {p.get("name") for p in parsed.get("parameters", []) if p.get("in") == "path"}
+    path_params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                   for name in _PATH_PARAM.findall(endpoint.path) if name not in declared]
+    return {"summary": summary, "operationId": endpoint.func.__name__, **parsed,
+            "parameters": [*path_params, *parsed.get("parameters", [])],
+            "responses": {str(code): response for code, response in parsed.get("responses", {}).items()}}
+
+
+class DocstringSchemas(BaseSchemaGenerator):
+    """Builds the document from the routes' docstrings."""
+
+    def get_schema(self, routes: list[BaseRoute]) -> dict[str, Any]:
+        paths: dict[str, dict[str, Any]] = {}
+        for endpoint in self.get_endpoints(routes):
+            described = operation(endpoint) if is_documented(endpoint.path) else None
+            if described is not None:
+                paths.setdefault(endpoint.path, {})[endpoint.http_method] = described
+        return {
+            "openapi": OPENAPI_VERSION,
+            "info": {"title": "Quaero", "version": __version__, "description": DESCRIPTION},
+            "paths": paths,
+            "components": components(),
+            "x-websocket": websocket_description(),
+        }
+
+
+async def openapi_document(request: Request) -> JSONResponse:
+    """This document: every endpoint of the API with its parameters, bodies and responses.
+    ---
+    responses:
+      200:
+        description: an OpenAPI 3.0 document
+        content: {application/json: {schema: {type: object}}}
+    """
+    return JSONResponse(DocstringSchemas().get_schema(request.app.routes))
+
+
+routes = [Route("/api/openapi.json", openapi_document, methods=["GET"])]
