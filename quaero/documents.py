@@ -134,10 +134,10 @@ class DocumentFilter:
             conditions.append("d.tags::jsonb @> jsonb_build_array(?::text)" if postgres
                               else "EXISTS (SELECT 1 FROM json_each(d.tags) WHERE json_each.value = ?)")
             params.append(tag)
-        for column, op, value in (("updated_at", ">=", self.after), ("updated_at", "<", self.before)):
-            if value is not None:
-                conditions.append(f"d.{column} {op} ?")
-                params.append(value)
+        for condition, moment in (("d.updated_at >= ?", self.after), ("d.updated_at < ?", self.before)):
+            if moment is not None:
+                conditions.append(condition)
+                params.append(moment)
         if self.job_id:
             conditions.append("d.job_id = ?")
             params.append(self.job_id)
