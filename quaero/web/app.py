@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from quaero.errors import QuaeroError
 from quaero.runtime import Runtime
 from quaero.settings import Settings
-from quaero.web import api, api_documents, live, metrics, openapi, pages
+from quaero.web import api, api_documents, live, metrics, openapi, pages, pages_documents, stream
 from quaero.web.render import ENV, STATIC, layout
 from quaero.web.security import SecurityMiddleware, is_page
 
@@ -86,8 +86,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
             if owned:
                 await asyncio.to_thread(app.state.runtime.stop)
 
-    routes = [*api.routes, *metrics.routes, *openapi.routes, *api_documents.routes, *pages.routes, *live.routes,
-              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    routes = [*stream.routes, *api.routes, *metrics.routes, *openapi.routes, *api_documents.routes, *pages.routes,
+              *pages_documents.routes, *live.routes, Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(SecurityMiddleware, access_token=settings.access_token)],
                     exception_handlers={QuaeroError: _quaero_error, HTTPException: _http_error,
