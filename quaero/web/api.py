@@ -3,21 +3,19 @@
 Each view's docstring is a summary line, ``---``, then its OpenAPI operation in YAML: the OpenAPI document
 (``quaero/web/openapi.py``) is generated from them, with the schemas they share written there. The
 definitions and the queue have modules of their own; :data:`routes` gathers them, definitions before
-``/api/jobs/{id}`` so that the path is not taken for a job id.
+``/api/jobs/{id}`` so that the path is not taken for a job id. The event stream (``/ws``, ``/api/events``)
+is ``quaero/web/stream.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.routing import Route
 
 from quaero import __version__
-from quaero.events import EVENT_TYPES, Event
 from quaero.joblogs import LEVELS
 from quaero.jobs import Counts, JobFilter
 from quaero.views import job_dict, page
@@ -27,7 +25,6 @@ from quaero.web.http import (bad_input, bool_param, choice_param, int_param, jso
                              status_param, text_param)
 
 __all__ = ["routes", "dead_letter_delete", "dead_letter_requeue"]  # the last two: for the queue page
-WS_QUEUE_LIMIT = 1000
 
 
 # ---------------------------------------------------------------------------------------------- service
@@ -280,43 +277,6 @@ async def rerun_job(request: Request) -> JSONResponse:
     return JSONResponse({"job_id": job_id}, status_code=202)
 
 
-# ---------------------------------------------------------------------------------------------- events
-async def events_ws(websocket: WebSocket) -> None:
-    """Stream events as JSON; ``?types=a,b`` narrows what a client gets."""
-    runtime = runtime_of(websocket)
-    types = [t for t in websocket.query_params.get("types", "").split(",") if t]
-    unknown = set(types) - set(EVENT_TYPES)
-    await websocket.accept()
-    if unknown:
-        await websocket.send_json({"type": "error", "payload": {"error": f"unknown event types: {sorted(unknown)}",
-                                                                 "known": list(EVENT_TYPES)}})
-        await websocket.close(code=1008)
-        return
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Event] = asyncio.Queue(WS_QUEUE_LIMIT)
-    dropped = 0
-
-    def put(event: Event) -> None:
-        nonlocal dropped
-        try:
-            queue.put_nowait(event)
-        except asyncio.QueueFull:
-            dropped += 1  # a slow client never slows the workers: it is told what it missed
-
-    unsubscribe = runtime.bus.subscribe(lambda e: loop.call_soon_threadsafe(put, e), types or None)
-    try:
-        while True:
-            event = await queue.get()
-            if dropped:
-                missed, dropped = dropped, 0
-                await websocket.send_text(json.dumps({"type": "events_dropped", "payload": {"count": missed}}))
-            await websocket.send_text(json.dumps(event.as_message()))
-    except (WebSocketDisconnect, RuntimeError):
-        pass
-    finally:
-        unsubscribe()
-
-
 routes = [
     Route("/api/health", health, methods=["GET"]),
     Route("/api/plugins", plugins, methods=["GET"]),
@@ -332,5 +292,4 @@ routes = [
     Route("/api/jobs/{id}/cancel", cancel_job, methods=["POST"]),
     Route("/api/jobs/{id}/rerun", rerun_job, methods=["POST"]),
     *api_queue.routes,
-    WebSocketRoute("/ws", events_ws),
 ]
