@@ -30,6 +30,7 @@ class DeadLetters:
 
     @property
     def supported(self) -> bool:
+        """Whether the broker can list, requeue and delete its dead letters."""
         return all(hasattr(self.broker, name) for name in BROKER_METHODS)
 
     def page(self, *, queue: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:

@@ -102,6 +102,7 @@ class JobFilter:
     definition_id: str | None = None
 
     def conditions(self, model: type[Job]) -> list[Any]:
+        """The filter as peewee expressions on ``model``'s columns."""
         return [getattr(model, name) == value for name in ("status", "type", "parent_id", "definition_id")
                 if (value := getattr(self, name)) is not None]
 

@@ -26,7 +26,7 @@ def job_dict(job: Job) -> dict[str, Any]:
     }
 
 
-def page(items: list[Any], total: int, limit: int, offset: int, next: Any = None) -> dict[str, Any]:
+def page(items: list[Any], total: int, limit: int, offset: int, cursor: Any = None) -> dict[str, Any]:
     """One page of a list, the same shape for every list: ``next`` is the cursor of the following page
     (``None`` on the last one, or where a list pages by offset only)."""
-    return {"items": items, "total": total, "limit": limit, "offset": offset, "next": next}
+    return {"items": items, "total": total, "limit": limit, "offset": offset, "next": cursor}

@@ -23,6 +23,7 @@ TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 
 def runtime_of(request: Request | WebSocket) -> Runtime:
+    """The runtime the app serves."""
     return request.app.state.runtime
 
 
@@ -32,6 +33,7 @@ def bad_input(message: str, path: str, where: str = "query") -> QuaeroError:
 
 
 def int_param(request: Request, name: str, default: int, *, low: int = 0, high: int = 10_000) -> int:
+    """A whole-number query parameter within ``low``..``high``; ``default`` when absent."""
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -61,6 +63,7 @@ def choice_param(request: Request, name: str, choices: tuple[str, ...]) -> str |
 
 
 def bool_param(request: Request, name: str) -> bool:
+    """A yes/no query parameter (1/0, true/false, yes/no); absent or empty is no."""
     value = (request.query_params.get(name) or "").lower()
     if value and value not in TRUE + FALSE:
         raise bad_input(f"query parameter {name!r} is true or false (1/0, yes/no), got {value[:50]!r}", name)

@@ -39,6 +39,7 @@ class QuaeroCollector(Collector):
         self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
+        """Every Quaero metric, read now."""
         yield from self._info()
         yield self._jobs()
         yield self._queue()

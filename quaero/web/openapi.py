@@ -373,6 +373,7 @@ class DocstringSchemas(BaseSchemaGenerator):
     """Builds the document from the routes' docstrings."""
 
     def get_schema(self, routes: list[BaseRoute]) -> dict[str, Any]:
+        """The whole document for ``routes``: the API's paths, the shared components, the WebSocket."""
         paths: dict[str, dict[str, Any]] = {}
         for endpoint in self.get_endpoints(routes):
             described = operation(endpoint) if is_documented(endpoint.path) else None
