@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from peewee import SQL, fn
+
 from quaero.db import Database
 from quaero.errors import Conflict, NotFound
 from quaero.events import JOB_STATUS_CHANGE, EventBus, iso
@@ -240,15 +242,21 @@ class JobManager:
         """
         Job_ = self.models.Job
         conditions = where.conditions(Job_)
+        if before is not None:
+            conditions.append(Job_.id < before)
         query = Job_.select().where(*conditions) if conditions else Job_.select()
-        page = query.where(Job_.id < before) if before is not None else query
-        items = list(page.order_by(Job_.id.desc()).limit(limit).offset(offset))
-        return items, self._total(where, query)
+        items = list(query.order_by(Job_.id.desc()).limit(limit).offset(offset))
+        return items, self._total(where)
 
-    def _total(self, where: JobFilter, query: Any) -> int:
-        """A parent's stored counts answer "its children (with this status)" without counting rows."""
+    def _total(self, where: JobFilter) -> int:
+        """How many jobs match: a parent's stored counts answer "its children (with this status)" without
+        counting rows, and a plain ``COUNT(*)`` (not peewee's wrapped count) lets SQLite count the smallest
+        index, or the rows of one index range."""
         if not where.children_only:
-            return query.count()
+            Job_ = self.models.Job
+            conditions = where.conditions(Job_)
+            counted = Job_.select(fn.COUNT(SQL("*")))
+            return (counted.where(*conditions) if conditions else counted).scalar()
         row = self.database.execute(f"SELECT {COUNT_COLUMNS} FROM jobs WHERE id = ?", (where.parent_id,)).fetchone()
         if row is None:
             return 0
