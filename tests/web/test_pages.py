@@ -6,7 +6,7 @@ import re
 
 import pytest
 from starlette.testclient import TestClient
-from support import execute, wait_done
+from support import execute, wait_done, wait_for
 
 from quaero.web.app import create_app
 from quaero.web.live import VIEWS, JobScope, _render
@@ -94,3 +94,21 @@ def test_job_scope_learns_descendants_from_events(runtime):
     assert child in scope and "child-1" in scope.ids
     assert Event("job_log", {"job_id": "child-1", "message": "x"}) in scope
     assert Event("job_status_change", {"job_id": "other", "parent_id": "elsewhere"}) not in scope
+
+
+FLAKY = "id: flaky\nname: Flaky\nsteps:\n  - {name: flaky, action: test_flaky, config: {count: 1, failures: 4}}\n"
+
+
+def test_queue_page_lists_dead_letters_and_requeues_them(client, runtime):
+    root_id = execute(runtime, FLAKY)
+    wait_done(runtime, root_id)
+    page = wait_for(lambda: (text := client.get("/queue").text).count("/requeue") == 1 and text, 10)
+    assert "fails on purpose" in page and "quaero.job.test_flaky" in page
+    letter_id = re.search(r'action="/queue/dead/(\d+)/requeue"', page).group(1)
+    child_id = re.search(r'href="/jobs/(job_[0-9a-f]+)" class="mono small"', page).group(1)
+    done = client.post(f"/queue/dead/{letter_id}/requeue", data={"csrf_token": _csrf(client, "/queue")},
+                       follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/queue?done=requeued"
+    wait_for(lambda: runtime.services.jobs.get(child_id).status == "completed", 20)
+    assert "No dead letters." in client.get("/queue").text
+    assert client.post(f"/queue/dead/{letter_id}/requeue", data={"csrf_token": _csrf(client)}).status_code == 404
