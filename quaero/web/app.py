@@ -32,14 +32,15 @@ HEADINGS = {400: "That did not work", 401: "Sign in first", 403: "Not allowed", 
             405: "Not allowed here", 409: "Not now", 413: "Too large", 500: "Something went wrong"}
 
 
-def _error(request: Request, status: int, message: str, detail: object = None) -> Response:
+def _error(request: Request, status: int, message: str, detail: object = None,
+           headers: dict[str, str] | None = None) -> Response:
     """JSON ``{"error", "detail"}`` for the API; an HTML page in the layout for the pages."""
     if is_page(request.url.path):
         html = ENV.get_template("error.html").render(layout(
             request, "", title=HEADINGS.get(status, "Error"), heading=HEADINGS.get(status, "Error"),
             message=message, detail=detail if isinstance(detail, list) else None))
-        return HTMLResponse(html, status_code=status)
-    return JSONResponse({"error": message, "detail": detail}, status_code=status)
+        return HTMLResponse(html, status_code=status, headers=headers)
+    return JSONResponse({"error": message, "detail": detail}, status_code=status, headers=headers)
 
 
 async def _quaero_error(request: Request, exc: Exception) -> Response:
@@ -50,7 +51,7 @@ async def _quaero_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return _error(request, exc.status_code, exc.detail)
+    return _error(request, exc.status_code, exc.detail, headers=exc.headers)  # e.g. a 405's Allow
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -26,7 +26,7 @@ from quaero.joblogs import LEVELS
 from quaero.models import JOB_STATUSES
 from quaero.runtime import Runtime
 from quaero.views import job_dict
-from quaero.web.http import read_body, runtime_of
+from quaero.web.http import int_path, read_body, runtime_of
 from quaero.web.render import Page, fragment, layout, page, url_maker
 from quaero.web.security import SESSION_COOKIE, session_value, token_matches
 
@@ -422,7 +422,7 @@ async def queue(request: Request) -> Response:
 
 async def dead_letter_action(request: Request) -> Response:
     letters = DeadLetters(runtime_of(request).services)
-    letter_id = request.path_params["id"]
+    letter_id = int_path(request, "id", "dead letter")
     if _known(request.path_params["action"], ("requeue", "delete")) == "requeue":
         await asyncio.to_thread(letters.requeue, letter_id)
         return _see("/queue", "requeued")
@@ -525,7 +525,7 @@ routes = [
     Route("/definitions/{id}/delete", definition_confirm_delete, methods=["GET"]),
     Route("/definitions/{id}/{action:str}", definition_action, methods=["POST"]),
     Route("/queue", queue),
-    Route("/queue/dead/{id:int}/{action:str}", dead_letter_action, methods=["POST"]),
+    Route("/queue/dead/{id}/{action:str}", dead_letter_action, methods=["POST"]),
     Route("/plugins", plugins),
     Route("/settings", settings_page),
     Route("/settings/credentials", credentials_create, methods=["POST"]),

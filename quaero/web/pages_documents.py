@@ -18,10 +18,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from quaero.documents import DocumentFilter, document_dict, parse_date
-from quaero.errors import NotFound, QueryError
+from quaero.errors import QueryError
 from quaero.runtime import Runtime
 from quaero.search import DocumentSearch
-from quaero.web.http import runtime_of
+from quaero.web.http import int_path, runtime_of
 from quaero.web.pages import PAGE_SIZE, _flash, _form, _offset, _see
 from quaero.web.render import Page, fragment, layout, page, url_maker
 from quaero.web.sanitize import markdown_html
@@ -121,9 +121,7 @@ async def search(request: Request) -> Response:
 
 async def document(request: Request) -> Response:
     runtime = runtime_of(request)
-    doc_id = request.path_params["id"]
-    if doc_id > 2**63 - 1:
-        raise NotFound(f"document {doc_id} not found")
+    doc_id = int_path(request, "id", "document")
     doc = await asyncio.to_thread(runtime.services.documents.get, doc_id)
     data = document_dict(doc)
     job = await asyncio.to_thread(runtime.services.jobs.find, doc.job_id) if doc.job_id else None
@@ -138,7 +136,7 @@ def _safe_link(ref: str) -> str | None:
 
 
 async def document_delete(request: Request) -> Response:
-    doc_id = request.path_params["id"]
+    doc_id = int_path(request, "id", "document")
     if request.method == "GET":
         doc = await asyncio.to_thread(runtime_of(request).services.documents.get, doc_id)
         return page("confirm.html", layout(
@@ -154,7 +152,7 @@ routes = [
     Route("/documents", documents),
     Route("/documents/delete", documents_confirm_delete, methods=["GET"]),
     Route("/documents/delete", documents_delete, methods=["POST"]),
-    Route("/documents/{id:int}", document),
-    Route("/documents/{id:int}/delete", document_delete, methods=["GET", "POST"]),
+    Route("/documents/{id}", document),
+    Route("/documents/{id}/delete", document_delete, methods=["GET", "POST"]),
     Route("/search", search),
 ]

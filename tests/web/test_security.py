@@ -98,4 +98,7 @@ def test_pages_answer_errors_as_pages_and_unknown_actions_as_404(client):
     assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
     assert "not found" in missing.text
     assert client.get("/jobs/x/explode").status_code == 404
+    assert client.get("/documents/" + "9" * 5000).status_code == 404  # no int conversion blows up
+    wrong_method = client.put("/api/jobs")
+    assert wrong_method.status_code == 405 and "GET" in wrong_method.headers["allow"]
     assert client.get("/api/jobs/no-such-job").json()["error"] == "job 'no-such-job' not found"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -70,7 +71,9 @@ def test_a_full_feed_drops_and_counts_instead_of_blocking(runtime):
         finally:
             feed.close()
 
-    dropped, events = asyncio.run(run())
+    # Its own thread and loop: the browser tests' Playwright keeps a loop running on the main thread.
+    with ThreadPoolExecutor(1) as pool:
+        dropped, events = pool.submit(asyncio.run, run()).result()
     assert dropped == 15 and [e.payload["message"] for e in events] == [str(i) for i in range(10)]
 
 
