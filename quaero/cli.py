@@ -107,8 +107,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     configure_logging(settings)
     app = create_app(settings)
+    # No per-message deflate: on a local network it costs more CPU than the bytes it saves (it was most
+    # of the event stream's cost in bench/web.py).
     uvicorn.run(app, host=settings.host, port=settings.port, ws="websockets-sansio", log_config=None,
-                lifespan="on")
+                lifespan="on", ws_per_message_deflate=False)
     return 0
 
 

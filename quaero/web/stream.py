@@ -2,7 +2,7 @@
 
 Both serve the seed's six events as ``{"type", "payload"}`` JSON, narrowed by ``types`` (a comma-separated
 list) and ``job_id`` (that job and its descendants). Each client gets an :class:`EventFeed`: a bounded
-queue filled from the publishing threads. A slow or stalled client never slows the workers or the other
+queue that the loop's :class:`FeedHub` fills from the publishing threads. A slow or stalled client never slows the workers or the other
 clients: when its queue is full, new events are dropped for it alone and counted, and the next thing it
 receives is ``{"type": "events_dropped", "payload": {"count": n}}``.
 
@@ -13,6 +13,7 @@ With ``batch=1`` a WebSocket frame carries a JSON array of every event waiting (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
@@ -32,52 +33,108 @@ from quaero.web.live import JobScope
 
 QUEUE_LIMIT = 10_000
 BATCH_MAX = 500
+HUB_LIMIT = 100_000
 
 
-class EventFeed:
-    """One client's filtered, bounded view of the event bus.
+class FeedHub:
+    """The one bus subscription of an event loop, fanning events out to that loop's feeds.
 
-    The bus calls :meth:`_put` on the publishing thread; it only appends to a deque under a lock and
-    wakes the client's task when the deque goes from empty to non-empty, so a busy stream costs one
-    cross-thread wake-up per batch, not per event.
+    The bus calls :meth:`_put` on the publishing thread (a worker, the monitor, the orchestrator). It only
+    appends to a deque and, when the deque was empty, asks the loop once to fan out: however many clients
+    listen, a burst of events costs one cross-thread wake-up, and the publisher never waits for a client.
     """
 
-    def __init__(self, runtime: Runtime, *, types: Iterable[str] | None = None, scope: JobScope | None = None,
-                 limit: int = QUEUE_LIMIT) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._queue: deque[Event] = deque()
+    def __init__(self, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._incoming: deque[Event] = deque()
         self._lock = threading.Lock()
-        self._wake = asyncio.Event()
-        self._limit = limit
-        self._scope = scope
-        self.dropped = 0
-        self._unsubscribe = runtime.bus.subscribe(self._put, list(types) if types else None)
+        self._scheduled = False
+        self._overflow = 0
+        self.feeds: set[EventFeed] = set()
+        self._unsubscribe = runtime.bus.subscribe(self._put)
 
     def _put(self, event: Event) -> None:
-        if self._scope is not None and event not in self._scope:
+        if not self.feeds:
             return
         with self._lock:
-            if len(self._queue) >= self._limit:
-                self.dropped += 1
+            if len(self._incoming) >= HUB_LIMIT:  # the loop itself is stalled: every feed misses this one
+                self._overflow += 1
                 return
-            self._queue.append(event)
-            first = len(self._queue) == 1
-        if first:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            self._incoming.append(event)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.loop.call_soon_threadsafe(self._fan_out)
 
-    async def get(self, most: int = 1) -> tuple[int, list[Event]]:
-        """Wait for events; return (how many were dropped since the last call, up to ``most`` events)."""
-        while True:
-            with self._lock:
-                if self._queue or self.dropped:
-                    events = [self._queue.popleft() for _ in range(min(most, len(self._queue)))]
-                    dropped, self.dropped = self.dropped, 0
-                    return dropped, events
-                self._wake.clear()
-            await self._wake.wait()
+    def _fan_out(self) -> None:
+        with self._lock:
+            events, self._incoming = self._incoming, deque()
+            overflow, self._overflow = self._overflow, 0
+            self._scheduled = False
+        for feed in list(self.feeds):
+            feed.offer(events, overflow)
+
+    def feed(self, *, types: Iterable[str] | None = None, scope: JobScope | None = None,
+             limit: int = QUEUE_LIMIT) -> EventFeed:
+        """A new client's feed (close it when the client leaves)."""
+        feed = EventFeed(self, frozenset(types) if types else None, scope, limit)
+        self.feeds.add(feed)
+        return feed
 
     def close(self) -> None:
         self._unsubscribe()
+
+
+def hub_of(connection: HTTPConnection) -> FeedHub:
+    """The app's hub for the running loop (made on first use; a new loop, as in tests, gets its own)."""
+    state = connection.app.state
+    loop = asyncio.get_running_loop()
+    hub = getattr(state, "feed_hub", None)
+    if hub is None or hub.loop is not loop:
+        if hub is not None:
+            hub.close()
+        hub = state.feed_hub = FeedHub(runtime_of(connection), loop)
+    return hub
+
+
+class EventFeed:
+    """One client's filtered, bounded queue of events; lives on the event loop (no locks)."""
+
+    def __init__(self, hub: FeedHub, types: frozenset[str] | None, scope: JobScope | None, limit: int) -> None:
+        self._hub = hub
+        self._types = types
+        self._scope = scope
+        self._limit = limit
+        self._queue: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self.dropped = 0
+
+    def offer(self, events: Iterable[Event], missed: int = 0) -> None:
+        """Take the events this client asked for; past the limit, count them instead."""
+        queue, types, scope = self._queue, self._types, self._scope
+        self.dropped += missed
+        for event in events:
+            if (types is not None and event.type not in types) or (scope is not None and event not in scope):
+                continue
+            if len(queue) >= self._limit:
+                self.dropped += 1
+            else:
+                queue.append(event)
+        if queue or self.dropped:
+            self._wake.set()
+
+    async def get(self, most: int = 1) -> tuple[int, list[Event]]:
+        """Wait for events; return (how many were dropped since the last call, up to ``most`` events)."""
+        while not self._queue and not self.dropped:
+            self._wake.clear()
+            await self._wake.wait()
+        queue = self._queue
+        events = [queue.popleft() for _ in range(min(most, len(queue)))]
+        dropped, self.dropped = self.dropped, 0
+        return dropped, events
+
+    def close(self) -> None:
+        self._hub.feeds.discard(self)
 
 
 def dropped_message(count: int) -> dict[str, Any]:
@@ -96,7 +153,7 @@ async def open_feed(connection: HTTPConnection) -> EventFeed:
     if job_id:
         await asyncio.to_thread(runtime.services.jobs.get, job_id)
         scope = await asyncio.to_thread(JobScope, runtime, job_id)
-    return EventFeed(runtime, types=types or None, scope=scope)
+    return hub_of(connection).feed(types=types or None, scope=scope)
 
 
 async def events_ws(websocket: WebSocket) -> None:
@@ -110,9 +167,15 @@ async def events_ws(websocket: WebSocket) -> None:
         await websocket.close(code=1008)
         return
     batch = websocket.query_params.get("batch") in ("1", "true", "yes")
+    closed = asyncio.create_task(_until_closed(websocket))
     try:
         while True:
-            dropped, events = await feed.get(BATCH_MAX if batch else 1)
+            getting = asyncio.ensure_future(feed.get(BATCH_MAX if batch else 1))
+            await asyncio.wait({getting, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if closed.done():  # the client left: stop now, not at the next event
+                getting.cancel()
+                break
+            dropped, events = getting.result()
             if dropped:
                 await websocket.send_text(dumps(dropped_message(dropped)))
             if not events:
@@ -125,6 +188,14 @@ async def events_ws(websocket: WebSocket) -> None:
         pass
     finally:
         feed.close()
+        closed.cancel()
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends, to notice when it goes away."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            await websocket.receive_text()
 
 
 async def events_sse(request: Request) -> EventSourceResponse:

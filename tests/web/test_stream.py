@@ -9,11 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from starlette.testclient import TestClient
-from support import execute, wait_done
+from support import execute, wait_done, wait_for
 
-from quaero.events import Event
 from quaero.web.app import create_app
-from quaero.web.stream import EventFeed
+from quaero.web.stream import FeedHub
 
 FAN = "id: s\nname: S\nsteps:\n  - {name: fan, action: test_fanout, config: {count: 5}}\n"
 
@@ -62,14 +61,17 @@ def test_ws_batches_deliver_arrays_in_order(client, runtime):
 
 
 def test_a_full_feed_drops_and_counts_instead_of_blocking(runtime):
-    async def run() -> tuple[int, list[Event]]:
-        feed = EventFeed(runtime, types=["job_log"], limit=10)
+    async def run() -> tuple[int, list]:
+        hub = FeedHub(runtime, asyncio.get_running_loop())
+        feed = hub.feed(types=["job_log"], limit=10)
         try:
             for i in range(25):  # the publisher never waits for this slow client
                 runtime.bus.publish("job_log", {"job_id": "j", "message": str(i)})
+            runtime.bus.publish("job_status_change", {"job_id": "j", "status": "running"})  # not asked for
             return await asyncio.wait_for(feed.get(100), 5)
         finally:
             feed.close()
+            hub.close()
 
     # Its own thread and loop: the browser tests' Playwright keeps a loop running on the main thread.
     with ThreadPoolExecutor(1) as pool:
@@ -93,3 +95,10 @@ def test_server_sent_events_over_a_real_server(live_server):
                     if message["payload"]["job_id"] == root_id and message["payload"]["status"] == "completed":
                         break
         assert http.get("/api/events", params={"types": "nope"}).status_code == 400
+
+
+def test_a_client_that_leaves_is_let_go_at_once(client, runtime):
+    with client.websocket_connect("/ws?types=job_log") as ws:
+        ws.send_text("hello")  # clients may talk; the server ignores it
+    hub = client.app.state.feed_hub
+    wait_for(lambda: not hub.feeds, 5, what="the feed of the closed client to go")
