@@ -83,7 +83,8 @@ class SecurityMiddleware:
                 return
             await refusal(scope, receive, send)
             return
-        await self.app(scope, receive, self._with_headers(request, send))
+        # A WebSocket's frames go straight through: there are no response headers to add to them.
+        await self.app(scope, receive, self._with_headers(request, send) if scope["type"] == "http" else send)
 
     # ------------------------------------------------------------------ rule 1: the access token
     def _authenticate(self, request: HTTPConnection, method: str) -> Response | None:
