@@ -23,6 +23,7 @@ from quaero.definition_store import record_dict
 from quaero.errors import DefinitionError, NotFound, QuaeroError
 from quaero.interfaces import describe_action
 from quaero.joblogs import LEVELS
+from quaero.jobs import JobFilter
 from quaero.models import JOB_STATUSES
 from quaero.runtime import Runtime
 from quaero.views import job_dict
@@ -86,7 +87,7 @@ def dashboard_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, 
     by_status = dict(runtime.database.execute(
         "SELECT status, COUNT(*) FROM jobs WHERE type = 'parent' GROUP BY status").fetchall())
     return {
-        "running": [job_dict(j) for j in running.order_by(Job.created_at.desc()).limit(20)],
+        "running": [job_dict(j) for j in running.order_by(Job.id.desc()).limit(20)],
         "failures": [job_dict(j) for j in failed],
         "executions": {status: by_status.get(status, 0) for status in JOB_STATUSES},
         "throughput": _throughput(runtime),
@@ -152,31 +153,21 @@ JOB_TYPES = """WITH RECURSIVE t(type) AS (
 
 
 def jobs_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
-    """One page of jobs with the filters applied (roots only unless a type or parent is chosen)."""
-    Job = runtime.models.Job
+    """One page of jobs with the filters applied (executions only unless a type or parent is chosen),
+    through the same listing as ``GET /api/jobs``."""
     filters = {
         "status": _param(params, "status", JOB_STATUSES), "type": _param(params, "type"),
         "definition_id": _param(params, "definition_id"), "parent_id": _param(params, "parent_id"),
-        "q": _param(params, "q"),
     }
-    query = Job.select()
-    if filters["type"]:
-        query = query.where(Job.type == filters["type"])
-    elif not filters["parent_id"]:
-        query = query.where(Job.type == "parent")
-    for name in ("status", "definition_id", "parent_id"):
-        if filters[name]:
-            query = query.where(getattr(Job, name) == filters[name])
-    if filters["q"]:
-        query = query.where(Job.name.contains(filters["q"]))
+    where = JobFilter(status=filters["status"] or None,
+                      type=filters["type"] or (None if filters["parent_id"] else "parent"),
+                      parent_id=filters["parent_id"] or None, definition_id=filters["definition_id"] or None)
     offset = _offset(params)
-    total = query.count()
-    # Newest first by id (time-ordered): every filter has an index ending in id, so the page is read in
-    # index order instead of sorting every matching row.
-    jobs = [job_dict(j) for j in query.order_by(Job.id.desc()).limit(PAGE_SIZE).offset(offset)]
+    jobs, total = runtime.services.jobs.listing(where, limit=PAGE_SIZE, offset=offset)
     types = [row[0] for row in runtime.database.execute(JOB_TYPES).fetchall()]
-    return {"jobs": jobs, "filters": filters, "statuses": JOB_STATUSES, "types": sorted(types),
-            "pagination": Page(total, PAGE_SIZE, offset), "url": url_maker("/jobs", {**filters, "offset": offset})}
+    return {"jobs": [job_dict(j) for j in jobs], "filters": filters, "statuses": JOB_STATUSES,
+            "types": sorted(types), "pagination": Page(total, PAGE_SIZE, offset),
+            "url": url_maker("/jobs", {**filters, "offset": offset})}
 
 
 async def jobs(request: Request) -> Response:
@@ -283,7 +274,7 @@ def definitions_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str
     items = []
     for record in runtime.services.definitions.list():
         last = (Job.select().where(Job.type == "parent", Job.definition_id == record.id)
-                .order_by(Job.created_at.desc()).first())
+                .order_by(Job.id.desc()).first())
         items.append({**record_dict(record), "last": job_dict(last) if last else None})
     return {"definitions": items}
 
@@ -335,7 +326,7 @@ def definition_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str,
     record = services.definitions.record(params["id"])
     Job = runtime.models.Job
     runs = (Job.select().where(Job.type == "parent", Job.definition_id == record.id)
-            .order_by(Job.created_at.desc()).limit(20))
+            .order_by(Job.id.desc()).limit(20))
     return {"definition": record_dict(record), "source": record.source, "runs": [job_dict(j) for j in runs]}
 
 
