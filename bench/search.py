@@ -31,6 +31,7 @@ import argparse
 import ast
 import gzip
 import http.client
+import itertools
 import json
 import math
 import os
@@ -45,29 +46,32 @@ import sysconfig
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quaero.db import SQLITE_PRAGMAS, Database  # noqa: E402
-from quaero.documents import DocumentInput, DocumentStore  # noqa: E402
-from quaero.models import bind_models  # noqa: E402
-from quaero.search import TITLE_WEIGHT, BODY_WEIGHT, SNIPPET_TOKENS, fts5_match, parse_query  # noqa: E402
-from report import print_figures  # noqa: E402
+from report import print_figures
+
+from quaero.db import SQLITE_PRAGMAS, Database
+from quaero.documents import DocumentInput, DocumentStore
+from quaero.models import bind_models
+from quaero.search import (
+    BODY_WEIGHT,
+    SNIPPET_TOKENS,
+    TITLE_WEIGHT,
+    fts5_match,
+    parse_query,
+)
 
 SEED = 20250101
 START, END = 1704067200.0, 1767225600.0  # 2024-01-01 .. 2026-01-01 UTC
-STOPWORDS = frozenset((
-    "the of and to a in is that for it as with on be by this are or from at an which can not but have all when "
-    "more one if will each their there so its use into only also these than then should other may any how most "
-    "such between after before because while where both through over under same was were has been you your "
-    "they them what who would could does did used using none true false return returns self see given"
-).split())
+STOPWORDS = frozenset(["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "on", "be", "by", "this", "are", "or", "from", "at", "an", "which", "can", "not", "but", "have", "all", "when", "more", "one", "if", "will", "each", "their", "there", "so", "its", "use", "into", "only", "also", "these", "than", "then", "should", "other", "may", "any", "how", "most", "such", "between", "after", "before", "because", "while", "where", "both", "through", "over", "under", "same", "was", "were", "has", "been", "you", "your", "they", "them", "what", "who", "would", "could", "does", "did", "used", "using", "none", "true", "false", "return", "returns", "self", "see", "given"])
 RAW_SQL = (f"SELECT rowid, rank, snippet(documents_fts, 1, '\ue000', '\ue001', '…', {SNIPPET_TOKENS}) "
            f"FROM documents_fts WHERE documents_fts MATCH ? AND rank MATCH 'bm25({TITLE_WEIGHT}, {BODY_WEIGHT})' "
            "ORDER BY rank LIMIT 20")
@@ -182,17 +186,20 @@ def build_queries(database_path: Path, count: int) -> list[str]:
     rows = connection.execute("SELECT markdown FROM documents WHERE id % 20 = 0 ORDER BY id").fetchall()
     tags = [t for (t,) in connection.execute(
         "SELECT j.value FROM documents, json_each(documents.tags) AS j GROUP BY j.value "
-        "ORDER BY COUNT(*) DESC LIMIT 12")]
+        "ORDER BY COUNT(*) DESC, j.value LIMIT 12")]
     connection.close()
     frequency: Counter[str] = Counter()
     pairs: Counter[tuple[str, str]] = Counter()
     for (markdown,) in rows:
         words = re.findall(r"[a-z]+", markdown.lower())
-        frequency.update(set(w for w in words if len(w) >= 3 and w not in STOPWORDS))
-        pairs.update(set((a, b) for a, b in zip(words, words[1:])
-                         if len(a) >= 3 and len(b) >= 3 and a not in STOPWORDS and b not in STOPWORDS))
-    vocabulary = [w for w, _ in frequency.most_common(6000)][30:]  # the 30 most common say nothing
-    phrases = [f"{a} {b}" for (a, b), _ in pairs.most_common(600)]
+        frequency.update({w for w in words if len(w) >= 3 and w not in STOPWORDS})
+        pairs.update({(a, b) for a, b in itertools.pairwise(words)
+                      if len(a) >= 3 and len(b) >= 3 and a not in STOPWORDS and b not in STOPWORDS})
+    def ranked(counter: Counter) -> list:  # ties by name: the same queries whatever the hash seed
+        return [key for key, _ in sorted(counter.items(), key=lambda item: (-item[1], item[0]))]
+
+    vocabulary = ranked(frequency)[30:6000]  # the 30 most common say nothing
+    phrases = [f"{a} {b}" for a, b in ranked(pairs)[:600]]
     rng = random.Random(SEED)
 
     def word() -> str:  # frequent words more often, as people type them, but no one word everywhere

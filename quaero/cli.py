@@ -280,9 +280,9 @@ def _print_hits(page: SearchPage) -> None:
 
     console = Console(highlight=False, soft_wrap=True)
     if console.is_terminal:
-        marks = dict(escape=escape, start="[bold yellow]", stop="[/bold yellow]")
+        marks = {"escape": escape, "start": "[bold yellow]", "stop": "[/bold yellow]"}
     else:
-        marks = dict(escape=escape, start="\\[", stop="]")
+        marks = {"escape": escape, "start": "\\[", "stop": "]"}
     for rank, hit in enumerate(page.items, 1):
         console.print(f"{rank:>2}. [bold]{escape(hit.title or '(untitled)')}[/bold]")
         console.print(f"    {escape(hit.source_ref)}")

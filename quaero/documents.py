@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import peewee as pw
@@ -91,7 +91,7 @@ def parse_date(text: str, name: str) -> float:
         raise QueryError(f"{name}: {text!r} is not a date; write it as YYYY-MM-DD "
                          f"or YYYY-MM-DDTHH:MM:SS") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 

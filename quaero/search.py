@@ -42,8 +42,8 @@ SNIPPET_TOKENS = 24
 PREVIEW_CHARS = 240
 MAX_QUERY_CHARS = 1000
 BROAD_MATCHES = 2000  # matches beyond which filters are answered from the indexes (see _sqlite_filters)
-_FILTER_WORD = re.compile(r"([A-Za-z_]+):(.*)", re.S)
-_MARKED = re.compile(f"{OPEN}(.*?){CLOSE}", re.S)
+_FILTER_WORD = re.compile(r"([A-Za-z_]+):(.*)", re.DOTALL)
+_MARKED = re.compile(f"{OPEN}(.*?){CLOSE}", re.DOTALL)
 
 
 # ---------------------------------------------------------------------------------------------- the query

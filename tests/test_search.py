@@ -6,7 +6,7 @@ both backends must give the same answers.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,12 +15,20 @@ from quaero.documents import DocumentFilter, DocumentInput, DocumentStore
 from quaero.errors import QueryError
 from quaero.models import bind_models
 from quaero.search import (
-    CLOSE, OPEN, DocumentSearch, SearchQuery, Term, fts5_match, mark_matches, parse_query, tsquery_sql,
+    CLOSE,
+    OPEN,
+    DocumentSearch,
+    SearchQuery,
+    Term,
+    fts5_match,
+    mark_matches,
+    parse_query,
+    tsquery_sql,
 )
 
 
 def day(text: str) -> float:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -144,8 +152,8 @@ def test_mark_matches_escapes_before_marking():
 
 CORPUS = [
     # source_type, source_ref, title, markdown, tags, updated
-    ("web", "u/py-tut", "Python tutorial", "Learn python programming step by step. The event loop runs "
-     "callbacks.", ["docs", "python"], "2025-01-10T12:00"),
+    ("web", "u/py-tut", "Python tutorial", "Learn python programming step by step. The event loop runs callbacks.",
+     ["docs", "python"], "2025-01-10T12:00"),
     ("web", "u/snakes", "Snakes of the world", "The python is a large snake. Pythons live in warm places.",
      ["nature"], "2025-02-10T12:00"),
     ("file", "f/asyncio", "Asyncio notes", "The loop handles each event in turn. Coroutines and tasks.",
@@ -251,7 +259,7 @@ def test_title_matches_rank_above_body_matches(corpus):
 
 
 def test_snippets_are_escaped_and_highlighted(corpus):
-    search, ids = corpus
+    search, _ = corpus
     [hit] = search.search("hostile").as_dict()["items"]
     assert "<mark>hostile</mark>" in hit["snippet"]
     assert "<img" not in hit["snippet"] and "<b>" not in hit["snippet"] and "&amp;" in hit["snippet"]
