@@ -27,6 +27,9 @@ SQLITE_PRAGMAS = {
     # After a checkpoint lets the WAL start over, cut the file back to 64 MB: a burst of writes (a big
     # crawl, a bulk delete) must not leave hundreds of megabytes of WAL behind for good.
     "journal_size_limit": 64 * 1024 * 1024,
+    # Reads through the page cache shared by every process instead of copying each page in: searches that
+    # score tens of thousands of index rows run faster and steadier under load.
+    "mmap_size": 256 * 1024 * 1024,
 }
 CHECKPOINT_EVERY = 0.5  # seconds
 

@@ -118,11 +118,6 @@ class DocumentFilter:
         return bool(self.source_types or self.tags or self.job_id
                     or self.after is not None or self.before is not None)
 
-    def split(self) -> tuple[DocumentFilter, DocumentFilter]:
-        """The part the indexes answer (sources, dates, job) and the part each row must (tags)."""
-        return (DocumentFilter(source_types=self.source_types, after=self.after, before=self.before,
-                               job_id=self.job_id), DocumentFilter(tags=self.tags))
-
     def sql(self, *, postgres: bool) -> tuple[list[str], list[Any]]:
         """Conditions on the documents table aliased ``d`` (``?`` placeholders) and their parameters."""
         conditions: list[str] = []
@@ -132,7 +127,7 @@ class DocumentFilter:
             params += self.source_types
         for tag in self.tags:
             conditions.append("d.tags::jsonb @> jsonb_build_array(?::text)" if postgres
-                              else "EXISTS (SELECT 1 FROM json_each(d.tags) WHERE json_each.value = ?)")
+                              else "d.id IN (SELECT document_id FROM document_tags WHERE tag = ?)")
             params.append(tag)
         for condition, moment in (("d.updated_at >= ?", self.after), ("d.updated_at < ?", self.before)):
             if moment is not None:
@@ -261,8 +256,7 @@ class DocumentStore:
             query = ("SELECT j.tag, COUNT(*) AS n FROM documents AS d, jsonb_array_elements_text(d.tags::jsonb) "
                      "AS j(tag) GROUP BY j.tag ORDER BY n DESC, j.tag LIMIT ?")
         else:
-            query = ("SELECT j.value, COUNT(*) AS n FROM documents AS d, json_each(d.tags) AS j "
-                     "GROUP BY j.value ORDER BY n DESC, j.value LIMIT ?")
+            query = "SELECT tag, COUNT(*) AS n FROM document_tags GROUP BY tag ORDER BY n DESC, tag LIMIT ?"
         return [{"tag": tag, "count": n} for tag, n in self.database.execute(query, (limit,)).fetchall()]
 
     def stats(self, *, top_tags: int = 20) -> dict[str, Any]:

@@ -216,6 +216,24 @@ _SQLITE_FTS = [
         INSERT INTO documents_fts (rowid, title, markdown) VALUES (new.id, new.title, new.markdown);
     END""",
 ]
+# Each document's tags, one row per tag, kept by triggers beside the JSON list the row holds: tag filters
+# and tag counts read this index instead of every document row (and its body).
+_SQLITE_TAGS = [
+    "CREATE TABLE IF NOT EXISTS document_tags (tag TEXT NOT NULL, document_id INTEGER NOT NULL, "
+    "PRIMARY KEY (tag, document_id)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS document_tags_document ON document_tags (document_id)",
+    """CREATE TRIGGER IF NOT EXISTS document_tags_insert AFTER INSERT ON documents BEGIN
+        INSERT OR IGNORE INTO document_tags (tag, document_id) SELECT value, new.id FROM json_each(new.tags);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS document_tags_update AFTER UPDATE OF tags ON documents BEGIN
+        DELETE FROM document_tags WHERE document_id = old.id;
+        INSERT OR IGNORE INTO document_tags (tag, document_id) SELECT value, new.id FROM json_each(new.tags);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS document_tags_delete AFTER DELETE ON documents BEGIN
+        DELETE FROM document_tags WHERE document_id = old.id;
+    END""",
+]
+_POSTGRES_TAGS = ["CREATE INDEX IF NOT EXISTS documents_tags ON documents USING GIN ((tags::jsonb))"]
 _POSTGRES_FTS = [
     "ALTER TABLE documents ADD COLUMN IF NOT EXISTS search tsvector GENERATED ALWAYS AS ("
     "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
@@ -226,9 +244,16 @@ _POSTGRES_FTS = [
 
 def _install_full_text(database: pw.Database) -> None:
     if isinstance(database, pw.PostgresqlDatabase):
-        for statement in _POSTGRES_FTS:
+        for statement in [*_POSTGRES_FTS, *_POSTGRES_TAGS]:
             database.execute_sql(statement)
         return
+    tags_existed = database.execute_sql(
+        "SELECT 1 FROM sqlite_master WHERE name = 'document_tags'").fetchone() is not None
+    for statement in _SQLITE_TAGS:
+        database.execute_sql(statement)
+    if not tags_existed:  # documents stored before the tag index existed
+        database.execute_sql("INSERT OR IGNORE INTO document_tags (tag, document_id) "
+                             "SELECT j.value, d.id FROM documents AS d, json_each(d.tags) AS j")
     existed = database.execute_sql(
         "SELECT 1 FROM sqlite_master WHERE name = 'documents_fts'").fetchone() is not None
     for statement in _SQLITE_FTS:

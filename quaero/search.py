@@ -397,21 +397,16 @@ class _Sqlite(_Plan):
         """The join, conditions and parameters that apply ``where`` to the matches.
 
         Checking a match's row costs a page read, so only a few thousand matches are checked that way.
-        Beyond that, sources, dates and job are answered once from their indexes (an id set the matches
-        are looked up in) and only tags, which have no index, are read from the rows.
+        Beyond that, the filter is answered once from the indexes (sources, dates, job, and tags from
+        ``document_tags``) as a set of ids that the matches are looked up in.
         """
         if not where:
             return "", "", []
         conditions, params = where.sql(postgres=False)
         if self._rows(_SQLITE_COUNT.format(join="", filters=""), [self.match])[0][0] <= BROAD_MATCHES:
             return _JOIN, _and(conditions), params
-        indexed, by_row = where.split()
-        row_conditions, row_params = by_row.sql(postgres=False)
-        index_conditions, index_params = indexed.sql(postgres=False)
-        if index_conditions:
-            row_conditions.append("+documents_fts.rowid IN (SELECT d.id FROM documents AS d "
-                                  f"{where_clause(index_conditions)})")
-        return (_JOIN if by_row else ""), _and(row_conditions), [*row_params, *index_params]
+        matching = f"SELECT d.id FROM documents AS d {where_clause(conditions)}"
+        return "", _and([f"+documents_fts.rowid IN ({matching})"]), params
 
     def page(self, limit: int, offset: int) -> list[tuple]:
         ranked = self._rows(_SQLITE_RANKED.format(join=self.join, filters=self.filters),

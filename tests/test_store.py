@@ -107,3 +107,27 @@ def test_full_text_index_follows_every_write(stores):
     with database.write():
         database.execute("DELETE FROM documents WHERE id = ?", (a,))
     assert hits("zebra") == []
+
+
+def test_tag_index_follows_every_write_and_is_built_for_older_databases(stores, tmp_path):
+    _, documents = stores
+    database = documents.database
+
+    def tag_rows():
+        return sorted(database.execute("SELECT tag, document_id FROM document_tags").fetchall())
+
+    a = documents.upsert(DocumentInput(source_type="web", source_ref="a", markdown="x", tags=["red", "blue"])).id
+    b = documents.upsert(DocumentInput(source_type="web", source_ref="b", markdown="y", tags=["red"])).id
+    assert tag_rows() == [("blue", a), ("red", a), ("red", b)]
+    documents.upsert(DocumentInput(source_type="web", source_ref="b", markdown="y", tags=["green"]))
+    assert tag_rows() == [("blue", a), ("green", b), ("red", a)]
+    assert documents.tags() == [{"tag": "blue", "count": 1}, {"tag": "green", "count": 1}, {"tag": "red", "count": 1}]
+    documents.delete(a)
+    assert tag_rows() == [("green", b)]
+    # A database from before the tag index: the table is built from the documents' own lists on start.
+    with database.write():
+        for trigger in ("insert", "update", "delete"):
+            database.execute(f"DROP TRIGGER document_tags_{trigger}")
+        database.execute("DROP TABLE document_tags")
+    bind_models(database.db)
+    assert tag_rows() == [("green", b)]
