@@ -41,7 +41,6 @@ TITLE_WEIGHT, BODY_WEIGHT = 10.0, 1.0
 SNIPPET_TOKENS = 24
 PREVIEW_CHARS = 240
 MAX_QUERY_CHARS = 1000
-BROAD_MATCHES = 2000  # matches beyond which filters are answered from the indexes (see _sqlite_filters)
 _FILTER_WORD = re.compile(r"([A-Za-z_]+):(.*)", re.DOTALL)
 _MARKED = re.compile(f"{OPEN}(.*?){CLOSE}", re.DOTALL)
 
@@ -115,7 +114,9 @@ def parse_query(text: str) -> SearchQuery:
                          f"search for (punctuation is not indexed)")
     if excluded and not groups:
         raise QueryError("the query only excludes words: add a word to search for, as in: python -snake")
-    return SearchQuery(tuple(tuple(group) for group in groups), tuple(excluded), _document_filter(filters))
+    # The same word twice ("a OR a", "a a") asks nothing more and would cost the index a second pass.
+    return SearchQuery(tuple(dict.fromkeys(tuple(dict.fromkeys(group)) for group in groups)),
+                       tuple(dict.fromkeys(excluded)), _document_filter(filters))
 
 
 def _is_word(token: _Token | None) -> bool:
@@ -298,6 +299,7 @@ class SearchPage:
 
 _HIT_COLUMNS = "d.id, d.title, d.source_type, d.source_ref, d.tags, d.updated_at"
 _JOIN = "CROSS JOIN documents AS d ON d.id = documents_fts.rowid"  # CROSS: FTS5 drives, d is looked up
+_FILTER_JOIN = "CROSS JOIN documents AS d INDEXED BY documents_filter ON d.id = documents_fts.rowid"
 
 # bm25() in ORDER BY ... LIMIT lets SQLite keep only the best rows while it scores every match; FTS5's
 # own ORDER BY rank sorts them all. The snippets come afterwards, for the page's rows only.
@@ -393,20 +395,14 @@ class _Sqlite(_Plan):
         self.match = fts5_match(query)
         self.join, self.filters, self.params = self._filters(query.where)
 
-    def _filters(self, where: DocumentFilter) -> tuple[str, str, list[Any]]:
-        """The join, conditions and parameters that apply ``where`` to the matches.
-
-        Checking a match's row costs a page read, so only a few thousand matches are checked that way.
-        Beyond that, the filter is answered once from the indexes (sources, dates, job, and tags from
-        ``document_tags``) as a set of ids that the matches are looked up in.
-        """
+    @staticmethod
+    def _filters(where: DocumentFilter) -> tuple[str, str, list[Any]]:
+        """The join, conditions and parameters that apply ``where`` to the matches: each match is looked up
+        in ``documents_filter``, which holds the filtered columns, never in the document's row."""
         if not where:
             return "", "", []
         conditions, params = where.sql(postgres=False)
-        if self._rows(_SQLITE_COUNT.format(join="", filters=""), [self.match])[0][0] <= BROAD_MATCHES:
-            return _JOIN, _and(conditions), params
-        matching = f"SELECT d.id FROM documents AS d {where_clause(conditions)}"
-        return "", _and([f"+documents_fts.rowid IN ({matching})"]), params
+        return _FILTER_JOIN, _and(conditions), params
 
     def page(self, limit: int, offset: int) -> list[tuple]:
         ranked = self._rows(_SQLITE_RANKED.format(join=self.join, filters=self.filters),

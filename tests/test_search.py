@@ -15,11 +15,13 @@ from quaero.documents import DocumentFilter, DocumentInput, DocumentStore
 from quaero.errors import QueryError
 from quaero.models import bind_models
 from quaero.search import (
+    _SQLITE_RANKED,
     CLOSE,
     OPEN,
     DocumentSearch,
     SearchQuery,
     Term,
+    _Sqlite,
     fts5_match,
     mark_matches,
     parse_query,
@@ -238,16 +240,18 @@ def test_date_filters_on_updated_at(corpus):
     assert set(found(corpus, "python after:2025-02-01")) == {"u/snakes", "u/trio"}
 
 
+@pytest.mark.parametrize("corpus", ["sqlite"], indirect=True)  # the index is SQLite's
 @pytest.mark.parametrize("query", ["python OR loop source:web", "python after:2025-02-01", "python tag:docs",
                                    "python OR loop source:web tag:docs before:2025-05-01"])
-def test_filters_give_the_same_answer_on_many_matches(corpus, monkeypatch, query):
-    """Past BROAD_MATCHES matches, filters run from the indexes instead of row by row: same results."""
+def test_filters_are_checked_in_the_filter_index_not_the_rows(corpus, query):
+    """Each match is checked in documents_filter (a covering index), never by reading the document's row."""
     search, _ = corpus
-    row_by_row = search.search(query)
-    monkeypatch.setattr("quaero.search.BROAD_MATCHES", 0)
-    from_indexes = search.search(query, limit=1)
-    assert [hit.id for hit in from_indexes.items] == [hit.id for hit in row_by_row.items][:1]
-    assert from_indexes.total == row_by_row.total >= 2
+    plan = _Sqlite(search.database, parse_query(query))
+    sql = _SQLITE_RANKED.format(join=plan.join, filters=plan.filters)
+    steps = " | ".join(row[-1] for row in search.database.execute(
+        f"EXPLAIN QUERY PLAN {sql}", [plan.match, *plan.params, 20, 0]).fetchall())
+    assert "COVERING INDEX documents_filter" in steps, steps
+    assert search.search(query).total >= 1
 
 
 def test_title_matches_rank_above_body_matches(corpus):
@@ -337,3 +341,8 @@ def test_store_lists_counts_and_deletes_by_filter_on_both_backends(store, corpus
     store.delete(ids["u/trio"])
     assert store.count() == len(CORPUS) - 3 and found(corpus, "concurr*") == []
     assert store.delete_matching(DocumentFilter(), everything=True) == len(CORPUS) - 3
+
+
+def test_a_word_given_twice_is_asked_once():
+    assert fts5_match(parse_query("loop OR loop")) == fts5_match(parse_query("loop"))
+    assert parse_query("a b a -c -c") == parse_query("a b -c")
