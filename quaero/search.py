@@ -248,6 +248,25 @@ def tsquery_sql(query: SearchQuery) -> tuple[str, list[str]]:
 # ---------------------------------------------------------------------------------------------- results
 
 
+# Markdown's syntax says nothing in a one-line snippet: links become their text, and heading marks, table
+# rules and pipes, code fences and emphasis marks go. (The match markers are private-use characters that
+# none of these patterns touch.)
+_MARKDOWN_SYNTAX = (
+    (re.compile(r"!?\[([^\]\n]*)\]\([^)\s]*\)"), r"\1"),
+    (re.compile(r"(?m)^\s*#{1,6}\s+|```[\w+-]*|~~~"), " "),
+    (re.compile(r"\|?(\s*:?-{3,}:?\s*\|)+\s*(:?-{3,}:?)?"), " "),
+    (re.compile(r"\s\|(\s|$)|^\|\s"), " "),
+    (re.compile(r"\*\*|__|`"), ""),
+)
+
+
+def plain_snippet(marked: str) -> str:
+    """A snippet of markdown as the words a reader sees."""
+    for pattern, replacement in _MARKDOWN_SYNTAX:
+        marked = pattern.sub(replacement, marked)
+    return marked
+
+
 def mark_matches(marked: str, *, escape: Callable[[str], str] = html.escape, start: str = "<mark>",
                  stop: str = "</mark>") -> str:
     """Escape a snippet, then wrap each marked match in ``start``/``stop``.
@@ -255,7 +274,7 @@ def mark_matches(marked: str, *, escape: Callable[[str], str] = html.escape, sta
     Escaping first means crawled text can never bring its own markup; markers the text itself happened
     to contain (unpaired or nested) are dropped rather than turned into tags.
     """
-    wrapped = _MARKED.sub(lambda m: start + m.group(1) + stop, escape(marked))
+    wrapped = _MARKED.sub(lambda m: start + m.group(1) + stop, escape(plain_snippet(marked)))
     return " ".join(wrapped.replace(OPEN, "").replace(CLOSE, "").split())
 
 

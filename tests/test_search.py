@@ -346,3 +346,9 @@ def test_store_lists_counts_and_deletes_by_filter_on_both_backends(store, corpus
 def test_a_word_given_twice_is_asked_once():
     assert fts5_match(parse_query("loop OR loop")) == fts5_match(parse_query("loop"))
     assert parse_query("a b a -c -c") == parse_query("a b -c")
+
+
+def test_snippets_read_as_text_not_markdown():
+    marked = (f"## Setup | a | b |\n|---|---|\n| 1 | 2 |\n```python\nrun()\n``` see [the {OPEN}docs{CLOSE}]"
+              f"(https://x.example/d) and **bold** `code`")
+    assert mark_matches(marked) == "Setup a b 1 2 run() see the <mark>docs</mark> and bold code"
