@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -63,3 +64,8 @@ def wait_done(runtime: Runtime, job_id: str, timeout: float = 30.0):
     """Wait until a job is terminal and return it."""
     return wait_for(lambda: (j := runtime.services.jobs.get(job_id)).is_terminal and j, timeout,
                     what=f"job {job_id} to finish")
+
+
+def csrf_of(client: Any, path: str = "/") -> str:
+    """The CSRF token a page gives this test client (its cookie is set by the same response)."""
+    return re.search(r'name="csrf-token" content="([^"]+)"', client.get(path).text).group(1)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from starlette.testclient import TestClient
 from support import IN_CI
 
 from quaero.runtime import Runtime
@@ -31,6 +32,13 @@ def chromium_path() -> str | None:
         if candidate and os.path.exists(candidate):
             return candidate
     return None
+
+
+@pytest.fixture
+def client(runtime, settings) -> Iterator[TestClient]:
+    """The app over the test's runtime, in-process (Starlette's test client)."""
+    with TestClient(create_app(settings, runtime=runtime)) as client:
+        yield client
 
 
 @dataclass

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
-import pytest
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
-from starlette.testclient import TestClient
+from support import csrf_of
 
 from quaero.documents import DocumentInput
-from quaero.web.app import create_app
 from quaero.web.pages_documents import as_typed
 from quaero.web.sanitize import markdown_html
 
@@ -28,16 +24,6 @@ HOSTILE_MARKDOWN = """# Hostile page
 print("<b>not bold</b>")
 ```
 """
-
-
-@pytest.fixture
-def client(runtime, settings):
-    with TestClient(create_app(settings, runtime=runtime)) as client:
-        yield client
-
-
-def _token(client: TestClient, path: str = "/documents") -> str:
-    return re.search(r'name="csrf-token" content="([^"]+)"', client.get(path).text).group(1)
 
 
 def _save(runtime, ref: str, title: str, markdown: str, **extra) -> int:
@@ -99,7 +85,7 @@ def test_bulk_delete_asks_first_then_deletes_only_the_match(client, runtime):
     assert client.get("/documents/delete").status_code == 400  # no filter: not offered
     refused = client.post("/documents/delete", data={"tag": "drop"})
     assert refused.status_code == 403  # no CSRF token
-    done = client.post("/documents/delete", data={"tag": "drop", "csrf_token": _token(client)},
+    done = client.post("/documents/delete", data={"tag": "drop", "csrf_token": csrf_of(client, "/documents")},
                        follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == "/documents?removed=4"
     assert runtime.services.documents.count() == 2

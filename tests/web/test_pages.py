@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from starlette.testclient import TestClient
-from support import execute, wait_done, wait_for
+from support import csrf_of, execute, wait_done, wait_for
 
-from quaero.web.app import create_app
 from quaero.web.live import VIEWS, JobScope, _render
 from quaero.events import Event
 
 FAN = "id: fan\nname: Fan\nsteps:\n  - {name: fan, action: test_fanout, config: {count: 120}}\n"
 
 
-@pytest.fixture
-def client(runtime, settings):
-    with TestClient(create_app(settings, runtime=runtime)) as client:
-        yield client
-
-
-def _csrf(client: TestClient, path: str = "/") -> str:
-    return re.search(r'name="csrf-token" content="([^"]+)"', client.get(path).text).group(1)
-
-
 def test_credentials_are_saved_from_the_form_and_never_shown_back(client, runtime):
-    token = _csrf(client, "/settings")
+    token = csrf_of(client, "/settings")
     saved = client.post("/settings/credentials", follow_redirects=False, data={
         "csrf_token": token, "id": "intranet", "base_url": "https://intranet.example/",
         "cookies": "session=VALUE-ONE\n", "headers": "X-Api-Key: VALUE-TWO"})
@@ -62,7 +49,7 @@ def test_job_page_pages_children_and_filters_the_log(client, runtime):
 
 def test_definition_enable_disable_and_run_from_the_pages(client, runtime):
     client.post("/api/jobs/definitions", content=FAN)
-    token = _csrf(client, "/definitions")
+    token = csrf_of(client, "/definitions")
     client.post("/definitions/fan/disable", data={"csrf_token": token})
     assert "disabled" in client.get("/definitions").text
     refused = client.post("/definitions/fan/execute", data={"csrf_token": token})
@@ -106,9 +93,9 @@ def test_queue_page_lists_dead_letters_and_requeues_them(client, runtime):
     assert "fails on purpose" in page and "quaero.job.test_flaky" in page
     letter_id = re.search(r'action="/queue/dead/(\d+)/requeue"', page).group(1)
     child_id = re.search(r'href="/jobs/(job_[0-9a-f]+)" class="mono small"', page).group(1)
-    done = client.post(f"/queue/dead/{letter_id}/requeue", data={"csrf_token": _csrf(client, "/queue")},
+    done = client.post(f"/queue/dead/{letter_id}/requeue", data={"csrf_token": csrf_of(client, "/queue")},
                        follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == "/queue?done=requeued"
     wait_for(lambda: runtime.services.jobs.get(child_id).status == "completed", 20)
     assert "No dead letters." in client.get("/queue").text
-    assert client.post(f"/queue/dead/{letter_id}/requeue", data={"csrf_token": _csrf(client)}).status_code == 404
+    assert client.post(f"/queue/dead/{letter_id}/requeue", data={"csrf_token": csrf_of(client)}).status_code == 404

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 
 import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
-from support import make_settings
+from support import csrf_of, make_settings
 
 from quaero.runtime import Runtime
 from quaero.web.app import create_app
@@ -25,16 +24,6 @@ def locked(tmp_path):
             yield client
     finally:
         runtime.stop()
-
-
-@pytest.fixture
-def client(runtime, settings):
-    with TestClient(create_app(settings, runtime=runtime)) as client:
-        yield client
-
-
-def _csrf(client: TestClient, path: str) -> str:
-    return re.search(r'name="csrf-token" content="([^"]+)"', client.get(path).text).group(1)
 
 
 def test_the_api_needs_the_token_when_one_is_set(locked):
@@ -58,7 +47,7 @@ def test_the_websocket_needs_the_token(locked):
 def test_pages_send_to_the_login_page_and_the_session_cookie_opens_them(locked):
     first = locked.get("/jobs", follow_redirects=False)
     assert first.status_code == 303 and first.headers["location"] == "/login?next=/jobs"
-    token = _csrf(locked, "/login")
+    token = csrf_of(locked, "/login")
     wrong = locked.post("/login?next=/jobs", data={"token": "nope", "csrf_token": token})
     assert wrong.status_code == 401 and "not right" in wrong.text
     signed_in = locked.post("/login?next=/jobs", data={"token": TOKEN, "csrf_token": token}, follow_redirects=False)
@@ -85,7 +74,7 @@ def test_page_forms_need_the_csrf_token(client):
     client.post("/api/jobs/definitions", content="id: d\nname: D\nsteps:\n  - {name: a, action: test_fanout}\n")
     assert client.post("/definitions/d/disable").status_code == 403
     assert client.post("/definitions/d/disable", data={"csrf_token": "forged"}).status_code == 403
-    token = _csrf(client, "/definitions")
+    token = csrf_of(client, "/definitions")
     assert client.post("/definitions/d/disable", data={"csrf_token": token}, follow_redirects=False).status_code == 303
     assert client.post("/definitions/d/enable", headers={"X-CSRF-Token": token},
                        follow_redirects=False).status_code == 303

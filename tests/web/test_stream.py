@@ -7,20 +7,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
-from starlette.testclient import TestClient
 from support import execute, wait_done, wait_for
 
-from quaero.web.app import create_app
 from quaero.web.stream import FeedHub
 
 FAN = "id: s\nname: S\nsteps:\n  - {name: fan, action: test_fanout, config: {count: 5}}\n"
-
-
-@pytest.fixture
-def client(runtime, settings):
-    with TestClient(create_app(settings, runtime=runtime)) as client:
-        yield client
 
 
 def test_ws_narrowed_to_one_job_gets_its_descendants_and_nothing_else(client, runtime):
