@@ -311,7 +311,7 @@ class SearchPage:
 
     def as_dict(self) -> dict[str, Any]:
         return {"items": [hit.as_dict() for hit in self.items], "total": self.total, "limit": self.limit,
-                "offset": self.offset, "query": self.query}
+                "offset": self.offset, "next": None, "query": self.query}
 
 
 # ---------------------------------------------------------------------------------------------- running

@@ -13,12 +13,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from quaero.documents import DocumentFilter, document_dict, parse_date
-from quaero.errors import NotFound, QueryError
+from quaero.errors import QueryError
 from quaero.search import DocumentSearch
-from quaero.web.http import int_param, page_params, runtime_of
+from quaero.views import page
+from quaero.web.http import int_param, int_path, page_params, runtime_of
 
 FILTER_PARAMS = ("source", "tag", "after", "before", "job_id")
-MAX_ID = 2**63 - 1
 
 
 def filter_params(request: Request) -> DocumentFilter:
@@ -31,61 +31,30 @@ def filter_params(request: Request) -> DocumentFilter:
 
 
 def document_id(request: Request) -> int:
-    """The ``{id}`` path parameter; an id no database can hold is simply not found."""
-    doc_id = request.path_params["id"]
-    if doc_id > MAX_ID:
-        raise NotFound(f"document {doc_id} not found")
-    return doc_id
+    """The ``{id}`` path parameter; anything but a whole number an id can be names no document."""
+    return int_path(request, "id", "document")
 
 
 async def list_documents(request: Request) -> JSONResponse:
     """List documents, newest first, without their bodies.
     ---
     parameters:
-      - {name: source, in: query, description: "source type (repeat for any of several)", schema: {type: string}}
-      - {name: tag, in: query, description: "tag (repeat: documents carrying all of them)", schema: {type: string}}
-      - {name: after, in: query, description: "updated on or after (YYYY-MM-DD or ISO 8601, UTC)", schema: {type: string}}
-      - {name: before, in: query, description: "updated before (YYYY-MM-DD or ISO 8601, UTC)", schema: {type: string}}
-      - {name: job_id, in: query, description: "saved by this job", schema: {type: string}}
+      - {$ref: '#/components/parameters/source'}
+      - {$ref: '#/components/parameters/tag'}
+      - {$ref: '#/components/parameters/after'}
+      - {$ref: '#/components/parameters/before'}
+      - {$ref: '#/components/parameters/job_id'}
       - name: sort
         in: query
         description: "updated_at, created_at or title; '-' first for descending"
         schema: {type: string, default: "-updated_at"}
-      - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 50}}
-      - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+      - {$ref: '#/components/parameters/limit'}
+      - {$ref: '#/components/parameters/offset'}
     responses:
       200:
         description: one page of documents and how many match in all
-        content:
-          application/json:
-            schema:
-              type: object
-              properties:
-                items:
-                  type: array
-                  items:
-                    type: object
-                    properties:
-                      id: {type: integer}
-                      source_type: {type: string}
-                      source_ref: {type: string}
-                      title: {type: string}
-                      tags: {type: array, items: {type: string}}
-                      keywords: {type: array, items: {type: string}}
-                      summary: {type: string}
-                      metadata: {type: object}
-                      content_hash: {type: string}
-                      job_id: {type: string, nullable: true}
-                      created_at: {type: string, format: date-time}
-                      updated_at: {type: string, format: date-time}
-                total: {type: integer}
-                limit: {type: integer}
-                offset: {type: integer}
-      400:
-        description: a malformed filter, sort, limit or offset
-        content:
-          application/json:
-            schema: {type: object, properties: {error: {type: string}, detail: {}}}
+        content: {application/json: {schema: {$ref: '#/components/schemas/DocumentPage'}}}
+      400: {$ref: '#/components/responses/BadRequest'}
     """
     store = runtime_of(request).services.documents
     where = filter_params(request)
@@ -93,31 +62,24 @@ async def list_documents(request: Request) -> JSONResponse:
     limit, offset = page_params(request)
     docs = await asyncio.to_thread(store.list, where, sort=sort, limit=limit, offset=offset, bodies=False)
     total = await asyncio.to_thread(store.count, where)
-    return JSONResponse({"items": [document_dict(doc, full=False) for doc in docs], "total": total,
-                         "limit": limit, "offset": offset})
+    return JSONResponse(page([document_dict(doc, full=False) for doc in docs], total, limit, offset))
 
 
 async def delete_documents(request: Request) -> JSONResponse:
     """Delete every document matching the filters; with no filter, only when all=true.
     ---
     parameters:
-      - {name: source, in: query, description: "source type (repeat for any of several)", schema: {type: string}}
-      - {name: tag, in: query, description: "tag (repeat: documents carrying all of them)", schema: {type: string}}
-      - {name: after, in: query, description: "updated on or after (YYYY-MM-DD or ISO 8601, UTC)", schema: {type: string}}
-      - {name: before, in: query, description: "updated before (YYYY-MM-DD or ISO 8601, UTC)", schema: {type: string}}
-      - {name: job_id, in: query, description: "saved by this job", schema: {type: string}}
+      - {$ref: '#/components/parameters/source'}
+      - {$ref: '#/components/parameters/tag'}
+      - {$ref: '#/components/parameters/after'}
+      - {$ref: '#/components/parameters/before'}
+      - {$ref: '#/components/parameters/job_id'}
       - {name: all, in: query, description: "true to delete every document", schema: {type: boolean}}
     responses:
       200:
         description: how many documents were deleted
-        content:
-          application/json:
-            schema: {type: object, properties: {deleted: {type: integer}}}
-      400:
-        description: no filter without all=true, an unknown parameter, or a malformed filter
-        content:
-          application/json:
-            schema: {type: object, properties: {error: {type: string}, detail: {}}}
+        content: {application/json: {schema: {type: object, properties: {deleted: {type: integer}}}}}
+      400: {$ref: '#/components/responses/BadRequest'}
     """
     unknown = sorted(set(request.query_params) - {*FILTER_PARAMS, "all"})
     if unknown:  # a misspelt filter must not widen a deletion
@@ -135,7 +97,7 @@ async def document_stats(request: Request) -> JSONResponse:
     """Document totals: by source type, top tags, newest and oldest, markdown bytes.
     ---
     parameters:
-      - {name: top_tags, in: query, description: "how many tags to list", schema: {type: integer, default: 20}}
+      - {name: top_tags, in: query, description: "how many tags to list", schema: {type: integer, minimum: 0, maximum: 1000, default: 20}}
     responses:
       200:
         description: the totals
@@ -146,12 +108,11 @@ async def document_stats(request: Request) -> JSONResponse:
               properties:
                 total: {type: integer}
                 by_source_type: {type: object, additionalProperties: {type: integer}}
-                top_tags:
-                  type: array
-                  items: {type: object, properties: {tag: {type: string}, count: {type: integer}}}
+                top_tags: {type: array, items: {$ref: '#/components/schemas/TagCount'}}
                 newest_updated_at: {type: string, format: date-time, nullable: true}
                 oldest_updated_at: {type: string, format: date-time, nullable: true}
                 markdown_bytes: {type: integer}
+      400: {$ref: '#/components/responses/BadRequest'}
     """
     store = runtime_of(request).services.documents
     top = int_param(request, "top_tags", 20, low=0, high=1000)
@@ -166,18 +127,13 @@ async def document_tags(request: Request) -> JSONResponse:
     responses:
       200:
         description: the tags
-        content:
-          application/json:
-            schema:
-              type: object
-              properties:
-                items:
-                  type: array
-                  items: {type: object, properties: {tag: {type: string}, count: {type: integer}}}
+        content: {application/json: {schema: {$ref: '#/components/schemas/TagPage'}}}
+      400: {$ref: '#/components/responses/BadRequest'}
     """
     store = runtime_of(request).services.documents
     limit = int_param(request, "limit", 1000, low=1, high=10_000)
-    return JSONResponse({"items": await asyncio.to_thread(store.tags, limit=limit)})
+    tags = await asyncio.to_thread(store.tags, limit=limit)
+    return JSONResponse(page(tags, len(tags), limit, 0))
 
 
 async def get_document(request: Request) -> JSONResponse:
@@ -188,30 +144,8 @@ async def get_document(request: Request) -> JSONResponse:
     responses:
       200:
         description: the document
-        content:
-          application/json:
-            schema:
-              type: object
-              properties:
-                id: {type: integer}
-                source_type: {type: string}
-                source_ref: {type: string}
-                title: {type: string}
-                markdown: {type: string}
-                html: {type: string, nullable: true}
-                tags: {type: array, items: {type: string}}
-                keywords: {type: array, items: {type: string}}
-                summary: {type: string}
-                metadata: {type: object}
-                content_hash: {type: string}
-                job_id: {type: string, nullable: true}
-                created_at: {type: string, format: date-time}
-                updated_at: {type: string, format: date-time}
-      404:
-        description: no such document
-        content:
-          application/json:
-            schema: {type: object, properties: {error: {type: string}, detail: {}}}
+        content: {application/json: {schema: {$ref: '#/components/schemas/Document'}}}
+      404: {$ref: '#/components/responses/NotFound'}
     """
     doc = runtime_of(request).services.documents.get(document_id(request))
     return JSONResponse(document_dict(doc))
@@ -225,14 +159,8 @@ async def delete_document(request: Request) -> JSONResponse:
     responses:
       200:
         description: deleted
-        content:
-          application/json:
-            schema: {type: object, properties: {deleted: {type: integer}}}
-      404:
-        description: no such document
-        content:
-          application/json:
-            schema: {type: object, properties: {error: {type: string}, detail: {}}}
+        content: {application/json: {schema: {type: object, properties: {deleted: {type: integer}}}}}
+      404: {$ref: '#/components/responses/NotFound'}
     """
     doc_id = document_id(request)
     await asyncio.to_thread(runtime_of(request).services.documents.delete, doc_id)
@@ -253,35 +181,14 @@ async def search(request: Request) -> JSONResponse:
       - {name: offset, in: query, schema: {type: integer, minimum: 0, maximum: 10000, default: 0}}
     responses:
       200:
-        description: one page of results and how many match in all
+        description: "one page of results and how many match in all (`query` echoes q)"
         content:
           application/json:
             schema:
-              type: object
-              properties:
-                items:
-                  type: array
-                  items:
-                    type: object
-                    properties:
-                      id: {type: integer}
-                      title: {type: string}
-                      source_type: {type: string}
-                      source_ref: {type: string}
-                      tags: {type: array, items: {type: string}}
-                      updated_at: {type: string, format: date-time}
-                      snippet: {type: string, description: "HTML-escaped, matches in <mark>"}
-                      snippet_text: {type: string}
-                      score: {type: number, nullable: true, description: "higher is better; null without words"}
-                total: {type: integer}
-                limit: {type: integer}
-                offset: {type: integer}
-                query: {type: string}
-      400:
-        description: a malformed query, with what is wrong and where
-        content:
-          application/json:
-            schema: {type: object, properties: {error: {type: string}, detail: {}}}
+              allOf:
+                - {$ref: '#/components/schemas/SearchPage'}
+                - {type: object, properties: {query: {type: string}}}
+      400: {$ref: '#/components/responses/BadRequest'}
     """
     text = request.query_params.get("q", "")
     limit = int_param(request, "limit", 20, low=1, high=100)
@@ -296,7 +203,7 @@ routes = [
     Route("/api/documents", delete_documents, methods=["DELETE"]),
     Route("/api/documents/stats", document_stats, methods=["GET"]),
     Route("/api/documents/tags", document_tags, methods=["GET"]),
-    Route("/api/documents/{id:int}", get_document, methods=["GET"]),
-    Route("/api/documents/{id:int}", delete_document, methods=["DELETE"]),
+    Route("/api/documents/{id}", get_document, methods=["GET"]),
+    Route("/api/documents/{id}", delete_document, methods=["DELETE"]),
     Route("/api/search", search, methods=["GET"]),
 ]

@@ -40,6 +40,16 @@ descendants. A client too slow for the stream is sent `{"type": "events_dropped"
 
 COMPONENTS = """
 parameters:
+  source:
+    {name: source, in: query, description: "source type (repeat for any of several)", schema: {type: string}}
+  tag:
+    {name: tag, in: query, description: "tag (repeat: documents carrying all of them)", schema: {type: string}}
+  after:
+    {name: after, in: query, description: "updated on or after (YYYY-MM-DD or ISO 8601, UTC)", schema: {type: string}}
+  before:
+    {name: before, in: query, description: "updated before (YYYY-MM-DD or ISO 8601, UTC)", schema: {type: string}}
+  job_id:
+    {name: job_id, in: query, description: "saved by this job", schema: {type: string}}
   limit:
     {name: limit, in: query, description: items per page, schema: {type: integer, minimum: 1, maximum: 1000, default: 50}}
   offset:
@@ -210,6 +220,43 @@ schemas:
       delayed: {type: integer}
       in_flight: {type: integer}
       dead: {type: integer}
+  DocumentSummary:
+    type: object
+    properties:
+      id: {type: integer}
+      source_type: {type: string}
+      source_ref: {type: string, description: "the URL, or another reference unique within the source type"}
+      title: {type: string}
+      tags: {type: array, items: {type: string}}
+      keywords: {type: array, items: {type: string}}
+      summary: {type: string}
+      metadata: {type: object}
+      content_hash: {type: string}
+      job_id: {type: string, nullable: true, description: the job that saved it}
+      created_at: {type: string, format: date-time}
+      updated_at: {type: string, format: date-time}
+  Document:
+    allOf:
+      - {$ref: '#/components/schemas/DocumentSummary'}
+      - type: object
+        properties:
+          markdown: {type: string}
+          html: {type: string, nullable: true, description: kept only when the crawl was asked to}
+  TagCount:
+    type: object
+    properties: {tag: {type: string}, count: {type: integer}}
+  SearchHit:
+    type: object
+    properties:
+      id: {type: integer}
+      title: {type: string}
+      source_type: {type: string}
+      source_ref: {type: string}
+      tags: {type: array, items: {type: string}}
+      updated_at: {type: string, format: date-time}
+      snippet: {type: string, description: "HTML-escaped text, matches in <mark>"}
+      snippet_text: {type: string}
+      score: {type: number, nullable: true, description: "higher is better; null without words"}
   JobAccepted:
     type: object
     required: [job_id]
@@ -295,6 +342,9 @@ PAGES = {
     "PluginPage": ("Plugin", None),
     "CredentialPage": ("Credential", None),
     "DeadLetterPage": ("DeadLetter", None),
+    "DocumentPage": ("DocumentSummary", None),
+    "TagPage": ("TagCount", None),
+    "SearchPage": ("SearchHit", None),
 }
 EVENT_SCHEMAS = {"job_progress": "JobProgressEvent", "task_progress": "TaskProgressEvent", "job_log": "JobLogEvent",
                  "job_status_change": "JobStatusChangeEvent", "result_saved": "ResultSavedEvent",
