@@ -196,10 +196,12 @@ def job_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
         if action is not None:
             stats = action.manager.stats(services, job)
     params_kept = {"child_status": status_filter, "level": level, "offset": offset}
+    Record = runtime.models.JobDefinitionRecord
+    stored = job.definition_id is not None and Record.select().where(Record.id == job.definition_id).exists()
     return {
         "job": data, "root": root, "children": [job_dict(c) for c in children], "child_status": status_filter,
         "statuses": JOB_STATUSES, "levels": LEVELS, "level": level, "lines": lines, "stats": stats,
-        "last_log_id": lines[-1]["id"] if lines else 0, "duration": _duration(job),
+        "last_log_id": lines[-1]["id"] if lines else 0, "duration": _duration(job), "definition_stored": stored,
         "pagination": Page(child_total, PAGE_SIZE, offset), "url": url_maker(f"/jobs/{job.id}", params_kept),
     }
 
