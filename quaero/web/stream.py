@@ -170,7 +170,8 @@ async def events_ws(websocket: WebSocket) -> None:
     closed = asyncio.create_task(_until_closed(websocket))
     try:
         while True:
-            getting = asyncio.ensure_future(feed.get(BATCH_MAX if batch else 1))
+            # Everything waiting at once, whatever the mode: one wait per burst, not one per event.
+            getting = asyncio.ensure_future(feed.get(BATCH_MAX))
             await asyncio.wait({getting, closed}, return_when=asyncio.FIRST_COMPLETED)
             if closed.done():  # the client left: stop now, not at the next event
                 getting.cancel()
@@ -183,7 +184,8 @@ async def events_ws(websocket: WebSocket) -> None:
             if batch:
                 await websocket.send_text("[" + ",".join(e.as_json() for e in events) + "]")
             else:
-                await websocket.send_text(events[0].as_json())
+                for event in events:
+                    await websocket.send_text(event.as_json())
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
