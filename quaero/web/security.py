@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
@@ -47,7 +47,7 @@ def session_value(token: str) -> str:
 
 
 def token_matches(given: str | None, token: str) -> bool:
-    """Compare in constant time."""
+    """Compare in constant time (as bytes: any text a client sends compares, none raises)."""
     return given is not None and hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
 
 
@@ -100,7 +100,7 @@ class SecurityMiddleware:
         if token_matches(request.cookies.get(SESSION_COOKIE), session_value(token)):
             return None
         if request.scope["type"] == "http" and method == "GET" and is_page(path):
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
         return JSONResponse({"error": "an access token is required",
                              "detail": "send 'Authorization: Bearer <token>' (or ?access_token= on /ws)"},
                             status_code=401, headers={"www-authenticate": "Bearer"})
@@ -127,7 +127,7 @@ class SecurityMiddleware:
         if given is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             body, receive = await _buffer_body(receive)
             given = (parse_qs(body.decode("latin-1")).get(CSRF_FIELD) or [None])[0]
-        if expected and given and hmac.compare_digest(expected, given):
+        if expected and token_matches(given, expected):
             return None, receive
         return PlainTextResponse("The form's security token is missing or out of date: reload the page and try again.",
                                  status_code=403), receive
