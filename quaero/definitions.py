@@ -206,6 +206,9 @@ def parse_yaml(text: str, *, origin: str = "definition") -> tuple[dict[str, Any]
         raise DefinitionError(f"{origin}: {problem}", detail=[problem.as_dict()]) from None
     except yaml.YAMLError as exc:
         raise DefinitionError(f"{origin}: invalid YAML: {exc}", detail=[Problem("", str(exc)).as_dict()]) from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # a 5,000-digit number, a date past year 9999,
+        problem = Problem("", f"a value cannot be read: {str(exc)[:200]}")  # nesting too deep to follow
+        raise DefinitionError(f"{origin}: {problem}", detail=[problem.as_dict()]) from None
     if _expanded_size(node) > MAX_NODES:
         problem = Problem("", f"the definition expands to more than {MAX_NODES} values (YAML aliases?)")
         raise DefinitionError(f"{origin}: {problem}", detail=[problem.as_dict()])

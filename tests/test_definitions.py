@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quaero.definitions import load_definition_text, parse_duration
+from quaero.definitions import load_definition_text, parse_duration, parse_yaml
 from quaero.errors import DefinitionError
 from quaero.plugins import load_plugins
 
@@ -105,3 +105,10 @@ def test_alias_bomb_is_refused(registry):
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
     text = "\n".join(lines) + "\nname: bomb\nsteps:\n  - {name: a, action: test_fanout, config: {count: 1}}\n"
     assert "expands to more than" in str(problems(registry, text))
+
+
+@pytest.mark.parametrize("text", ["9" * 5000, "when: 2025-13-45", "[" * 5000 + "]" * 5000])
+def test_values_python_cannot_hold_are_definition_errors(text):
+    with pytest.raises(DefinitionError) as raised:
+        parse_yaml(text)
+    assert raised.value.status_code == 400
