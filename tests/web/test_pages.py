@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
+from starlette.routing import Route
 from support import csrf_of, execute, wait_done, wait_for
 
-from quaero.web.live import VIEWS, JobScope, _render
 from quaero.events import Event
+from quaero.web.live import VIEWS, JobScope, _render
 
 FAN = "id: fan\nname: Fan\nsteps:\n  - {name: fan, action: test_fanout, config: {count: 120}}\n"
 
@@ -99,3 +100,27 @@ def test_queue_page_lists_dead_letters_and_requeues_them(client, runtime):
     wait_for(lambda: runtime.services.jobs.get(child_id).status == "completed", 20)
     assert "No dead letters." in client.get("/queue").text
     assert client.post(f"/queue/dead/{letter_id}/requeue", data={"csrf_token": csrf_of(client)}).status_code == 404
+
+
+ODD = ["", "-1", "9" * 5000, "\u00e9\U0001f4a9", "%00", "<script>x</script>"]
+PAGE_PARAMS = ["offset", "status", "type", "definition_id", "parent_id", "level", "child_status", "q", "source",
+               "tag", "after", "before", "before_id", "typing", "done", "removed"]
+
+
+def test_no_page_answers_500_to_odd_input(client):
+    """Every page route, with odd path ids, query values and form fields (with a valid CSRF token)."""
+    token = csrf_of(client)
+    routes = [r for r in client.app.routes if isinstance(r, Route) and not r.path.startswith(("/api", "/metrics"))]
+    assert len(routes) > 20
+    for route in routes:
+        for odd in ODD:
+            path = re.sub(r"{(\w+)(:\w+)?}", lambda m: "cancel" if m.group(1) == "action" else odd or "x", route.path)
+            for method in route.methods - {"HEAD"}:
+                if method == "GET":
+                    responses = [client.get(path, params={name: odd}) for name in PAGE_PARAMS]
+                else:
+                    fields = {"csrf_token": token, **{name: odd for name in ("source", "id", "cookies", "headers",
+                                                                             "token", "tag", "after")}}
+                    responses = [client.post(path, data=fields)]
+                for response in responses:
+                    assert response.status_code < 500, (method, path[:80], odd[:20], response.text[:300])
