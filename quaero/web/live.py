@@ -178,8 +178,8 @@ async def live(websocket: WebSocket) -> None:
 async def _drain(websocket: WebSocket) -> None:
     """Read (and ignore) what the browser sends, to notice when it goes away."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while True:
-            await websocket.receive_text()
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass  # text or bytes: either is ignored
 
 
 routes = [

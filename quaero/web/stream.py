@@ -196,8 +196,8 @@ async def events_ws(websocket: WebSocket) -> None:
 async def _until_closed(websocket: WebSocket) -> None:
     """Read (and ignore) what the client sends, to notice when it goes away."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while True:
-            await websocket.receive_text()
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass  # text or bytes: either is ignored
 
 
 async def events_sse(request: Request) -> EventSourceResponse:

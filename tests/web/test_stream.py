@@ -93,3 +93,10 @@ def test_a_client_that_leaves_is_let_go_at_once(client, runtime):
         ws.send_text("hello")  # clients may talk; the server ignores it
     hub = client.app.state.feed_hub
     wait_for(lambda: not hub.feeds, 5, what="the feed of the closed client to go")
+
+
+def test_a_client_sending_bytes_is_ignored_not_dropped(client, runtime):
+    with client.websocket_connect("/ws?types=job_log") as ws:
+        ws.send_bytes(b"\x00\xff")
+        runtime.bus.publish("job_log", {"job_id": "j", "message": "still here"})
+        assert json.loads(ws.receive_text())["payload"]["message"] == "still here"
