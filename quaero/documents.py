@@ -259,19 +259,25 @@ class DocumentStore:
             query = "SELECT tag, COUNT(*) AS n FROM document_tags GROUP BY tag ORDER BY n DESC, tag LIMIT ?"
         return [{"tag": tag, "count": n} for tag, n in self.database.execute(query, (limit,)).fetchall()]
 
-    def stats(self, *, top_tags: int = 20) -> dict[str, Any]:
-        """Totals for a dashboard: documents, by source type, top tags, newest and oldest, markdown bytes."""
+    def stats(self, *, top_tags: int = 20, sizes: bool = True) -> dict[str, Any]:
+        """Totals for a dashboard: documents, by source type, top tags, newest and oldest, markdown bytes.
+
+        Each figure is its own query so that the indexes answer it; only the markdown bytes read every
+        document's body (``sizes=False`` leaves them out, as ``None``: about 1.4 s at 100,000 documents).
+        """
+        def one(sql: str) -> Any:
+            return self.database.execute(sql).fetchone()[0]
+
         size = "octet_length(d.markdown)" if self.database.is_postgres else "length(CAST(d.markdown AS BLOB))"
-        total, newest, oldest, size_bytes = self.database.execute(
-            f"SELECT COUNT(*), MAX(d.updated_at), MIN(d.updated_at), SUM({size}) FROM documents AS d").fetchone()
+        newest, oldest = one("SELECT MAX(updated_at) FROM documents"), one("SELECT MIN(updated_at) FROM documents")
         by_source = self.database.execute(
             "SELECT d.source_type, COUNT(*) AS n FROM documents AS d GROUP BY d.source_type "
             "ORDER BY n DESC, d.source_type").fetchall()
         return {
-            "total": total,
+            "total": one("SELECT COUNT(*) FROM documents"),
             "by_source_type": {source: n for source, n in by_source},
             "top_tags": self.tags(limit=top_tags),
             "newest_updated_at": iso(newest) if newest is not None else None,
             "oldest_updated_at": iso(oldest) if oldest is not None else None,
-            "markdown_bytes": int(size_bytes or 0),
+            "markdown_bytes": int(one(f"SELECT SUM({size}) FROM documents AS d") or 0) if sizes else None,
         }

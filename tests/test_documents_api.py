@@ -133,6 +133,9 @@ def test_stats(client, ids):
     assert stats["newest_updated_at"] == "2025-04-10T12:00:00.000Z"
     assert stats["oldest_updated_at"] == "2025-01-10T12:00:00.000Z"
     assert stats["markdown_bytes"] == sum(len(d[3].encode("utf-8")) for d in DOCS)  # bytes, not characters
+    quick = client.get("/api/documents/stats", params={"sizes": "false"}).json()
+    assert quick["markdown_bytes"] is None and quick["total"] == 4
+    assert client.get("/api/documents/stats", params={"sizes": "maybe"}).status_code == 400
 
 
 def test_stats_of_an_empty_store(client):

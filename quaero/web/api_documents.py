@@ -98,6 +98,7 @@ async def document_stats(request: Request) -> JSONResponse:
     ---
     parameters:
       - {name: top_tags, in: query, description: "how many tags to list", schema: {type: integer, minimum: 0, maximum: 1000, default: 20}}
+      - {name: sizes, in: query, description: "false: leave out markdown_bytes, the one figure that reads every document", schema: {type: boolean, default: true}}
     responses:
       200:
         description: the totals
@@ -111,12 +112,15 @@ async def document_stats(request: Request) -> JSONResponse:
                 top_tags: {type: array, items: {$ref: '#/components/schemas/TagCount'}}
                 newest_updated_at: {type: string, format: date-time, nullable: true}
                 oldest_updated_at: {type: string, format: date-time, nullable: true}
-                markdown_bytes: {type: integer}
+                markdown_bytes: {type: integer, nullable: true, description: "null with sizes=false"}
       400: {$ref: '#/components/responses/BadRequest'}
     """
     store = runtime_of(request).services.documents
     top = int_param(request, "top_tags", 20, low=0, high=1000)
-    return JSONResponse(await asyncio.to_thread(store.stats, top_tags=top))
+    sizes = request.query_params.get("sizes", "true").lower()
+    if sizes not in ("true", "false", "1", "0"):
+        raise QueryError(f"sizes must be true or false, got {sizes[:50]!r}")
+    return JSONResponse(await asyncio.to_thread(store.stats, top_tags=top, sizes=sizes in ("true", "1")))
 
 
 async def document_tags(request: Request) -> JSONResponse:

@@ -51,7 +51,7 @@ def documents_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, 
     except QueryError as exc:
         where, fields, error = DocumentFilter(), {name: params.get(name, "") for name in FILTER_FIELDS}, exc.message
     items = [document_dict(d, full=False) for d in store.list(where, limit=PAGE_SIZE, offset=offset, bodies=False)]
-    stats = store.stats(top_tags=30)
+    stats = store.stats(top_tags=30, sizes=False)  # the page does without the one figure that reads every body
     return {"documents": items, "fields": fields, "error": error, "stats": stats, "filtered": bool(where),
             "pagination": Page(store.count(where), PAGE_SIZE, offset),
             "url": url_maker("/documents", {**fields, "offset": offset}),

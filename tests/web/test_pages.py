@@ -9,6 +9,7 @@ from support import csrf_of, execute, wait_done, wait_for
 
 from quaero.events import Event
 from quaero.web.live import VIEWS, JobScope, _render
+from quaero.web.pages import dashboard_context
 
 FAN = "id: fan\nname: Fan\nsteps:\n  - {name: fan, action: test_fanout, config: {count: 120}}\n"
 
@@ -124,3 +125,12 @@ def test_no_page_answers_500_to_odd_input(client):
                     responses = [client.post(path, data=fields)]
                 for response in responses:
                     assert response.status_code < 500, (method, path[:80], odd[:20], response.text[:300])
+
+
+def test_dashboard_counts_the_jobs_finished_this_hour(client, runtime):
+    root_id = execute(runtime, FAN)
+    wait_done(runtime, root_id)
+    context = dashboard_context(runtime, {})
+    assert context["throughput"]["total"] == 122  # 120 children, their step and the execution
+    assert context["executions"]["completed"] == 1 and context["running"] == []
+    assert "122 in all" in client.get("/").text
