@@ -118,16 +118,13 @@ def page(template: str, context: dict[str, Any], *, status_code: int = 200) -> H
     return HTMLResponse(ENV.get_template(template).render(context), status_code=status_code)
 
 
-def blocks(template: str, names: list[str], context: dict[str, Any]) -> str:
-    """Render only the named blocks of a page template, marked for out-of-band swapping."""
+def blocks(template: str, names: list[str], context: dict[str, Any], *, oob: bool = True) -> str:
+    """Render only the named blocks of a page template; ``oob`` marks them for out-of-band swapping."""
     compiled = ENV.get_template(template)
-    ctx = compiled.new_context({**context, "oob": True})
+    ctx = compiled.new_context({**context, "oob": oob})
     return "".join("".join(compiled.blocks[name](ctx)) for name in names)
 
 
 def fragment(template: str, names: list[str], context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
     """Blocks of a page as an HTTP response (for htmx requests that replace part of a page)."""
-    compiled = ENV.get_template(template)
-    ctx = compiled.new_context({**context, "oob": False})
-    body = "".join("".join(compiled.blocks[name](ctx)) for name in names)
-    return HTMLResponse(body, status_code=status_code)
+    return HTMLResponse(blocks(template, names, context, oob=False), status_code=status_code)
