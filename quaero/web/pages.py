@@ -501,7 +501,8 @@ async def login(request: Request) -> Response:
         return page("login.html", layout(request, "", title="Sign in", next=target, error="That token is not right.",
                                          needed=True), status_code=401)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="strict")
+    # Lax, not Strict: a link from another site (a chat, a mail) opens the page signed in.
+    response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="lax")
     return response
 
 

@@ -10,7 +10,8 @@ Three rules, applied by one middleware so no view can forget them:
    while scripts and curl send none, so this stops cross-site forms without bothering API clients.
 3. A state-changing request from the pages (any path outside ``/api/``) must also carry the CSRF token
    the page was rendered with (form field ``csrf_token`` or header ``X-CSRF-Token``), which matches the
-   ``quaero_csrf`` cookie (the double-submit pattern; the cookie is HttpOnly and SameSite=Strict).
+   ``quaero_csrf`` cookie (the double-submit pattern). The cookie is HttpOnly and SameSite=Lax: a link
+   from another site lands with it, so other open tabs keep their tokens; rule 2 refuses cross-site writes.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ class SecurityMiddleware:
                 headers = [*message.get("headers", []), *SECURITY_HEADERS]
                 token = request.scope.get("quaero.csrf")
                 if token and token != request.cookies.get(CSRF_COOKIE):
-                    cookie = f"{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+                    cookie = f"{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax"
                     headers.append((b"set-cookie", cookie.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
