@@ -38,7 +38,8 @@ FLASH = {
     "saved": "The definition was saved.", "enabled": "The definition is enabled.",
     "disabled": "The definition is disabled.", "definition-deleted": "The definition was deleted.",
     "credentials-saved": "The credentials were saved.", "credentials-deleted": "The credentials were deleted.",
-    "requeued": "The message was put back on its queue.", "document-deleted": "The document was deleted.", "dead-deleted": "The dead letter was deleted.",
+    "requeued": "The message was put back on its queue.", "document-deleted": "The document was deleted.",
+    "dead-deleted": "The dead letter was deleted.",
 }
 
 

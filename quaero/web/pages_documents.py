@@ -142,8 +142,8 @@ async def document_delete(request: Request) -> Response:
         return page("confirm.html", layout(
             request, "/documents", title="Delete document?", question="Delete this document?",
             consequence="It is removed from the knowledge base and the search index.", button="Delete document",
-            action_url=f"/documents/{doc.id}/delete", back_url=f"/documents/{doc.id}", subject=doc.title or doc.source_ref,
-            danger=True))
+            action_url=f"/documents/{doc.id}/delete", back_url=f"/documents/{doc.id}",
+            subject=doc.title or doc.source_ref, danger=True))
     await asyncio.to_thread(runtime_of(request).services.documents.delete, doc_id)
     return _see("/documents", "document-deleted")
 

@@ -2,9 +2,9 @@
 
 Both serve the seed's six events as ``{"type", "payload"}`` JSON, narrowed by ``types`` (a comma-separated
 list) and ``job_id`` (that job and its descendants). Each client gets an :class:`EventFeed`: a bounded
-queue that the loop's :class:`FeedHub` fills from the publishing threads. A slow or stalled client never slows the workers or the other
-clients: when its queue is full, new events are dropped for it alone and counted, and the next thing it
-receives is ``{"type": "events_dropped", "payload": {"count": n}}``.
+queue that the loop's :class:`FeedHub` fills from the publishing threads. A slow or stalled client never
+slows the workers or the other clients: when its queue is full, new events are dropped for it alone and
+counted, and the next thing it receives is ``{"type": "events_dropped", "payload": {"count": n}}``.
 
 With ``batch=1`` a WebSocket frame carries a JSON array of every event waiting (at most
 :data:`BATCH_MAX`), instead of one event per frame: the way to follow thousands of events a second.
