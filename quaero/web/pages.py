@@ -184,7 +184,7 @@ async def jobs(request: Request) -> Response:
 
 
 def job_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
-    """A job with its steps, one page of its children and the tail of its (and its descendants') log."""
+    """A job with its steps and one page of its children: what the job page and its live blocks show."""
     services = runtime.services
     job = services.jobs.get(params["id"])
     data = job_dict(job)
@@ -194,7 +194,6 @@ def job_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     counts = data["counts"]
     child_total = counts[status_filter] if status_filter else counts["total"]
     level = _param(params, "level", LEVELS)
-    lines = services.logs.read([job.id], before_id=0, level=level or None, limit=LOG_LINES, descendants=True)
     root = job_dict(services.jobs.get(job.root_id)) if job.root_id and job.root_id != job.id else None
     stats = None
     if job.type == "step":
@@ -206,8 +205,8 @@ def job_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     stored = job.definition_id is not None and Record.select().where(Record.id == job.definition_id).exists()
     return {
         "job": data, "root": root, "children": [job_dict(c) for c in children], "child_status": status_filter,
-        "statuses": JOB_STATUSES, "levels": LEVELS, "level": level, "lines": lines, "stats": stats,
-        "last_log_id": lines[-1]["id"] if lines else 0, "duration": _duration(job), "definition_stored": stored,
+        "statuses": JOB_STATUSES, "levels": LEVELS, "level": level, "stats": stats,
+        "duration": _duration(job), "definition_stored": stored,
         "pagination": Page(child_total, PAGE_SIZE, offset), "url": url_maker(f"/jobs/{job.id}", params_kept),
     }
 
@@ -218,10 +217,19 @@ def _duration(job: Any) -> float | None:
     return (job.finished_at or time.time()) - job.started_at
 
 
+def job_page_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
+    """:func:`job_context` and the tail of the job's (and its descendants') log, for the whole page; the live
+    stream appends the lines that come after it."""
+    context = job_context(runtime, params)
+    lines = runtime.services.logs.read([params["id"]], before_id=0, level=context["level"] or None,
+                                       limit=LOG_LINES, descendants=True)
+    return {**context, "lines": lines, "last_log_id": lines[-1]["id"] if lines else 0}
+
+
 async def job(request: Request) -> Response:
     runtime = runtime_of(request)
     params = {**request.query_params, "id": request.path_params["id"]}
-    context = await asyncio.to_thread(job_context, runtime, params)
+    context = await asyncio.to_thread(job_page_context, runtime, params)
     live_params = {**request.query_params, "after_id": context["last_log_id"]}
     live = f"/live/job/{quote(request.path_params['id'])}?{urlencode(live_params)}"
     return page("job.html", layout(request, "/jobs", title=f"Job {context['job']['name']}", live_url=live,
@@ -441,13 +449,20 @@ SHOWN_SETTINGS = ("data_dir", "database_url", "queue_url", "host", "port", "work
                   "definitions_dir", "log_level", "plugins", "plugin_modules")
 
 
-async def settings_page(request: Request) -> Response:
+async def _settings(request: Request, *, error: str | None = None, form: dict[str, str] | None = None,
+                    status_code: int = 200) -> Response:
+    """The settings page: the stored credentials (names only) and the configuration in effect."""
     runtime = runtime_of(request)
     credentials = await asyncio.to_thread(runtime.services.credentials.listing)
     shown = {name: getattr(runtime.settings, name) for name in SHOWN_SETTINGS}
     shown["access_token"] = "set" if runtime.settings.access_token else "not set"
     return page("settings.html", layout(request, "/settings", title="Settings", credentials=credentials,
-                                        settings=shown, flash=_flash(request), error=None, form={}))
+                                        settings=shown, flash=_flash(request), error=error, form=form or {}),
+                status_code=status_code)
+
+
+async def settings_page(request: Request) -> Response:
+    return await _settings(request)
 
 
 def _pairs(text: str, what: str) -> dict[str, str]:
@@ -475,12 +490,8 @@ async def credentials_create(request: Request) -> Response:
         await asyncio.to_thread(runtime.services.credentials.save, auth_id, base_url=form.get("base_url", "").strip(),
                                 cookies=cookies, headers=headers)
     except QuaeroError as exc:
-        credentials = await asyncio.to_thread(runtime.services.credentials.listing)
-        shown = {name: getattr(runtime.settings, name) for name in SHOWN_SETTINGS}
-        return page("settings.html", layout(request, "/settings", title="Settings", credentials=credentials,
-                                            settings=shown, error=exc.message,
-                                            form={"id": form.get("id", ""), "base_url": form.get("base_url", "")}),
-                    status_code=400)
+        return await _settings(request, error=exc.message, status_code=400,
+                               form={"id": form.get("id", ""), "base_url": form.get("base_url", "")})
     return _see("/settings", "credentials-saved")
 
 

@@ -27,6 +27,8 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from quaero.web.http import MAX_BODY
+
 CSRF_COOKIE = "quaero_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -150,9 +152,6 @@ class SecurityMiddleware:
         return sending
 
 
-MAX_FORM = 1_000_000
-
-
 async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
     """Read the whole body (bounded) and give back a ``receive`` that replays it for the view."""
     chunks: list[bytes] = []
@@ -163,7 +162,7 @@ async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
             break
         chunks.append(message.get("body", b""))
         size += len(chunks[-1])
-        if size > MAX_FORM or not message.get("more_body", False):
+        if size > MAX_BODY or not message.get("more_body", False):
             break
     body = b"".join(chunks)
     replayed = False
