@@ -469,7 +469,7 @@ def run_quaero(url: str, concurrency: int, workers: int | None, timeout: float) 
         if workers is not None:
             command += ["--workers", str(workers)]
         returncode, stdout, stderr, wall, sampler = run_measured(command, tmp, timeout)
-        documents = _count_documents(data_dir / "quaero.db")
+        documents = _count_documents(data_dir / "quaero.stores.db")
     summary: dict[str, Any] = {}
     for line in reversed(stdout.strip().splitlines()):
         try:

@@ -35,7 +35,7 @@ from quaero.settings import load_settings  # noqa: E402
 
 def _settings(data_dir: str, workers: int | None):
     return load_settings(environ={}, overrides=dict(
-        data_dir=data_dir, definitions_dir=os.path.join(data_dir, "none"), plugin_modules=["quaero.testing"],
+        data_dir=data_dir, definitions_dir=os.path.join(data_dir, "none"), plugin_modules=["quaero.testing.actions"],
         worker_processes=workers, log_level="WARNING"))
 
 

@@ -58,10 +58,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from report import print_figures
 
-from quaero.db import SQLITE_PRAGMAS, Database
-from quaero.documents import DocumentInput, DocumentStore
-from quaero.models import bind_models
-from quaero.search import (
+from quaero.stores.db import SQLITE_PRAGMAS, Database
+from quaero.stores.documents import DocumentInput, DocumentStore
+from quaero.stores.models import bind_models
+from quaero.stores.search import (
     BODY_WEIGHT,
     SNIPPET_TOKENS,
     TITLE_WEIGHT,
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     documents = list(build_documents(texts, args.docs))
     with tempfile.TemporaryDirectory(prefix="quaero-bench-search-") as tmp:
         data_dir = Path(tmp)
-        database_path = data_dir / "quaero.db"
+        database_path = data_dir / "quaero.stores.db"
         rate = index(f"sqlite:///{database_path}", documents)
         queries = build_queries(database_path, args.queries)
         raw = time_raw(database_path, queries)

@@ -5,7 +5,7 @@
                         [--detail-children 10000] [--log-lines 20000] [--requests 200] [--skip-ws] [--skip-pages]
 
 Everything runs against ``quaero serve`` started as a subprocess on 127.0.0.1 (a free port, its own
-temporary data directory, ``QUAERO_PLUGIN_MODULES=quaero.testing``, the default worker processes).
+temporary data directory, ``QUAERO_PLUGIN_MODULES=quaero.testing.actions``, the default worker processes).
 
 - ws_*: ``--clients`` WebSocket clients of ``/ws`` listen while an execution runs. The clients run in
   a separate process (this script in client mode, asyncio + the ``websockets`` library), so they do not
@@ -27,7 +27,7 @@ temporary data directory, ``QUAERO_PLUGIN_MODULES=quaero.testing``, the default 
   the jobs API (plain, filtered, the second page and a deep page by the ``next`` cursor, and a deep
   offset for contrast) and the detail page of a step with ``--detail-children`` children and
   ``--log-lines`` log lines in its subtree (and of its execution's root). The rows are written straight
-  into the server's SQLite file before it starts (schema from ``quaero.models.bind_models``, no ANALYZE
+  into the server's SQLite file before it starts (schema from ``quaero.stores.models.bind_models``, no ANALYZE
   statistics, as on a fresh install): executions of several definitions spread over 30 days, each a root
   (``parent``), 1-3 steps and their children, all finished (completed, failed, cancelled: a running
   one would be resumed by the server and change under the measurement).
@@ -119,7 +119,7 @@ class QuaeroServer:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
-        env.update(QUAERO_PLUGIN_MODULES="quaero.testing", QUAERO_LOG_LEVEL="WARNING")
+        env.update(QUAERO_PLUGIN_MODULES="quaero.testing.actions", QUAERO_LOG_LEVEL="WARNING")
         (data_dir / "definitions").mkdir(parents=True, exist_ok=True)
         self._stderr = open(data_dir / "serve.stderr", "wb")  # noqa: SIM115 (closed in close())
         self.process = subprocess.Popen(
@@ -431,7 +431,7 @@ DEFINITIONS = {
 
 
 def _job_id(stamp: float, rng: random.Random) -> str:
-    """Like ``quaero.jobs.new_job_id`` at ``stamp``: time-ordered, so listing by id lists by creation."""
+    """Like ``quaero.stores.jobs.new_job_id`` at ``stamp``: time-ordered, so listing by id lists by creation."""
     return f"job_{int(stamp * 1000):012x}{rng.getrandbits(48):012x}"
 
 
@@ -528,8 +528,8 @@ class Seeder:
 
 def seed(db_path: Path, total: int, detail_children: int, log_lines: int, rng_seed: int = SEED) -> dict[str, str]:
     """Fill a fresh database with ``total`` jobs; the ids of the big execution and a few others to ask for."""
-    from quaero.db import Database
-    from quaero.models import bind_models
+    from quaero.stores.db import Database
+    from quaero.stores.models import bind_models
 
     database = Database(f"sqlite:///{db_path}")
     bind_models(database.db)  # the schema, indexes and triggers the server would create
@@ -604,7 +604,7 @@ def measure_pages(total: int, detail_children: int, log_lines: int, requests: in
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="quaero-bench-web-") as tmp:
         started = time.perf_counter()
-        ids = seed(Path(tmp) / "quaero.db", total, detail_children, log_lines)
+        ids = seed(Path(tmp) / "quaero.stores.db", total, detail_children, log_lines)
         figures.update(seeded_jobs=int(ids["jobs"]), seeded_log_lines=int(ids["log_lines"]),
                        seed_s=round(time.perf_counter() - started, 1))
         with QuaeroServer(Path(tmp)) as server:

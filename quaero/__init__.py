@@ -5,12 +5,12 @@ The names below are the public plugin API; a plugin needs nothing else from ``qu
 
 from importlib.metadata import PackageNotFoundError, version
 
-from quaero.context import JobContext
-from quaero.documents import DocumentInput, SaveResult
+from quaero.engine.context import JobContext
+from quaero.stores.documents import DocumentInput, SaveResult
 from quaero.errors import JobCancelled, JobError, QuaeroError
-from quaero.hookspecs import hookimpl
-from quaero.interfaces import Action, JobWorker, StepManager, StepOptions
-from quaero.jobs import ChildSpec
+from quaero.api.hookspecs import hookimpl
+from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
+from quaero.stores.jobs import ChildSpec
 
 try:
     __version__ = version("quaero")

@@ -16,7 +16,7 @@ from quaero.errors import QuaeroError
 from quaero.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from quaero.search import SearchPage
+    from quaero.stores.search import SearchPage
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +102,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from quaero.logsetup import configure_logging
+    from quaero.runtime.logsetup import configure_logging
     from quaero.web.app import create_app
 
     configure_logging(settings)
@@ -115,7 +115,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from quaero.logsetup import configure_logging
+    from quaero.runtime.logsetup import configure_logging
     from quaero.runtime import Runtime
 
     index = os.environ.get("QUAERO_WORKER_INDEX")
@@ -146,7 +146,7 @@ def _exit_with_parent(stop: threading.Event) -> None:
 
 
 def _run_summary(runtime: Any, root_id: str, started: float) -> dict[str, Any]:
-    from quaero.jobs import Counts
+    from quaero.stores.jobs import Counts
 
     jobs = runtime.services.jobs
     root = jobs.get(root_id)
@@ -162,7 +162,7 @@ def _run_summary(runtime: Any, root_id: str, started: float) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from quaero.logsetup import configure_logging
+    from quaero.runtime.logsetup import configure_logging
     from quaero.runtime import Runtime
 
     if not args.file.is_file():
@@ -231,9 +231,9 @@ class _LiveDisplay:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
-    from quaero.db import Database
-    from quaero.models import bind_models
-    from quaero.views import job_dict
+    from quaero.stores.db import Database
+    from quaero.stores.models import bind_models
+    from quaero.stores.views import job_dict
 
     database = Database(settings.resolved_database_url)
     models = bind_models(database.db)
@@ -252,9 +252,9 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    from quaero.db import Database
-    from quaero.models import bind_models
-    from quaero.search import DocumentSearch
+    from quaero.stores.db import Database
+    from quaero.stores.models import bind_models
+    from quaero.stores.search import DocumentSearch
 
     if not 1 <= args.limit <= 100:
         raise QuaeroError(f"--limit must be between 1 and 100, got {args.limit}")
@@ -276,7 +276,7 @@ def _print_hits(page: SearchPage) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    from quaero.search import mark_matches
+    from quaero.stores.search import mark_matches
 
     console = Console(highlight=False, soft_wrap=True)
     if console.is_terminal:
@@ -292,7 +292,7 @@ def _print_hits(page: SearchPage) -> None:
 
 
 def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
-    from quaero.plugins import load_plugins
+    from quaero.registry import load_plugins
 
     registry = load_plugins(only=settings.plugins, plugin_modules=settings.plugin_modules)
     listing = registry.listing()
@@ -308,8 +308,8 @@ def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from quaero.definitions import load_definition_text
-    from quaero.plugins import load_plugins
+    from quaero.stores.definitions import load_definition_text
+    from quaero.registry import load_plugins
 
     registry = load_plugins(only=settings.plugins, plugin_modules=settings.plugin_modules)
     failed = 0

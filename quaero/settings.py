@@ -31,7 +31,7 @@ class Settings(BaseModel):
 
     data_dir: Path = Field(Path("data"), description="Directory for the databases, queue and logs.")
     database_url: str | None = Field(
-        None, description="peewee database URL; default sqlite:///<data_dir>/quaero.db."
+        None, description="peewee database URL; default sqlite:///<data_dir>/quaero.stores.db."
     )
     queue_url: str | None = Field(
         None, description="sqlite:///path, redis://host:port/db or amqp://user:pass@host; default sqlite:///<data_dir>/queue.db."
@@ -70,7 +70,7 @@ class Settings(BaseModel):
     @property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data directory."""
-        return self.database_url or f"sqlite:///{(self.data_dir / 'quaero.db').resolve()}"
+        return self.database_url or f"sqlite:///{(self.data_dir / 'quaero.stores.db').resolve()}"
 
     @property
     def resolved_queue_url(self) -> str:

@@ -17,8 +17,8 @@ from starlette.schemas import SchemaGenerator
 from starlette.testclient import TestClient
 from support import make_settings, wait_for
 
-from quaero.jobs import ChildSpec
-from quaero.models import bind_models
+from quaero.stores.jobs import ChildSpec
+from quaero.stores.models import bind_models
 from quaero.runtime import Runtime
 from quaero.web.app import create_app
 from quaero.web.security import is_page

@@ -20,7 +20,7 @@ FANOUT = "name: cli fan\nsteps:\n  - {name: fan, action: test_fanout, config: {c
 
 def quaero(*args: str, cwd: Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
-    environ.update({"QUAERO_PLUGIN_MODULES": "quaero.testing", **env})
+    environ.update({"QUAERO_PLUGIN_MODULES": "quaero.testing.actions", **env})
     return subprocess.run([sys.executable, "-m", "quaero", *args], cwd=cwd, env=environ, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -71,7 +71,7 @@ def test_serve_executes_over_the_api_with_worker_processes_and_stops_cleanly(tmp
     (defs / "fan.yaml").write_text(FANOUT)
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
-    environ["QUAERO_PLUGIN_MODULES"] = "quaero.testing"
+    environ["QUAERO_PLUGIN_MODULES"] = "quaero.testing.actions"
     server = subprocess.Popen([sys.executable, "-m", "quaero", "serve", "--port", str(port), "--data-dir", "data",
                                "--definitions", "defs", "--workers", "2"], cwd=tmp_path, env=environ,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -108,7 +108,7 @@ def test_sigkill_of_the_server_then_restart_finishes_the_execution(tmp_path):
         "name: slow\nsteps:\n  - {name: a, action: test_fanout, config: {count: 12, work_ms: 400, save_documents: true}}\n"
         "  - {name: b, action: test_fanout, config: {count: 3}}\n")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
-    environ.update(QUAERO_PLUGIN_MODULES="quaero.testing", QUAERO_QUEUE_LEASE_MS="1500")
+    environ.update(QUAERO_PLUGIN_MODULES="quaero.testing.actions", QUAERO_QUEUE_LEASE_MS="1500")
 
     def serve(port):
         return subprocess.Popen([sys.executable, "-m", "quaero", "serve", "--port", str(port), "--data-dir", "data",
@@ -163,9 +163,9 @@ def _state(pid: int) -> str:
 
 
 def test_search_prints_ranked_results_and_refuses_a_malformed_query(tmp_path):
-    from quaero.db import Database
-    from quaero.documents import DocumentInput, DocumentStore
-    from quaero.models import bind_models
+    from quaero.stores.db import Database
+    from quaero.stores.documents import DocumentInput, DocumentStore
+    from quaero.stores.models import bind_models
     from quaero.settings import load_settings
 
     database = Database(load_settings(environ={}, overrides={"data_dir": tmp_path / "data"}).resolved_database_url)

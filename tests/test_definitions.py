@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from quaero.definitions import load_definition_text, parse_duration, parse_yaml
+from quaero.stores.definitions import load_definition_text, parse_duration, parse_yaml
 from quaero.errors import DefinitionError
-from quaero.plugins import load_plugins
+from quaero.registry import load_plugins
 
 
 @pytest.fixture(scope="module")
 def registry():
-    return load_plugins(only=["quaero.testing"], plugin_modules=["quaero.testing"])
+    return load_plugins(only=["quaero.testing.actions"], plugin_modules=["quaero.testing.actions"])
 
 
 def problems(registry, text):

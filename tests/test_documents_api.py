@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from starlette.testclient import TestClient
 
-from quaero.documents import DocumentInput
+from quaero.stores.documents import DocumentInput
 from quaero.web.app import create_app
 
 DOCS = [

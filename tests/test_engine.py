@@ -7,7 +7,7 @@ import time
 
 from support import execute, wait_done, wait_for
 
-from quaero.events import EVENT_TYPES, JOB_PROGRESS, JOB_SPAWN, JOB_STATUS_CHANGE, RESULT_SAVED, Event
+from quaero.stores.events import EVENT_TYPES, JOB_PROGRESS, JOB_SPAWN, JOB_STATUS_CHANGE, RESULT_SAVED, Event
 
 
 def steps_of(runtime, root_id):
@@ -311,7 +311,7 @@ steps:
 
 
 def test_pending_job_whose_message_was_lost_is_enqueued_again(runtime):
-    from quaero.jobs import ChildSpec
+    from quaero.stores.jobs import ChildSpec
 
     root_id = execute(runtime, """
 name: lost

@@ -24,7 +24,7 @@ def test_wheel_install_runs_without_the_source_tree(tmp_path):
                            env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
     assert check.stdout.startswith(str(target)) and "0.1.0" in check.stdout
     run = subprocess.run([sys.executable, "-m", "quaero", "run", "fan.yaml", "--json", "--workers", "0"],
-                         env={**env, "QUAERO_PLUGIN_MODULES": "quaero.testing"}, cwd=tmp_path,
+                         env={**env, "QUAERO_PLUGIN_MODULES": "quaero.testing.actions"}, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["counts"]["completed"] == 3

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from quaero.errors import PluginError
-from quaero.hookspecs import hookimpl
-from quaero.interfaces import Action, JobWorker, StepManager
-from quaero.plugins import load_plugins
+from quaero.api.hookspecs import hookimpl
+from quaero.api.actions import Action, JobWorker, StepManager
+from quaero.registry import load_plugins
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +52,7 @@ def test_two_plugins_claiming_one_action_fail_naming_both():
 
 
 def test_plugin_failing_to_register_is_reported_and_skipped():
-    registry = load_plugins(only=["quaero.testing"], plugin_modules=["quaero.testing"], extra=[("broken", Broken())])
+    registry = load_plugins(only=["quaero.testing.actions"], plugin_modules=["quaero.testing.actions"], extra=[("broken", Broken())])
     assert registry.plugins["broken"].error == "RuntimeError: cannot start"
     assert "test_fanout" in registry.actions
 
@@ -60,13 +60,13 @@ def test_plugin_failing_to_register_is_reported_and_skipped():
 def test_plugin_failing_to_import_is_reported_and_skipped(tmp_path, monkeypatch):
     (tmp_path / "exploding_plugin.py").write_text("raise ImportError('missing dependency foo')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry = load_plugins(plugin_modules=["exploding_plugin", "quaero.testing"])
+    registry = load_plugins(plugin_modules=["exploding_plugin", "quaero.testing.actions"])
     assert "missing dependency foo" in registry.plugins["exploding_plugin"].error
     assert "test_fanout" in registry.actions
 
 
 def test_only_limits_which_plugins_load():
-    registry = load_plugins(only=["nothing"], plugin_modules=["quaero.testing"])
+    registry = load_plugins(only=["nothing"], plugin_modules=["quaero.testing.actions"])
     assert registry.actions == {}
 
 

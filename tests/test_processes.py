@@ -7,7 +7,7 @@ import signal
 
 from support import execute, make_settings, wait_done, wait_for
 
-from quaero.events import RESULT_SAVED
+from quaero.stores.events import RESULT_SAVED
 from quaero.runtime import Runtime
 
 

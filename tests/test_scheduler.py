@@ -7,7 +7,7 @@ import time
 from support import make_settings, wait_done, wait_for
 
 from quaero.runtime import Runtime
-from quaero.scheduler import Scheduler
+from quaero.engine.scheduler import Scheduler
 
 
 def test_due_schedule_fires_once_and_never_overlaps(runtime):

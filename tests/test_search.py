@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from quaero.db import Database
-from quaero.documents import DocumentFilter, DocumentInput, DocumentStore
+from quaero.stores.db import Database
+from quaero.stores.documents import DocumentFilter, DocumentInput, DocumentStore
 from quaero.errors import QueryError
-from quaero.models import bind_models
-from quaero.search import (
+from quaero.stores.models import bind_models
+from quaero.stores.search import (
     _SQLITE_RANKED,
     CLOSE,
     OPEN,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from quaero.db import Database
-from quaero.documents import DocumentInput, DocumentStore
+from quaero.stores.db import Database
+from quaero.stores.documents import DocumentInput, DocumentStore
 from quaero.errors import Conflict, NotFound
-from quaero.events import EventBus
-from quaero.jobs import ChildSpec, Counts, JobManager
-from quaero.models import bind_models
+from quaero.stores.events import EventBus
+from quaero.stores.jobs import ChildSpec, Counts, JobManager
+from quaero.stores.models import bind_models
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@
 * :func:`parse_page` parses the HTML once, reads title, description, canonical URL, language, robots meta
   and the followable links of the *whole* document, then has :mod:`quaero.markdown` strip the page chrome
   (navigation, header, footer, scripts…) and convert the main content to markdown.
-* :func:`html_to_markdown` is :func:`quaero.markdown.html_to_markdown` with the crawler's URL normalisation,
+* :func:`html_to_markdown` is :func:`quaero.api.markdown.html_to_markdown` with the crawler's URL normalisation,
   so the links in a page's markdown name pages exactly as the crawl's documents do.
 
 All functions are pure and keep no shared state: they are safe to call from many threads (the converters
@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 
 from selectolax.lexbor import LexborNode
 
-from quaero import markdown as _markdown
-from quaero.markdown import DEFAULT_CONVERTER, main_content, parse_html
+from quaero.api import markdown as _markdown
+from quaero.api.markdown import DEFAULT_CONVERTER, main_content, parse_html
 
 from .urls import normalize_url
 
 __all__ = ["Page", "decode_body", "html_to_markdown", "parse_page"]
 
-# Moved to quaero.markdown with the converter; the crawler's tests still reach them here.
+# Moved to quaero.api.markdown with the converter; the crawler's tests still reach them here.
 MAX_LIST_NESTING, MAX_OPEN_ELEMENTS = _markdown.MAX_LIST_NESTING, _markdown.MAX_OPEN_ELEMENTS
 _defuse_deep_nesting = _markdown.defuse_deep_nesting
 
@@ -231,7 +231,7 @@ def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER) -> Page:
     The title is ``<title>`` (whitespace collapsed), else the first ``<h1>``, else ``og:title``. The
     description is ``<meta name=description>``, else ``og:description``. ``<base href>`` is honoured for
     links, the canonical URL and the markdown's link and image targets. The markdown is made from the main
-    content that :func:`quaero.markdown.main_content` finds. Never raises on malformed HTML.
+    content that :func:`quaero.api.markdown.main_content` finds. Never raises on malformed HTML.
     """
     page_url = normalize_url(url) or url
     tree = parse_html(html)
@@ -336,6 +336,6 @@ def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER) -> Page:
 
 
 def html_to_markdown(html: str, base_url: str, converter: str = DEFAULT_CONVERTER) -> str:
-    """Convert an HTML fragment to markdown (see :func:`quaero.markdown.html_to_markdown`), link and image
+    """Convert an HTML fragment to markdown (see :func:`quaero.api.markdown.html_to_markdown`), link and image
     targets normalised as the crawl normalises the URLs it visits."""
     return _markdown.html_to_markdown(html, base_url, converter, resolve_url=normalize_url)

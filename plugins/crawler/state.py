@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from quaero import ChildSpec
-from quaero.db import Database
-from quaero.models import Job
-from quaero.services import Services
+from quaero.stores.db import Database
+from quaero.stores.models import Job
+from quaero.engine.services import Services
 
 URL_JOB = "crawler_url"
 NOT_FETCHED = {"robots", "domain", "excluded", "not_included", "invalid"}

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from quaero import ChildSpec, DocumentInput, JobCancelled, JobError, JobWorker
-from quaero.jsonutil import loads
-from quaero.services import Services
+from quaero.stores.jsonutil import loads
+from quaero.engine.services import Services
 
 from .extract import decode_body, parse_page
 from .fetch import Fetched, RedirectError, fetch, retry_after, shared_client

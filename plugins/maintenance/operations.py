@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from quaero.fulltext import full_text_index
+from quaero.stores.fulltext import full_text_index
 
 #: Problems of an integrity check kept in the job's result (the log says how many there were).
 MAX_PROBLEMS = 20

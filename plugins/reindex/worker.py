@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from quaero import JobError, JobWorker
-from quaero.fulltext import full_text_index
+from quaero.stores.fulltext import full_text_index
 
 WORKER_TYPE = "fulltext_reindex"
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from quaero import StepOptions
-from quaero.markdown import CONVERTERS, DEFAULT_CONVERTER
+from quaero.api.markdown import CONVERTERS, DEFAULT_CONVERTER
 
 
 class TransformOptions(StepOptions):

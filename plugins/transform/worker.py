@@ -8,7 +8,7 @@ from typing import Any
 
 from quaero import DocumentInput, JobWorker
 from quaero.errors import NotFound
-from quaero.markdown import page_to_markdown
+from quaero.api.markdown import page_to_markdown
 
 WORKER_TYPE = "transform_documents"
 #: Progress is reported every this many documents (each report is a write).

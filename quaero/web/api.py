@@ -16,9 +16,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from quaero import __version__
-from quaero.joblogs import LEVELS
-from quaero.jobs import Counts, JobFilter
-from quaero.views import job_dict, page
+from quaero.stores.logs import LEVELS
+from quaero.stores.jobs import Counts, JobFilter
+from quaero.stores.views import job_dict, page
 from quaero.web import api_definitions, api_queue
 from quaero.web.api_queue import dead_letter_delete, dead_letter_requeue
 from quaero.web.http import (bad_input, bool_param, choice_param, int_param, json_object, page_params, runtime_of,

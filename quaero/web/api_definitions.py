@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from quaero.definition_store import definition_source, record_dict
-from quaero.definitions import validate_definition
+from quaero.stores.definition_store import definition_source, record_dict
+from quaero.stores.definitions import validate_definition
 from quaero.errors import DefinitionError
-from quaero.views import page
+from quaero.stores.views import page
 from quaero.web.http import bad_input, json_object, page_params, read_body, runtime_of
 
 T = TypeVar("T")

@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from quaero.documents import DocumentFilter, document_dict, parse_date
+from quaero.stores.documents import DocumentFilter, document_dict, parse_date
 from quaero.errors import QueryError
-from quaero.search import DocumentSearch
-from quaero.views import page
+from quaero.stores.search import DocumentSearch
+from quaero.stores.views import page
 from quaero.web.http import int_param, int_path, page_params, runtime_of
 
 FILTER_PARAMS = ("source", "tag", "after", "before", "job_id")

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from quaero.deadletters import DeadLetters
+from quaero.engine.deadletters import DeadLetters
 from quaero.runtime import Runtime
-from quaero.views import page
+from quaero.stores.views import page
 from quaero.web.http import int_path, page_params, runtime_of, text_param
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 
 from quaero.errors import NotFound, QuaeroError
-from quaero.models import JOB_STATUSES
+from quaero.stores.models import JOB_STATUSES
 from quaero.runtime import Runtime
 
 MAX_BODY = 1_000_000

@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.schemas import BaseSchemaGenerator, EndpointInfo
 
 from quaero import __version__
-from quaero.events import EVENT_TYPES
+from quaero.stores.events import EVENT_TYPES
 
 OPENAPI_VERSION = "3.0.3"
 _PATH_PARAM = re.compile(r"{(\w+)}")

@@ -18,15 +18,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from quaero.deadletters import DeadLetters
-from quaero.definition_store import record_dict
+from quaero.engine.deadletters import DeadLetters
+from quaero.stores.definition_store import record_dict
 from quaero.errors import DefinitionError, NotFound, QuaeroError
-from quaero.interfaces import describe_action
-from quaero.joblogs import LEVELS
-from quaero.jobs import JobFilter, first_id_at
-from quaero.models import JOB_STATUSES
+from quaero.api.actions import describe_action
+from quaero.stores.logs import LEVELS
+from quaero.stores.jobs import JobFilter, first_id_at
+from quaero.stores.models import JOB_STATUSES
 from quaero.runtime import Runtime
-from quaero.views import job_dict
+from quaero.stores.views import job_dict
 from quaero.web.http import int_path, read_body, runtime_of
 from quaero.web.render import Page, fragment, layout, page, url_maker
 from quaero.web.security import SESSION_COOKIE, session_value, token_matches

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from quaero.documents import DocumentFilter, document_dict, parse_date
+from quaero.stores.documents import DocumentFilter, document_dict, parse_date
 from quaero.errors import QueryError
 from quaero.runtime import Runtime
-from quaero.search import DocumentSearch
+from quaero.stores.search import DocumentSearch
 from quaero.web.http import int_path, runtime_of
 from quaero.web.pages import PAGE_SIZE, _flash, _form, _offset, _see
 from quaero.web.render import Page, fragment, layout, page, url_maker

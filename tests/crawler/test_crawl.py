@@ -11,7 +11,7 @@ import pytest
 import sitekit
 from support import make_settings, wait_done, wait_for
 
-from quaero.jsonutil import loads
+from quaero.stores.jsonutil import loads
 from quaero.runtime import Runtime
 
 

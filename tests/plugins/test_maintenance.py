@@ -44,7 +44,7 @@ def backdate(runtime, root_id: str, days: float) -> None:
 
 
 def file_size(runtime) -> int:
-    path = runtime.settings.data_dir / "quaero.db"
+    path = runtime.settings.data_dir / "quaero.stores.db"
     wal = path.with_name(path.name + "-wal")
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 

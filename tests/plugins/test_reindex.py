@@ -7,7 +7,7 @@ from jobruns import children, log_lines, run, run_example
 from support import make_settings
 
 from quaero import DocumentInput
-from quaero.fulltext import full_text_index
+from quaero.stores.fulltext import full_text_index
 from quaero.runtime import Runtime
 
 DRY_RUN = "name: check\nsteps:\n  - {name: check, action: reindex, config: {dry_run: true}}\n"

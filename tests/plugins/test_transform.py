@@ -9,7 +9,7 @@ from jobruns import children, log_lines, only_step, run, run_example
 from support import make_settings
 
 from quaero import DocumentInput
-from quaero.markdown import page_to_markdown
+from quaero.api.markdown import page_to_markdown
 from quaero.runtime import Runtime
 
 PAGE = """<!doctype html><html><head><title>Page {n}</title><style>.x {{}}</style></head><body>

@@ -96,7 +96,7 @@ def test_every_page_renders_and_links_work(live_server, page):
 
 
 def test_search_as_you_type_and_a_hostile_document_stays_inert(live_server, page):
-    from quaero.documents import DocumentInput
+    from quaero.stores.documents import DocumentInput
 
     store = live_server.runtime.services.documents
     store.upsert(DocumentInput("web", "https://x.example/a", title="Asyncio event loop",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from support import csrf_of
 
-from quaero.documents import DocumentInput
+from quaero.stores.documents import DocumentInput
 from quaero.web.pages_documents import as_typed
 from quaero.web.sanitize import markdown_html
 

@@ -7,7 +7,7 @@ import re
 from starlette.routing import Route
 from support import csrf_of, execute, wait_done, wait_for
 
-from quaero.events import Event
+from quaero.stores.events import Event
 from quaero.web.live import VIEWS, JobScope, _render
 from quaero.web.pages import dashboard_context
 

@@ -1,4 +1,4 @@
-"""Actions for tests and benchmarks, loaded with ``plugin_modules = ["quaero.testing"]``.
+"""Actions for tests and benchmarks, loaded with ``plugin_modules = ["quaero.testing.actions"]``.
 
 They exercise the engine without touching the network: fan out no-op children, fail and retry, sleep
 until cancelled, spawn trees of children, and save documents.
@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import time
 
-from quaero.documents import DocumentInput
+from quaero.stores.documents import DocumentInput
 from quaero.errors import JobError
-from quaero.hookspecs import hookimpl
-from quaero.interfaces import Action, JobWorker, StepManager, StepOptions
-from quaero.jobs import ChildSpec
+from quaero.api.hookspecs import hookimpl
+from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
+from quaero.stores.jobs import ChildSpec
 
 
 class FanoutOptions(StepOptions):

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from quaero.db import Database
-from quaero.jsonutil import dumps, loads
+from quaero.stores.db import Database
+from quaero.stores.jsonutil import dumps, loads
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from quaero.errors import DefinitionError
-from quaero.interfaces import StepOptions
-from quaero.plugins import Registry
+from quaero.api.actions import StepOptions
+from quaero.registry import Registry
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}

@@ -28,7 +28,7 @@ from typing import Any
 
 import peewee as pw
 
-from quaero.db import Database
+from quaero.stores.db import Database
 
 #: The index's names, as :mod:`quaero.models` creates them.
 FTS_TABLE = "documents_fts"

@@ -26,6 +26,6 @@ def register_actions(register: Callable[..., None]) -> None:
     """Contribute job-definition actions.
 
     Fires once at start-up, after every plugin is loaded. Call ``register(action)`` with a
-    :class:`quaero.interfaces.Action` for each action the plugin provides; the core, not the plugin,
+    :class:`quaero.api.actions.Action` for each action the plugin provides; the core, not the plugin,
     rejects an action name another plugin already registered, naming both plugins. Returns nothing.
     """

@@ -5,17 +5,17 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from quaero.documents import DocumentInput, SaveResult
+from quaero.stores.documents import DocumentInput, SaveResult
 from quaero.errors import JobCancelled
-from quaero.events import RESULT_SAVED, TASK_PROGRESS, iso
-from quaero.models import Job
+from quaero.stores.events import RESULT_SAVED, TASK_PROGRESS, iso
+from quaero.stores.models import Job
 
 if TYPE_CHECKING:
-    from quaero.services import Services
+    from quaero.engine.services import Services
 
 
 class JobContext:
-    """Per-execution helpers for a :class:`~quaero.interfaces.JobWorker`."""
+    """Per-execution helpers for a :class:`~quaero.api.actions.JobWorker`."""
 
     def __init__(self, services: Services, job: Job) -> None:
         self.services = services

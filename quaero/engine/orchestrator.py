@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from quaero.definitions import JobDefinition, validate_definition
+from quaero.stores.definitions import JobDefinition, validate_definition
 from quaero.errors import Conflict, NotFound, QuaeroError
-from quaero.events import JOB_STATUS_CHANGE, Event
-from quaero.models import TERMINAL_STATUSES, Job
-from quaero.monitor import JobMonitor
-from quaero.services import Services
+from quaero.stores.events import JOB_STATUS_CHANGE, Event
+from quaero.stores.models import TERMINAL_STATUSES, Job
+from quaero.engine.monitor import JobMonitor
+from quaero.engine.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 from croniter import croniter
 
-from quaero.orchestrator import JobDefinitionOrchestrator
-from quaero.services import Services
+from quaero.engine.orchestrator import JobDefinitionOrchestrator
+from quaero.engine.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -10,21 +10,21 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 from dramatiq.message import Message
 
-from quaero.credentials import CredentialStore
-from quaero.db import Database
-from quaero.definition_store import DefinitionStore
-from quaero.documents import DocumentStore
+from quaero.stores.credentials import CredentialStore
+from quaero.stores.db import Database
+from quaero.stores.definition_store import DefinitionStore
+from quaero.stores.documents import DocumentStore
 from quaero.errors import PluginError
-from quaero.events import EventBus
-from quaero.joblogs import JobLogWriter
-from quaero.jobs import JobManager
-from quaero.models import Job, Models
-from quaero.plugins import Registry
+from quaero.stores.events import EventBus
+from quaero.stores.logs import JobLogWriter
+from quaero.stores.jobs import JobManager
+from quaero.stores.models import Job, Models
+from quaero.registry import Registry
 from quaero.settings import Settings
-from quaero.spawner import JobSpawner
+from quaero.engine.spawner import JobSpawner
 
 if TYPE_CHECKING:
-    from quaero.definitions import JobDefinition, JobStep
+    from quaero.stores.definitions import JobDefinition, JobStep
 
 QUEUE_NAME = "quaero"
 

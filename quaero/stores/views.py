@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from quaero.events import iso
-from quaero.jobs import Counts
-from quaero.models import Job
+from quaero.stores.events import iso
+from quaero.stores.jobs import Counts
+from quaero.stores.models import Job
 
 
 def job_dict(job: Job) -> dict[str, Any]:

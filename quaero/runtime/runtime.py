@@ -18,15 +18,15 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
 from quaero.broker import make_broker
-from quaero.db import Database
-from quaero.events import EventBus, EventOutbox, EventRelay
-from quaero.models import bind_models
-from quaero.monitor import JobMonitor
-from quaero.orchestrator import JobDefinitionOrchestrator
-from quaero.plugins import load_plugins
-from quaero.processor import JobProcessor
-from quaero.scheduler import Scheduler
-from quaero.services import Services
+from quaero.stores.db import Database
+from quaero.stores.events import EventBus, EventOutbox, EventRelay
+from quaero.stores.models import bind_models
+from quaero.engine.monitor import JobMonitor
+from quaero.engine.orchestrator import JobDefinitionOrchestrator
+from quaero.registry import load_plugins
+from quaero.engine.processor import JobProcessor
+from quaero.engine.scheduler import Scheduler
+from quaero.engine.services import Services
 from quaero.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class Runtime:
             if self.scheduler:
                 self.scheduler.start()
         if self.worker_processes:
-            from quaero.supervisor import WorkerSupervisor
+            from quaero.runtime.supervisor import WorkerSupervisor
 
             self.supervisor = WorkerSupervisor(self.settings, self.worker_processes)
             self.supervisor.start()

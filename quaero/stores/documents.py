@@ -15,11 +15,11 @@ from typing import Any, NamedTuple
 
 import peewee as pw
 
-from quaero.db import Database
+from quaero.stores.db import Database
 from quaero.errors import NotFound, QueryError
-from quaero.events import iso
-from quaero.jsonutil import dumps, loads
-from quaero.models import Document, Models
+from quaero.stores.events import iso
+from quaero.stores.jsonutil import dumps, loads
+from quaero.stores.models import Document, Models
 
 SORTS = ("updated_at", "created_at", "title")
 # Everything but the bodies: listings never need them, and they are most of a row's bytes.

@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from quaero.db import Database
+from quaero.stores.db import Database
 from quaero.errors import NotFound, QuaeroError
-from quaero.events import iso
-from quaero.jsonutil import dumps, loads
-from quaero.models import Models
+from quaero.stores.events import iso
+from quaero.stores.jsonutil import dumps, loads
+from quaero.stores.models import Models
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from quaero.events import JOB_SPAWN, iso
-from quaero.jobs import ChildSpec
-from quaero.models import Job
+from quaero.stores.events import JOB_SPAWN, iso
+from quaero.stores.jobs import ChildSpec
+from quaero.stores.models import Job
 
 if TYPE_CHECKING:
-    from quaero.services import Services
+    from quaero.engine.services import Services
 
 log = logging.getLogger(__name__)
 

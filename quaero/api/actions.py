@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from quaero.context import JobContext
-    from quaero.definitions import JobDefinition, JobStep
-    from quaero.models import Job
-    from quaero.services import Services
+    from quaero.engine.context import JobContext
+    from quaero.stores.definitions import JobDefinition, JobStep
+    from quaero.stores.models import Job
+    from quaero.engine.services import Services
 
 
 class StepOptions(BaseModel):

@@ -29,11 +29,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from quaero.db import Database
-from quaero.documents import DocumentFilter, parse_date, where_clause
+from quaero.stores.db import Database
+from quaero.stores.documents import DocumentFilter, parse_date, where_clause
 from quaero.errors import QueryError
-from quaero.events import iso
-from quaero.jsonutil import loads
+from quaero.stores.events import iso
+from quaero.stores.jsonutil import loads
 
 FILTERS = ("source", "tag", "after", "before")
 OPEN, CLOSE = "\ue000", "\ue001"  # private-use characters: never produced by escaping, rare in text

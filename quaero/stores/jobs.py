@@ -19,12 +19,12 @@ from typing import Any
 
 from peewee import SQL, fn
 
-from quaero.db import Database
+from quaero.stores.db import Database
 from quaero.errors import Conflict, NotFound
-from quaero.events import JOB_STATUS_CHANGE, EventBus, iso
-from quaero.joblogs import LEVELS, normalise_level
-from quaero.jsonutil import dumps
-from quaero.models import JOB_STATUSES, TERMINAL_STATUSES, Job, Models
+from quaero.stores.events import JOB_STATUS_CHANGE, EventBus, iso
+from quaero.stores.logs import LEVELS, normalise_level
+from quaero.stores.jsonutil import dumps
+from quaero.stores.models import JOB_STATUSES, TERMINAL_STATUSES, Job, Models
 
 ALLOWED = {
     "running": ("pending", "running"),

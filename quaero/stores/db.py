@@ -12,7 +12,7 @@ import peewee as pw
 from playhouse.db_url import connect
 
 from quaero.errors import ConfigError
-from quaero.writerlock import WriterLock
+from quaero.stores.writerlock import WriterLock
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -49,7 +49,7 @@ class Database:
         if self.is_sqlite:
             path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parsed.path
             if not path or path == ":memory:":
-                raise ConfigError(f"database URL {url!r}: give a file path, e.g. sqlite:///data/quaero.db")
+                raise ConfigError(f"database URL {url!r}: give a file path, e.g. sqlite:///data/quaero.stores.db")
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.db: pw.Database = pw.SqliteDatabase(
                 path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE", returning_clause=True, timeout=30

@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from quaero.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, iso
-from quaero.jobs import Counts
-from quaero.services import Services
+from quaero.stores.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, iso
+from quaero.stores.jobs import Counts
+from quaero.engine.services import Services
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.1  # seconds between job_progress events of one parent while it runs

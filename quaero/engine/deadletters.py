@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from quaero.errors import Conflict, NotFound
-from quaero.events import iso
-from quaero.services import Services
+from quaero.stores.events import iso
+from quaero.engine.services import Services
 
 _SCAN = 500  # dead letters read per query while looking for one by id
 RERUNNABLE = ("failed", "cancelled", "pending")

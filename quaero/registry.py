@@ -17,9 +17,9 @@ from typing import Any
 
 import pluggy
 
-from quaero import hookspecs
+from quaero.api import hookspecs
 from quaero.errors import PluginError
-from quaero.interfaces import Action, JobWorker
+from quaero.api.actions import Action, JobWorker
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "quaero"

@@ -18,10 +18,10 @@ import dramatiq
 from dramatiq.common import compute_backoff
 from dramatiq.middleware import CurrentMessage, Interrupt, TimeLimitExceeded, raise_thread_exception
 
-from quaero.context import JobContext
+from quaero.engine.context import JobContext
 from quaero.errors import JobCancelled, JobError
-from quaero.interfaces import JobWorker
-from quaero.services import QUEUE_NAME, Services, actor_name
+from quaero.api.actions import JobWorker
+from quaero.engine.services import QUEUE_NAME, Services, actor_name
 
 log = logging.getLogger(__name__)
 

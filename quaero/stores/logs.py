@@ -7,10 +7,10 @@ import threading
 import time
 from typing import Any
 
-from quaero.db import Database
+from quaero.stores.db import Database
 from quaero.errors import QuaeroError
-from quaero.events import JOB_LOG, EventBus, iso
-from quaero.models import Models
+from quaero.stores.events import JOB_LOG, EventBus, iso
+from quaero.stores.models import Models
 
 LEVELS = ("debug", "info", "warn", "error")
 _PY_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import peewee as pw
 
-from quaero.jsonutil import loads
+from quaero.stores.jsonutil import loads
 
 JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
