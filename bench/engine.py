@@ -42,7 +42,7 @@ def _settings(data_dir: str, workers: int | None):
 def _wait_root(runtime: Runtime, root_id: str, timeout: float = 600) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        root = runtime.services.jobs.get(root_id)
+        root = runtime.jobs.get(root_id)
         if root.is_terminal:
             return root
         time.sleep(0.002)
@@ -74,12 +74,12 @@ def measure_e2e(children: int, latency_runs: int, workers: int | None) -> dict[s
         runtime.start()
         try:
             # Warm up: worker processes import and connect before the clock starts.
-            warm = runtime.services.definitions.parse(
+            warm = runtime.definitions.parse(
                 "name: warm\nsteps:\n  - {name: w, action: test_fanout, config: {count: 20}}\n")
             _wait_root(runtime, runtime.orchestrator.execute(warm))
 
             cpu_before = _cpu()
-            big = runtime.services.definitions.parse(
+            big = runtime.definitions.parse(
                 f"name: fanout\nsteps:\n  - {{name: fan, action: test_fanout, config: {{count: {children}}}}}\n")
             started = time.perf_counter()
             root = _wait_root(runtime, runtime.orchestrator.execute(big))
@@ -88,14 +88,14 @@ def measure_e2e(children: int, latency_runs: int, workers: int | None) -> dict[s
             cpu_server = _cpu() - cpu_before
             cpu_workers = _worker_cpu(runtime)
 
-            small = runtime.services.definitions.parse(
+            small = runtime.definitions.parse(
                 "name: small\nsteps:\n  - {name: s, action: test_fanout, config: {count: 50}}\n")
             latencies = []
             for _ in range(latency_runs):
                 root_id = runtime.orchestrator.execute(small)
                 _wait_root(runtime, root_id)
-                [step] = runtime.services.jobs.children(root_id)
-                last_child = max(c.finished_at for c in runtime.services.jobs.children(step.id, limit=1000))
+                [step] = runtime.jobs.children(root_id)
+                last_child = max(c.finished_at for c in runtime.jobs.children(step.id, limit=1000))
                 latencies.append((step.finished_at - last_child) * 1000)
         finally:
             runtime.stop()

@@ -148,7 +148,7 @@ def _exit_with_parent(stop: threading.Event) -> None:
 def _run_summary(runtime: Any, root_id: str, started: float) -> dict[str, Any]:
     from quaero.stores.jobs import Counts
 
-    jobs = runtime.services.jobs
+    jobs = runtime.jobs
     root = jobs.get(root_id)
     totals = {"total": 0, "pending": 0, "running": 0, "completed": 0, "failed": 0, "cancelled": 0}
     for step in jobs.children(root_id, limit=10_000):
@@ -171,7 +171,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings, file_name="run.log", console_level="ERROR" if args.json else "WARNING",
                       stream=sys.stderr if args.json else None)
     runtime = Runtime(settings, role="run")
-    definition = runtime.services.definitions.parse(source, origin=str(args.file), default_id=args.file.stem)
+    definition = runtime.definitions.parse(source, origin=str(args.file), default_id=args.file.stem)
     stop = threading.Event()
     _stop_on_signals(stop)
     started = time.monotonic()

@@ -55,14 +55,14 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 def execute(runtime: Runtime, yaml_text: str) -> str:
     """Validate and start a definition; returns the root job id."""
-    definition = runtime.services.definitions.parse(yaml_text)
+    definition = runtime.definitions.parse(yaml_text)
     return runtime.orchestrator.execute(definition)
 
 
 
 def wait_done(runtime: Runtime, job_id: str, timeout: float = 30.0):
     """Wait until a job is terminal and return it."""
-    return wait_for(lambda: (j := runtime.services.jobs.get(job_id)).is_terminal and j, timeout,
+    return wait_for(lambda: (j := runtime.jobs.get(job_id)).is_terminal and j, timeout,
                     what=f"job {job_id} to finish")
 
 

@@ -197,7 +197,7 @@ def test_metrics_show_jobs_queue_durations_and_the_process(client, runtime):
 
 
 def test_job_durations_read_only_recent_jobs(runtime):
-    jobs = runtime.services.jobs
+    jobs = runtime.jobs
     old = jobs.create_job("test_task", "old")
     jobs.transition(old.id, "running")
     jobs.transition(old.id, "completed")
@@ -248,7 +248,7 @@ def test_a_dead_letter_whose_job_is_gone_cannot_be_requeued(client, runtime):
 # ---------------------------------------------------------------------------------------------- pagination
 def make_jobs(runtime, children: int = 120) -> tuple[str, list[str]]:
     """A parent with ``children`` children, a third of them failed; returns their ids."""
-    jobs = runtime.services.jobs
+    jobs = runtime.jobs
     parent = jobs.create_job("parent", "p", definition_id="paged")
     ids = jobs.create_children(parent, [ChildSpec("test_task", f"c{i}", {"i": i}) for i in range(children)], depth=0)
     for job_id in ids[::3]:
@@ -287,7 +287,7 @@ def test_children_total_follows_the_status_filter(client, runtime):
 
 def test_logs_tail_with_after_id_level_and_children(client, runtime):
     parent_id, ids = make_jobs(runtime, children=3)
-    logs = runtime.services.logs
+    logs = runtime.logs
     for i in range(5):
         logs.write(parent_id, "info", f"parent line {i}")
     logs.write(ids[0], "error", "a child failed")

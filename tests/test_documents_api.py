@@ -34,7 +34,7 @@ def client(runtime, settings):
 @pytest.fixture
 def ids(runtime):
     """DOCS saved, by source reference, updated in DOCS order and created in the reverse order."""
-    store, database = runtime.services.documents, runtime.database
+    store, database = runtime.documents, runtime.database
     saved = {}
     for source_type, ref, title, markdown, tags, job_id, updated in DOCS:
         saved[ref] = store.upsert(DocumentInput(source_type, ref, title, markdown, html=f"<p>{markdown}</p>",

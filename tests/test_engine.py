@@ -11,7 +11,7 @@ from quaero.stores.events import EVENT_TYPES, JOB_PROGRESS, JOB_SPAWN, JOB_STATU
 
 
 def steps_of(runtime, root_id):
-    return runtime.services.jobs.children(root_id, limit=100)
+    return runtime.jobs.children(root_id, limit=100)
 
 
 def test_fanout_completes_and_counts_every_child(runtime):
@@ -24,10 +24,10 @@ steps:
     assert root.status == "completed"
     [step] = steps_of(runtime, root_id)
     assert step.status == "completed"
-    counts = runtime.services.jobs.counts(step.id)
+    counts = runtime.jobs.counts(step.id)
     assert counts.completed == 300 and counts.total == 300
-    assert runtime.services.jobs.recount(step.id) == counts
-    assert step.finished_at >= max(c.finished_at for c in runtime.services.jobs.children(step.id, limit=1000))
+    assert runtime.jobs.recount(step.id) == counts
+    assert step.finished_at >= max(c.finished_at for c in runtime.jobs.children(step.id, limit=1000))
 
 
 def test_steps_run_in_order(runtime):
@@ -40,8 +40,8 @@ steps:
     assert wait_done(runtime, root_id).status == "completed"
     first, second = steps_of(runtime, root_id)
     assert (first.name, second.name) == ("first", "second")
-    first_children = runtime.services.jobs.children(first.id, limit=100)
-    second_children = runtime.services.jobs.children(second.id, limit=100)
+    first_children = runtime.jobs.children(first.id, limit=100)
+    second_children = runtime.jobs.children(second.id, limit=100)
     assert max(c.finished_at for c in first_children) <= min(c.started_at for c in second_children)
 
 
@@ -54,7 +54,9 @@ steps:
   - {name: docs, action: test_fanout, config: {count: 3, save_documents: true}}
 """)
     wait_done(runtime, root_id)
-    wait_for(lambda: any(e.type == JOB_PROGRESS and e.payload["job_id"] == root_id for e in seen), 5)
+    # The root's last job_progress follows its status change: wait for that one, not any earlier one.
+    wait_for(lambda: any(e.type == JOB_PROGRESS and e.payload["job_id"] == root_id
+                         and e.payload["status"] == "completed" for e in seen), 5)
     by_type = {t: [e.payload for e in seen if e.type == t] for t in EVENT_TYPES}
     progress = [p for p in by_type[JOB_PROGRESS] if p["status"] == "completed"]
     assert progress, "a final job_progress for a finished parent"
@@ -82,11 +84,11 @@ steps:
 """)
     assert wait_done(runtime, root_id).status == "completed"
     [step] = steps_of(runtime, root_id)
-    children = runtime.services.jobs.children(step.id, limit=1000)
+    children = runtime.jobs.children(step.id, limit=1000)
     assert len(children) == 1 + 2 + 4 + 8
     assert max(c.depth for c in children) == 3
     deep = [c for c in children if c.depth == 3][0]
-    parent = runtime.services.jobs.get(deep.discovered_by)
+    parent = runtime.jobs.get(deep.discovered_by)
     assert parent.depth == 2 and deep.parent_id == step.id
 
 
@@ -98,9 +100,9 @@ steps:
 """)
     assert wait_done(runtime, root_id).status == "completed"
     [step] = steps_of(runtime, root_id)
-    for child in runtime.services.jobs.children(step.id):
+    for child in runtime.jobs.children(step.id):
         assert child.status == "completed" and child.attempts == 3
-        lines = runtime.services.logs.read([child.id])
+        lines = runtime.logs.read([child.id])
         assert sum("retry" in line["message"] for line in lines) == 2
 
 
@@ -113,9 +115,9 @@ steps:
     root = wait_done(runtime, root_id)
     assert root.status == "failed" and "all 1 child jobs failed" in root.error_message
     [step] = steps_of(runtime, root_id)
-    [child] = runtime.services.jobs.children(step.id)
+    [child] = runtime.jobs.children(step.id)
     assert child.status == "failed" and child.attempts == 4 and "fails on purpose" in child.error_message
-    log_text = "\n".join(line["message"] for line in runtime.services.logs.read([child.id]))
+    log_text = "\n".join(line["message"] for line in runtime.logs.read([child.id]))
     assert "Traceback" in log_text and "RuntimeError" in log_text
     wait_for(lambda: runtime.broker.dead_letters(), 5, what="the dead letter")
     assert runtime.broker.dead_letters()[0]["message_id"] == child.id
@@ -163,7 +165,7 @@ steps:
     assert root.status == "failed"
     [step] = steps_of(runtime, root_id)
     assert step.status == "failed" and "more than the 2 tolerated" in step.error_message
-    counts = wait_for(lambda: (c := runtime.services.jobs.recount(step.id)).active == 0 and c, 10)
+    counts = wait_for(lambda: (c := runtime.jobs.recount(step.id)).active == 0 and c, 10)
     assert counts.cancelled > 0 and counts.failed >= 3
 
 
@@ -175,7 +177,7 @@ steps:
 """)
     assert wait_done(runtime, root_id).status == "completed"
     [step] = steps_of(runtime, root_id)
-    counts = runtime.services.jobs.counts(step.id)
+    counts = runtime.jobs.counts(step.id)
     assert (counts.completed, counts.failed) == (8, 2)
 
 
@@ -186,16 +188,16 @@ steps:
   - {name: slow, action: test_fanout, config: {count: 50, work_ms: 30000}}
 """)
     step = wait_for(lambda: steps_of(runtime, root_id) and steps_of(runtime, root_id)[0], 10)
-    wait_for(lambda: runtime.services.jobs.counts(step.id).running >= 2, 10)
+    wait_for(lambda: runtime.jobs.counts(step.id).running >= 2, 10)
     started = time.monotonic()
     runtime.orchestrator.cancel(root_id)
-    assert runtime.services.jobs.get(root_id).status == "cancelled"
-    counts = runtime.services.jobs.recount(step.id)
+    assert runtime.jobs.get(root_id).status == "cancelled"
+    counts = runtime.jobs.recount(step.id)
     assert counts.pending == 0 and counts.completed == 0
     # Running children see the cancellation and stop within 2 s.
     wait_for(lambda: not runtime.processor.watcher._running, 5, what="running children to stop")
     assert time.monotonic() - started < 2.5
-    assert runtime.services.jobs.recount(step.id).cancelled == 50
+    assert runtime.jobs.recount(step.id).cancelled == 50
 
 
 def test_uncooperative_worker_is_interrupted_on_cancel(runtime):
@@ -205,7 +207,7 @@ steps:
   - {name: stubborn, action: test_fanout, config: {count: 1, work_ms: 20000, cooperative: false}}
 """)
     step = wait_for(lambda: steps_of(runtime, root_id) and steps_of(runtime, root_id)[0], 10)
-    wait_for(lambda: runtime.services.jobs.counts(step.id).running == 1, 10)
+    wait_for(lambda: runtime.jobs.counts(step.id).running == 1, 10)
     started = time.monotonic()
     runtime.orchestrator.cancel(root_id)
     wait_for(lambda: not runtime.processor.watcher._running, 5, what="the stubborn child to stop")
@@ -222,7 +224,7 @@ steps:
     root = wait_done(runtime, root_id, timeout=10)
     assert root.status == "failed" and "timed out" in root.error_message
     [step] = steps_of(runtime, root_id)
-    wait_for(lambda: runtime.services.jobs.recount(step.id).active == 0, 5)
+    wait_for(lambda: runtime.jobs.recount(step.id).active == 0, 5)
 
 
 def test_finished_job_never_runs_again(runtime):
@@ -233,17 +235,17 @@ steps:
 """)
     wait_done(runtime, root_id)
     [step] = steps_of(runtime, root_id)
-    [child] = runtime.services.jobs.children(step.id)
-    before = runtime.services.jobs.get(child.id)
+    [child] = runtime.jobs.children(step.id)
+    before = runtime.jobs.get(child.id)
     runtime.services.enqueue(child.type, [child.id])  # a redelivered message
     runtime.broker.join("quaero", timeout=5000)
-    after = runtime.services.jobs.get(child.id)
+    after = runtime.jobs.get(child.id)
     assert (after.status, after.attempts, after.finished_at) == ("completed", before.attempts, before.finished_at)
-    assert runtime.services.jobs.get(step.id).result_count == 1
+    assert runtime.jobs.get(step.id).result_count == 1
 
 
 def test_rerun_starts_a_fresh_execution(runtime):
-    runtime.services.definitions.create("""
+    runtime.definitions.create("""
 id: again
 name: again
 steps:
@@ -262,7 +264,7 @@ def test_disabled_definition_cannot_execute(runtime):
 
     from quaero.errors import Conflict
 
-    runtime.services.definitions.create("id: offline\nname: offline\nenabled: false\nsteps:\n  - {name: a, action: test_fanout}\n")
+    runtime.definitions.create("id: offline\nname: offline\nenabled: false\nsteps:\n  - {name: a, action: test_fanout}\n")
     with pytest.raises(Conflict, match="disabled"):
         runtime.orchestrator.execute("offline")
 
@@ -283,7 +285,7 @@ steps:
 """)
     wait_done(runtime, root_id)
     [step] = steps_of(runtime, root_id)
-    children = runtime.services.jobs.children(step.id, limit=1000)
+    children = runtime.jobs.children(step.id, limit=1000)
     last_child = max(finished[c.id] for c in children)
     assert finished[step.id] - last_child < 0.5  # the 100 ms target is measured by bench/engine.py
 
@@ -303,7 +305,7 @@ steps:
 """)
         root = wait_done(runtime, root_id, timeout=20)
         [step] = steps_of(runtime, root_id)
-        [child] = runtime.services.jobs.children(step.id)
+        [child] = runtime.jobs.children(step.id)
         assert child.status == "failed" and child.error_message == "exceeded the time limit of 1 s"
         assert root.status == "failed"
     finally:
@@ -321,8 +323,8 @@ steps:
     wait_done(runtime, root_id)
     [step] = steps_of(runtime, root_id)
     # A process died after writing this job and before enqueueing it.
-    [orphan] = runtime.services.jobs.create_children(step, [ChildSpec("test_task", "orphan", {"i": 5})], depth=0)
+    [orphan] = runtime.jobs.create_children(step, [ChildSpec("test_task", "orphan", {"i": 5})], depth=0)
     assert runtime.monitor.requeue_orphans(older_than=3600) == []  # too young to judge
     assert runtime.monitor.requeue_orphans(older_than=0) == [orphan]
-    wait_for(lambda: runtime.services.jobs.get(orphan).status == "completed", 10)
+    wait_for(lambda: runtime.jobs.get(orphan).status == "completed", 10)
     assert runtime.monitor.requeue_orphans(older_than=0) == []

@@ -26,9 +26,9 @@ steps:
   - {name: fan, action: test_fanout, config: {count: 60, work_ms: 50, log_pid: true}}
 """)
         assert wait_done(runtime, root_id, timeout=60).status == "completed"
-        [step] = runtime.services.jobs.children(root_id)
-        children = runtime.services.jobs.children(step.id, limit=100)
-        lines = runtime.services.logs.read([c.id for c in children], limit=1000)
+        [step] = runtime.jobs.children(root_id)
+        children = runtime.jobs.children(step.id, limit=100)
+        lines = runtime.logs.read([c.id for c in children], limit=1000)
         pids = {line["message"] for line in lines if line["message"].startswith("pid=")}
         assert len(pids) == 2, pids
         assert str(os.getpid()) not in {p.split("=")[1] for p in pids}
@@ -62,17 +62,17 @@ name: crash
 steps:
   - {name: docs, action: test_fanout, config: {count: 6, save_documents: true, work_ms: 2500}}
 """)
-        step = wait_for(lambda: (s := runtime.services.jobs.children(root_id)) and s[0], 30)
-        wait_for(lambda: runtime.services.jobs.counts(step.id).running == 4, 30, what="four running children")
+        step = wait_for(lambda: (s := runtime.jobs.children(root_id)) and s[0], 30)
+        wait_for(lambda: runtime.jobs.counts(step.id).running == 4, 30, what="four running children")
         [pid] = runtime.supervisor.pids()
         os.kill(pid, signal.SIGKILL)
         root = wait_done(runtime, root_id, timeout=60)
         assert root.status == "completed"
-        children = runtime.services.jobs.children(step.id)
+        children = runtime.jobs.children(step.id)
         assert [c.status for c in children] == ["completed"] * 6
         assert sorted(c.attempts for c in children) == [1, 1, 2, 2, 2, 2]
-        assert runtime.services.documents.count(source_type="test") == 6
-        assert runtime.services.jobs.get(step.id).result_count == 6
+        assert runtime.documents.count(source_type="test") == 6
+        assert runtime.jobs.get(step.id).result_count == 6
         assert runtime.supervisor.pids() and runtime.supervisor.pids() != [pid]
     finally:
         runtime.stop()
@@ -89,16 +89,16 @@ steps:
 """)
     first.orchestrator.wait_idle()
     first.monitor.close()  # the server "dies" before it sees the step finish
-    step = first.services.jobs.children(root_id)[0]
-    wait_for(lambda: first.services.jobs.counts(step.id).completed == 10, 20)
+    step = first.jobs.children(root_id)[0]
+    wait_for(lambda: first.jobs.counts(step.id).completed == 10, 20)
     first.stop()
-    assert first.services.jobs.get(step.id).status == "running"
+    assert first.jobs.get(step.id).status == "running"
 
     second = started(settings)
     try:
         root = wait_done(second, root_id)
         assert root.status == "completed"
-        assert [s.status for s in second.services.jobs.children(root_id)] == ["completed", "completed"]
+        assert [s.status for s in second.jobs.children(root_id)] == ["completed", "completed"]
     finally:
         second.stop()
 
@@ -113,18 +113,18 @@ name: cancel remote
 steps:
   - {name: slow, action: test_fanout, config: {count: 9, work_ms: 30000}}
 """)
-        step = wait_for(lambda: (s := runtime.services.jobs.children(root_id)) and s[0], 30)
-        wait_for(lambda: runtime.services.jobs.counts(step.id).running == 3, 30, what="three running children")
-        running = [c.id for c in runtime.services.jobs.children(step.id, status="running")]
+        step = wait_for(lambda: (s := runtime.jobs.children(root_id)) and s[0], 30)
+        wait_for(lambda: runtime.jobs.counts(step.id).running == 3, 30, what="three running children")
+        running = [c.id for c in runtime.jobs.children(step.id, status="running")]
         begun = time.monotonic()
         runtime.orchestrator.cancel(root_id)
 
         def stopped():
-            lines = runtime.services.logs.read(running)
+            lines = runtime.logs.read(running)
             return sum("stopped: the job was cancelled" in line["message"] for line in lines) == 3
 
         wait_for(stopped, 5, what="the worker process to stop its three running children")
         assert time.monotonic() - begun < 2.5
-        assert runtime.services.jobs.recount(step.id).cancelled == 9
+        assert runtime.jobs.recount(step.id).cancelled == 9
     finally:
         runtime.stop()

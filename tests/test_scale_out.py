@@ -42,11 +42,11 @@ def run_pipeline(settings, *, expect_remote_events: bool = False) -> None:
         root_id = execute(runtime, PIPELINE)
         root = wait_done(runtime, root_id, timeout=90)
         assert root.status == "completed", root.error_message
-        docs, flaky, tree = runtime.services.jobs.children(root_id)
-        assert runtime.services.jobs.counts(docs.id).completed == 30
-        assert runtime.services.documents.count(source_type="test") == 30
-        assert all(c.attempts == 2 for c in runtime.services.jobs.children(flaky.id))
-        assert runtime.services.jobs.counts(tree.id).completed == 7
+        docs, flaky, tree = runtime.jobs.children(root_id)
+        assert runtime.jobs.counts(docs.id).completed == 30
+        assert runtime.documents.count(source_type="test") == 30
+        assert all(c.attempts == 2 for c in runtime.jobs.children(flaky.id))
+        assert runtime.jobs.counts(tree.id).completed == 7
         if runtime.database.is_postgres:  # the full-text column follows every write
             found = runtime.database.execute(
                 "SELECT COUNT(*) FROM documents WHERE search @@ plainto_tsquery('english', 'item body')").fetchone()

@@ -11,7 +11,7 @@ from quaero.engine.scheduler import Scheduler
 
 
 def test_due_schedule_fires_once_and_never_overlaps(runtime):
-    runtime.services.definitions.create("""
+    runtime.definitions.create("""
 id: every-minute
 name: every minute
 schedule: "* * * * *"
@@ -31,7 +31,7 @@ steps:
 
 
 def test_disabled_definition_does_not_fire(runtime):
-    runtime.services.definitions.create("""
+    runtime.definitions.create("""
 id: sleeping
 name: sleeping
 enabled: false

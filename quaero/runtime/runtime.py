@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from typing import Any
 from pathlib import Path
 
 import dramatiq
@@ -21,6 +22,7 @@ from quaero.broker import make_broker
 from quaero.stores.db import Database
 from quaero.stores.events import EventBus, EventOutbox, EventRelay
 from quaero.stores.models import bind_models
+from quaero.engine.deadletters import DeadLetters
 from quaero.engine.monitor import JobMonitor
 from quaero.engine.orchestrator import JobDefinitionOrchestrator
 from quaero.registry import load_plugins
@@ -63,6 +65,13 @@ class Runtime:
                       CurrentMessage()]
         self.broker: dramatiq.Broker = make_broker(queue_url, middleware=middleware, **options)
         self.services = Services(settings, self.database, self.models, self.bus, self.registry, self.broker)
+        # The stores the web layer, the CLI and tests work with.
+        self.jobs = self.services.jobs
+        self.logs = self.services.logs
+        self.documents = self.services.documents
+        self.definitions = self.services.definitions
+        self.credentials = self.services.credentials
+        self.dead_letters = DeadLetters(self.services)
         self.processor = JobProcessor(self.services)
         self.processor.declare_actors()
         self.monitor: JobMonitor | None = None
@@ -79,6 +88,11 @@ class Runtime:
                                                           on_cancelled=self.processor.watcher.signal)
             if role == "server":
                 self.scheduler = Scheduler(self.services, self.orchestrator)
+
+    def step_stats(self, step_job: Any) -> dict[str, Any] | None:
+        """The figures a step's action adds to the job's API and page (``None``: nothing to add)."""
+        action = self.registry.actions.get(step_job.data.get("action", "")) if step_job.type == "step" else None
+        return action.manager.stats(self.services, step_job) if action is not None else None
 
     @property
     def worker_processes(self) -> int:

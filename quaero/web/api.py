@@ -72,7 +72,7 @@ async def auth_list(request: Request) -> JSONResponse:
       400: {$ref: '#/components/responses/BadRequest'}
     """
     limit, offset = page_params(request)
-    listing = await asyncio.to_thread(runtime_of(request).services.credentials.listing)
+    listing = await asyncio.to_thread(runtime_of(request).credentials.listing)
     return JSONResponse(page(listing[offset:offset + limit], len(listing), limit, offset))
 
 
@@ -109,7 +109,7 @@ async def auth_create(request: Request) -> JSONResponse:
     for key in ("cookies", "headers"):
         if not isinstance(data.get(key, {}), dict | None):
             raise bad_input(f"{key} is a JSON object of names to values", key, "body")
-    credentials = runtime_of(request).services.credentials
+    credentials = runtime_of(request).credentials
     await asyncio.to_thread(credentials.save, data["id"], base_url=str(data.get("base_url") or ""),
                             cookies=data.get("cookies") or {}, headers=data.get("headers") or {})
     return JSONResponse({"id": data["id"]}, status_code=201)
@@ -122,7 +122,7 @@ async def auth_delete(request: Request) -> JSONResponse:
       200: {description: deleted, content: {application/json: {schema: {type: object, properties: {deleted: {type: string}}}}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    await asyncio.to_thread(runtime_of(request).services.credentials.delete, request.path_params["id"])
+    await asyncio.to_thread(runtime_of(request).credentials.delete, request.path_params["id"])
     return JSONResponse({"deleted": request.path_params["id"]})
 
 
@@ -148,7 +148,7 @@ async def list_jobs(request: Request) -> JSONResponse:
     where = JobFilter(status=status_param(request), type=text_param(request, "type"),
                       parent_id=text_param(request, "parent_id"), definition_id=text_param(request, "definition_id"))
     limit, offset = page_params(request)
-    jobs = runtime_of(request).services.jobs
+    jobs = runtime_of(request).jobs
     items, total = await asyncio.to_thread(jobs.listing, where, limit=limit, offset=offset,
                                            before=text_param(request, "before"))
     cursor = items[-1].id if len(items) == limit else None
@@ -163,11 +163,10 @@ async def get_job(request: Request) -> JSONResponse:
       404: {$ref: '#/components/responses/NotFound'}
     """
     runtime = runtime_of(request)
-    found = await asyncio.to_thread(runtime.services.jobs.get, request.path_params["id"])
+    found = await asyncio.to_thread(runtime.jobs.get, request.path_params["id"])
     data = job_dict(found)
-    action = runtime.registry.actions.get(found.data.get("action", "")) if found.type == "step" else None
-    if action is not None:
-        data["stats"] = await asyncio.to_thread(action.manager.stats, runtime.services, found)
+    if found.type == "step":
+        data["stats"] = await asyncio.to_thread(runtime.step_stats, found)
     return JSONResponse(data)
 
 
@@ -184,7 +183,7 @@ async def delete_job(request: Request) -> JSONResponse:
       409: {description: the job is still pending or running (cancel it first), content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
     """
     job_id = request.path_params["id"]
-    removed = await asyncio.to_thread(runtime_of(request).services.jobs.delete, job_id)
+    removed = await asyncio.to_thread(runtime_of(request).jobs.delete, job_id)
     return JSONResponse({"deleted": job_id, "jobs_removed": removed})
 
 
@@ -207,16 +206,16 @@ async def job_logs(request: Request) -> JSONResponse:
       400: {$ref: '#/components/responses/BadRequest'}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    services = runtime_of(request).services
+    runtime = runtime_of(request)
     job_id = request.path_params["id"]
     descendants = bool_param(request, "include_children")
     level = choice_param(request, "level", (*LEVELS, "warning"))
     after_id = int_param(request, "after_id", 0, high=2**62)
     limit = int_param(request, "limit", 500, low=1, high=5000)
-    await asyncio.to_thread(services.jobs.get, job_id)
-    lines = await asyncio.to_thread(services.logs.read, [job_id], after_id=after_id, level=level, limit=limit,
+    await asyncio.to_thread(runtime.jobs.get, job_id)
+    lines = await asyncio.to_thread(runtime.logs.read, [job_id], after_id=after_id, level=level, limit=limit,
                                     descendants=descendants)
-    total = await asyncio.to_thread(services.jobs.count_logs, job_id, descendants=descendants, level=level)
+    total = await asyncio.to_thread(runtime.jobs.count_logs, job_id, descendants=descendants, level=level)
     return JSONResponse(page(lines, total, limit, 0, lines[-1]["id"] if lines else after_id))
 
 
@@ -232,7 +231,7 @@ async def job_children(request: Request) -> JSONResponse:
       400: {$ref: '#/components/responses/BadRequest'}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    jobs = runtime_of(request).services.jobs
+    jobs = runtime_of(request).jobs
     status = status_param(request)
     limit, offset = page_params(request)
     parent = await asyncio.to_thread(jobs.get, request.path_params["id"])

@@ -43,7 +43,7 @@ async def list_definitions(request: Request) -> JSONResponse:
       400: {$ref: '#/components/responses/BadRequest'}
     """
     limit, offset = page_params(request)
-    records = await asyncio.to_thread(runtime_of(request).services.definitions.list)
+    records = await asyncio.to_thread(runtime_of(request).definitions.list)
     return JSONResponse(page([record_dict(r) for r in records[offset:offset + limit]], len(records), limit, offset))
 
 
@@ -61,7 +61,7 @@ async def create_definition(request: Request) -> JSONResponse:
       409: {description: a definition with this id exists (replace it with PUT), content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
       413: {$ref: '#/components/responses/TooLarge'}
     """
-    record, definition = await with_body(request, runtime_of(request).services.definitions.create)
+    record, definition = await with_body(request, runtime_of(request).definitions.create)
     return JSONResponse(record_dict(record, definition), status_code=201)
 
 
@@ -90,7 +90,7 @@ async def check_definition(request: Request) -> JSONResponse:
       413: {$ref: '#/components/responses/TooLarge'}
     """
     try:
-        definition = await with_body(request, runtime_of(request).services.definitions.parse)
+        definition = await with_body(request, runtime_of(request).definitions.parse)
     except DefinitionError as exc:
         return JSONResponse({"valid": False, "error": exc.message, "detail": exc.detail})
     return JSONResponse({"valid": True, "definition": definition.to_dict()})
@@ -104,7 +104,7 @@ async def get_definition(request: Request) -> JSONResponse:
       400: {description: the stored definition no longer validates (e.g. its plugin is gone), content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    record, parsed = await asyncio.to_thread(runtime_of(request).services.definitions.get, request.path_params["id"])
+    record, parsed = await asyncio.to_thread(runtime_of(request).definitions.get, request.path_params["id"])
     return JSONResponse(record_dict(record, parsed))
 
 
@@ -122,7 +122,7 @@ async def replace_definition(request: Request) -> JSONResponse:
       404: {$ref: '#/components/responses/NotFound'}
       413: {$ref: '#/components/responses/TooLarge'}
     """
-    store = runtime_of(request).services.definitions
+    store = runtime_of(request).definitions
     record, parsed = await with_body(request, store.update, request.path_params["id"])
     return JSONResponse(record_dict(record, parsed))
 
@@ -134,7 +134,7 @@ async def delete_definition(request: Request) -> JSONResponse:
       200: {description: deleted, content: {application/json: {schema: {type: object, properties: {deleted: {type: string}}}}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    await asyncio.to_thread(runtime_of(request).services.definitions.delete, request.path_params["id"])
+    await asyncio.to_thread(runtime_of(request).definitions.delete, request.path_params["id"])
     return JSONResponse({"deleted": request.path_params["id"]})
 
 
@@ -145,7 +145,7 @@ async def enable_definition(request: Request) -> JSONResponse:
       200: {description: enabled, content: {application/json: {schema: {$ref: '#/components/schemas/Definition'}}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    store = runtime_of(request).services.definitions
+    store = runtime_of(request).definitions
     return JSONResponse(record_dict(await asyncio.to_thread(store.set_enabled, request.path_params["id"], True)))
 
 
@@ -156,7 +156,7 @@ async def disable_definition(request: Request) -> JSONResponse:
       200: {description: disabled, content: {application/json: {schema: {$ref: '#/components/schemas/Definition'}}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    store = runtime_of(request).services.definitions
+    store = runtime_of(request).definitions
     return JSONResponse(record_dict(await asyncio.to_thread(store.set_enabled, request.path_params["id"], False)))
 
 

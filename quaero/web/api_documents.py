@@ -56,7 +56,7 @@ async def list_documents(request: Request) -> JSONResponse:
         content: {application/json: {schema: {$ref: '#/components/schemas/DocumentPage'}}}
       400: {$ref: '#/components/responses/BadRequest'}
     """
-    store = runtime_of(request).services.documents
+    store = runtime_of(request).documents
     where = filter_params(request)
     sort = request.query_params.get("sort") or "-updated_at"
     limit, offset = page_params(request)
@@ -87,7 +87,7 @@ async def delete_documents(request: Request) -> JSONResponse:
     everything = request.query_params.get("all", "false").lower()
     if everything not in ("true", "false", "1", "0"):
         raise QueryError(f"all must be true or false, got {everything!r}")
-    store = runtime_of(request).services.documents
+    store = runtime_of(request).documents
     deleted = await asyncio.to_thread(store.delete_matching, filter_params(request),
                                       everything=everything in ("true", "1"))
     return JSONResponse({"deleted": deleted})
@@ -115,7 +115,7 @@ async def document_stats(request: Request) -> JSONResponse:
                 markdown_bytes: {type: integer, nullable: true, description: "null with sizes=false"}
       400: {$ref: '#/components/responses/BadRequest'}
     """
-    store = runtime_of(request).services.documents
+    store = runtime_of(request).documents
     top = int_param(request, "top_tags", 20, low=0, high=1000)
     sizes = request.query_params.get("sizes", "true").lower()
     if sizes not in ("true", "false", "1", "0"):
@@ -134,7 +134,7 @@ async def document_tags(request: Request) -> JSONResponse:
         content: {application/json: {schema: {$ref: '#/components/schemas/TagPage'}}}
       400: {$ref: '#/components/responses/BadRequest'}
     """
-    store = runtime_of(request).services.documents
+    store = runtime_of(request).documents
     limit = int_param(request, "limit", 1000, low=1, high=10_000)
     tags = await asyncio.to_thread(store.tags, limit=limit)
     return JSONResponse(page(tags, len(tags), limit, 0))
@@ -151,7 +151,7 @@ async def get_document(request: Request) -> JSONResponse:
         content: {application/json: {schema: {$ref: '#/components/schemas/Document'}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    doc = runtime_of(request).services.documents.get(document_id(request))
+    doc = runtime_of(request).documents.get(document_id(request))
     return JSONResponse(document_dict(doc))
 
 
@@ -167,7 +167,7 @@ async def delete_document(request: Request) -> JSONResponse:
       404: {$ref: '#/components/responses/NotFound'}
     """
     doc_id = document_id(request)
-    await asyncio.to_thread(runtime_of(request).services.documents.delete, doc_id)
+    await asyncio.to_thread(runtime_of(request).documents.delete, doc_id)
     return JSONResponse({"deleted": doc_id})
 
 

@@ -44,17 +44,17 @@ async def queue_stats(request: Request) -> JSONResponse:
 
 def dead_letter_requeue(runtime: Runtime, letter_id: int) -> dict[str, Any]:
     """Run a dead letter's job again (the API's call, shared with the queue page)."""
-    return DeadLetters(runtime.services).requeue(letter_id)
+    return runtime.dead_letters.requeue(letter_id)
 
 
 def dead_letter_delete(runtime: Runtime, letter_id: int) -> None:
     """Throw a dead letter away (the API's call, shared with the queue page)."""
-    DeadLetters(runtime.services).delete(letter_id)
+    runtime.dead_letters.delete(letter_id)
 
 
 def dead_letters_of(request: Request) -> DeadLetters:
     """The dead letters service, or a 501 for a queue backend that cannot list them."""
-    letters = DeadLetters(runtime_of(request).services)
+    letters = runtime_of(request).dead_letters
     if not letters.supported:
         raise HTTPException(501, "this queue backend cannot list its dead letters; the embedded SQLite one can")
     return letters

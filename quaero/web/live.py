@@ -110,7 +110,7 @@ def _render(runtime: Runtime, view: LiveView, params: dict[str, str], state: dic
     context = view.context(runtime, params)
     html = blocks(view.template, view.block_names, context)
     if view.tails_log:
-        lines = runtime.services.logs.read([params["id"]], after_id=state["after_id"], level=context["level"] or None,
+        lines = runtime.logs.read([params["id"]], after_id=state["after_id"], level=context["level"] or None,
                                            limit=500, descendants=True)
         if lines:
             state["after_id"] = lines[-1]["id"]
@@ -120,7 +120,7 @@ def _render(runtime: Runtime, view: LiveView, params: dict[str, str], state: dic
 
 def _last_log_id(runtime: Runtime, params: Mapping[str, str]) -> int:
     """Where the page's log ends now (the page itself was rendered a moment ago)."""
-    lines = runtime.services.logs.read([params["id"]], before_id=0, limit=1, descendants=True)
+    lines = runtime.logs.read([params["id"]], before_id=0, limit=1, descendants=True)
     return lines[-1]["id"] if lines else 0
 
 

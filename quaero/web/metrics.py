@@ -55,7 +55,7 @@ class QuaeroCollector(Collector):
 
     def _jobs(self) -> Metric:
         jobs = GaugeMetricFamily("quaero_jobs", "Jobs stored, by status and type", labels=["status", "type"])
-        for status, job_type, count in self.runtime.services.jobs.census():
+        for status, job_type, count in self.runtime.jobs.census():
             jobs.add_metric([status, job_type], count)
         return jobs
 
@@ -74,7 +74,7 @@ class QuaeroCollector(Collector):
             "quaero_job_duration_seconds",
             f"How long finished jobs ran, over the jobs created in the last {DURATION_WINDOW:g} s "
             f"(the newest {DURATION_SAMPLE} at most)", labels=["type", "status"])
-        rows = self.runtime.services.jobs.durations(since=time.time() - DURATION_WINDOW, bounds=DURATION_BOUNDS,
+        rows = self.runtime.jobs.durations(since=time.time() - DURATION_WINDOW, bounds=DURATION_BOUNDS,
                                                     limit=DURATION_SAMPLE)
         for job_type, status, count, seconds, *within in rows:
             buckets = [(f"{bound:g}", n) for bound, n in zip(DURATION_BOUNDS, within)] + [("+Inf", count)]

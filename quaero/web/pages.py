@@ -169,7 +169,7 @@ def jobs_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
                       type=filters["type"] or (None if filters["parent_id"] else "parent"),
                       parent_id=filters["parent_id"] or None, definition_id=filters["definition_id"] or None)
     offset = _offset(params)
-    jobs, total = runtime.services.jobs.listing(where, limit=PAGE_SIZE, offset=offset)
+    jobs, total = runtime.jobs.listing(where, limit=PAGE_SIZE, offset=offset)
     types = [row[0] for row in runtime.database.execute(JOB_TYPES).fetchall()]
     return {"jobs": [job_dict(j) for j in jobs], "filters": filters, "statuses": JOB_STATUSES,
             "types": sorted(types), "pagination": Page(total, PAGE_SIZE, offset),
@@ -185,21 +185,16 @@ async def jobs(request: Request) -> Response:
 
 def job_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     """A job with its steps and one page of its children: what the job page and its live blocks show."""
-    services = runtime.services
-    job = services.jobs.get(params["id"])
+    job = runtime.jobs.get(params["id"])
     data = job_dict(job)
     status_filter = _param(params, "child_status", JOB_STATUSES)
     offset = _offset(params)
-    children = services.jobs.children(job.id, status=status_filter or None, limit=PAGE_SIZE, offset=offset)
+    children = runtime.jobs.children(job.id, status=status_filter or None, limit=PAGE_SIZE, offset=offset)
     counts = data["counts"]
     child_total = counts[status_filter] if status_filter else counts["total"]
     level = _param(params, "level", LEVELS)
-    root = job_dict(services.jobs.get(job.root_id)) if job.root_id and job.root_id != job.id else None
-    stats = None
-    if job.type == "step":
-        action = runtime.registry.actions.get(job.data.get("action", ""))
-        if action is not None:
-            stats = action.manager.stats(services, job)
+    root = job_dict(runtime.jobs.get(job.root_id)) if job.root_id and job.root_id != job.id else None
+    stats = runtime.step_stats(job)
     params_kept = {"child_status": status_filter, "level": level, "offset": offset}
     Record = runtime.models.JobDefinitionRecord
     stored = job.definition_id is not None and Record.select().where(Record.id == job.definition_id).exists()
@@ -221,7 +216,7 @@ def job_page_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, A
     """:func:`job_context` and the tail of the job's (and its descendants') log, for the whole page; the live
     stream appends the lines that come after it."""
     context = job_context(runtime, params)
-    lines = runtime.services.logs.read([params["id"]], before_id=0, level=context["level"] or None,
+    lines = runtime.logs.read([params["id"]], before_id=0, level=context["level"] or None,
                                        limit=LOG_LINES, descendants=True)
     return {**context, "lines": lines, "last_log_id": lines[-1]["id"] if lines else 0}
 
@@ -242,8 +237,8 @@ async def job_logs(request: Request) -> Response:
     job_id = request.path_params["id"]
     before = request.query_params.get("before_id", "0")
     level = _param(request.query_params, "level", LEVELS)
-    await asyncio.to_thread(runtime.services.jobs.get, job_id)
-    lines = await asyncio.to_thread(runtime.services.logs.read, [job_id], level=level or None, limit=LOG_LINES,
+    await asyncio.to_thread(runtime.jobs.get, job_id)
+    lines = await asyncio.to_thread(runtime.logs.read, [job_id], level=level or None, limit=LOG_LINES,
                                     before_id=int(before) if before.isdigit() and len(before) < 19 else 0,
                                     descendants=True)
     return fragment("job.html", ["older_lines"], {"job": {"id": job_id}, "older": lines, "level": level})
@@ -262,7 +257,7 @@ async def job_confirm(request: Request) -> Response:
     """The confirmation page for cancel, rerun and delete (works without JavaScript)."""
     runtime = runtime_of(request)
     action = _known(request.path_params["action"], CONFIRM)
-    job = job_dict(await asyncio.to_thread(runtime.services.jobs.get, request.path_params["id"]))
+    job = job_dict(await asyncio.to_thread(runtime.jobs.get, request.path_params["id"]))
     question, consequence, button = CONFIRM[action]
     return page("confirm.html", layout(request, "/jobs", title=question, question=question, consequence=consequence,
                                        button=button, action_url=f"/jobs/{job['id']}/{action}",
@@ -279,7 +274,7 @@ async def job_action(request: Request) -> Response:
     if action == "rerun":
         new_id = await asyncio.to_thread(runtime.orchestrator.rerun, job_id)
         return _see(f"/jobs/{new_id}", "rerun")
-    await asyncio.to_thread(runtime.services.jobs.delete, job_id)
+    await asyncio.to_thread(runtime.jobs.delete, job_id)
     return _see("/jobs", "deleted")
 
 
@@ -288,7 +283,7 @@ def definitions_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str
     """Every definition with its latest execution."""
     Job = runtime.models.Job
     items = []
-    for record in runtime.services.definitions.list():
+    for record in runtime.definitions.list():
         last = (Job.select().where(Job.type == "parent", Job.definition_id == record.id)
                 .order_by(Job.id.desc()).first())
         items.append({**record_dict(record), "last": job_dict(last) if last else None})
@@ -330,7 +325,7 @@ async def definition_create(request: Request) -> Response:
     form = await _form(request)
     source = form.get("source", "")
     try:
-        record, _ = await asyncio.to_thread(runtime_of(request).services.definitions.create, source)
+        record, _ = await asyncio.to_thread(runtime_of(request).definitions.create, source)
     except QuaeroError as exc:
         return _editor(request, definition_id=None, source=source, error=exc.message,
                        errors=exc.detail if isinstance(exc.detail, list) else [], status_code=exc.status_code)
@@ -338,8 +333,7 @@ async def definition_create(request: Request) -> Response:
 
 
 def definition_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
-    services = runtime.services
-    record = services.definitions.record(params["id"])
+    record = runtime.definitions.record(params["id"])
     Job = runtime.models.Job
     runs = (Job.select().where(Job.type == "parent", Job.definition_id == record.id)
             .order_by(Job.id.desc()).limit(20))
@@ -356,7 +350,7 @@ async def definition_view(request: Request) -> Response:
 
 
 async def definition_edit(request: Request) -> Response:
-    record = await asyncio.to_thread(runtime_of(request).services.definitions.record, request.path_params["id"])
+    record = await asyncio.to_thread(runtime_of(request).definitions.record, request.path_params["id"])
     return _editor(request, definition_id=record.id, source=record.source)
 
 
@@ -365,7 +359,7 @@ async def definition_save(request: Request) -> Response:
     form = await _form(request)
     source = form.get("source", "")
     try:
-        await asyncio.to_thread(runtime_of(request).services.definitions.update, definition_id, source)
+        await asyncio.to_thread(runtime_of(request).definitions.update, definition_id, source)
     except NotFound:
         raise
     except QuaeroError as exc:
@@ -377,7 +371,7 @@ async def definition_save(request: Request) -> Response:
 async def definition_check(request: Request) -> Response:
     """Validate the editor's text as the user types (htmx): the errors block, or a short 'valid' note."""
     form = await _form(request)
-    store = runtime_of(request).services.definitions
+    store = runtime_of(request).definitions
     try:
         definition = await asyncio.to_thread(store.parse, form.get("source", ""),
                                              default_id=form.get("definition_id") or None)
@@ -395,14 +389,14 @@ async def definition_action(request: Request) -> Response:
         job_id = await asyncio.to_thread(runtime.orchestrator.execute, definition_id, trigger="dashboard")
         return _see(f"/jobs/{job_id}")
     if action in ("enable", "disable"):
-        await asyncio.to_thread(runtime.services.definitions.set_enabled, definition_id, action == "enable")
+        await asyncio.to_thread(runtime.definitions.set_enabled, definition_id, action == "enable")
         return _see(f"/definitions/{definition_id}", f"{action}d")
-    await asyncio.to_thread(runtime.services.definitions.delete, definition_id)
+    await asyncio.to_thread(runtime.definitions.delete, definition_id)
     return _see("/definitions", "definition-deleted")
 
 
 async def definition_confirm_delete(request: Request) -> Response:
-    record = await asyncio.to_thread(runtime_of(request).services.definitions.record, request.path_params["id"])
+    record = await asyncio.to_thread(runtime_of(request).definitions.record, request.path_params["id"])
     return page("confirm.html", layout(
         request, "/definitions", title="Delete definition?", question="Delete this job definition?",
         consequence="The jobs it produced and their documents stay.", button="Delete definition",
@@ -415,7 +409,7 @@ def queue_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]
     broker = runtime.broker
     stats = broker.queue_stats() if hasattr(broker, "queue_stats") else {}
     offset = _offset(params)
-    letters = DeadLetters(runtime.services)
+    letters = runtime.dead_letters
     dead, dead_total = letters.page(limit=PAGE_SIZE, offset=offset) if letters.supported else (None, 0)
     return {"queues": stats, "dead": dead, "pagination": Page(dead_total, PAGE_SIZE, offset),
             "url": url_maker("/queue", {"offset": offset}), "broker": type(broker).__name__}
@@ -428,7 +422,7 @@ async def queue(request: Request) -> Response:
 
 
 async def dead_letter_action(request: Request) -> Response:
-    letters = DeadLetters(runtime_of(request).services)
+    letters = runtime_of(request).dead_letters
     letter_id = int_path(request, "id", "dead letter")
     if _known(request.path_params["action"], ("requeue", "delete")) == "requeue":
         await asyncio.to_thread(letters.requeue, letter_id)
@@ -453,7 +447,7 @@ async def _settings(request: Request, *, error: str | None = None, form: dict[st
                     status_code: int = 200) -> Response:
     """The settings page: the stored credentials (names only) and the configuration in effect."""
     runtime = runtime_of(request)
-    credentials = await asyncio.to_thread(runtime.services.credentials.listing)
+    credentials = await asyncio.to_thread(runtime.credentials.listing)
     shown = {name: getattr(runtime.settings, name) for name in SHOWN_SETTINGS}
     shown["access_token"] = "set" if runtime.settings.access_token else "not set"
     return page("settings.html", layout(request, "/settings", title="Settings", credentials=credentials,
@@ -487,7 +481,7 @@ async def credentials_create(request: Request) -> Response:
         if not auth_id:
             raise QuaeroError("give the credentials an id (the auth_id definitions refer to)")
         cookies, headers = _pairs(form.get("cookies", ""), "cookies"), _pairs(form.get("headers", ""), "headers")
-        await asyncio.to_thread(runtime.services.credentials.save, auth_id, base_url=form.get("base_url", "").strip(),
+        await asyncio.to_thread(runtime.credentials.save, auth_id, base_url=form.get("base_url", "").strip(),
                                 cookies=cookies, headers=headers)
     except QuaeroError as exc:
         return await _settings(request, error=exc.message, status_code=400,
@@ -496,7 +490,7 @@ async def credentials_create(request: Request) -> Response:
 
 
 async def credentials_delete(request: Request) -> Response:
-    await asyncio.to_thread(runtime_of(request).services.credentials.delete, request.path_params["id"])
+    await asyncio.to_thread(runtime_of(request).credentials.delete, request.path_params["id"])
     return _see("/settings", "credentials-deleted")
 
 

@@ -43,7 +43,7 @@ def _filter(params: Mapping[str, str]) -> tuple[DocumentFilter, dict[str, str]]:
 
 
 def documents_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
-    store = runtime.services.documents
+    store = runtime.documents
     offset = _offset(params)
     try:
         where, fields = _filter(params)
@@ -72,7 +72,7 @@ async def documents_confirm_delete(request: Request) -> Response:
     where, fields = _filter(request.query_params)
     if not where:
         raise QueryError("choose a source, tag or dates first: deleting every document is not offered here")
-    count = await asyncio.to_thread(runtime.services.documents.count, where)
+    count = await asyncio.to_thread(runtime.documents.count, where)
     described = ", ".join(f"{name} {value}" for name, value in fields.items() if value)
     return page("documents_delete.html", layout(request, "/documents", title="Delete documents?", count=count,
                                                 fields=fields, described=described))
@@ -83,7 +83,7 @@ async def documents_delete(request: Request) -> Response:
     where, _ = _filter(form)
     if not where:
         raise QueryError("choose a source, tag or dates first: deleting every document is not offered here")
-    removed = await asyncio.to_thread(runtime_of(request).services.documents.delete_matching, where)
+    removed = await asyncio.to_thread(runtime_of(request).documents.delete_matching, where)
     return _see(f"/documents?removed={removed}")
 
 
@@ -122,9 +122,9 @@ async def search(request: Request) -> Response:
 async def document(request: Request) -> Response:
     runtime = runtime_of(request)
     doc_id = int_path(request, "id", "document")
-    doc = await asyncio.to_thread(runtime.services.documents.get, doc_id)
+    doc = await asyncio.to_thread(runtime.documents.get, doc_id)
     data = document_dict(doc)
-    job = await asyncio.to_thread(runtime.services.jobs.find, doc.job_id) if doc.job_id else None
+    job = await asyncio.to_thread(runtime.jobs.find, doc.job_id) if doc.job_id else None
     body = await asyncio.to_thread(markdown_html, doc.markdown or "")
     return page("document.html", layout(request, "/documents", title=doc.title or doc.source_ref, doc=data,
                                         body=body, job=job, safe_link=_safe_link(doc.source_ref)))
@@ -138,13 +138,13 @@ def _safe_link(ref: str) -> str | None:
 async def document_delete(request: Request) -> Response:
     doc_id = int_path(request, "id", "document")
     if request.method == "GET":
-        doc = await asyncio.to_thread(runtime_of(request).services.documents.get, doc_id)
+        doc = await asyncio.to_thread(runtime_of(request).documents.get, doc_id)
         return page("confirm.html", layout(
             request, "/documents", title="Delete document?", question="Delete this document?",
             consequence="It is removed from the knowledge base and the search index.", button="Delete document",
             action_url=f"/documents/{doc.id}/delete", back_url=f"/documents/{doc.id}",
             subject=doc.title or doc.source_ref, danger=True))
-    await asyncio.to_thread(runtime_of(request).services.documents.delete, doc_id)
+    await asyncio.to_thread(runtime_of(request).documents.delete, doc_id)
     return _see("/documents", "document-deleted")
 
 

@@ -151,7 +151,7 @@ async def open_feed(connection: HTTPConnection) -> EventFeed:
     job_id = connection.query_params.get("job_id")
     scope = None
     if job_id:
-        await asyncio.to_thread(runtime.services.jobs.get, job_id)
+        await asyncio.to_thread(runtime.jobs.get, job_id)
         scope = await asyncio.to_thread(JobScope, runtime, job_id)
     return hub_of(connection).feed(types=types or None, scope=scope)
 

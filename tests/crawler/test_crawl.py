@@ -25,17 +25,17 @@ def crawler(tmp_path):
 
 def run_crawl(runtime, site, wait=60, **config):
     config = {"start_urls": [site.url("/")], "per_host_delay_ms": 0, **config}
-    definition = runtime.services.definitions.parse(json.dumps(
+    definition = runtime.definitions.parse(json.dumps(
         {"name": "crawl test", "tags": ["test-tag"], "steps": [{"name": "crawl", "action": "crawl", "config": config}]}))
     root = wait_done(runtime, runtime.orchestrator.execute(definition), timeout=wait)
-    [step] = runtime.services.jobs.children(root.id)
+    [step] = runtime.jobs.children(root.id)
     return root, step
 
 
 def saved(runtime, site) -> dict[str, object]:
     """Saved documents by path on ``site``."""
     prefix = site.url("/").rstrip("/")
-    return {doc.source_ref[len(prefix):]: doc for doc in runtime.services.documents.list(limit=10_000)
+    return {doc.source_ref[len(prefix):]: doc for doc in runtime.documents.list(limit=10_000)
             if doc.source_ref.startswith(prefix)}
 
 
@@ -50,7 +50,7 @@ def test_depth_and_url_normalisation(crawler, make_site):
     assert loads(home.tags) == ["test-tag"] and loads(home.metadata)["depth"] == 0
     # /a was linked in six spellings and fetched once; nothing outside the site was requested.
     assert len(site.requests_for(path="/a")) == 1
-    assert crawler.services.jobs.get(step.id).result_count == len(docs)
+    assert crawler.jobs.get(step.id).result_count == len(docs)
 
 
 @pytest.mark.parametrize("max_pages", [1, 3])
@@ -58,7 +58,7 @@ def test_max_pages_is_exact(crawler, make_site, max_pages):
     site = make_site(sitekit.basic)
     _, step = run_crawl(crawler, site, max_depth=5, max_pages=max_pages, per_host_concurrency=4)
     assert len(saved(crawler, site)) == max_pages
-    stats = crawler.services.registry.actions["crawl"].manager.stats(crawler.services, step)
+    stats = crawler.step_stats(step)
     assert stats["pages_saved"] == max_pages
 
 
@@ -100,7 +100,7 @@ def test_redirects(crawler, make_site):
     docs = saved(crawler, site)
     assert "/target" in docs and "/moved" not in docs
     assert not any(p.startswith("/loop") or p.startswith("/chain") for p in docs)
-    stats = crawler.services.registry.actions["crawl"].manager.stats(crawler.services, step)
+    stats = crawler.step_stats(step)
     assert stats["skipped_by_reason"]["redirect_loop"] == 2  # the loop, and the chain past max_redirects
 
 
@@ -111,7 +111,7 @@ def test_error_pages_are_never_saved_and_busy_pages_are_retried(crawler, make_si
     assert "/missing" not in docs and "/broken" not in docs
     assert "busypageword" in docs["/busy"].markdown and "/limited" in docs
     assert site.state["errors"] == {"/busy": 3, "/limited": 2}
-    stats = crawler.services.registry.actions["crawl"].manager.stats(crawler.services, step)
+    stats = crawler.step_stats(step)
     assert stats["skipped_by_reason"] == {"http_404": 1, "http_500": 1}
     assert stats["pages_fetched"] == stats["pages_saved"] + 2
 
@@ -122,7 +122,7 @@ def test_slow_server_times_out_and_fails_the_page(crawler, make_site):
     _, step = run_crawl(crawler, site, max_depth=1, timeout=0.5, max_pages=20)
     docs = saved(crawler, site)
     assert "/slow" not in docs and "/a" in docs
-    stats = crawler.services.registry.actions["crawl"].manager.stats(crawler.services, step)
+    stats = crawler.step_stats(step)
     assert stats["pages_failed"] == 1
 
 
@@ -156,7 +156,7 @@ def test_non_html_is_skipped(crawler, make_site):
     site = make_site(sitekit.non_html)
     _, step = run_crawl(crawler, site, max_depth=1)
     assert set(saved(crawler, site)) == {"/"}
-    stats = crawler.services.registry.actions["crawl"].manager.stats(crawler.services, step)
+    stats = crawler.step_stats(step)
     assert stats["skipped_by_reason"]["not_html"] == 3
 
 
@@ -171,7 +171,7 @@ def test_members_area_needs_the_auth_id(crawler, make_site):
     site = make_site(sitekit.members)
     run_crawl(crawler, site, max_depth=2)
     assert not [p for p in saved(crawler, site) if p.startswith("/members")]
-    crawler.services.credentials.save("members", base_url=site.url("/"),
+    crawler.credentials.save("members", base_url=site.url("/"),
                                       cookies={sitekit.MEMBERS_COOKIE[0]: sitekit.MEMBERS_COOKIE[1]})
     run_crawl(crawler, site, max_depth=2, auth_id="members")
     docs = saved(crawler, site)
@@ -234,7 +234,7 @@ def test_sigkill_of_a_worker_mid_crawl_resumes_without_duplicates(tmp_path, make
     runtime = Runtime(make_settings(tmp_path, worker_processes=1, worker_threads=4, queue_lease_ms=1500), role="run")
     runtime.start()
     try:
-        definition = runtime.services.definitions.parse(json.dumps({"name": "kill", "steps": [{
+        definition = runtime.definitions.parse(json.dumps({"name": "kill", "steps": [{
             "name": "crawl", "action": "crawl",
             "config": {"start_urls": [site.url("/")], "max_depth": 2, "per_host_delay_ms": 150}}]}))
         root_id = runtime.orchestrator.execute(definition)
@@ -246,8 +246,8 @@ def test_sigkill_of_a_worker_mid_crawl_resumes_without_duplicates(tmp_path, make
         docs = saved(runtime, site)
         expected = set(sitekit.BASIC_DEPTHS) - {"/a1x"} | {f"/p{i}" for i in range(12)} | {"/slow"}
         assert set(docs) == expected
-        [step] = runtime.services.jobs.children(root_id)
-        assert runtime.services.jobs.get(step.id).result_count == len(expected)
+        [step] = runtime.jobs.children(root_id)
+        assert runtime.jobs.get(step.id).result_count == len(expected)
         fetched_twice = [p for p in expected if len(site.requests_for(path=p)) > 1]
         assert len(fetched_twice) <= 4  # at most the pages in flight when the worker died
     finally:
@@ -264,6 +264,6 @@ def test_crawl_with_postgresql_and_two_worker_processes(tmp_path, make_site, pos
         assert root.status == "completed"
         docs = saved(runtime, site)
         assert len(docs) == 8 and [p for p in docs if p.startswith("/dup")] in ([], ["/dup"])
-        assert runtime.services.jobs.get(step.id).result_count == 8
+        assert runtime.jobs.get(step.id).result_count == 8
     finally:
         runtime.stop()

@@ -16,7 +16,7 @@ def run(runtime: Runtime, yaml_text: str, *, timeout: float = 60.0) -> Any:
     """Execute a definition and wait for it; returns the finished root job."""
     root = wait_done(runtime, execute(runtime, yaml_text), timeout=timeout)
     runtime.orchestrator.wait_idle()
-    runtime.services.logs.flush()
+    runtime.logs.flush()
     return root
 
 
@@ -27,15 +27,15 @@ def run_example(runtime: Runtime, name: str, **kwargs: Any) -> Any:
 
 def only_step(runtime: Runtime, root: Any) -> Any:
     """The step job of a one-step execution."""
-    [step] = runtime.services.jobs.children(root.id)
+    [step] = runtime.jobs.children(root.id)
     return step
 
 
 def children(runtime: Runtime, root: Any) -> list[Any]:
     """The child jobs of a one-step execution, oldest first."""
-    return runtime.services.jobs.children(only_step(runtime, root).id, limit=1000)
+    return runtime.jobs.children(only_step(runtime, root).id, limit=1000)
 
 
 def log_lines(runtime: Runtime, job: Any) -> list[str]:
     """The messages of a job's log."""
-    return [line["message"] for line in runtime.services.logs.read([job.id])]
+    return [line["message"] for line in runtime.logs.read([job.id])]

@@ -27,7 +27,7 @@ def results(runtime, root) -> dict[str, dict]:
 
 def trees(runtime, root_ids) -> tuple[set[str], set[int]]:
     """The ids of these executions' jobs and of their log lines."""
-    runtime.services.logs.flush()
+    runtime.logs.flush()
     marks = ", ".join("?" * len(root_ids))
     jobs = runtime.database.execute(f"SELECT id FROM jobs WHERE root_id IN ({marks})", root_ids).fetchall()
     logs = runtime.database.execute(f"SELECT id FROM job_logs WHERE job_id IN "
@@ -79,7 +79,7 @@ def test_prune_removes_exactly_the_old_finished_executions_and_their_logs(runtim
     assert trees(runtime, old) == (set(), set())
     jobs_after, logs_after = trees(runtime, kept)
     assert jobs_after == kept_jobs and logs_after >= kept_logs  # the running execution may log more meanwhile
-    assert runtime.services.jobs.get(running).status == "running"
+    assert runtime.jobs.get(running).status == "running"
     [job] = children(runtime, root)
     removed = f"{len(old_jobs)} job(s), {len(old_logs)} log line(s)"
     assert any("deleted 2 execution(s) finished before" in line and removed in line for line in log_lines(runtime, job))
@@ -88,7 +88,7 @@ def test_prune_removes_exactly_the_old_finished_executions_and_their_logs(runtim
 
 def test_vacuum_gives_back_the_space_of_deleted_documents_and_the_check_passes(runtime):
     for n in range(300):
-        runtime.services.documents.upsert(DocumentInput(source_type="test", source_ref=f"test://{n}",
+        runtime.documents.upsert(DocumentInput(source_type="test", source_ref=f"test://{n}",
                                                         title=f"Big {n}", markdown=f"word{n} " * 3000))
     with runtime.database.write():
         runtime.database.execute("DELETE FROM documents")
@@ -107,7 +107,7 @@ def test_vacuum_gives_back_the_space_of_deleted_documents_and_the_check_passes(r
 
 def test_every_operation_of_the_nightly_example_reports_what_it_did(runtime):
     for n in range(50):
-        runtime.services.documents.upsert(DocumentInput(source_type="test", source_ref=f"test://{n}",
+        runtime.documents.upsert(DocumentInput(source_type="test", source_ref=f"test://{n}",
                                                         title=f"Doc {n}", markdown=f"text {n}"))
 
     root = run_example(runtime, "maintenance-nightly.yaml")
@@ -127,12 +127,12 @@ def test_every_operation_of_the_nightly_example_reports_what_it_did(runtime):
     by_name = results(runtime, root)
     assert by_name["analyze"]["tables"] >= 3 and by_name["reindex"]["indexes"] >= 5
     assert by_name["wal_checkpoint"]["wal_bytes_after"] == 0
-    stats = runtime.registry.action("database_maintenance").manager.stats(runtime.services, only_step(runtime, root))
+    stats = runtime.step_stats(only_step(runtime, root))
     assert [entry["operation"] for entry in stats["operations"]] == list(OPERATIONS)
 
 
 def test_a_failed_check_fails_its_job_and_the_next_operation_still_runs(runtime):
-    runtime.services.documents.upsert(DocumentInput(source_type="test", source_ref="test://1", markdown="x"))
+    runtime.documents.upsert(DocumentInput(source_type="test", source_ref="test://1", markdown="x"))
     with runtime.database.write():
         runtime.database.execute("INSERT INTO documents_fts (documents_fts) VALUES ('delete-all')")
 

@@ -15,7 +15,7 @@ DRY_RUN = "name: check\nsteps:\n  - {name: check, action: reindex, config: {dry_
 
 def save_documents(runtime, count: int) -> None:
     for n in range(count):
-        runtime.services.documents.upsert(DocumentInput(
+        runtime.documents.upsert(DocumentInput(
             source_type="test", source_ref=f"test://{n}", title=f"Note {n}",
             markdown=f"The quokka number {n} lives on Rottnest Island."))
 

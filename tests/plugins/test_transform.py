@@ -27,7 +27,7 @@ PAGE = """<!doctype html><html><head><title>Page {n}</title><style>.x {{}}</styl
 
 def save(runtime, ref: str, *, html: str | None, markdown: str = "", source_type: str = "web",
          tags: tuple[str, ...] = ()) -> int:
-    result = runtime.services.documents.upsert(DocumentInput(
+    result = runtime.documents.upsert(DocumentInput(
         source_type=source_type, source_ref=ref, title=ref, markdown=markdown, html=html, tags=list(tags),
         metadata={"url": ref} if ref.startswith("http") else {}))
     return result.id
@@ -36,7 +36,7 @@ def save(runtime, ref: str, *, html: str | None, markdown: str = "", source_type
 def snapshot(runtime) -> dict[int, tuple[str, str, float]]:
     """Every document's markdown, content hash and updated_at."""
     return {doc.id: (doc.markdown, doc.content_hash, doc.updated_at)
-            for doc in runtime.services.models.Document.select()}
+            for doc in runtime.models.Document.select()}
 
 
 def transform(runtime, **config):
@@ -66,7 +66,7 @@ def test_documents_missing_markdown_are_converted_in_batches_keeping_tables_code
     assert sum(result["converted"] for result in results(runtime, root)) == 5
     assert only_step(runtime, root).result_count == 5
     for n, doc_id in enumerate(ids):
-        markdown = runtime.services.documents.get(doc_id).markdown
+        markdown = runtime.documents.get(doc_id).markdown
         assert f"# Usage {n}" in markdown
         assert "[the docs](http://site.test/docs/intro.html)" in markdown
         assert any(re.fullmatch(rf"\|?\s*alpha\s*\|\s*{n}\s*\|?", line) for line in markdown.splitlines())
@@ -121,7 +121,7 @@ def test_example_definition_runs(runtime):
     doc_id = save(runtime, "http://site.test/example", html=PAGE.format(n=7))
     root = run_example(runtime, "transform-documents.yaml")
     assert root.status == "completed", root.error_message
-    assert "# Usage 7" in runtime.services.documents.get(doc_id).markdown
+    assert "# Usage 7" in runtime.documents.get(doc_id).markdown
 
 
 def test_page_to_markdown_resolves_links_on_the_page_or_its_base():
@@ -142,8 +142,8 @@ def test_transform_on_postgresql(tmp_path, postgres_url):
         other = save(runtime, "http://site.test/b", html=PAGE.format(n=2), tags=("blog",))
         root = transform(runtime, tags="[docs]")
         assert root.status == "completed", root.error_message
-        assert "# Usage 1" in runtime.services.documents.get(chosen).markdown
-        assert runtime.services.documents.get(other).markdown == ""
+        assert "# Usage 1" in runtime.documents.get(chosen).markdown
+        assert runtime.documents.get(other).markdown == ""
         found = runtime.database.execute(
             "SELECT COUNT(*) FROM documents WHERE search @@ plainto_tsquery('english', 'usage')").fetchone()[0]
         assert found == 1

@@ -21,7 +21,7 @@ steps:
 
 
 def test_execute_from_the_ui_and_watch_it_complete_without_a_reload(live_server, page):
-    live_server.runtime.services.definitions.create(FANOUT)
+    live_server.runtime.definitions.create(FANOUT)
     page.goto(live_server.url + "/definitions")
     page.get_by_role("button", name="Run UI fan-out").click()
     expect(page).to_have_url(re.compile(r"/jobs/job_"))
@@ -56,13 +56,13 @@ def test_a_definition_with_an_error_shows_it_inline(live_server, page):
     expect(page.locator("#problems")).to_contain_text("Valid")
     page.get_by_role("button", name="Save").click()
     expect(page).to_have_url(re.compile(r"/definitions/fixed"))
-    assert live_server.runtime.services.definitions.record("fixed").name == "Fixed"
+    assert live_server.runtime.definitions.record("fixed").name == "Fixed"
 
 
 def test_cancel_a_running_job_from_its_page(live_server, page):
     root_id = execute(live_server.runtime, SLOW)
-    wait_for(lambda: live_server.runtime.services.jobs.get(root_id).count_running > 0
-             or any(j.count_running for j in live_server.runtime.services.jobs.children(root_id)), 20)
+    wait_for(lambda: live_server.runtime.jobs.get(root_id).count_running > 0
+             or any(j.count_running for j in live_server.runtime.jobs.children(root_id)), 20)
     page.goto(f"{live_server.url}/jobs/{root_id}")
     expect(page.locator("#job-header .status")).to_have_text("running")
     page.get_by_role("link", name="Cancel…").click()
@@ -70,12 +70,12 @@ def test_cancel_a_running_job_from_its_page(live_server, page):
     page.get_by_role("button", name="Cancel job").click()
     expect(page.locator(".flash")).to_have_text("The job was cancelled.")
     expect(page.locator("#job-header .status")).to_have_text("cancelled", timeout=15_000)
-    assert live_server.runtime.services.jobs.get(root_id).status == "cancelled"
+    assert live_server.runtime.jobs.get(root_id).status == "cancelled"
 
 
 def test_hostile_names_are_escaped_and_forms_need_their_token(live_server, page):
     hostile = "<img src=x onerror=\"window.__xss=1\">"
-    live_server.runtime.services.definitions.create(
+    live_server.runtime.definitions.create(
         f"id: hostile\nname: '{hostile}'\nsteps:\n  - {{name: a, action: test_fanout, config: {{count: 1}}}}\n")
     page.goto(live_server.url + "/definitions")
     expect(page.get_by_role("link", name=hostile)).to_be_visible()
@@ -98,7 +98,7 @@ def test_every_page_renders_and_links_work(live_server, page):
 def test_search_as_you_type_and_a_hostile_document_stays_inert(live_server, page):
     from quaero.stores.documents import DocumentInput
 
-    store = live_server.runtime.services.documents
+    store = live_server.runtime.documents
     store.upsert(DocumentInput("web", "https://x.example/a", title="Asyncio event loop",
                                markdown="The event loop runs <b>callbacks</b> and tasks."))
     hostile = store.upsert(DocumentInput(

@@ -27,7 +27,7 @@ print("<b>not bold</b>")
 
 
 def _save(runtime, ref: str, title: str, markdown: str, **extra) -> int:
-    return runtime.services.documents.upsert(DocumentInput("web", ref, title=title, markdown=markdown, **extra)).id
+    return runtime.documents.upsert(DocumentInput("web", ref, title=title, markdown=markdown, **extra)).id
 
 
 def active_content(html: str) -> list[str]:
@@ -88,7 +88,7 @@ def test_bulk_delete_asks_first_then_deletes_only_the_match(client, runtime):
     done = client.post("/documents/delete", data={"tag": "drop", "csrf_token": csrf_of(client, "/documents")},
                        follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == "/documents?removed=4"
-    assert runtime.services.documents.count() == 2
+    assert runtime.documents.count() == 2
 
 
 def test_search_page_highlights_escapes_and_reports_bad_queries(client, runtime):

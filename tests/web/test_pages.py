@@ -20,7 +20,7 @@ def test_credentials_are_saved_from_the_form_and_never_shown_back(client, runtim
         "csrf_token": token, "id": "intranet", "base_url": "https://intranet.example/",
         "cookies": "session=VALUE-ONE\n", "headers": "X-Api-Key: VALUE-TWO"})
     assert saved.status_code == 303
-    stored = runtime.services.credentials.get("intranet")
+    stored = runtime.credentials.get("intranet")
     assert stored.cookies == {"session": "VALUE-ONE"} and stored.headers == {"X-Api-Key": "VALUE-TWO"}
     page = client.get("/settings").text
     assert "intranet" in page and "session" in page and "X-Api-Key" in page
@@ -28,15 +28,15 @@ def test_credentials_are_saved_from_the_form_and_never_shown_back(client, runtim
     bad = client.post("/settings/credentials", data={"csrf_token": token, "id": "x", "cookies": "no equals sign"})
     assert bad.status_code == 400 and "cookies, line 1" in bad.text
     deleted = client.post("/settings/credentials/intranet/delete", data={"csrf_token": token}, follow_redirects=False)
-    assert deleted.status_code == 303 and runtime.services.credentials.listing() == []
+    assert deleted.status_code == 303 and runtime.credentials.listing() == []
 
 
 def test_job_page_pages_children_and_filters_the_log(client, runtime):
     root_id = execute(runtime, FAN)
     wait_done(runtime, root_id)
-    step = runtime.services.jobs.children(root_id)[0]
-    runtime.services.logs.write(step.id, "warn", "a <warning> line")
-    runtime.services.logs.write(step.id, "info", "an info line")
+    step = runtime.jobs.children(root_id)[0]
+    runtime.logs.write(step.id, "warn", "a <warning> line")
+    runtime.logs.write(step.id, "info", "an info line")
     first = client.get(f"/jobs/{step.id}")
     assert "1–50 of 120" in first.text and 'href="/jobs/' + step.id + '?offset=50"' in first.text
     assert "&lt;warning&gt;" in first.text and "an info line" in first.text
@@ -77,7 +77,7 @@ def test_live_fragments_come_from_the_page_template_and_follow_the_log(runtime):
 def test_job_scope_learns_descendants_from_events(runtime):
     root_id = execute(runtime, FAN)
     wait_done(runtime, root_id)
-    step_id = runtime.services.jobs.children(root_id)[0].id
+    step_id = runtime.jobs.children(root_id)[0].id
     scope = JobScope(runtime, root_id)
     child = Event("job_status_change", {"job_id": "child-1", "parent_id": step_id, "status": "running"})
     assert child in scope and "child-1" in scope.ids
@@ -98,7 +98,7 @@ def test_queue_page_lists_dead_letters_and_requeues_them(client, runtime):
     done = client.post(f"/queue/dead/{letter_id}/requeue", data={"csrf_token": csrf_of(client, "/queue")},
                        follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == "/queue?done=requeued"
-    wait_for(lambda: runtime.services.jobs.get(child_id).status == "completed", 20)
+    wait_for(lambda: runtime.jobs.get(child_id).status == "completed", 20)
     assert "No dead letters." in client.get("/queue").text
     assert client.post(f"/queue/dead/{letter_id}/requeue", data={"csrf_token": csrf_of(client)}).status_code == 404
 

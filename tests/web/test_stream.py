@@ -24,8 +24,8 @@ def test_ws_narrowed_to_one_job_gets_its_descendants_and_nothing_else(client, ru
             while not any(m["payload"]["job_id"] == root_id and m["payload"]["status"] == "completed" for m in seen):
                 assert len(seen) < 100, seen
                 seen.append(json.loads(narrowed.receive_text()))
-        step_id = runtime.services.jobs.children(root_id)[0].id
-        children = {j.id for j in runtime.services.jobs.children(step_id)}
+        step_id = runtime.jobs.children(root_id)[0].id
+        children = {j.id for j in runtime.jobs.children(step_id)}
         ids = {m["payload"]["job_id"] for m in seen}
         assert ids <= {root_id, step_id} | children and children & ids  # grandchildren found by their parent
         assert json.loads(everything.receive_text())["type"] == "job_status_change"
