@@ -16,7 +16,7 @@ from quaero.errors import QuaeroError
 from quaero.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from quaero.stores.search import SearchPage
+    from quaero.api.documents import SearchPage
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -254,7 +254,7 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from quaero.stores.db import Database
     from quaero.stores.models import bind_models
-    from quaero.stores.search import DocumentSearch
+    from quaero.stores.search import DocumentSearch, page_dict
 
     if not 1 <= args.limit <= 100:
         raise QuaeroError(f"--limit must be between 1 and 100, got {args.limit}")
@@ -265,7 +265,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         database.close()
     if args.json:
-        print(json.dumps(page.as_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps(page_dict(page), indent=2, ensure_ascii=False))
     else:
         _print_hits(page)
     return 0
@@ -294,7 +294,7 @@ def _print_hits(page: SearchPage) -> None:
 def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
     from quaero.registry import load_plugins
 
-    registry = load_plugins(only=settings.plugins, plugin_modules=settings.plugin_modules)
+    registry = load_plugins(only=settings.load_plugins, plugin_modules=settings.plugin_modules)
     listing = registry.listing()
     if args.json:
         print(json.dumps(listing, indent=2))
@@ -302,7 +302,8 @@ def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
         if not listing:
             print("no plugins installed")
         for item in listing:
-            status = f"FAILED: {item['error']}" if item["error"] else ", ".join(item["actions"]) or "(no actions)"
+            status = (f"FAILED: {item['error']}" if item["error"]
+                      else ", ".join(action["name"] for action in item["actions"]) or "(no actions)")
             print(f"{item['name']} {item['version'] or ''}  {status}")
     return 0
 
@@ -311,7 +312,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from quaero.stores.definitions import load_definition_text
     from quaero.registry import load_plugins
 
-    registry = load_plugins(only=settings.plugins, plugin_modules=settings.plugin_modules)
+    registry = load_plugins(only=settings.load_plugins, plugin_modules=settings.plugin_modules)
     failed = 0
     for path in args.files:
         try:

@@ -7,17 +7,22 @@ layer it came from.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from quaero.errors import ConfigError
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 ENV_PREFIX = "QUAERO_"
+PLUGIN_ENV_PREFIX = "QUAERO_PLUGIN_"
+#: Environment names kept for settings that were renamed.
+_RENAMED = {"plugins": "load_plugins"}
 CONFIG_FILE_NAME = "quaero.toml"
 # Variables with the prefix that are not settings: the config file's path, and what a supervisor passes
 # to the worker processes it starts.
@@ -48,7 +53,15 @@ class Settings(BaseModel):
     time_limit: float = Field(600.0, gt=0, description="Seconds one child job may run before it is stopped.")
     queue_lease_ms: int = Field(30000, ge=200, description="How long a claimed message stays invisible without a heartbeat.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
-    plugins: list[str] | None = Field(None, description="Only these plugins load (names, comma-separated in the environment).")
+    load_plugins: list[str] | None = Field(
+        None, description="Only these plugins load (names, comma-separated in the environment).")
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Each plugin's settings: the [plugins.NAME] tables of quaero.toml.")
+    plugin_environment: dict[str, str] = Field(
+        default_factory=dict, repr=False,
+        description="The QUAERO_PLUGIN_<NAME>_<KEY> variables, read when each plugin starts.")
+    templates_dir: Path | None = Field(
+        None, description="Directory of Jinja templates that override the plugins' and the core's.")
     plugin_modules: list[str] = Field(
         default_factory=list, description="Extra plugin modules to import and register (dotted paths)."
     )
@@ -59,7 +72,7 @@ class Settings(BaseModel):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("plugins", "plugin_modules", mode="before")
+    @field_validator("load_plugins", "plugin_modules", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -106,24 +119,38 @@ def _validate(values: Mapping[str, Any], origin: dict[str, str]) -> Settings:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a ``quaero.toml``; a ``[quaero]`` table is accepted as well as top-level keys."""
+    """Read a ``quaero.toml``: top-level keys (or a ``[quaero]`` table) and ``[plugins.NAME]`` tables."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    if isinstance(data.get("quaero"), dict) and len(data) == 1:
-        data = data["quaero"]
+    if isinstance(data.get("quaero"), dict):  # [quaero] beside [plugins.NAME] tables
+        data = {**data.pop("quaero"), **data}
+    if isinstance(data.get("plugins"), list):  # the setting's name before plugins had settings of their own
+        data["load_plugins"] = data.pop("plugins")
     return data
 
 
 def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Pick the ``QUAERO_*`` setting variables as lower-case setting names."""
-    values = {}
+    """Pick the ``QUAERO_*`` setting variables as lower-case setting names.
+
+    ``QUAERO_PLUGIN_<NAME>_<KEY>`` variables are plugins' settings: they are kept whole under
+    ``plugin_environment``, to be matched with the plugins' names once those are known.
+    """
+    values: dict[str, Any] = {}
+    plugin_environment: dict[str, str] = {}
     for name, value in environ.items():
-        if name.startswith(ENV_PREFIX) and name not in _NOT_SETTINGS:
-            values[name[len(ENV_PREFIX):].lower()] = value
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if name.startswith(PLUGIN_ENV_PREFIX) and key not in Settings.model_fields:  # not QUAERO_PLUGIN_MODULES
+            plugin_environment[name] = value
+        else:
+            values[_RENAMED.get(key, key)] = value
+    if plugin_environment:
+        values["plugin_environment"] = plugin_environment
     return values
 
 
@@ -153,8 +180,66 @@ def load_settings(
         from_env = read_environment(env)
         values.update(from_env)
         origin.update({key: f"environment variable {ENV_PREFIX}{key.upper()}" for key in from_env})
+        if "plugin_environment" in from_env:
+            origin["plugin_environment"] = f"environment variables {PLUGIN_ENV_PREFIX}*"
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value
             origin[key] = f"--{key.replace('_', '-')}"
     return _validate(values, origin)
+
+
+def _env_key(name: str) -> str:
+    """A plugin's name as it appears in ``QUAERO_PLUGIN_<NAME>_<KEY>``: upper case, other characters ``_``."""
+    return "".join(ch if ch.isalnum() else "_" for ch in name).upper()
+
+
+def plugin_values(settings: Settings, name: str, known: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, str]]:
+    """A plugin's raw settings, the environment over ``[plugins.NAME]``, and where each key came from.
+
+    ``known`` are the names of the other loaded plugins: a variable belongs to the plugin with the longest
+    name that prefixes it, so ``QUAERO_PLUGIN_RSS_FEED_URL`` goes to a plugin ``rss_feed`` when one is
+    loaded and to ``rss`` otherwise. Values that look like JSON lists or tables are parsed as JSON.
+    """
+    values = dict(settings.plugins.get(name, {}))
+    origin = {key: f"[plugins.{name}] in the config file" for key in values}
+    prefixes = sorted({_env_key(other) for other in (*known, name)}, key=len, reverse=True)
+    mine = _env_key(name)
+    for variable, raw in settings.plugin_environment.items():
+        rest = variable[len(PLUGIN_ENV_PREFIX):]
+        owner = next((prefix for prefix in prefixes if rest.startswith(prefix + "_")), None)
+        if owner != mine:
+            continue
+        key = rest[len(mine) + 1:].lower()
+        value: Any = raw
+        if raw[:1] in "[{":
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ConfigError(f"environment variable {variable}: {raw!r} starts like JSON but is not "
+                                  f"valid JSON") from None
+        values[key] = value
+        origin[key] = f"environment variable {variable}"
+    return values, origin
+
+
+def validate_plugin_settings(settings: Settings, name: str, model: type[ModelT],
+                             known: Iterable[str] = ()) -> ModelT:
+    """A plugin's settings validated by its model; a :class:`ConfigError` names each bad key and its origin."""
+    values, origin = plugin_values(settings, name, known)
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"])
+            where = origin.get(str(error["loc"][0]), "the defaults") if error["loc"] else "settings"
+            if error["type"] == "extra_forbidden":
+                known_keys = ", ".join(sorted(model.model_fields)) or "none"
+                problems.append(f"plugin {name}: unknown setting {key!r} in {where} (known settings: {known_keys})")
+            elif error["type"] == "missing":
+                problems.append(f"plugin {name}: setting {key!r} is required: set it in [plugins.{name}] of "
+                                f"quaero.toml or as {PLUGIN_ENV_PREFIX}{_env_key(name)}_{key.upper()}")
+            else:
+                problems.append(f"plugin {name}: setting {key!r} from {where}: {error['msg']}")
+        raise ConfigError("; ".join(problems), detail=problems) from None

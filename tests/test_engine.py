@@ -237,7 +237,7 @@ steps:
     [step] = steps_of(runtime, root_id)
     [child] = runtime.jobs.children(step.id)
     before = runtime.jobs.get(child.id)
-    runtime.services.enqueue(child.type, [child.id])  # a redelivered message
+    runtime.queue.enqueue(child.type, [child.id])  # a redelivered message
     runtime.broker.join("quaero", timeout=5000)
     after = runtime.jobs.get(child.id)
     assert (after.status, after.attempts, after.finished_at) == ("completed", before.attempts, before.finished_at)

@@ -32,5 +32,5 @@ def test_wheel_install_runs_without_the_source_tree(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "quaero", "plugins", "--json"], env=env, cwd=tmp_path,
                             capture_output=True, text=True, check=True)
     crawler = [p for p in json.loads(listed.stdout) if p["name"] == "crawler"]
-    assert crawler and crawler[0]["actions"] == ["crawl"] and crawler[0]["error"] is None
+    assert crawler and [a["name"] for a in crawler[0]["actions"]] == ["crawl"] and crawler[0]["error"] is None
     assert crawler[0]["source"] == "entry point quaero_plugins.crawler"

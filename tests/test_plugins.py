@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from quaero.api import Action, JobWorker, StepManager, hookimpl
 from quaero.errors import PluginError
-from quaero.api.hookspecs import hookimpl
-from quaero.api.actions import Action, JobWorker, StepManager
 from quaero.registry import load_plugins
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class _Manager(StepManager):
-    def create_parent_job(self, ctx, step, job_def, parent_job_id):
-        return ctx.create_step_job(step, job_def, parent_job_id).id
+    def start_step(self, ctx):
+        pass
 
 
 class _Worker(JobWorker):
@@ -97,7 +96,10 @@ def test_example_plugin_is_listed_and_runs(echo_plugin, tmp_path):
     listed = _quaero(["plugins", "--json"], echo_plugin, tmp_path)
     assert listed.returncode == 0, listed.stderr
     [echo] = [p for p in json.loads(listed.stdout) if p["name"] == "echo"]
-    assert echo["version"] == "0.1.0" and echo["actions"] == ["echo"] and echo["error"] is None
+    assert echo["version"] == "0.1.0" and echo["error"] is None
+    [action] = echo["actions"]
+    assert action["name"] == "echo" and action["workers"] == ["echo_message"]
+    assert action["options"]["required"] == ["messages"] and "shout" in action["options"]["properties"]
 
     definition = tmp_path / "echo.yaml"
     definition.write_text("name: echo\nsteps:\n  - name: say\n    action: echo\n"

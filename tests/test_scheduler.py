@@ -18,7 +18,7 @@ schedule: "* * * * *"
 steps:
   - {name: slow, action: test_fanout, config: {count: 1, work_ms: 3000}}
 """)
-    scheduler = Scheduler(runtime.services, runtime.orchestrator)
+    scheduler = Scheduler(runtime.definitions, runtime.jobs, runtime.orchestrator)
     now = time.time()
     assert scheduler.run_due(now) == []  # a new schedule counts from now
     [first] = scheduler.run_due(now + 61)
@@ -39,7 +39,7 @@ schedule: "* * * * *"
 steps:
   - {name: a, action: test_fanout}
 """)
-    scheduler = Scheduler(runtime.services, runtime.orchestrator)
+    scheduler = Scheduler(runtime.definitions, runtime.jobs, runtime.orchestrator)
     now = time.time()
     scheduler.run_due(now)
     assert scheduler.run_due(now + 61) == []

@@ -19,6 +19,8 @@ from quaero.stores.search import (
     CLOSE,
     OPEN,
     DocumentSearch,
+    hit_dict,
+    page_dict,
     SearchQuery,
     Term,
     _Sqlite,
@@ -264,12 +266,12 @@ def test_title_matches_rank_above_body_matches(corpus):
 
 def test_snippets_are_escaped_and_highlighted(corpus):
     search, _ = corpus
-    [hit] = search.search("hostile").as_dict()["items"]
+    [hit] = page_dict(search.search("hostile"))["items"]
     assert "<mark>hostile</mark>" in hit["snippet"]
     assert "<img" not in hit["snippet"] and "<b>" not in hit["snippet"] and "&amp;" in hit["snippet"]
     assert "hostile markup" in hit["snippet_text"] and "<mark>" not in hit["snippet_text"]
     assert hit["title"] == "<script>alert(1)</script> Hostile page"  # JSON carries it; pages escape it
-    [tut] = search.search('"event loop"').as_dict()["items"]
+    [tut] = page_dict(search.search('"event loop"'))["items"]
     assert "<mark>" in tut["snippet"] and "loop</mark>" in tut["snippet"]
 
 
@@ -278,7 +280,7 @@ def test_an_empty_query_lists_by_recency(corpus):
     page = search.search("", limit=3)
     assert found(corpus, "", limit=3) == ["u/falcon-body", "u/falcon-title", "u/hostile"]
     assert page.total == len(CORPUS) and all(hit.score is None for hit in page.items)
-    assert page.items[0].as_dict()["snippet"].startswith("A falcon is fast.")
+    assert hit_dict(page.items[0])["snippet"].startswith("A falcon is fast.")
 
 
 def test_pages_and_totals(corpus):

@@ -18,7 +18,7 @@ def test_defaults_then_file_then_environment_then_flags(tmp_path: Path):
     assert settings.port == 9100  # environment beats the file
     assert settings.host == "127.0.0.2"  # flags beat everything
     assert settings.worker_threads == 3  # the file beats the default
-    assert settings.plugins == ["a", "b"]
+    assert settings.load_plugins == ["a", "b"]
     assert settings.monitor_interval == 1.0  # default
     assert settings.resolved_database_url.endswith("data/quaero.stores.db")
     from pydantic import ValidationError

@@ -73,19 +73,40 @@ def test_documents_are_saved_once_per_reference(stores):
     page = DocumentInput(source_type="web", source_ref="https://example.com/", title="Home", markdown="# Home",
                          tags=["b", "a", "a"])
     first = documents.upsert(page, job_id="job_1")
-    assert (first.created, first.changed, first.first_for_job) == (True, True, True)
+    assert (first.created, bool(first.changed), first.first_for_job) == (True, True, True)
     again = documents.upsert(page, job_id="job_1")
-    assert (again.id, again.created, again.changed, again.first_for_job) == (first.id, False, False, False)
+    assert (again.id, again.created, again.changed, again.first_for_job) == (first.id, False, (), False)
     page.markdown = "# Home, changed"
     retried = documents.upsert(page, job_id="job_1")  # the same job run again after a crash
-    assert (retried.changed, retried.first_for_job) == (True, False)
+    assert (retried.changed, retried.first_for_job) == (("markdown",), False)
     refreshed = documents.upsert(DocumentInput(source_type="web", source_ref="https://example.com/",
                                                title="Home", markdown="# New"), job_id="job_2")
-    assert (refreshed.changed, refreshed.first_for_job) == (True, True)
+    assert (refreshed.changed, refreshed.first_for_job) == (("markdown", "tags"), True)
     assert documents.count() == 1 and documents.count(source_type="api") == 0
     doc = documents.get(first.id)
     assert doc.markdown == "# New" and doc.job_id == "job_2"
     assert documents.get_by_ref("web", "https://example.com/").id == first.id
+
+
+def test_a_save_that_changes_any_stored_field_writes_it_and_names_it(stores):
+    _, documents = stores
+    base = dict(source_type="web", source_ref="u", title="T", markdown="m", html="<p>m</p>",
+                metadata={"a": 1, "b": [1, 2]}, tags=["x"], keywords=["k"], summary="s")
+    doc_id = documents.upsert(DocumentInput(**base)).id
+    for field, value in [("summary", "a new summary"), ("keywords", ["k", "l"]), ("metadata", {"a": 2}),
+                         ("html", "<p>other</p>"), ("html", None), ("tags", ["x", "y"]), ("title", "T2")]:
+        base[field] = value
+        result = documents.upsert(DocumentInput(**base))
+        assert result.changed == (field,), field
+        stored = documents.get(doc_id)
+        assert getattr(stored, field) == (value if field in ("summary", "html", "title") else
+                                          __import__("json").dumps(value, separators=(",", ":"))), field
+    # The same metadata with its keys in another order is the same metadata.
+    base["metadata"] = {"a": 2}
+    assert documents.upsert(DocumentInput(**{**base, "metadata": {"a": 2}})).changed == ()
+    before = documents.get(doc_id).updated_at
+    assert documents.upsert(DocumentInput(**base)).changed == ()
+    assert documents.get(doc_id).updated_at == before  # an unchanged save writes nothing
 
 
 def test_full_text_index_follows_every_write(stores):

@@ -1,10 +1,8 @@
-"""HTTP for the crawler: one pooled client per worker process, redirects followed by hand, bodies capped."""
+"""HTTP for the crawler: a pooled client per worker process, redirects followed by hand, bodies capped."""
 
 from __future__ import annotations
 
 import email.utils
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,22 +15,16 @@ from .urls import normalize_url
 REDIRECTS = {301, 302, 303, 307, 308}
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
-_client: httpx.Client | None = None
-_client_pid = 0
-_client_lock = threading.Lock()
+def make_client() -> httpx.Client:
+    """A pooled HTTP client for one worker process's crawls.
 
-
-def shared_client() -> httpx.Client:
-    """The process's HTTP client (connection pooling across jobs; a new one after fork)."""
-    global _client, _client_pid
-    with _client_lock:
-        if _client is None or _client_pid != os.getpid():
-            # Set-Cookie from crawled sites is never kept: one site's cookies must not reach another crawl.
-            no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-            _client = httpx.Client(follow_redirects=False, cookies=no_cookies, trust_env=False,
-                                   limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
-            _client_pid = os.getpid()
-        return _client
+    Redirects are followed by hand (each hop is checked), ``trust_env`` is off (no proxy or netrc from the
+    environment), and Set-Cookie from crawled sites is never kept: one site's cookies must not reach another
+    crawl.
+    """
+    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    return httpx.Client(follow_redirects=False, cookies=no_cookies, trust_env=False,
+                        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
 
 
 class RedirectError(Exception):

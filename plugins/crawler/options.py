@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from quaero import StepOptions
+from quaero.api import StepOptions
 
 DEFAULT_USER_AGENT = "QuaeroBot/0.1 (+https://github.com/quaero; self-hosted knowledge base)"
 

@@ -16,17 +16,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
-from quaero import ChildSpec
-from quaero.stores.db import Database
-from quaero.stores.models import Job
-from quaero.engine.services import Services
+from quaero.api import ChildSpec, JobContext, Migration, PluginDatabase, StepContext
 
 URL_JOB = "crawler_url"
 NOT_FETCHED = {"robots", "domain", "excluded", "not_included", "invalid"}
 SLOT_LEASE = 15.0  # seconds a politeness slot outlives a process that died holding it
-_TABLES = [
+#: The crawler's tables. Version 1 is what earlier releases created on their own (hence IF NOT EXISTS: a
+#: database that has them already adopts them as they are).
+MIGRATIONS = [Migration(1, description="seen-set, page budget, host politeness and slots", sqlite=[
     """CREATE TABLE IF NOT EXISTS crawl_urls (
         step_id VARCHAR(40) NOT NULL, url TEXT NOT NULL, depth INTEGER NOT NULL,
         state VARCHAR(16) NOT NULL, reason TEXT, updated_at DOUBLE PRECISION NOT NULL,
@@ -39,38 +37,16 @@ _TABLES = [
     """CREATE TABLE IF NOT EXISTS crawl_slots (
         name TEXT NOT NULL, slot INTEGER NOT NULL, holder TEXT, lease_until DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (name, slot))""",
-]
-_ready: set[int] = set()
-_ready_lock = threading.Lock()
+])]
 
-
-def ensure_tables(database: Database) -> None:
-    """Create the crawler's tables once per database object."""
-    with _ready_lock:
-        if id(database) in _ready:
-            return
-        with database.write():
-            for statement in _TABLES:
-                database.execute(statement)
-        _ready.add(id(database))
-
-
-@dataclass(frozen=True)
-class Admitted:
-    """Children created for newly admitted URLs, to dispatch once the transaction is committed."""
-
-    depth: int
-    ids: list[str]
-    specs: list[ChildSpec]
+Spawner = StepContext | JobContext
 
 
 class CrawlState:
     """The seen-set, the page budget and politeness of crawls."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.database = services.database
-        ensure_tables(self.database)
+    def __init__(self, database: PluginDatabase) -> None:
+        self.database = database
         self.owner = uuid.uuid4().hex  # identifies this process's slot leases
         self._slots_made: set[tuple[str, int]] = set()
         self._held = 0
@@ -84,11 +60,16 @@ class CrawlState:
             "INSERT INTO crawl_state (step_id, max_pages, saved, queued, started_at) VALUES (?, ?, 0, 0, ?) "
             "ON CONFLICT (step_id) DO NOTHING", (step_id, max_pages, time.time()))
 
-    def admit(self, step: Job, urls: Iterable[tuple[str, int]], *, discovered_by: str | None = None) -> None:
-        """Record newly found URLs and turn as many as the page budget allows into jobs, shallowest first."""
+    def admit(self, ctx: Spawner, urls: Iterable[tuple[str, int]]) -> None:
+        """Record newly found URLs and turn as many as the page budget allows into jobs, shallowest first.
+
+        The jobs are created in the same transaction (and queued once it commits): a URL is never admitted
+        without its job, nor the other way round.
+        """
+        step = ctx.step
         stamp = time.time()
         rows = list(dict(urls).items())
-        with self.database.write():
+        with self.database.transaction():
             self._lock(step.id)
             for start in range(0, len(rows), 200):
                 chunk = rows[start:start + 200]
@@ -97,21 +78,21 @@ class CrawlState:
                 self.database.execute(
                     f"INSERT INTO crawl_urls (step_id, url, depth, state, updated_at) VALUES {values} "
                     "ON CONFLICT (step_id, url) DO NOTHING", params)
-            admitted = self._promote(step, discovered_by)
-        self._dispatch(step, admitted, discovered_by)
+            self._promote(ctx)
 
-    def _promote(self, step: Job, discovered_by: str | None) -> list[Admitted]:
+    def _promote(self, ctx: Spawner) -> None:
         """Inside a write: move deferred URLs to queued up to the budget and create their jobs."""
+        step = ctx.step
         row = self.database.execute("SELECT max_pages - saved - queued FROM crawl_state WHERE step_id = ?",
                                     (step.id,)).fetchone()
         room = row[0] if row else 0
         if room <= 0:
-            return []
+            return
         chosen = self.database.execute(
             "SELECT url, depth FROM crawl_urls WHERE step_id = ? AND state = 'deferred' ORDER BY depth, url LIMIT ?",
             (step.id, room)).fetchall()
         if not chosen:
-            return []
+            return
         stamp = time.time()
         for start in range(0, len(chosen), 400):
             chunk = chosen[start:start + 400]
@@ -123,53 +104,46 @@ class CrawlState:
         by_depth: dict[int, list[ChildSpec]] = {}
         for url, depth in chosen:
             by_depth.setdefault(depth, []).append(ChildSpec(URL_JOB, url, {"url": url, "depth": depth}, item_ref=url))
-        admitted = []
         for depth, specs in sorted(by_depth.items()):
-            ids = self.services.jobs.create_children(step, specs, depth=depth, discovered_by=discovered_by)
-            admitted.append(Admitted(depth, ids, specs))
-        return admitted
+            # The crawl keeps its own depth limit (links are followed below max_depth): spawn exactly these.
+            ctx.spawn_many(specs, depth=depth)
 
-    def _dispatch(self, step: Job, admitted: list[Admitted], discovered_by: str | None) -> None:
-        for batch in admitted:
-            self.services.spawner.dispatch(step, batch.ids, batch.specs, depth=batch.depth,
-                                           discovered_by=discovered_by)
-
-    def claim_page(self, step: Job, url: str, key: str) -> bool:
+    def claim_page(self, step_id: str, url: str, key: str) -> bool:
         """Turn the budget ``url`` holds into a saved page under ``key`` (its canonical URL, or itself).
 
         True when the page may be saved, also when this very job runs again after a crash. False when
         ``key`` was or will be saved by another job (a duplicate), or ``url`` holds no budget.
         """
         stamp = time.time()
-        with self.database.write():
-            self._lock(step.id)
-            own = self._row(step.id, url)
+        with self.database.transaction():
+            self._lock(step_id)
+            own = self._row(step_id, url)
             if key == url:
                 if own is not None and own[0] == "saved":
                     return True
                 if own is None or own[0] != "queued":
                     return False
-                self._set(step.id, url, "saved", None, stamp)
+                self._set(step_id, url, "saved", None, stamp)
             else:
                 if own is not None and own == ("skipped", "canonical"):
                     return True  # the transfer below happened before a crash
                 if own is None or own[0] != "queued":
                     return False
-                target = self._row(step.id, key)
+                target = self._row(step_id, key)
                 if target is not None and target[0] in ("saved", "queued"):
                     return False
                 self.database.execute(
                     "INSERT INTO crawl_urls (step_id, url, depth, state, updated_at) VALUES (?, ?, 0, 'saved', ?) "
                     "ON CONFLICT (step_id, url) DO UPDATE SET state = 'saved', reason = NULL, updated_at = ?",
-                    (step.id, key, stamp, stamp))
-                self._set(step.id, url, "skipped", "canonical", stamp)
+                    (step_id, key, stamp, stamp))
+                self._set(step_id, url, "skipped", "canonical", stamp)
             self.database.execute("UPDATE crawl_state SET saved = saved + 1, queued = queued - 1 WHERE step_id = ?",
-                                  (step.id,))
+                                  (step_id,))
         return True
 
     def _lock(self, step_id: str) -> None:
         """Inside a write: serialise this crawl's bookkeeping (SQLite's writer lock already does)."""
-        if not self.database.is_sqlite:
+        if self.database.is_postgres:
             self.database.execute("SELECT step_id FROM crawl_state WHERE step_id = ? FOR UPDATE", (step_id,))
 
     def _row(self, step_id: str, url: str) -> tuple[str, str | None] | None:
@@ -181,18 +155,18 @@ class CrawlState:
         self.database.execute("UPDATE crawl_urls SET state = ?, reason = ?, updated_at = ? WHERE step_id = ? AND url = ?",
                               (state, reason, stamp, step_id, url))
 
-    def finish(self, step: Job, url: str, state: str, reason: str) -> None:
+    def finish(self, ctx: Spawner, url: str, state: str, reason: str) -> None:
         """Close a queued URL that produced no page (skipped or failed) and let a deferred one take its place."""
+        step = ctx.step
         stamp = time.time()
-        with self.database.write():
+        with self.database.transaction():
             self._lock(step.id)
             changed = self.database.execute(
                 "UPDATE crawl_urls SET state = ?, reason = ?, updated_at = ? WHERE step_id = ? AND url = ? "
                 "AND state = 'queued' RETURNING url", (state, reason, stamp, step.id, url)).fetchall()
             if changed:
                 self.database.execute("UPDATE crawl_state SET queued = queued - 1 WHERE step_id = ?", (step.id,))
-            admitted = self._promote(step, None)
-        self._dispatch(step, admitted, None)
+            self._promote(ctx)
 
     def stats(self, step_id: str) -> dict[str, object]:
         """Pages saved, skipped by reason, failed, still to come, and pages per second."""
@@ -262,7 +236,7 @@ class CrawlState:
                     "SELECT 1 FROM crawl_slots WHERE name = ? AND slot < ? AND (holder IS NULL OR lease_until < ?) "
                     "LIMIT 1", (name, limit, now)).fetchone():
                 return None
-        with self.database.write():
+        with self.database.transaction():
             taken = []
             for name, limit in wanted:
                 free = self.database.execute(
@@ -304,3 +278,12 @@ class CrawlState:
         where = " OR ".join("(name = ? AND slot = ?)" for _ in held)
         self.database.write_one(f"UPDATE crawl_slots SET holder = NULL, lease_until = 0 WHERE holder = ? AND ({where})",
                                 (self.owner, *[v for pair in held for v in pair]))
+
+
+def forget_crawls(database: PluginDatabase, step_ids: list[str]) -> None:
+    """Inside the transaction deleting these jobs: drop their crawls' seen-sets and budgets."""
+    for start in range(0, len(step_ids), 400):
+        chunk = step_ids[start:start + 400]
+        marks = ", ".join("?" * len(chunk))
+        database.execute(f"DELETE FROM crawl_urls WHERE step_id IN ({marks})", chunk)
+        database.execute(f"DELETE FROM crawl_state WHERE step_id IN ({marks})", chunk)

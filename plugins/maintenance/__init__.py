@@ -1,7 +1,7 @@
 """The maintenance plugin: vacuum, analyze, reindex, optimise, checkpoint, check and prune the database
 (action ``database_maintenance``)."""
 
-from quaero import Action, hookimpl
+from quaero.api import Action, hookimpl
 
 from .manager import MaintenanceManager
 from .options import MaintenanceOptions

@@ -9,26 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from quaero import ChildSpec, StepManager
+from quaero.api import JobView, PluginContext, StepContext, StepManager
 
 from .options import OPERATIONS
 from .worker import WORKER_TYPE, operation_config
 
 
 class MaintenanceManager(StepManager):
-    """Creates the step and its first operation's job."""
+    """Starts the step's first operation's job."""
 
     manager_type = "database_maintenance"
 
-    def create_parent_job(self, ctx: Any, step: Any, job_def: Any, parent_job_id: str) -> str:
-        operations: list[str] = step.options.operations
-        parent = ctx.create_step_job(step, job_def, parent_job_id)
-        ctx.logs.write(parent.id, "info", f"operations, one after another: {', '.join(operations)}")
-        ctx.spawner.spawn_children(parent, [ChildSpec(WORKER_TYPE, operations[0], operation_config(operations))])
-        return parent.id
+    def start_step(self, ctx: StepContext) -> None:
+        operations: list[str] = ctx.options.operations
+        ctx.log("info", f"operations, one after another: {', '.join(operations)}")
+        ctx.spawn(WORKER_TYPE, operations[0], operation_config(operations))
 
-    def stats(self, ctx: Any, step_job: Any) -> dict[str, Any] | None:
+    def stats(self, ctx: PluginContext, step: JobView) -> dict[str, Any] | None:
         """What each operation did (its job's result), in the order they ran."""
-        children = ctx.jobs.children(step_job.id, limit=len(OPERATIONS))
-        return {"operations": [{"operation": child.config.get("operation"), "status": child.status,
-                                **child.data.get("result", {})} for child in children]}
+        children = ctx.children(step.id, limit=len(OPERATIONS))
+        return {"operations": [{"operation": child.config.get("operation"), "status": child.status, **child.result}
+                               for child in children]}

@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from quaero import StepOptions
+from quaero.api import StepOptions
+from quaero.api.maintenance import OPERATIONS
 
-#: Every operation, in the order a step runs them whatever order the definition lists them in: pruning
-#: first leaves something for VACUUM to reclaim, and the statistics and checks then describe the result.
-OPERATIONS = ("prune", "vacuum", "reindex", "analyze", "optimize", "wal_checkpoint", "integrity_check")
+# OPERATIONS lists every operation in the order a step runs them, whatever order the definition lists them
+# in: pruning first leaves something for VACUUM to reclaim, and the statistics and checks then describe it.
 #: Everything but ``prune``, which deletes history and so runs only when a definition asks for it.
 DEFAULT_OPERATIONS = OPERATIONS[1:]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quaero import JobError, JobWorker
+from quaero.api import ChildSpec, JobContext, JobError, JobView, JobWorker
 
 from .operations import run_operation
 from .options import OPERATIONS
@@ -31,11 +31,11 @@ class MaintenanceWorker(JobWorker):
     worker_type = WORKER_TYPE
     time_limit = 3600.0  # VACUUM and REINDEX of a large database take minutes
 
-    def execute(self, ctx: Any, job: Any) -> None:
+    def execute(self, ctx: JobContext, job: JobView) -> None:
         operation, then = job.config["operation"], job.config["then"]
         try:
             result = run_operation(ctx, operation)
-            ctx.services.jobs.update_payload(job.id, result=result)
+            ctx.set_result(**result)
             ctx.log("info" if result["ok"] else "error",
                     f"{operation}: {result['summary']} ({result['seconds']:.2f} s; database "
                     f"{_megabytes(result['size_before'])} before, {_megabytes(result['size_after'])} after)")
@@ -45,11 +45,12 @@ class MaintenanceWorker(JobWorker):
             raise JobError(f"{operation}: {result['summary']}", retryable=False)
 
     @staticmethod
-    def start_next(ctx: Any, then: list[str]) -> None:
+    def start_next(ctx: JobContext, then: list[str]) -> None:
         """Create the job of the next operation, if there is one and it does not exist yet."""
         if not then or ctx.cancelled:
             return
-        siblings = ctx.services.jobs.children(ctx.step_job.id, limit=len(OPERATIONS))
+        siblings = ctx.children(ctx.step.id, limit=len(OPERATIONS))
         if any(sibling.config.get("operation") == then[0] for sibling in siblings):
             return  # started by an earlier attempt of this job
-        ctx.spawn(WORKER_TYPE, then[0], operation_config(then))
+        # The same depth as this job: the operations are a sequence, not a tree.
+        ctx.spawn_many([ChildSpec(WORKER_TYPE, then[0], operation_config(then))], depth=ctx.job.depth)

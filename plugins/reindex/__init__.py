@@ -1,6 +1,6 @@
 """The reindex plugin: rebuilds and checks the full-text index of the documents (action ``reindex``)."""
 
-from quaero import Action, hookimpl
+from quaero.api import Action, hookimpl
 
 from .manager import ReindexManager
 from .options import ReindexOptions

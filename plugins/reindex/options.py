@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from quaero import StepOptions
+from quaero.api import StepOptions
 
 
 class ReindexOptions(StepOptions):

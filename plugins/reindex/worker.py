@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from quaero import JobError, JobWorker
-from quaero.stores.fulltext import full_text_index
+from quaero.api import JobContext, JobError, JobView, JobWorker
 
 WORKER_TYPE = "fulltext_reindex"
 
@@ -17,8 +16,8 @@ class ReindexWorker(JobWorker):
     worker_type = WORKER_TYPE
     time_limit = 3600.0  # a rebuild reads every document: far longer than one crawled page
 
-    def execute(self, ctx: Any, job: Any) -> None:
-        index = full_text_index(ctx.services.database)
+    def execute(self, ctx: JobContext, job: JobView) -> None:
+        index = ctx.full_text
         started = time.monotonic()
         before = index.check()
         result: dict[str, Any] = {"dry_run": ctx.options.dry_run, "before": before.as_dict(),
@@ -49,6 +48,6 @@ class ReindexWorker(JobWorker):
                            f"integrity check: {result['integrity']}", retryable=False)
 
     @staticmethod
-    def report(ctx: Any, job: Any, result: dict[str, Any]) -> None:
+    def report(ctx: JobContext, job: JobView, result: dict[str, Any]) -> None:
         """Keep the figures on the job, where the API shows them."""
-        ctx.services.jobs.update_payload(job.id, result=result)
+        ctx.set_result(**result)

@@ -1,6 +1,6 @@
 """The transform plugin: HTML stored with documents turned into markdown (action ``transform``)."""
 
-from quaero import Action, hookimpl
+from quaero.api import Action, hookimpl
 
 from .manager import TransformManager
 from .options import TransformOptions

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from quaero import ChildSpec, StepManager
+from quaero.api import ChildSpec, DocumentFilter, StepContext, StepManager
 
 from .options import TransformOptions
 from .worker import WORKER_TYPE
 
-# Whether a document's tags (a JSON array) hold one tag, for each database.
-_HAS_TAG_SQLITE = "EXISTS (SELECT 1 FROM json_each(d.tags) WHERE json_each.value = ?)"
-_HAS_TAG_POSTGRES = "d.tags::jsonb @> jsonb_build_array(?::text)"
 
-
-def matching_ids(services: Any, options: TransformOptions) -> list[int]:
-    """Ids of the documents the step converts, oldest first: those with HTML that the filters select."""
-    conditions = ["d.html IS NOT NULL", "d.html <> ''"]
-    params: list[Any] = []
-    if options.only_missing:
-        conditions.append("TRIM(d.markdown) = ''")
-    if options.source_type:
-        conditions.append("d.source_type = ?")
-        params.append(options.source_type)
-    has_tag = _HAS_TAG_POSTGRES if services.database.is_postgres else _HAS_TAG_SQLITE
-    for tag in options.tags:
-        conditions.append(has_tag)
-        params.append(tag)
-    query = f"SELECT d.id FROM documents d WHERE {' AND '.join(conditions)} ORDER BY d.id"
-    return [row[0] for row in services.database.execute(query, params).fetchall()]
+def selection(options: TransformOptions) -> DocumentFilter:
+    """The documents the step converts: those with HTML that the filters select."""
+    return DocumentFilter(source_types=(options.source_type,) if options.source_type else (),
+                          tags=tuple(options.tags), has_html=True, has_markdown=False if options.only_missing else None)
 
 
 class TransformManager(StepManager):
@@ -36,15 +19,11 @@ class TransformManager(StepManager):
 
     manager_type = "transform"
 
-    def create_parent_job(self, ctx: Any, step: Any, job_def: Any, parent_job_id: str) -> str:
-        options: TransformOptions = step.options
-        ids = matching_ids(ctx, options)
-        parent = ctx.create_step_job(step, job_def, parent_job_id)
+    def start_step(self, ctx: StepContext) -> None:
+        options: TransformOptions = ctx.options
+        ids = ctx.documents.ids(selection(options))
         size = options.batch_size
         batches = [ids[start:start + size] for start in range(0, len(ids), size)]
-        ctx.logs.write(parent.id, "info", f"{len(ids)} document(s) to convert, in {len(batches)} batch(es) "
-                                          f"of up to {size}")
-        ctx.spawner.spawn_children(parent, [
-            ChildSpec(WORKER_TYPE, f"documents {batch[0]}-{batch[-1]}", {"ids": batch}) for batch in batches
-        ])
-        return parent.id
+        ctx.log("info", f"{len(ids)} document(s) to convert, in {len(batches)} batch(es) of up to {size}")
+        ctx.spawn_many([ChildSpec(WORKER_TYPE, f"documents {batch[0]}-{batch[-1]}", {"ids": batch})
+                        for batch in batches])

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from quaero import StepOptions
+from quaero.api import StepOptions
 from quaero.api.markdown import CONVERTERS, DEFAULT_CONVERTER
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
-from quaero import DocumentInput, JobWorker
-from quaero.errors import NotFound
+from quaero.api import Document, DocumentInput, JobContext, JobView, JobWorker, NotFound
 from quaero.api.markdown import page_to_markdown
 
 WORKER_TYPE = "transform_documents"
@@ -15,10 +13,10 @@ WORKER_TYPE = "transform_documents"
 PROGRESS_EVERY = 10
 
 
-def _base_url(doc: Any, metadata: dict[str, Any]) -> str:
+def _base_url(doc: Document) -> str:
     """Where the page came from, for resolving its relative links: the URL the crawler recorded, or the
     reference when that is a URL."""
-    url = metadata.get("url") or doc.source_ref
+    url = doc.metadata.get("url") or doc.source_ref
     return url if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else ""
 
 
@@ -31,7 +29,7 @@ class TransformWorker(JobWorker):
 
     worker_type = WORKER_TYPE
 
-    def execute(self, ctx: Any, job: Any) -> None:
+    def execute(self, ctx: JobContext, job: JobView) -> None:
         ids: list[int] = job.config["ids"]
         tally: Counter[str] = Counter()
         for done, doc_id in enumerate(ids, 1):
@@ -41,29 +39,27 @@ class TransformWorker(JobWorker):
                 ctx.progress("converting HTML to markdown", current=done, total=len(ids))
         result = {outcome: tally[outcome] for outcome in
                   ("converted", "unchanged", "has_markdown", "no_html", "deleted")}
-        ctx.services.jobs.update_payload(job.id, result=result)
+        ctx.set_result(**result)
         summary = ", ".join(f"{count} {outcome.replace('_', ' ')}" for outcome, count in result.items())
         ctx.log("info", f"{len(ids)} document(s): {summary}")
 
-    def convert(self, ctx: Any, doc_id: int) -> str:
+    def convert(self, ctx: JobContext, doc_id: int) -> str:
         """Convert one document; returns what happened to it (a key of the job's result)."""
-        options = ctx.options
+        options: Any = ctx.options
         try:
-            doc = ctx.services.documents.get(doc_id)
+            doc = ctx.documents.get(doc_id)
         except NotFound:
             return "deleted"  # since the step picked it
         if not doc.html:
             return "no_html"
-        if options.only_missing and doc.markdown.strip():
+        if options.only_missing and (doc.markdown or "").strip():
             return "has_markdown"  # converted since the step picked it (a rerun, or another step)
-        metadata = json.loads(doc.metadata or "{}")
-        markdown = page_to_markdown(doc.html, _base_url(doc, metadata), options.converter)
+        markdown = page_to_markdown(doc.html, _base_url(doc), options.converter)
         if markdown == doc.markdown:
             return "unchanged"
         ctx.save_document(DocumentInput(
             source_type=doc.source_type, source_ref=doc.source_ref, title=doc.title, markdown=markdown,
-            html=doc.html, metadata=metadata, tags=json.loads(doc.tags or "[]"),
-            keywords=json.loads(doc.keywords or "[]"), summary=doc.summary,
+            html=doc.html, metadata=doc.metadata, tags=doc.tags, keywords=doc.keywords, summary=doc.summary,
         ))
         ctx.log("debug", f"converted document {doc.id} ({len(markdown)} characters)")
         return "converted"

@@ -1,1 +1,55 @@
-"""api"""
+"""Quaero's public plugin API: the one package a plugin imports.
+
+Everything a plugin needs is here: the roles it subclasses (:class:`StepManager`, :class:`JobWorker`,
+:class:`StepOptions`, :class:`Action`), the contexts the core hands it (:class:`StepContext`,
+:class:`JobContext`, :class:`PluginHost`, :class:`WebContext`), plain data (:class:`JobView`,
+:class:`DocumentInput`, :class:`Document`, :class:`Credentials`, ...), its settings and migrations, the
+hooks (:data:`hookimpl`, documented in :mod:`quaero.api.hookspecs`), the errors to raise, and
+:mod:`quaero.api.markdown` (HTML to markdown). Plugin tests use :mod:`quaero.testing`.
+
+:data:`VERSION` is ``MAJOR.MINOR``: a minor release only adds, a major one may break. A plugin declares
+what it needs with a module-level ``QUAERO_API = "1.0"`` (this major, at least this minor); the core
+reports and skips a plugin that needs a version it does not provide.
+"""
+
+from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
+from quaero.api.context import JobContext, PluginContext, PluginHost, StepContext
+from quaero.api.credentials import Credentials
+from quaero.api.database import Migration, PluginDatabase
+from quaero.api.documents import (
+    Document,
+    DocumentFilter,
+    DocumentInput,
+    Documents,
+    FullTextIndex,
+    IndexReport,
+    SaveResult,
+    SearchHit,
+    SearchPage,
+)
+from quaero.api.hookspecs import hookimpl
+from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
+from quaero.api.maintenance import DatabaseMaintenance, Outcome
+from quaero.api.settings import PluginSettings, Secret
+from quaero.api.web import WebContext, WebRegistry
+from quaero.errors import (
+    Conflict,
+    ConfigError,
+    DefinitionError,
+    JobCancelled,
+    JobError,
+    NotFound,
+    QuaeroError,
+    QueryError,
+)
+
+VERSION = "1.0"
+
+__all__ = [
+    "VERSION", "Action", "ChildSpec", "ConfigError", "Conflict", "Credentials", "DatabaseMaintenance",
+    "DefinitionError", "DefinitionInfo", "Document", "DocumentFilter", "DocumentInput", "Documents",
+    "FullTextIndex", "IndexReport", "JobCancelled", "JobContext", "JobError", "JobView", "JobWorker",
+    "Migration", "NotFound", "Outcome", "PluginContext", "PluginDatabase", "PluginHost", "PluginSettings",
+    "QuaeroError", "QueryError", "SaveResult", "SearchHit", "SearchPage", "Secret", "StepContext",
+    "StepManager", "StepOptions", "WebContext", "WebRegistry", "hookimpl",
+]

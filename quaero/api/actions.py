@@ -1,8 +1,9 @@
-"""The public plugin API: the roles of the Manager/Worker design, mapped to Python.
+"""The roles of the Manager/Worker design, mapped to Python: what a plugin subclasses.
 
-A plugin contributes :class:`Action` objects. Each holds a :class:`StepManager` that turns a definition step
-into a step parent job with its first children, one or more :class:`JobWorker` that execute those
-children, and a :class:`StepOptions` model that types the step's ``config`` (unknown keys are errors).
+A plugin contributes :class:`Action` objects. Each holds a :class:`StepManager` that starts a definition
+step (the core has created the step's parent job; the manager creates its first children), one or more
+:class:`JobWorker` that execute those children, and a :class:`StepOptions` model that types the step's
+``config`` (unknown keys are errors that name the file, the step and the key).
 """
 
 from __future__ import annotations
@@ -10,46 +11,50 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:
-    from quaero.engine.context import JobContext
-    from quaero.stores.definitions import JobDefinition, JobStep
-    from quaero.stores.models import Job
-    from quaero.engine.services import Services
+from quaero.api.context import JobContext, PluginContext, StepContext
+from quaero.api.jobs import JobView
 
 
 class StepOptions(BaseModel):
-    """Base class of a step's typed options: subclass it and declare fields with defaults."""
+    """Base class of a step's typed options: subclass it and declare fields with defaults.
+
+    Field descriptions (``Field(description=...)``) are shown on the Plugins page and in ``GET
+    /api/plugins``; the validated instance is ``ctx.options`` in the manager and in every worker.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class StepManager(ABC):
-    """Orchestrates one action: creates the step's parent job and its initial children. Never executes work."""
+    """Orchestrates one action: creates a step's first child jobs. Never executes work."""
 
-    #: The action this manager handles (the step's ``action`` in a definition).
+    #: The action this manager handles (the step's ``action`` in a definition); informative.
     manager_type: ClassVar[str] = ""
 
     @abstractmethod
-    def create_parent_job(
-        self, ctx: Services, step: JobStep, job_def: JobDefinition, parent_job_id: str
-    ) -> str:
-        """Create the step parent under ``parent_job_id``, create and enqueue its children, return its id.
+    def start_step(self, ctx: StepContext) -> None:
+        """Start a step: create its first children with ``ctx.spawn_many`` (they are queued at once).
 
-        ``step.options`` is the validated :class:`StepOptions` instance. Use
-        ``ctx.create_step_job(step, job_def, parent_job_id)`` and ``ctx.spawner.spawn_children(...)``.
+        The core has already created the step's parent job (``ctx.step``) under the execution's root; it
+        completes the step when every child is finished. A step with no children completes at once.
+        Raising fails the step with the error's message.
         """
 
-    def stats(self, ctx: Services, step_job: Job) -> dict[str, Any] | None:
-        """Figures about one step of this action for the API and pages (``None``: nothing to add)."""
+    def stats(self, ctx: PluginContext, step: JobView) -> dict[str, Any] | None:
+        """Figures about one step of this action for the API and the job page (``None``: nothing to add)."""
         return None
 
 
 class JobWorker(ABC):
-    """Executes one job type: does one unit of work, saves results, spawns children for discovered work."""
+    """Executes one job type: does one unit of work, saves results, spawns children for discovered work.
+
+    It runs in a thread of a worker process and must be safe to run twice for the same job: a worker killed
+    mid-job is run again after its lease expires (saving the same ``source_ref`` again does no harm).
+    """
 
     #: The job type this worker executes (the ``type`` of the child jobs its manager creates).
     worker_type: ClassVar[str] = ""
@@ -60,12 +65,14 @@ class JobWorker(ABC):
     #: Seconds one job may run before it is stopped; ``None`` uses the ``time_limit`` setting.
     time_limit: ClassVar[float | None] = None
 
-    def validate(self, job: Job) -> None:
-        """Raise :class:`quaero.errors.JobError` if ``job`` cannot be executed by this worker."""
+    def validate(self, job: JobView) -> None:
+        """Raise :class:`quaero.api.JobError` if ``job`` cannot be executed (a malformed ``config``); the job
+        then fails without running and without retries."""
 
     @abstractmethod
-    def execute(self, ctx: JobContext, job: Job) -> None:
-        """Do the work of ``job``; raise to fail it (it is retried when ``max_retries`` allows)."""
+    def execute(self, ctx: JobContext, job: JobView) -> None:
+        """Do the work of ``job``; raise to fail it (it is retried when ``max_retries`` allows, unless the
+        error is a ``JobError(..., retryable=False)``)."""
 
 
 @dataclass(frozen=True)
@@ -91,11 +98,7 @@ class Action:
         if not (isinstance(self.options, type) and issubclass(self.options, StepOptions)):
             raise TypeError(f"action {self.name!r}: options must be a StepOptions subclass")
 
-
-def describe_action(action: Action) -> dict[str, Any]:
-    """An action as JSON-ready data for listings."""
-    return {
-        "name": action.name, "plugin": action.plugin, "description": action.description,
-        "workers": [w.worker_type for w in action.workers],
-        "options": action.options.model_json_schema().get("properties", {}),
-    }
+    def describe(self) -> dict[str, Any]:
+        """The action as JSON-ready data: name, plugin, description, job types and options schema."""
+        return {"name": self.name, "plugin": self.plugin, "description": self.description,
+                "workers": [w.worker_type for w in self.workers], "options": self.options.model_json_schema()}

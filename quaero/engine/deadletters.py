@@ -14,7 +14,10 @@ from typing import Any
 
 from quaero.errors import Conflict, NotFound
 from quaero.stores.events import iso
-from quaero.engine.services import Services
+import dramatiq
+
+from quaero.stores.jobs import JobManager
+from quaero.stores.logs import JobLogWriter
 
 _SCAN = 500  # dead letters read per query while looking for one by id
 RERUNNABLE = ("failed", "cancelled", "pending")
@@ -24,9 +27,10 @@ BROKER_METHODS = ("dead_letters", "requeue_dead", "delete_dead", "queue_stats")
 class DeadLetters:
     """The dead letters of the queue, each with the job it would run."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.broker: Any = services.broker
+    def __init__(self, broker: dramatiq.Broker, jobs: JobManager, logs: JobLogWriter) -> None:
+        self.broker: Any = broker
+        self.jobs = jobs
+        self.logs = logs
 
     @property
     def supported(self) -> bool:
@@ -44,10 +48,10 @@ class DeadLetters:
         """Run a dead letter's job again; :class:`Conflict` when its job is gone, running or completed."""
         letter = self._find(letter_id)
         job_id = self._rerunnable_job(letter)
-        self.services.jobs.reset_for_rerun(job_id)
+        self.jobs.reset_for_rerun(job_id)
         self.broker.requeue_dead([letter_id])
-        self.services.logs.write(job_id, "info", f"requeued from the dead letters (message {letter_id})")
-        return {"id": letter_id, "job_id": job_id, "status": self.services.jobs.get(job_id).status}
+        self.logs.write(job_id, "info", f"requeued from the dead letters (message {letter_id})")
+        return {"id": letter_id, "job_id": job_id, "status": self.jobs.get(job_id).status}
 
     def delete(self, letter_id: int) -> None:
         """Throw a dead letter away (its job stays as it is)."""
@@ -63,7 +67,7 @@ class DeadLetters:
             except Conflict:
                 skipped += 1
                 continue
-            self.services.jobs.reset_for_rerun(job_id)
+            self.jobs.reset_for_rerun(job_id)
             requeued.append(letter["id"])
         moved = self.broker.requeue_dead(requeued) if requeued else 0
         return {"requeued": moved, "skipped": skipped}
@@ -91,7 +95,7 @@ class DeadLetters:
 
     def _rerunnable_job(self, letter: dict[str, Any]) -> str:
         job_id = letter["message_id"]  # a job's message carries the job's id (Services.enqueue)
-        job = self.services.jobs.find(job_id)
+        job = self.jobs.find(job_id)
         if job is None:
             raise Conflict(f"the job {job_id} of dead letter {letter['id']} no longer exists; delete the letter")
         if job.status not in RERUNNABLE:
@@ -99,17 +103,15 @@ class DeadLetters:
         return job_id
 
     def _with_jobs(self, letters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        Job = self.services.models.Job
-        ids = [letter["message_id"] for letter in letters]
-        jobs = {job.id: job for job in Job.select(Job.id, Job.status, Job.error_message).where(Job.id.in_(ids))}
+        jobs = self.jobs.brief([letter["message_id"] for letter in letters])
         return [_letter_dict(letter, jobs.get(letter["message_id"])) for letter in letters]
 
 
-def _letter_dict(letter: dict[str, Any], job: Any) -> dict[str, Any]:
+def _letter_dict(letter: dict[str, Any], job: tuple[str, str | None] | None) -> dict[str, Any]:
     """A dead letter as JSON-ready data: times in ISO 8601, the job's id, status and error beside it."""
     return {
         "id": letter["id"], "queue": letter["queue"], "actor_name": letter["actor_name"], "args": letter["args"], "received": letter["received"],
         "enqueued_at": iso(letter["enqueued_at"] / 1000), "dead_at": iso(letter["dead_at"] / 1000),
-        "job_id": letter["message_id"], "job_status": job.status if job else None,
-        "job_error": job.error_message if job else None,
+        "job_id": letter["message_id"], "job_status": job[0] if job else None,
+        "job_error": job[1] if job else None,
     }

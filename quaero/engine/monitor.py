@@ -13,9 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from quaero.stores.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, iso
-from quaero.stores.jobs import Counts
-from quaero.engine.services import Services
+from quaero.stores.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, EventBus, iso
+import dramatiq
+
+from quaero.engine.queue import JobQueue
+from quaero.registry import Registry
+from quaero.stores.jobs import Counts, JobManager
+from quaero.stores.logs import JobLogWriter
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.1  # seconds between job_progress events of one parent while it runs
@@ -26,9 +30,17 @@ ORPHAN_AGE = 60.0  # a pending job untouched this long should have a message by 
 class JobMonitor:
     """Aggregates child statistics of running parents, completes step parents, enforces timeouts."""
 
-    def __init__(self, services: Services, *, on_cancelled: Callable[[list[str]], None] | None = None) -> None:
-        self.services = services
-        self.interval = services.settings.monitor_interval
+    def __init__(self, *, jobs: JobManager, logs: JobLogWriter, bus: EventBus, queue: JobQueue,
+                 broker: dramatiq.Broker, registry: Registry, interval: float, default_timeout: float,
+                 on_cancelled: Callable[[list[str]], None] | None = None) -> None:
+        self.jobs = jobs
+        self.logs = logs
+        self.bus = bus
+        self.queue = queue
+        self.broker = broker
+        self.registry = registry
+        self.interval = interval
+        self.default_timeout = default_timeout
         self.on_cancelled = on_cancelled or (lambda ids: None)
         self._dirty: set[str] = set()
         self._cond = threading.Condition()
@@ -37,7 +49,7 @@ class JobMonitor:
         self._next_orphan_check = time.monotonic() + ORPHAN_CHECK_EVERY  # parents whose throttled progress is still owed
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="quaero-monitor", daemon=True)
-        self._unsubscribe = services.bus.subscribe(self._on_event, [JOB_STATUS_CHANGE])
+        self._unsubscribe = bus.subscribe(self._on_event, [JOB_STATUS_CHANGE])
 
     def start(self) -> None:
         self._thread.start()
@@ -80,10 +92,7 @@ class JobMonitor:
 
     def poll(self) -> None:
         """The safety net: finish parents whose children are done, publish progress, enforce timeouts."""
-        rows = self.services.database.execute(
-            "SELECT id FROM jobs WHERE type IN ('step', 'parent') AND status = 'running'"
-        ).fetchall()
-        for (job_id,) in rows:
+        for job_id in self.jobs.running_parent_ids():
             self.check(job_id, force_progress=True)
         if time.monotonic() >= self._next_orphan_check:
             self._next_orphan_check = time.monotonic() + ORPHAN_CHECK_EVERY
@@ -96,24 +105,21 @@ class JobMonitor:
         nothing would ever run. Only brokers that can be asked about one message (the SQLite broker) allow
         this check; returns the ids requeued.
         """
-        has_message = getattr(self.services.broker, "has_message", None)
+        has_message = getattr(self.broker, "has_message", None)
         if has_message is None:
             return []
-        rows = self.services.database.execute(
-            "SELECT id, type FROM jobs WHERE status = 'pending' AND type NOT IN ('parent', 'step') "
-            "AND updated_at < ? ORDER BY id LIMIT 1000", (time.time() - older_than,)
-        ).fetchall()
+        rows = self.jobs.stale_pending(older_than=older_than)
         orphans = [(job_id, job_type) for job_id, job_type in rows if not has_message(job_id, include_dead=True)]
         for job_id, job_type in orphans:
-            if self.services.registry.worker(job_type) is None:
+            if self.registry.worker(job_type) is None:
                 continue
-            self.services.enqueue(job_type, [job_id])
-            self.services.logs.write(job_id, "warn", "its message was lost (a process died); enqueued again")
+            self.queue.enqueue(job_type, [job_id])
+            self.logs.write(job_id, "warn", "its message was lost (a process died); enqueued again")
         return [job_id for job_id, _ in orphans]
 
     def check(self, parent_id: str, *, force_progress: bool = False) -> None:
         """Re-read one parent, publish its progress, and finish it when its children are all done."""
-        jobs = self.services.jobs
+        jobs = self.jobs
         parent = jobs.find(parent_id)
         if parent is None or parent.status != "running":
             self._last_progress.pop(parent_id, None)
@@ -144,8 +150,8 @@ class JobMonitor:
         limit = tolerance.get("max_child_failures")
         if limit is not None and counts.failed > limit and tolerance.get("failure_action", "fail") == "fail":
             error = f"{counts.failed} child jobs failed, more than the {limit} tolerated"
-            if self.services.jobs.transition(step.id, "failed", allowed_from=("running",), error=error):
-                self.services.logs.write(step.id, "error", f"step failed: {error}; cancelling the rest")
+            if self.jobs.transition(step.id, "failed", allowed_from=("running",), error=error):
+                self.logs.write(step.id, "error", f"step failed: {error}; cancelling the rest")
                 self._cancel_children(step.id)
                 return "failed"
             return None
@@ -155,32 +161,32 @@ class JobMonitor:
             new, error = "failed", f"all {counts.failed} child jobs failed"
         else:
             new, error = "completed", None
-        if self.services.jobs.transition(step.id, new, allowed_from=("running",), error=error):
-            self.services.logs.write(step.id, "info" if new == "completed" else "error",
+        if self.jobs.transition(step.id, new, allowed_from=("running",), error=error):
+            self.logs.write(step.id, "info" if new == "completed" else "error",
                                      f"step {new}: {counts.progress_text}")
             return new
         return None
 
     def _cancel_children(self, parent_id: str) -> None:
-        running = self.services.jobs.cancel(parent_id, reason="cancelled: the step failed", include_self=False)
+        running = self.jobs.cancel(parent_id, reason="cancelled: the step failed", include_self=False)
         self.on_cancelled(running)
 
     def _timed_out(self, parent) -> bool:
         if parent.type != "parent" or parent.started_at is None:
             return False
-        timeout = parent.data.get("timeout") or self.services.settings.default_job_timeout
+        timeout = parent.data.get("timeout") or self.default_timeout
         if time.time() - parent.started_at <= timeout:
             return False
         error = f"timed out after {timeout:g} s"
-        self.services.logs.write(parent.id, "error", f"execution {error}; cancelling its jobs")
-        running = self.services.jobs.cancel(parent.id, reason=f"cancelled: the execution {error}")
-        self.services.jobs.transition(parent.id, "failed", allowed_from=("cancelled",), error=error)
+        self.logs.write(parent.id, "error", f"execution {error}; cancelling its jobs")
+        running = self.jobs.cancel(parent.id, reason=f"cancelled: the execution {error}")
+        self.jobs.transition(parent.id, "failed", allowed_from=("cancelled",), error=error)
         self.on_cancelled(running)
         return True
 
     def publish_progress(self, job_id: str, status: str, counts: Counts, result_count: int) -> None:
         """Send the seed's ``job_progress`` event."""
-        self.services.bus.publish(JOB_PROGRESS, {
+        self.bus.publish(JOB_PROGRESS, {
             "job_id": job_id, "status": status, "total_subtasks": counts.total,
             "pending_subtasks": counts.pending, "running_subtasks": counts.running,
             "completed_subtasks": counts.completed, "failed_subtasks": counts.failed,

@@ -13,12 +13,17 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from quaero.stores.definitions import JobDefinition, validate_definition
-from quaero.errors import Conflict, NotFound, QuaeroError
-from quaero.stores.events import JOB_STATUS_CHANGE, Event
-from quaero.stores.models import TERMINAL_STATUSES, Job
+from quaero.engine.contexts import ContextFactory
 from quaero.engine.monitor import JobMonitor
-from quaero.engine.services import Services
+from quaero.engine.steps import Steps
+from quaero.errors import Conflict, NotFound, QuaeroError
+from quaero.registry import Registry
+from quaero.stores.definition_store import DefinitionStore
+from quaero.stores.definitions import JobDefinition, validate_definition
+from quaero.stores.events import JOB_STATUS_CHANGE, Event, EventBus
+from quaero.stores.jobs import JobManager
+from quaero.stores.logs import JobLogWriter
+from quaero.stores.models import TERMINAL_STATUSES, Job
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +31,21 @@ log = logging.getLogger(__name__)
 class JobDefinitionOrchestrator:
     """Turns executions of definitions into root jobs and advances them step by step."""
 
-    def __init__(self, services: Services, monitor: JobMonitor,
+    def __init__(self, *, jobs: JobManager, logs: JobLogWriter, definitions: DefinitionStore, registry: Registry,
+                 bus: EventBus, monitor: JobMonitor, steps: Steps, contexts: ContextFactory, default_timeout: float,
                  on_cancelled: Callable[[list[str]], None] | None = None) -> None:
-        self.services = services
+        self.jobs = jobs
+        self.logs = logs
+        self.definitions = definitions
+        self.registry = registry
         self.monitor = monitor
+        self.steps = steps
+        self.contexts = contexts
+        self.default_timeout = default_timeout
         self.on_cancelled = on_cancelled or (lambda ids: None)
         self._tasks: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="quaero-orchestrator", daemon=True)
-        self._unsubscribe = services.bus.subscribe(self._on_event, [JOB_STATUS_CHANGE])
+        self._unsubscribe = bus.subscribe(self._on_event, [JOB_STATUS_CHANGE])
 
     def start(self) -> None:
         self._thread.start()
@@ -42,25 +54,25 @@ class JobDefinitionOrchestrator:
     def execute(self, definition: str | JobDefinition, *, trigger: str = "api") -> str:
         """Start an execution; returns the root job id at once (steps start in the background)."""
         if isinstance(definition, str):
-            record, definition = self.services.definitions.get(definition)
+            record, definition = self.definitions.get(definition)
             if not record.enabled:
                 raise Conflict(f"job definition {definition.id!r} is disabled; enable it before executing it")
-        jobs = self.services.jobs
+        jobs = self.jobs
         root = jobs.create_job(
             "parent", definition.name, phase="orchestration", definition_id=definition.id,
             payload={"definition": definition.to_dict(), "trigger": trigger, "step_index": 0, "step_jobs": [],
-                     "retries": {}, "timeout": definition.timeout or self.services.settings.default_job_timeout},
+                     "retries": {}, "timeout": definition.timeout or self.default_timeout},
         )
         jobs.transition(root.id, "running")
-        self.services.logs.write(root.id, "info", f"execution of {definition.id!r} started ({trigger}), "
+        self.logs.write(root.id, "info", f"execution of {definition.id!r} started ({trigger}), "
                                  f"{len(definition.steps)} step(s)")
         self._submit(self._start_step, root.id, 0)
         return root.id
 
     def rerun(self, job_id: str) -> str:
         """Start a fresh execution of the definition that produced ``job_id``."""
-        job = self.services.jobs.get(job_id)
-        root = self.services.jobs.get(job.root_id or job.id)
+        job = self.jobs.get(job_id)
+        root = self.jobs.get(job.root_id or job.id)
         try:
             return self.execute(root.definition_id, trigger=f"rerun of {root.id}")
         except NotFound:
@@ -70,11 +82,11 @@ class JobDefinitionOrchestrator:
 
     def cancel(self, job_id: str) -> list[str]:
         """Cancel a job and its unfinished descendants; returns the running ones that were signalled."""
-        job = self.services.jobs.get(job_id)
+        job = self.jobs.get(job_id)
         if job.is_terminal:
             raise Conflict(f"job {job_id} is already {job.status}")
-        running = self.services.jobs.cancel(job_id, reason="cancelled by request")
-        self.services.logs.write(job_id, "warn", "cancelled by request")
+        running = self.jobs.cancel(job_id, reason="cancelled by request")
+        self.logs.write(job_id, "warn", "cancelled by request")
         self.on_cancelled(running)
         if job.parent_id:
             self.monitor.watch(job.parent_id)
@@ -82,7 +94,7 @@ class JobDefinitionOrchestrator:
 
     def resume(self) -> None:
         """Pick up every execution left running (after a restart)."""
-        for root in self.services.jobs.running_roots():
+        for root in self.jobs.running_roots():
             self._submit(self._resume_root, root.id)
 
     def wait_idle(self, timeout: float = 10.0) -> None:
@@ -112,14 +124,14 @@ class JobDefinitionOrchestrator:
             self._submit(self._step_finished, payload["parent_id"], payload["job_id"])
 
     def _definition(self, root: Job) -> JobDefinition:
-        return validate_definition(root.data["definition"], self.services.registry,
+        return validate_definition(root.data["definition"], self.registry,
                                    origin=f"execution {root.id}")
 
     def _save_state(self, root: Job, **state: Any) -> None:
-        self.services.jobs.update_payload(root.id, **state)
+        self.jobs.update_payload(root.id, **state)
 
     def _start_step(self, root_id: str, index: int) -> None:
-        jobs = self.services.jobs
+        jobs = self.jobs
         root = jobs.get(root_id)
         if root.is_terminal:
             return
@@ -132,28 +144,39 @@ class JobDefinitionOrchestrator:
             self._finish(root, "completed", None)
             return
         step = definition.steps[index]
-        action = self.services.registry.actions.get(step.action)
+        action = self.registry.actions.get(step.action)
         try:
             if action is None:
                 raise QuaeroError(f"no installed plugin provides action {step.action!r}")
-            step_job_id = action.manager.create_parent_job(self.services, step, definition, root_id)
+            step_job_id = self._create_step(action, step, definition, root_id)
         except Exception as exc:
             log.exception("step %r of %s could not start", step.name, root_id)
-            self.services.logs.write(root_id, "error", f"step {step.name!r} could not start: {exc}")
+            self.logs.write(root_id, "error", f"step {step.name!r} could not start: {exc}")
             self._save_state(root, step_index=index)
             self._after_step(jobs.get(root_id), definition, index, "failed", str(exc))
             return
         step_jobs = [*root.data.get("step_jobs", []), step_job_id]
         self._save_state(root, step_index=index, step_jobs=step_jobs)
-        self.services.logs.write(root_id, "info", f"step {index + 1}/{len(definition.steps)} "
+        self.logs.write(root_id, "info", f"step {index + 1}/{len(definition.steps)} "
                                  f"{step.name!r} ({step.action}) started as {step_job_id}")
         jobs.transition(step_job_id, "running", allowed_from=("pending",))
         self.monitor.watch(step_job_id)
         if jobs.get(root_id).is_terminal:  # cancelled while the step was being created
             self.on_cancelled(jobs.cancel(step_job_id, reason="cancelled: the execution was cancelled"))
 
+    def _create_step(self, action: Any, step: Any, definition: JobDefinition, root_id: str) -> str:
+        """The step's parent job, created by the core; then its manager creates the first children."""
+        step_job = self.steps.create(step, definition, root_id)
+        try:
+            action.manager.start_step(self.contexts.step_context(step_job))
+        except Exception:
+            # A step that could not start leaves no half-made parent behind to be judged by the monitor.
+            self.jobs.cancel(step_job.id, reason="cancelled: the step could not start")
+            raise
+        return step_job.id
+
     def _step_finished(self, root_id: str, step_job_id: str) -> None:
-        jobs = self.services.jobs
+        jobs = self.jobs
         root = jobs.find(root_id)
         if root is None or root.is_terminal or root.type != "parent":
             return
@@ -178,25 +201,25 @@ class JobDefinitionOrchestrator:
         if step.on_error == "retry" and used < step.max_retries:
             retries[str(index)] = used + 1
             self._save_state(root, retries=retries)
-            self.services.logs.write(root.id, "warn", f"step {step.name!r} {status} ({reason}); "
+            self.logs.write(root.id, "warn", f"step {step.name!r} {status} ({reason}); "
                                      f"retry {used + 1} of {step.max_retries}")
             self._submit(self._start_step, root.id, index)
         elif step.on_error == "continue":
-            self.services.logs.write(root.id, "warn", f"step {step.name!r} {status} ({reason}); continuing")
+            self.logs.write(root.id, "warn", f"step {step.name!r} {status} ({reason}); continuing")
             self._submit(self._start_step, root.id, index + 1)
         else:
             self._finish(root, "failed", f"step {step.name!r} {status}: {reason}")
 
     def _finish(self, root: Job, status: str, error: str | None) -> None:
-        change = self.services.jobs.transition(root.id, status, allowed_from=("running",), error=error)
+        change = self.jobs.transition(root.id, status, allowed_from=("running",), error=error)
         if change is not None:
-            self.services.logs.write(root.id, "info" if status == "completed" else "error",
+            self.logs.write(root.id, "info" if status == "completed" else "error",
                                      f"execution {status}" + (f": {error}" if error else ""))
-            finished = self.services.jobs.get(root.id)
-            self.monitor.publish_progress(root.id, status, self.services.jobs.counts(root.id), finished.result_count)
+            finished = self.jobs.get(root.id)
+            self.monitor.publish_progress(root.id, status, self.jobs.counts(root.id), finished.result_count)
 
     def _resume_root(self, root_id: str) -> None:
-        jobs = self.services.jobs
+        jobs = self.jobs
         root = jobs.get(root_id)
         if root.is_terminal:
             return

@@ -18,10 +18,14 @@ import dramatiq
 from dramatiq.common import compute_backoff
 from dramatiq.middleware import CurrentMessage, Interrupt, TimeLimitExceeded, raise_thread_exception
 
-from quaero.engine.context import JobContext
-from quaero.errors import JobCancelled, JobError
 from quaero.api.actions import JobWorker
-from quaero.engine.services import QUEUE_NAME, Services, actor_name
+from quaero.engine.contexts import ContextFactory, CoreJobContext
+from quaero.engine.queue import QUEUE_NAME, actor_name
+from quaero.errors import JobCancelled, JobError
+from quaero.registry import Registry
+from quaero.settings import Settings
+from quaero.stores.jobs import JobManager, job_view
+from quaero.stores.logs import JobLogWriter
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ class CancelInterrupt(Interrupt):
 
 @dataclass
 class _Running:
-    context: JobContext
+    context: CoreJobContext
     thread_id: int
     executing: bool = True
     cancelled_at: float | None = None
@@ -49,8 +53,8 @@ class CancellationWatcher:
     sets their context's cancel event, and interrupts a worker that has not stopped after ``grace``.
     """
 
-    def __init__(self, services: Services, *, interval: float = 0.25, grace: float = 1.0) -> None:
-        self.services = services
+    def __init__(self, jobs: JobManager, *, interval: float = 0.25, grace: float = 1.0) -> None:
+        self.jobs = jobs
         self.interval = interval
         self.grace = grace
         self._running: dict[str, _Running] = {}
@@ -61,7 +65,7 @@ class CancellationWatcher:
     def start(self) -> None:
         self._thread.start()
 
-    def add(self, context: JobContext) -> _Running:
+    def add(self, context: CoreJobContext) -> _Running:
         entry = _Running(context, threading.get_ident())
         with self._lock:
             self._running[context.job.id] = entry
@@ -87,11 +91,7 @@ class CancellationWatcher:
                 ids = [job_id for job_id, entry in self._running.items() if entry.cancelled_at is None]
             try:
                 if ids:
-                    marks = ", ".join("?" * len(ids))
-                    rows = self.services.database.execute(
-                        f"SELECT id FROM jobs WHERE id IN ({marks}) AND status = 'cancelled'", ids
-                    ).fetchall()
-                    self.signal([row[0] for row in rows])
+                    self.signal(self.jobs.cancelled_among(ids))
                 self._interrupt_stragglers()
             except Exception:
                 log.exception("cancellation watcher failed; retrying")
@@ -113,20 +113,26 @@ class CancellationWatcher:
 class JobProcessor:
     """Declares one actor per job type on the broker and processes their messages."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.watcher = CancellationWatcher(services)
+    def __init__(self, broker: dramatiq.Broker, jobs: JobManager, logs: JobLogWriter, registry: Registry,
+                 contexts: ContextFactory, settings: Settings) -> None:
+        self.broker = broker
+        self.jobs = jobs
+        self.logs = logs
+        self.registry = registry
+        self.contexts = contexts
+        self.settings = settings
+        self.watcher = CancellationWatcher(jobs)
 
     def declare_actors(self) -> None:
         """Create the actors for every registered worker (idempotent)."""
-        broker = self.services.broker
+        broker = self.broker
         if not any(isinstance(m, CurrentMessage) for m in broker.middleware):
             broker.add_middleware(CurrentMessage())
-        for job_type, worker in self.services.registry.workers.items():
+        for job_type, worker in self.registry.workers.items():
             name = actor_name(job_type)
             if name in broker.actors:
                 continue
-            limit = worker.time_limit or self.services.settings.time_limit
+            limit = worker.time_limit or self.settings.time_limit
 
             def process(job_id: str, _type: str = job_type) -> None:
                 self.process(_type, job_id)
@@ -139,24 +145,32 @@ class JobProcessor:
 
     def process(self, job_type: str, job_id: str) -> None:
         """Run one job's message: claim it, execute its worker, record the outcome."""
-        jobs = self.services.jobs
+        jobs, logs = self.jobs, self.logs
         change = jobs.transition(job_id, "running")
         if change is None:
             return  # finished, cancelled or deleted: a redelivered message does nothing
-        job = self.services.models.Job(**change.row)
-        logs = self.services.logs
+        job = jobs.models.Job(**change.row)
         if change.old == "running":
             logs.write(job_id, "warn", f"resuming: attempt {job.attempts} after an interrupted one")
-        worker = self.services.registry.worker(job_type)
+        worker = self.registry.worker(job_type)
         if worker is None:
             self._fail(job_id, f"no installed plugin executes jobs of type {job_type!r}")
             return
-        context = JobContext(self.services, job)
+        try:
+            context = self.contexts.job_context(job)
+        except Exception as exc:  # its step is gone, or its options no longer validate
+            self._fail(job_id, f"cannot run: {type(exc).__name__}: {exc}")
+            raise JobFailed(job_id) from None
+        view = context.job
         entry = self.watcher.add(context)
         try:
             try:
-                worker.validate(job)
-                worker.execute(context, job)
+                try:
+                    worker.validate(view)
+                except JobError as exc:  # a job that cannot be run is not retried
+                    exc.retryable = False
+                    raise
+                worker.execute(context, view)
             finally:
                 entry.executing = False
             if not context.cancelled:
@@ -166,7 +180,7 @@ class JobProcessor:
             logs.write(job_id, "info", "stopped: the job was cancelled")
         except TimeLimitExceeded:
             # Raised asynchronously: it can land anywhere, even after the job completed.
-            limit = worker.time_limit or self.services.settings.time_limit
+            limit = worker.time_limit or self.settings.time_limit
             if self._fail(job_id, f"exceeded the time limit of {limit:g} s"):
                 raise JobFailed(job_id) from None
         except Exception as exc:
@@ -181,9 +195,9 @@ class JobProcessor:
         if retries < worker.max_retries and getattr(exc, "retryable", True):
             _, delay = compute_backoff(retries, factor=worker.min_backoff_ms, max_backoff=worker.max_backoff_ms,
                                        jitter=True)
-            if self.services.jobs.transition(job_id, "pending", error=error) is None:
+            if self.jobs.transition(job_id, "pending", error=error) is None:
                 return  # cancelled meanwhile: nothing to retry
-            self.services.logs.write(job_id, "warn", f"attempt {retries + 1} failed ({error}); "
+            self.logs.write(job_id, "warn", f"attempt {retries + 1} failed ({error}); "
                                      f"retry {retries + 1} of {worker.max_retries} in {delay / 1000:.1f} s")
             raise dramatiq.Retry(error, delay=delay) from None
         detail = "".join(traceback.format_exception(exc)) if not isinstance(exc, JobError) else ""
@@ -192,7 +206,7 @@ class JobProcessor:
 
     def _fail(self, job_id: str, error: str, detail: str = "") -> bool:
         """Mark a running job failed and log why; False when it had already finished otherwise."""
-        if self.services.jobs.transition(job_id, "failed", allowed_from=("running",), error=error) is None:
+        if self.jobs.transition(job_id, "failed", allowed_from=("running",), error=error) is None:
             return False
-        self.services.logs.write(job_id, "error", f"failed: {error}" + (f"\n{detail}" if detail else ""))
+        self.logs.write(job_id, "error", f"failed: {error}" + (f"\n{detail}" if detail else ""))
         return True

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from croniter import croniter
 
 from quaero.engine.orchestrator import JobDefinitionOrchestrator
-from quaero.engine.services import Services
+from quaero.stores.definition_store import DefinitionStore
+from quaero.stores.jobs import JobManager
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +19,10 @@ log = logging.getLogger(__name__)
 class Scheduler:
     """Fires due schedules; skips a firing while the same definition still has a running execution."""
 
-    def __init__(self, services: Services, orchestrator: JobDefinitionOrchestrator, *, tick: float = 1.0) -> None:
-        self.services = services
+    def __init__(self, definitions: DefinitionStore, jobs: JobManager, orchestrator: JobDefinitionOrchestrator, *,
+                 tick: float = 1.0) -> None:
+        self.definitions = definitions
+        self.jobs = jobs
         self.orchestrator = orchestrator
         self.tick = tick
         self._next: dict[str, tuple[str, float]] = {}  # definition id -> (schedule, next fire time)
@@ -40,7 +43,7 @@ class Scheduler:
         """Start every execution due at ``now``; returns the root job ids started."""
         started = []
         seen = set()
-        for record in self.services.definitions.list():
+        for record in self.definitions.list():
             if not record.enabled or not record.schedule:
                 continue
             seen.add(record.id)
@@ -69,9 +72,7 @@ class Scheduler:
         return croniter(schedule, start).get_next(float)
 
     def _running(self, definition_id: str) -> bool:
-        Job = self.services.models.Job
-        return Job.select().where(Job.type == "parent", Job.definition_id == definition_id,
-                                  Job.status.in_(("pending", "running"))).exists()
+        return self.jobs.has_running_execution(definition_id)
 
     def close(self) -> None:
         self._stopped.set()

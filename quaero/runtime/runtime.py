@@ -19,17 +19,30 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
 from quaero.broker import make_broker
-from quaero.stores.db import Database
-from quaero.stores.events import EventBus, EventOutbox, EventRelay
-from quaero.stores.models import bind_models
+from quaero.engine.contexts import ContextFactory
 from quaero.engine.deadletters import DeadLetters
 from quaero.engine.monitor import JobMonitor
 from quaero.engine.orchestrator import JobDefinitionOrchestrator
-from quaero.registry import load_plugins
+from quaero.engine.plugin_host import Plugins
 from quaero.engine.processor import JobProcessor
+from quaero.engine.queue import JobQueue
 from quaero.engine.scheduler import Scheduler
-from quaero.engine.services import Services
+from quaero.engine.spawner import JobSpawner
+from quaero.engine.steps import Steps
+from quaero.registry import load_plugins
 from quaero.settings import Settings
+from quaero.stores.credentials import CredentialStore
+from quaero.stores.db import Database
+from quaero.stores.definition_store import DefinitionStore
+from quaero.stores.document_reader import DocumentReader
+from quaero.stores.documents import DocumentStore
+from quaero.stores.events import EventBus, EventOutbox, EventRelay
+from quaero.stores.fulltext import full_text_index
+from quaero.stores.jobs import JobManager, job_view
+from quaero.stores.logs import JobLogWriter
+from quaero.stores.maintenance import Maintenance
+from quaero.stores.models import bind_models
+from quaero.stores.plugin_database import PluginTables
 
 log = logging.getLogger(__name__)
 ROLES = ("server", "run", "worker")
@@ -53,7 +66,7 @@ class Runtime:
         self.settings = settings
         self.role = role
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-        self.registry = load_plugins(only=settings.plugins, plugin_modules=settings.plugin_modules,
+        self.registry = load_plugins(only=settings.load_plugins, plugin_modules=settings.plugin_modules,
                                      extra=extra_plugins)
         self.database = Database(settings.resolved_database_url)
         self.models = bind_models(self.database.db)
@@ -64,15 +77,27 @@ class Runtime:
         middleware = [TimeLimit(time_limit=int(settings.time_limit * 1000)), Retries(max_retries=0),
                       CurrentMessage()]
         self.broker: dramatiq.Broker = make_broker(queue_url, middleware=middleware, **options)
-        self.services = Services(settings, self.database, self.models, self.bus, self.registry, self.broker)
-        # The stores the web layer, the CLI and tests work with.
-        self.jobs = self.services.jobs
-        self.logs = self.services.logs
-        self.documents = self.services.documents
-        self.definitions = self.services.definitions
-        self.credentials = self.services.credentials
-        self.dead_letters = DeadLetters(self.services)
-        self.processor = JobProcessor(self.services)
+        # The stores, which the web layer, the CLI and tests use too.
+        self.jobs = JobManager(self.database, self.models, self.bus)
+        self.logs = JobLogWriter(self.database, self.models, self.bus, keep_debug=settings.log_level == "DEBUG")
+        self.documents = DocumentStore(self.database, self.models)
+        self.definitions = DefinitionStore(self.database, self.models, self.registry)
+        self.credentials = CredentialStore(self.database, self.models)
+        self.dead_letters = DeadLetters(self.broker, self.jobs, self.logs)
+        # The plugins: started (settings, migrations, state) before any of their jobs can run.
+        self.tables = PluginTables(self.database)
+        self.plugins = Plugins(self.registry, settings, self.database, self.tables)
+        self.plugins.start()
+        self._listen_for_deletions()
+        self.queue = JobQueue(self.broker, self.registry)
+        self.steps = Steps(self.jobs, self.registry)
+        self.contexts = ContextFactory(
+            database=self.database, jobs=self.jobs, logs=self.logs, documents=self.documents,
+            reader=DocumentReader(self.documents), credentials=self.credentials,
+            spawner=JobSpawner(self.database, self.jobs, self.queue, self.bus), steps=self.steps,
+            plugins=self.plugins, bus=self.bus, tables=self.tables, full_text=full_text_index(self.database),
+            maintenance=Maintenance(self.database, self.models, self.jobs))
+        self.processor = JobProcessor(self.broker, self.jobs, self.logs, self.registry, self.contexts, settings)
         self.processor.declare_actors()
         self.monitor: JobMonitor | None = None
         self.orchestrator: JobDefinitionOrchestrator | None = None
@@ -83,16 +108,38 @@ class Runtime:
         if role == "worker":
             self.bus.outbox = EventOutbox(events_database(settings))
         else:
-            self.monitor = JobMonitor(self.services, on_cancelled=self.processor.watcher.signal)
-            self.orchestrator = JobDefinitionOrchestrator(self.services, self.monitor,
-                                                          on_cancelled=self.processor.watcher.signal)
+            self.monitor = JobMonitor(jobs=self.jobs, logs=self.logs, bus=self.bus, queue=self.queue,
+                                      broker=self.broker, registry=self.registry, interval=settings.monitor_interval,
+                                      default_timeout=settings.default_job_timeout,
+                                      on_cancelled=self.processor.watcher.signal)
+            self.orchestrator = JobDefinitionOrchestrator(
+                jobs=self.jobs, logs=self.logs, definitions=self.definitions, registry=self.registry, bus=self.bus,
+                monitor=self.monitor, steps=self.steps, contexts=self.contexts,
+                default_timeout=settings.default_job_timeout, on_cancelled=self.processor.watcher.signal)
             if role == "server":
-                self.scheduler = Scheduler(self.services, self.orchestrator)
+                self.scheduler = Scheduler(self.definitions, self.jobs, self.orchestrator)
+
+    def _listen_for_deletions(self) -> None:
+        """Deleted jobs and documents take the plugins' rows for them along, in the same transaction."""
+        def jobs_deleted(ids: list[str]) -> None:
+            for _, function in self.registry.implementations("jobs_deleted"):
+                function(job_ids=ids, db=self.tables)
+
+        def documents_deleted(ids: list[int]) -> None:
+            for _, function in self.registry.implementations("documents_deleted"):
+                function(document_ids=ids, db=self.tables)
+
+        if self.registry.implementations("jobs_deleted"):
+            self.jobs.deletion_listeners.append(jobs_deleted)
+        if self.registry.implementations("documents_deleted"):
+            self.documents.deletion_listeners.append(documents_deleted)
 
     def step_stats(self, step_job: Any) -> dict[str, Any] | None:
         """The figures a step's action adds to the job's API and page (``None``: nothing to add)."""
         action = self.registry.actions.get(step_job.data.get("action", "")) if step_job.type == "step" else None
-        return action.manager.stats(self.services, step_job) if action is not None else None
+        if action is None:
+            return None
+        return action.manager.stats(self.contexts.plugin_context(action.plugin), job_view(step_job))
 
     @property
     def worker_processes(self) -> int:
@@ -101,10 +148,10 @@ class Runtime:
 
     def start(self) -> None:
         """Start the background parts: logs, relay, monitor, orchestrator, scheduler, workers."""
-        self.services.logs.start()
+        self.logs.start()
         self.processor.watcher.start()
         if self.role != "worker":
-            loaded, errors = self.services.definitions.load_directory(Path(self.settings.definitions_dir))
+            loaded, errors = self.definitions.load_directory(Path(self.settings.definitions_dir))
             if loaded:
                 log.info("loaded %d job definition(s) from %s", len(loaded), self.settings.definitions_dir)
             # Always relay: workers started by the supervisor or by hand (`quaero worker`) both use the outbox.
@@ -149,7 +196,8 @@ class Runtime:
             self.relay.close()
             self.relay = None
         self.processor.watcher.close()
-        self.services.close()
+        self.logs.close()
+        self.plugins.close()
         if self.bus.outbox is not None:
             self.bus.outbox.close()
             self.bus.outbox = None

@@ -4,24 +4,14 @@ through the API or the pages, only to the workers that need them."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
+from quaero.api.credentials import Credentials
 from quaero.stores.db import Database
 from quaero.errors import NotFound, QuaeroError
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import dumps, loads
 from quaero.stores.models import Models
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """What a worker applies to its requests for one ``auth_id``."""
-
-    id: str
-    base_url: str = ""
-    cookies: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class CredentialStore:

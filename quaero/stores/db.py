@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 
 import peewee as pw
@@ -61,6 +61,7 @@ class Database:
                 f"database URL {url!r} is not supported: use sqlite:///path/to/file.db or postgresql://user@host/db"
             )
         self._write_lock = WriterLock(path + ".lock") if self.is_sqlite else None
+        self._local = threading.local()
         self._checkpointer: threading.Thread | None = None
         self._closed = threading.Event()
         if self.is_sqlite:
@@ -84,22 +85,54 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[pw.Database]:
-        """A write transaction (``BEGIN IMMEDIATE`` on SQLite), serialised within the process."""
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite), serialised within the process.
+
+        Nested writes become savepoints. Work registered with :meth:`after_commit` inside it runs once the
+        outermost write has committed, and not at all when the block that registered it rolled back.
+        """
+        local = self._local
+        depth = getattr(local, "depth", 0)
+        if depth == 0:
+            local.after = []
+        mark = len(local.after)
+        local.depth = depth + 1
+        try:
+            with self._transaction():
+                yield self.db
+        except BaseException:
+            del local.after[mark:]  # this block's work was rolled back: so is what was to follow it
+            raise
+        finally:
+            local.depth = depth
+        if depth == 0:
+            callbacks, local.after = local.after, []
+            for callback in callbacks:
+                callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current write transaction commits (at once outside of one)."""
+        if getattr(self._local, "depth", 0):
+            self._local.after.append(callback)
+        else:
+            callback()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
         if self._write_lock is None:
             with self.db.atomic():
-                yield self.db
+                yield
             return
         with self._write_lock:
             if self.db.in_transaction():  # nested: peewee makes it a savepoint
                 with self.db.atomic():
-                    yield self.db
+                    yield
                 return
             # The outermost write is a plain BEGIN IMMEDIATE / COMMIT: it runs twice per job.
             connection = self.db.connection()
             connection.execute("BEGIN IMMEDIATE")
             self.db.push_transaction(_Marker)
             try:
-                yield self.db
+                yield
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import peewee as pw
 
-from quaero.stores.db import Database
+from quaero.api.documents import STORED_FIELDS, DocumentFilter, DocumentInput, SaveResult
+from quaero.api.documents import Document as DocumentData
 from quaero.errors import NotFound, QueryError
+from quaero.stores.db import Database
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import dumps, loads
 from quaero.stores.models import Document, Models
@@ -42,37 +44,16 @@ class _Written(NamedTuple):
     updated_at: float
 
 
-_SELECT_BY_REF = ("SELECT id, content_hash, tags, title, job_id FROM documents "
-                  "WHERE source_type = ? AND source_ref = ?")
+# The stored values a save is compared with; the bodies are compared by the database, so a page's old
+# markdown and HTML never travel back just to be found equal.
+_SELECT_BY_REF = ("SELECT id, job_id, title, markdown = ?, {same_html}, metadata, tags, keywords, summary "
+                  "FROM documents WHERE source_type = ? AND source_ref = ?")
 _INSERT = (f"INSERT INTO documents (source_type, source_ref, created_at, {', '.join(_Written._fields)}) "
            f"VALUES ({', '.join('?' * (len(_Written._fields) + 3))}) RETURNING id")
 _UPDATE = f"UPDATE documents SET {', '.join(f'{name} = ?' for name in _Written._fields)} WHERE id = ?"
 
-
-@dataclass
-class DocumentInput:
-    """What a worker hands over to save; ``source_type`` + ``source_ref`` identify the document."""
-
-    source_type: str
-    source_ref: str
-    title: str = ""
-    markdown: str = ""
-    html: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
-    keywords: list[str] = field(default_factory=list)
-    summary: str = ""
-
-
-@dataclass(frozen=True)
-class SaveResult:
-    """The saved document's id, whether the save created it or changed it, and whether it counts as a new
-    result of the saving job (a job run again after a crash does not count its documents twice)."""
-
-    id: int
-    created: bool
-    changed: bool
-    first_for_job: bool = True
+#: Called inside the transaction that deletes documents, with their ids (plugins clean their rows).
+DeletionListener = Callable[[list[int]], None]
 
 
 def content_hash(markdown: str, html: str | None = None) -> str:
@@ -95,48 +76,30 @@ def parse_date(text: str, name: str) -> float:
     return moment.timestamp()
 
 
-@dataclass(frozen=True)
-class DocumentFilter:
-    """Which documents: any of ``source_types``, all of ``tags``, updated in ``[after, before)``, by a job.
-
-    ``after`` is inclusive and ``before`` exclusive, so ``after:2025-01-01 before:2025-02-01`` is January.
-    """
-
-    source_types: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    after: float | None = None
-    before: float | None = None
-    job_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if any("\0" in value for value in (*self.source_types, *self.tags, self.job_id or "")):
-            raise QueryError("a filter value contains a NUL character")
-        if self.after is not None and self.before is not None and self.after >= self.before:
-            raise QueryError("'after' must be earlier than 'before': no document can match both")
-
-    def __bool__(self) -> bool:
-        return bool(self.source_types or self.tags or self.job_id
-                    or self.after is not None or self.before is not None)
-
-    def sql(self, *, postgres: bool) -> tuple[list[str], list[Any]]:
-        """Conditions on the documents table aliased ``d`` (``?`` placeholders) and their parameters."""
-        conditions: list[str] = []
-        params: list[Any] = []
-        if self.source_types:
-            conditions.append(f"d.source_type IN ({', '.join('?' * len(self.source_types))})")
-            params += self.source_types
-        for tag in self.tags:
-            conditions.append("d.tags::jsonb @> jsonb_build_array(?::text)" if postgres
-                              else "d.id IN (SELECT document_id FROM document_tags WHERE tag = ?)")
-            params.append(tag)
-        for condition, moment in (("d.updated_at >= ?", self.after), ("d.updated_at < ?", self.before)):
-            if moment is not None:
-                conditions.append(condition)
-                params.append(moment)
-        if self.job_id:
-            conditions.append("d.job_id = ?")
-            params.append(self.job_id)
-        return conditions, params
+def filter_sql(where: DocumentFilter, *, postgres: bool) -> tuple[list[str], list[Any]]:
+    """Conditions on the documents table aliased ``d`` (``?`` placeholders) and their parameters."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if where.source_types:
+        conditions.append(f"d.source_type IN ({', '.join('?' * len(where.source_types))})")
+        params += where.source_types
+    for tag in where.tags:
+        conditions.append("d.tags::jsonb @> jsonb_build_array(?::text)" if postgres
+                          else "d.id IN (SELECT document_id FROM document_tags WHERE tag = ?)")
+        params.append(tag)
+    for condition, moment in (("d.updated_at >= ?", where.after), ("d.updated_at < ?", where.before)):
+        if moment is not None:
+            conditions.append(condition)
+            params.append(moment)
+    if where.job_id:
+        conditions.append("d.job_id = ?")
+        params.append(where.job_id)
+    if where.has_html is not None:
+        conditions.append("(d.html IS NOT NULL AND TRIM(d.html) <> '')" if where.has_html
+                          else "(d.html IS NULL OR TRIM(d.html) = '')")
+    if where.has_markdown is not None:
+        conditions.append("TRIM(d.markdown) <> ''" if where.has_markdown else "TRIM(d.markdown) = ''")
+    return conditions, params
 
 
 def where_clause(conditions: list[str]) -> str:
@@ -173,9 +136,14 @@ class DocumentStore:
     def __init__(self, database: Database, models: Models) -> None:
         self.database = database
         self.models = models
+        #: Called inside every deletion's transaction with the deleted ids (plugins' ``documents_deleted``).
+        self.deletion_listeners: list[DeletionListener] = []
+        same_html = "html IS NOT DISTINCT FROM ?" if database.is_postgres else "html IS ?"
+        self._select_by_ref = _SELECT_BY_REF.format(same_html=same_html)
 
     def upsert(self, item: DocumentInput, *, job_id: str | None = None) -> SaveResult:
-        """Insert or update by ``(source_type, source_ref)``; an unchanged document is left as it is."""
+        """Insert or update by ``(source_type, source_ref)``; a save that changes no stored field writes
+        nothing, and the result names the fields a save changed."""
         row = _Written(item.title, item.markdown, item.html, dumps(item.metadata), dumps(sorted(set(item.tags))),
                        dumps(item.keywords), item.summary, content_hash(item.markdown, item.html), job_id,
                        time.time())
@@ -190,15 +158,23 @@ class DocumentStore:
         # Plain SQL, not the query builder: every crawled page comes through here, and building the
         # statements took longer than running them.
         with self.database.write():
-            existing = self.database.execute(_SELECT_BY_REF, (item.source_type, item.source_ref)).fetchone()
+            existing = self.database.execute(
+                self._select_by_ref, (row.markdown, row.html, item.source_type, item.source_ref)).fetchone()
             if existing is None:
                 inserted = self.database.execute(_INSERT, (item.source_type, item.source_ref, row.updated_at, *row))
-                return SaveResult(inserted.fetchone()[0], created=True, changed=True, first_for_job=True)
-            doc_id, old_hash, old_tags, old_title, old_job = existing
-            if (old_hash, old_tags, old_title) == (row.content_hash, row.tags, row.title):
-                return SaveResult(doc_id, created=False, changed=False, first_for_job=False)
+                return SaveResult(inserted.fetchone()[0], created=True, changed=STORED_FIELDS, first_for_job=True)
+            doc_id, old_job, title, same_markdown, same_html, metadata, tags, keywords, summary = existing
+            different = {
+                "title": title != row.title, "markdown": not same_markdown, "html": not same_html,
+                # Compared as data: the same metadata written with its keys in another order is unchanged.
+                "metadata": loads(metadata) != loads(row.metadata), "tags": tags != row.tags,
+                "keywords": keywords != row.keywords, "summary": summary != row.summary,
+            }
+            changed = tuple(name for name in STORED_FIELDS if different[name])
+            if not changed:
+                return SaveResult(doc_id, created=False, changed=(), first_for_job=False)
             self.database.execute(_UPDATE, (*row, doc_id))
-            return SaveResult(doc_id, created=False, changed=True, first_for_job=old_job != row.job_id)
+            return SaveResult(doc_id, created=False, changed=changed, first_for_job=old_job != row.job_id)
 
     def get(self, doc_id: int) -> Document:
         """The document, or :class:`NotFound`."""
@@ -215,7 +191,7 @@ class DocumentStore:
     def list(self, where: DocumentFilter = DocumentFilter(), *, sort: str = "-updated_at", limit: int = 50,
              offset: int = 0, bodies: bool = True) -> list[Document]:
         """Documents matching ``where`` in ``sort`` order; ``bodies=False`` leaves markdown and html out."""
-        conditions, params = where.sql(postgres=self.database.is_postgres)
+        conditions, params = filter_sql(where, postgres=self.database.is_postgres)
         names = SUMMARY_COLUMNS + ("markdown", "html") if bodies else SUMMARY_COLUMNS
         columns = ", ".join(f"d.{name}" for name in names)
         query = (f"SELECT {columns} FROM documents AS d {where_clause(conditions)} {order_clause(sort)} "
@@ -226,7 +202,7 @@ class DocumentStore:
         """How many documents match ``where`` (or are of one source type)."""
         if source_type:
             where = DocumentFilter(source_types=(source_type,))
-        conditions, params = where.sql(postgres=self.database.is_postgres)
+        conditions, params = filter_sql(where, postgres=self.database.is_postgres)
         return self.database.execute(f"SELECT COUNT(*) FROM documents AS d {where_clause(conditions)}",
                                      params).fetchone()[0]
 
@@ -234,6 +210,8 @@ class DocumentStore:
         """Delete one document (its full-text entry goes with it), or :class:`NotFound`."""
         with self.database.write():
             removed = self.database.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount
+            if removed:
+                self._deleted([doc_id])
         if not removed:
             raise NotFound(f"document {doc_id} not found")
 
@@ -245,10 +223,33 @@ class DocumentStore:
         if not where and not everything:
             raise QueryError("refusing to delete every document: give a filter (source, tag, after, before, "
                              "job_id) or all=true")
-        conditions, params = where.sql(postgres=self.database.is_postgres)
+        conditions, params = filter_sql(where, postgres=self.database.is_postgres)
+        sql = f"DELETE FROM documents AS d {where_clause(conditions)}"
         with self.database.write():
-            return self.database.execute(f"DELETE FROM documents AS d {where_clause(conditions)}",
-                                         params).rowcount
+            if not self.deletion_listeners:  # nobody needs the ids: do not collect them
+                return self.database.execute(sql, params).rowcount
+            ids = [row[0] for row in self.database.execute(sql + " RETURNING id", params).fetchall()]
+            self._deleted(ids)
+            return len(ids)
+
+    def _deleted(self, ids: list[int]) -> None:
+        """Inside the deleting transaction: let the listeners remove what belongs to these documents."""
+        for listener in self.deletion_listeners:
+            listener(ids)
+
+    def saved_by(self, job_ids: list[str]) -> list[Document]:
+        """The documents these jobs wrote last, by id."""
+        found: list[Document] = []
+        for start in range(0, len(job_ids), 400):
+            chunk = job_ids[start:start + 400]
+            found.extend(self.models.Document.select().where(self.models.Document.job_id.in_(chunk)))
+        return sorted(found, key=lambda doc: doc.id)
+
+    def ids(self, where: DocumentFilter = DocumentFilter()) -> list[int]:
+        """The ids of every document ``where`` matches, oldest first."""
+        conditions, params = filter_sql(where, postgres=self.database.is_postgres)
+        sql = f"SELECT d.id FROM documents AS d {where_clause(conditions)} ORDER BY d.id"
+        return [row[0] for row in self.database.execute(sql, params).fetchall()]
 
     def tags(self, *, limit: int = 1000) -> list[dict[str, Any]]:
         """Tags with how many documents carry each, most used first."""
@@ -281,3 +282,13 @@ class DocumentStore:
             "oldest_updated_at": iso(oldest) if oldest is not None else None,
             "markdown_bytes": int(one(f"SELECT SUM({size}) FROM documents AS d") or 0) if sizes else None,
         }
+
+
+def document_data(doc: Document) -> DocumentData:
+    """A stored row as the plugin API's read-only :class:`~quaero.api.Document`."""
+    fields = doc.__data__
+    return DocumentData(
+        id=doc.id, source_type=doc.source_type, source_ref=doc.source_ref, title=doc.title,
+        markdown=fields.get("markdown"), html=fields.get("html"), metadata=loads(doc.metadata),
+        tags=loads(doc.tags) or [], keywords=loads(doc.keywords) or [], summary=doc.summary,
+        content_hash=doc.content_hash, job_id=doc.job_id, created_at=doc.created_at, updated_at=doc.updated_at)

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import peewee as pw
 
+from quaero import api
+from quaero.api.documents import IndexReport
 from quaero.stores.db import Database
 
 #: The index's names, as :mod:`quaero.models` creates them.
@@ -40,34 +41,7 @@ _PROBE = "quaero_fts_probe"
 _TOKENIZE = re.compile(r"""tokenize\s*=\s*('(?:[^']|'')*'|"[^"]*")""", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class IndexReport:
-    """How the index compares with the stored documents, with a few ids of each kind of difference.
-
-    ``stale`` is ``None`` when it was not looked for.
-    """
-
-    stored: int
-    indexed: int
-    missing: int
-    extra: int
-    stale: int | None
-    samples: dict[str, list[int]] = field(default_factory=dict)
-
-    @property
-    def agrees(self) -> bool:
-        """True when every stored document is indexed, nothing else is, and nothing found is stale."""
-        return self.stored == self.indexed and not self.missing and not self.extra and not self.stale
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "agrees": self.agrees}
-
-    def __str__(self) -> str:
-        text = f"{self.stored} stored, {self.indexed} indexed, {self.missing} missing, {self.extra} extra"
-        return text + (f", {self.stale} stale" if self.stale is not None else "")
-
-
-class FullTextIndex(ABC):
+class FullTextIndex(api.FullTextIndex):
     """The full-text index of one database; :func:`full_text_index` picks the implementation."""
 
     def __init__(self, database: Database) -> None:

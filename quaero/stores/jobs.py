@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from peewee import SQL, fn
 
+from quaero.api.jobs import ChildSpec, JobView
 from quaero.stores.db import Database
 from quaero.errors import Conflict, NotFound
 from quaero.stores.events import JOB_STATUS_CHANGE, EventBus, iso
@@ -47,16 +48,6 @@ def new_job_id() -> str:
 def first_id_at(stamp: float) -> str:
     """The smallest id a job created at ``stamp`` can have: ids compare as their creation times do."""
     return f"job_{int(stamp * 1000):012x}"
-
-
-@dataclass(frozen=True, slots=True)
-class ChildSpec:
-    """A child job to create: its worker type, display name, configuration and optional item reference."""
-
-    type: str
-    name: str
-    config: dict[str, Any]
-    item_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +125,8 @@ class JobManager:
         self.models = models
         self.bus = bus
         self._for_update = "" if database.is_sqlite else " FOR UPDATE"
+        #: Called inside every deletion's transaction with the deleted ids (plugins' ``jobs_deleted``).
+        self.deletion_listeners: list[Callable[[list[str]], None]] = []
 
     # ---------------------------------------------------------------- creation
     def create_job(
@@ -293,6 +286,38 @@ class JobManager:
                "GROUP BY type, status")
         return self.database.execute(sql, (*bounds, first_id_at(since), limit)).fetchall()
 
+    def tree(self, root_id: str) -> list[Job]:
+        """An execution's root and every job below it, oldest first."""
+        Job_ = self.models.Job
+        return list(Job_.select().where((Job_.root_id == root_id) | (Job_.id == root_id)).order_by(Job_.id))
+
+    def running_parent_ids(self) -> list[str]:
+        """Ids of the step parents and executions that are running (what the monitor watches)."""
+        rows = self.database.execute("SELECT id FROM jobs WHERE type IN ('step', 'parent') AND status = 'running'")
+        return [row[0] for row in rows.fetchall()]
+
+    def cancelled_among(self, job_ids: Sequence[str]) -> list[str]:
+        """Which of these jobs are cancelled (asked every quarter second for the running ones)."""
+        found: list[str] = []
+        for start in range(0, len(job_ids), _BATCH):
+            chunk = list(job_ids[start:start + _BATCH])
+            marks = ", ".join("?" * len(chunk))
+            found += [row[0] for row in self.database.execute(
+                f"SELECT id FROM jobs WHERE id IN ({marks}) AND status = 'cancelled'", chunk).fetchall()]
+        return found
+
+    def stale_pending(self, *, older_than: float, limit: int = 1000) -> list[tuple[str, str]]:
+        """(id, type) of child jobs pending and untouched for ``older_than`` seconds, oldest first."""
+        return self.database.execute(
+            "SELECT id, type FROM jobs WHERE status = 'pending' AND type NOT IN ('parent', 'step') "
+            "AND updated_at < ? ORDER BY id LIMIT ?", (time.time() - older_than, limit)).fetchall()
+
+    def has_running_execution(self, definition_id: str) -> bool:
+        """Whether an execution of the definition is pending or running."""
+        Job_ = self.models.Job
+        return Job_.select().where(Job_.type == "parent", Job_.definition_id == definition_id,
+                                   Job_.status.in_(("pending", "running"))).exists()
+
     def running_roots(self) -> list[Job]:
         """Executions (root jobs) that are not finished."""
         Job_ = self.models.Job
@@ -374,6 +399,25 @@ class JobManager:
                                   (dumps(data), time.time(), job_id))
         return self.get(job_id)
 
+    def merge_result(self, job_id: str, figures: dict[str, Any]) -> None:
+        """Merge figures into a job's result (``payload.result``), which the API and the job page show."""
+        with self.database.write():
+            job = self.get(job_id)
+            data = {**job.data, "result": {**job.data.get("result", {}), **figures}}
+            self.database.execute("UPDATE jobs SET payload = ?, updated_at = ? WHERE id = ?",
+                                  (dumps(data), time.time(), job_id))
+
+    def brief(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """(status, error message) of each of these jobs that exists."""
+        found: dict[str, tuple[str, str | None]] = {}
+        for start in range(0, len(job_ids), _BATCH):
+            chunk = list(job_ids[start:start + _BATCH])
+            marks = ", ".join("?" * len(chunk))
+            for job_id, status, error in self.database.execute(
+                    f"SELECT id, status, error_message FROM jobs WHERE id IN ({marks})", chunk).fetchall():
+                found[job_id] = (status, error)
+        return found
+
     # ---------------------------------------------------------------- cancellation and deletion
     def cancel(self, job_id: str, *, reason: str = "cancelled", include_self: bool = True) -> list[str]:
         """Cancel a job and every unfinished descendant; returns the ids that were running.
@@ -441,6 +485,8 @@ class JobManager:
             ids = [job_id, *(jid for jid, _ in self._descendants(job_id, unfinished_only=False))]
             self._in_chunks(ids, "DELETE FROM job_logs WHERE job_id IN ({marks})")
             self._in_chunks(ids, "DELETE FROM jobs WHERE id IN ({marks})")
+            for listener in self.deletion_listeners:
+                listener(ids)
             if job.parent_id:
                 self._store_counts(job.parent_id, self.recount(job.parent_id))
         return len(ids)
@@ -448,3 +494,14 @@ class JobManager:
     def reset_for_rerun(self, job_id: str) -> Transition | None:
         """Put a failed or cancelled job back to pending (used when a dead letter is requeued)."""
         return self.transition(job_id, "pending", allowed_from=("failed", "cancelled"))
+
+
+def job_view(job: Job) -> JobView:
+    """A stored job as the plugin API's read-only :class:`~quaero.api.JobView`."""
+    data = job.data
+    return JobView(
+        id=job.id, type=job.type, name=job.name, status=job.status, parent_id=job.parent_id, root_id=job.root_id,
+        definition_id=job.definition_id, depth=job.depth, attempts=job.attempts, config=dict(data.get("config", {})),
+        item_ref=data.get("item_ref"), result=dict(data.get("result", {})), error_message=job.error_message,
+        result_count=job.result_count, progress_current=job.progress_current, progress_total=job.progress_total,
+        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at)

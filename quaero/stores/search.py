@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quaero.stores.db import Database
-from quaero.stores.documents import DocumentFilter, parse_date, where_clause
+from quaero.api.documents import DocumentFilter, SearchHit, SearchPage
+from quaero.stores.documents import filter_sql, parse_date, where_clause
 from quaero.errors import QueryError
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import loads
@@ -278,40 +279,17 @@ def mark_matches(marked: str, *, escape: Callable[[str], str] = html.escape, sta
     return " ".join(wrapped.replace(OPEN, "").replace(CLOSE, "").split())
 
 
-@dataclass(frozen=True)
-class SearchHit:
-    """One result; ``marked`` is the snippet with the matches between :data:`OPEN` and :data:`CLOSE`."""
-
-    id: int
-    title: str
-    source_type: str
-    source_ref: str
-    tags: list[str]
-    updated_at: float
-    marked: str
-    score: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "source_type": self.source_type,
-                "source_ref": self.source_ref, "tags": self.tags, "updated_at": iso(self.updated_at),
-                "snippet": mark_matches(self.marked), "snippet_text": mark_matches(self.marked, escape=str,
-                                                                                   start="", stop=""),
-                "score": self.score}
+def hit_dict(hit: SearchHit) -> dict[str, Any]:
+    """A search hit as the API gives it: the snippet as escaped HTML with ``<mark>``, and as plain text."""
+    return {"id": hit.id, "title": hit.title, "source_type": hit.source_type, "source_ref": hit.source_ref,
+            "tags": hit.tags, "updated_at": iso(hit.updated_at), "snippet": mark_matches(hit.marked),
+            "snippet_text": mark_matches(hit.marked, escape=str, start="", stop=""), "score": hit.score}
 
 
-@dataclass(frozen=True)
-class SearchPage:
-    """A page of results and how many there are in all."""
-
-    query: str
-    items: list[SearchHit]
-    total: int
-    limit: int
-    offset: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"items": [hit.as_dict() for hit in self.items], "total": self.total, "limit": self.limit,
-                "offset": self.offset, "next": None, "query": self.query}
+def page_dict(page: SearchPage) -> dict[str, Any]:
+    """A page of results as the API gives it (the shape of every list, plus the query)."""
+    return {"items": [hit_dict(hit) for hit in page.items], "total": page.total, "limit": page.limit,
+            "offset": page.offset, "next": None, "query": page.query}
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -396,7 +374,7 @@ class _Recent(_Plan):
 
     def __init__(self, database: Database, query: SearchQuery) -> None:
         super().__init__(database, query)
-        conditions, self.params = query.where.sql(postgres=database.is_postgres)
+        conditions, self.params = filter_sql(query.where, postgres=database.is_postgres)
         self.where = where_clause(conditions)
 
     def page(self, limit: int, offset: int) -> list[tuple]:
@@ -420,7 +398,7 @@ class _Sqlite(_Plan):
         in ``documents_filter``, which holds the filtered columns, never in the document's row."""
         if not where:
             return "", "", []
-        conditions, params = where.sql(postgres=False)
+        conditions, params = filter_sql(where, postgres=False)
         return _FILTER_JOIN, _and(conditions), params
 
     def page(self, limit: int, offset: int) -> list[tuple]:
@@ -445,7 +423,7 @@ class _Postgres(_Plan):
     def __init__(self, database: Database, query: SearchQuery) -> None:
         super().__init__(database, query)
         self.tsquery, self.terms = tsquery_sql(query)
-        conditions, self.params = query.where.sql(postgres=True)
+        conditions, self.params = filter_sql(query.where, postgres=True)
         self.filters = _and(conditions)
 
     def page(self, limit: int, offset: int) -> list[tuple]:

@@ -9,11 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from quaero.stores.documents import DocumentInput
-from quaero.errors import JobError
-from quaero.api.hookspecs import hookimpl
-from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
-from quaero.stores.jobs import ChildSpec
+from quaero.api import Action, ChildSpec, DocumentInput, JobError, JobWorker, StepManager, StepOptions, hookimpl
 
 
 class FanoutOptions(StepOptions):
@@ -46,13 +42,12 @@ class _FanoutManager(StepManager):
         self.manager_type = action
         self.child_type = child_type
 
-    def create_parent_job(self, ctx, step, job_def, parent_job_id):
-        options = step.options
-        parent = ctx.create_step_job(step, job_def, parent_job_id, max_depth=getattr(options, "max_depth", None))
+    def start_step(self, ctx):
+        options = ctx.options
+        if isinstance(options, TreeOptions):
+            ctx.set_max_depth(options.max_depth)
         count = getattr(options, "count", 1)
-        specs = [ChildSpec(self.child_type, f"item {i}", {"i": i}, item_ref=f"item-{i}") for i in range(count)]
-        ctx.spawner.spawn_children(parent, specs)
-        return parent.id
+        ctx.spawn_many([ChildSpec(self.child_type, f"item {i}", {"i": i}, item_ref=f"item-{i}") for i in range(count)])
 
 
 class FanoutWorker(JobWorker):

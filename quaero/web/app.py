@@ -22,6 +22,7 @@ from quaero.errors import QuaeroError
 from quaero.runtime import Runtime
 from quaero.settings import Settings
 from quaero.web import api, api_documents, live, metrics, openapi, pages, pages_documents, stream
+from quaero.web.plugins import plugin_web
 from quaero.web.render import ENV, STATIC, layout
 from quaero.web.security import SecurityMiddleware, is_page
 
@@ -73,26 +74,28 @@ async def _sample_queue(runtime: Runtime) -> None:
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
     """The web application; it starts and stops its runtime with its lifespan unless one is given."""
     owned = runtime is None
+    served = runtime or Runtime(settings, role="server")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        app.state.runtime = runtime or Runtime(settings, role="server")
         if owned:
-            await asyncio.to_thread(app.state.runtime.start)
-        sampler = asyncio.create_task(_sample_queue(app.state.runtime))
+            await asyncio.to_thread(served.start)
+        sampler = asyncio.create_task(_sample_queue(served))
         try:
             yield
         finally:
             sampler.cancel()
             if owned:
-                await asyncio.to_thread(app.state.runtime.stop)
+                await asyncio.to_thread(served.stop)
 
+    extra_routes, _template_dirs = plugin_web(served)
+    # The core's routes first: a plugin adds pages and endpoints, it cannot shadow the core's.
     routes = [*stream.routes, *api.routes, *metrics.routes, *openapi.routes, *api_documents.routes, *pages.routes,
-              *pages_documents.routes, *live.routes, Mount("/static", StaticFiles(directory=STATIC), name="static")]
+              *pages_documents.routes, *live.routes, *extra_routes,
+              Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(SecurityMiddleware, access_token=settings.access_token)],
                     exception_handlers={QuaeroError: _quaero_error, HTTPException: _http_error,
                                         Exception: _unexpected})
-    if runtime is not None:
-        app.state.runtime = runtime
+    app.state.runtime = served
     return app

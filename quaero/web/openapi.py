@@ -188,8 +188,21 @@ schemas:
       name: {type: string}
       version: {type: string, nullable: true}
       source: {type: string}
-      actions: {type: array, items: {type: string}}
+      actions: {type: array, items: {$ref: '#/components/schemas/Action'}}
       error: {type: string, nullable: true, description: why the plugin was skipped}
+      settings_schema: {type: object, nullable: true, description: "the JSON schema of its settings ([plugins.NAME])"}
+      settings:
+        type: object
+        nullable: true
+        description: its settings in effect; secrets appear as their ${VAR} reference or masked
+  Action:
+    type: object
+    properties:
+      name: {type: string}
+      plugin: {type: string}
+      description: {type: string}
+      workers: {type: array, items: {type: string}, description: the job types its workers execute}
+      options: {type: object, description: "the JSON schema of a step's config (unknown keys are rejected)"}
   Credential:
     type: object
     description: the names of what an auth id holds; values never leave the server

@@ -21,7 +21,6 @@ from starlette.routing import Route
 from quaero.engine.deadletters import DeadLetters
 from quaero.stores.definition_store import record_dict
 from quaero.errors import DefinitionError, NotFound, QuaeroError
-from quaero.api.actions import describe_action
 from quaero.stores.logs import LEVELS
 from quaero.stores.jobs import JobFilter, first_id_at
 from quaero.stores.models import JOB_STATUSES
@@ -434,13 +433,14 @@ async def dead_letter_action(request: Request) -> Response:
 # ---------------------------------------------------------------------------------------------- plugins, settings
 async def plugins(request: Request) -> Response:
     runtime = runtime_of(request)
-    actions = [describe_action(action) for _, action in sorted(runtime.registry.actions.items())]
+    actions = [{**action.describe(), "options": action.options.model_json_schema().get("properties", {})}
+               for _, action in sorted(runtime.registry.actions.items())]
     return page("plugins.html", layout(request, "/plugins", title="Plugins", plugins=runtime.registry.listing(),
                                        actions=actions))
 
 
 SHOWN_SETTINGS = ("data_dir", "database_url", "queue_url", "host", "port", "worker_processes", "worker_threads",
-                  "definitions_dir", "log_level", "plugins", "plugin_modules")
+                  "definitions_dir", "log_level", "load_plugins", "plugin_modules")
 
 
 async def _settings(request: Request, *, error: str | None = None, form: dict[str, str] | None = None,

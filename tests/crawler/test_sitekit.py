@@ -329,7 +329,8 @@ def test_everything_serves_every_home_link(make_site, client):
             assert r.status_code in (200, 301, 302, 403, 404, 429, 500, 503), href
 
 
-def test_throughput_and_keep_alive(make_site):
+def test_concurrent_clients_keep_their_connections_alive(make_site):
+    # No timing assertion here (the machines are shared): bench/crawl.py measures the site's speed.
     site = make_site(basic)
     per_thread, threads = 150, 8
 
@@ -338,12 +339,10 @@ def test_throughput_and_keep_alive(make_site):
             for _ in range(per_thread):
                 assert c.get(site.url("/a")).status_code == 200
 
-    started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         for future in [pool.submit(work) for _ in range(threads)]:
             future.result()
-    rate = per_thread * threads / (time.perf_counter() - started)
-    assert rate > 500, f"{rate:.0f} requests/s"
+    assert len(site.requests) >= per_thread * threads
     assert len({r.connection for r in site.requests}) == threads
 
 

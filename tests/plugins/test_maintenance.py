@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from quaero_plugins.maintenance.options import DEFAULT_OPERATIONS, OPERATIONS, MaintenanceOptions
 from support import execute, make_settings, wait_for
 
-from quaero import DocumentInput
+from quaero.api import DocumentInput
 from quaero.runtime import Runtime
 
 DAY = 86_400

@@ -6,7 +6,7 @@ import pytest
 from jobruns import children, log_lines, run, run_example
 from support import make_settings
 
-from quaero import DocumentInput
+from quaero.api import DocumentInput
 from quaero.stores.fulltext import full_text_index
 from quaero.runtime import Runtime
 

@@ -8,7 +8,7 @@ import pytest
 from jobruns import children, log_lines, only_step, run, run_example
 from support import make_settings
 
-from quaero import DocumentInput
+from quaero.api import DocumentInput
 from quaero.api.markdown import page_to_markdown
 from quaero.runtime import Runtime
 

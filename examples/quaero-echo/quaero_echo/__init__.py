@@ -1,6 +1,8 @@
 """A minimal Quaero plugin: the ``echo`` action saves each of its messages as a document."""
 
-from quaero import Action, ChildSpec, DocumentInput, JobWorker, StepManager, StepOptions, hookimpl
+from quaero.api import Action, ChildSpec, DocumentInput, JobWorker, StepManager, StepOptions, hookimpl
+
+QUAERO_API = "1.0"  # the plugin API this plugin is written against
 
 
 class EchoOptions(StepOptions):
@@ -11,15 +13,13 @@ class EchoOptions(StepOptions):
 
 
 class EchoManager(StepManager):
-    """Creates the step's parent job and one child job per message."""
+    """Creates one child job per message."""
 
     manager_type = "echo"
 
-    def create_parent_job(self, ctx, step, job_def, parent_job_id):
-        parent = ctx.create_step_job(step, job_def, parent_job_id)
-        children = [ChildSpec("echo_message", f"echo {i}", {"text": text}) for i, text in enumerate(step.options.messages)]
-        ctx.spawner.spawn_children(parent, children)
-        return parent.id
+    def start_step(self, ctx):
+        ctx.spawn_many([ChildSpec("echo_message", f"echo {i}", {"text": text}, item_ref=f"message {i}")
+                        for i, text in enumerate(ctx.options.messages)])
 
 
 class EchoWorker(JobWorker):
@@ -33,7 +33,9 @@ class EchoWorker(JobWorker):
         if ctx.options.shout:
             text = text.upper()
         ctx.log("info", f"echoing {text!r}")
-        ctx.save_document(DocumentInput(source_type="echo", source_ref=f"echo:{job.id}", title=text, markdown=text))
+        # A reference made of what the document is, not of the job that saved it: re-runs update it.
+        ctx.save_document(DocumentInput(source_type="echo", source_ref=f"echo:{ctx.definition.id}:{job.config['text']}",
+                                        title=text, markdown=text))
 
 
 @hookimpl

@@ -1,0 +1,105 @@
+"""What the crawler keeps in one process: the crawl books, robots.txt rules, the HTTP client, each crawl's
+settings. The ``startup`` hook makes one :class:`CrawlerProcess`; contexts hand it back as ``ctx.state``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from quaero.api import PluginDatabase
+
+from .fetch import make_client
+from .options import CrawlOptions
+from .robots import RobotsRules, rules_for_status
+from .state import CrawlState
+from .urls import UrlFilter, host_of, normalize_url
+
+ROBOTS_TTL = 3600.0
+CACHED_CRAWLS = 100
+
+
+class RobotsCache:
+    """robots.txt per origin, fetched once per process and kept for an hour."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, tuple[RobotsRules, float]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def rules(self, client: httpx.Client, url: str, user_agent: str, timeout: float) -> RobotsRules:
+        """The rules of ``url``'s origin (fetched now when not known or expired)."""
+        origin = url.split("/", 3)[:3]
+        key = "/".join(origin)
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            cached = self._rules.get(key)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+            try:
+                response = client.get(key + "/robots.txt", headers={"User-Agent": user_agent}, timeout=timeout,
+                                      follow_redirects=True)
+                rules = rules_for_status(response.status_code, response.text[:500_000])
+            except httpx.HTTPError:
+                rules = rules_for_status(None, None)
+            self._rules[key] = (rules, time.monotonic() + ROBOTS_TTL)
+            return rules
+
+
+@dataclass(frozen=True)
+class Crawl:
+    """Everything one job needs about its crawl, built once per step and process."""
+
+    options: CrawlOptions
+    filter: UrlFilter
+
+
+def start_urls(options: CrawlOptions) -> list[str]:
+    """The crawl's start URLs, normalised (the ones that cannot be are left out)."""
+    return [url for url in (normalize_url(u) for u in options.start_urls) if url]
+
+
+def allowed_domains(options: CrawlOptions) -> list[str]:
+    """The hosts a crawl may fetch from: the option, or the start URLs' hosts."""
+    return options.allowed_domains or sorted({host_of(url) for url in start_urls(options)})
+
+
+class CrawlerProcess:
+    """The crawler's state in one process."""
+
+    def __init__(self, database: PluginDatabase) -> None:
+        self.books = CrawlState(database)
+        self.robots = RobotsCache()
+        self.client = make_client()
+        self._crawls: OrderedDict[str, Crawl] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def crawl(self, step_id: str, options: CrawlOptions) -> Crawl:
+        """The crawl settings of a step (cached: every page of the crawl asks)."""
+        with self._lock:
+            crawl = self._crawls.get(step_id)
+            if crawl is not None:
+                return crawl
+        crawl = Crawl(options, UrlFilter(allowed_domains(options), options.include_patterns, options.exclude_patterns))
+        with self._lock:
+            self._crawls[step_id] = crawl
+            while len(self._crawls) > CACHED_CRAWLS:
+                self._crawls.popitem(last=False)
+        return crawl
+
+    def close(self) -> None:
+        """Close the HTTP client (the process is stopping)."""
+        self.client.close()
+
+
+def process_of(ctx: Any) -> CrawlerProcess:
+    """The crawler's state from a context."""
+    state = ctx.state
+    if not isinstance(state, CrawlerProcess):  # the plugin's startup did not run in this process
+        raise RuntimeError("the crawler plugin was not started in this process")
+    return state

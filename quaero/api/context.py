@@ -1,0 +1,200 @@
+"""What the core hands a plugin: a context per call, each with exactly what that call may do.
+
+- :class:`PluginHost` in the ``startup`` hook: settings, migrations, the plugin's state.
+- :class:`StepContext` in :meth:`StepManager.start_step`: the step that starts, its first children.
+- :class:`JobContext` in :meth:`JobWorker.execute`: one job's work, results and children.
+- :class:`PluginContext` (what the others share) in :meth:`StepManager.stats` and in web routes.
+
+The core implements them; a plugin only calls them. Every method is safe to call from the worker
+threads of any worker process.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from quaero.api.credentials import Credentials
+from quaero.api.database import Migration, PluginDatabase
+from quaero.api.documents import DocumentInput, Documents, FullTextIndex, SaveResult
+from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
+from quaero.api.maintenance import DatabaseMaintenance
+from quaero.api.settings import PluginSettings
+
+SettingsT = TypeVar("SettingsT", bound=PluginSettings)
+
+
+class PluginContext(ABC):
+    """What every context offers: the plugin's settings and state, the documents, the plugin's tables."""
+
+    @property
+    @abstractmethod
+    def plugin(self) -> str:
+        """The name of the plugin this context is for."""
+
+    @property
+    @abstractmethod
+    def settings(self) -> Any:
+        """The plugin's validated settings (its ``configure`` model), or ``None`` when it declared none."""
+
+    @property
+    @abstractmethod
+    def state(self) -> Any:
+        """What the plugin's ``startup`` hook returned in this process (``None`` without one)."""
+
+    @property
+    @abstractmethod
+    def documents(self) -> Documents:
+        """Read-only queries of the knowledge base."""
+
+    @property
+    @abstractmethod
+    def db(self) -> PluginDatabase:
+        """The database, for the plugin's own tables, with :meth:`PluginDatabase.transaction`."""
+
+    @property
+    @abstractmethod
+    def full_text(self) -> FullTextIndex:
+        """The documents' full-text index: checked, rebuilt, optimised."""
+
+    @property
+    @abstractmethod
+    def maintenance(self) -> DatabaseMaintenance:
+        """Housekeeping of the core's database (vacuum, analyze, prune, ...)."""
+
+    @abstractmethod
+    def children(self, job_id: str, *, status: str | None = None, limit: int = 100,
+                 offset: int = 0) -> list[JobView]:
+        """The direct children of a job, oldest first."""
+
+    @abstractmethod
+    def get_job(self, job_id: str) -> JobView:
+        """One job; :class:`quaero.api.NotFound` if it does not exist."""
+
+
+class _StepWork(PluginContext):
+    """What a step's manager and its workers share."""
+
+    @property
+    @abstractmethod
+    def step(self) -> JobView:
+        """The step's parent job (created by the core before the manager starts)."""
+
+    @property
+    @abstractmethod
+    def options(self) -> Any:
+        """The step's validated options: an instance of the action's ``options`` model."""
+
+    @property
+    @abstractmethod
+    def definition(self) -> DefinitionInfo:
+        """The definition the step runs for: id, name, tags, ``base_url``, ``auth_id``."""
+
+    @abstractmethod
+    def log(self, level: str, message: str, **metadata: Any) -> None:
+        """Write a line to this job's log (``debug``, ``info``, ``warn`` or ``error``).
+
+        ``metadata`` (JSON-ready values) travels with the line's ``job_log`` event, for live clients;
+        ``debug`` lines are kept only when the server's log level is ``DEBUG``.
+        """
+
+    @abstractmethod
+    def spawn_many(self, specs: Sequence[ChildSpec], *, depth: int | None = None) -> list[str]:
+        """Create child jobs of the step and queue them; returns their ids in order.
+
+        ``depth`` defaults to 0 for a manager and to this job's depth + 1 for a worker. Past the step's
+        ``max_depth`` (see :meth:`StepContext.set_max_depth`) nothing is created and ``[]`` is returned.
+        Inside ``db.transaction()`` the jobs are created in that transaction and queued once it commits.
+        """
+
+    def spawn(self, child_type: str, child_name: str, config: dict[str, Any] | None = None, *,
+              item_ref: str | None = None) -> str | None:
+        """Create and queue one child (see :meth:`spawn_many`); ``None`` past the step's ``max_depth``."""
+        ids = self.spawn_many([ChildSpec(child_type, child_name, config or {}, item_ref)])
+        return ids[0] if ids else None
+
+    @abstractmethod
+    def credentials_for(self, url: str, *, auth_id: str | None = None) -> Credentials | None:
+        """The stored credentials a request to ``url`` may carry: those of ``auth_id`` (default: the
+        definition's), when their ``base_url`` is ``url``'s host; ``None`` otherwise.
+
+        Raises :class:`quaero.api.NotFound` when the ``auth_id`` names no stored credentials.
+        """
+
+    @abstractmethod
+    def set_result(self, **figures: Any) -> None:
+        """Merge JSON-ready figures into this job's result, which the API and the job page show."""
+
+
+class StepContext(_StepWork):
+    """Given to :meth:`StepManager.start_step`: the step has been created; create its first children."""
+
+    @abstractmethod
+    def set_max_depth(self, max_depth: int | None) -> None:
+        """Limit how deep children may be spawned below the step (``None``: no limit)."""
+
+
+class JobContext(_StepWork):
+    """Given to :meth:`JobWorker.execute` with the job it runs."""
+
+    @property
+    @abstractmethod
+    def job(self) -> JobView:
+        """The job being executed (the same as ``execute``'s ``job`` argument)."""
+
+    @abstractmethod
+    def progress(self, activity: str, *, current_item: str | None = None, current: int | None = None,
+                 total: int | None = None) -> None:
+        """Say what the job is doing now (a ``task_progress`` event); ``current``/``total`` are stored."""
+
+    @abstractmethod
+    def save_document(self, document: DocumentInput) -> SaveResult:
+        """Save a document: created, updated when any stored field differs, or left as it is.
+
+        The definition's tags are added to the document's; a document the job saved for the first time
+        counts as one result of the step and its execution. Inside ``db.transaction()`` it commits with it.
+        """
+
+    @property
+    @abstractmethod
+    def cancelled(self) -> bool:
+        """True once someone cancelled this job (or its step or execution)."""
+
+    @abstractmethod
+    def check_cancelled(self) -> None:
+        """Raise :class:`quaero.api.JobCancelled` if the job was cancelled; call it between units of work."""
+
+    @abstractmethod
+    def sleep(self, seconds: float) -> None:
+        """Wait, but raise :class:`quaero.api.JobCancelled` as soon as the job is cancelled."""
+
+
+class PluginHost(ABC):
+    """Given to the ``startup`` hook, once per process, before any job of the plugin runs."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The plugin's name (its entry point's name)."""
+
+    @property
+    @abstractmethod
+    def db(self) -> PluginDatabase:
+        """The database, to prepare the plugin's state."""
+
+    @property
+    @abstractmethod
+    def data_dir(self) -> Path:
+        """A directory of the plugin's own under the data directory (created when first asked for)."""
+
+    @abstractmethod
+    def configure(self, model: type[SettingsT]) -> SettingsT:
+        """Validate the plugin's settings (``[plugins.NAME]`` in ``quaero.toml``, then the
+        ``QUAERO_PLUGIN_<NAME>_<KEY>`` environment) with ``model``; returns them, and ``ctx.settings`` gives
+        them from then on. A bad value stops the plugin with a :class:`quaero.api.ConfigError` naming it."""
+
+    @abstractmethod
+    def migrate(self, migrations: Sequence[Migration]) -> list[int]:
+        """Bring the plugin's tables to the newest of ``migrations``; returns the versions applied now."""

@@ -1,0 +1,225 @@
+"""The core's side of the plugin API: the contexts managers, workers and routes are handed.
+
+:class:`ContextFactory` holds the collaborators (stores, spawner, plugins' states) and makes one context
+per call. Plugins see only the abstract classes of :mod:`quaero.api.context`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from quaero.api.context import JobContext, PluginContext, StepContext
+from quaero.api.credentials import Credentials
+from quaero.api.database import PluginDatabase
+from quaero.api.documents import DocumentInput, Documents, FullTextIndex, SaveResult
+from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
+from quaero.api.maintenance import DatabaseMaintenance
+from quaero.engine.plugin_host import Plugins
+from quaero.engine.spawner import JobSpawner
+from quaero.engine.steps import Step, Steps
+from quaero.errors import JobCancelled
+from quaero.stores.credentials import CredentialStore
+from quaero.stores.db import Database
+from quaero.stores.documents import DocumentStore
+from quaero.stores.events import RESULT_SAVED, TASK_PROGRESS, EventBus, iso
+from quaero.stores.jobs import JobManager, job_view
+from quaero.stores.logs import JobLogWriter
+from quaero.stores.models import Job
+
+
+class ContextFactory:
+    """Everything the contexts reach, gathered once per process."""
+
+    def __init__(self, *, database: Database, jobs: JobManager, logs: JobLogWriter, documents: DocumentStore,
+                 reader: Documents, credentials: CredentialStore, spawner: JobSpawner, steps: Steps,
+                 plugins: Plugins, bus: EventBus, tables: PluginDatabase, full_text: FullTextIndex,
+                 maintenance: DatabaseMaintenance) -> None:
+        self.database = database
+        self.jobs = jobs
+        self.logs = logs
+        self.documents = documents
+        self.reader = reader
+        self.credentials = credentials
+        self.spawner = spawner
+        self.steps = steps
+        self.plugins = plugins
+        self.bus = bus
+        self.tables = tables
+        self.full_text = full_text
+        self.maintenance = maintenance
+
+    def plugin_context(self, plugin: str) -> PluginContext:
+        """A context for what a plugin does outside a job (its manager's ``stats``, its routes)."""
+        return BaseContext(self, plugin)
+
+    def step_context(self, step_job: Job) -> CoreStepContext:
+        """The context of a step that starts (its parent job exists; its children do not yet)."""
+        return CoreStepContext(self, self.steps.of(step_job))
+
+    def job_context(self, job: Job) -> CoreJobContext:
+        """The context of one job that runs."""
+        return CoreJobContext(self, self.steps.of(job), job)
+
+
+class BaseContext(PluginContext):
+    """What every context offers; the plugin's settings and state come from its start-up."""
+
+    def __init__(self, factory: ContextFactory, plugin: str) -> None:
+        self._f = factory
+        self._plugin = plugin
+
+    @property
+    def plugin(self) -> str:
+        return self._plugin
+
+    @property
+    def settings(self) -> Any:
+        return self._f.plugins.record(self._plugin).settings
+
+    @property
+    def state(self) -> Any:
+        return self._f.plugins.record(self._plugin).state
+
+    @property
+    def documents(self) -> Documents:
+        return self._f.reader
+
+    @property
+    def db(self) -> PluginDatabase:
+        return self._f.tables
+
+    @property
+    def full_text(self) -> FullTextIndex:
+        return self._f.full_text
+
+    @property
+    def maintenance(self) -> DatabaseMaintenance:
+        return self._f.maintenance
+
+    def children(self, job_id: str, *, status: str | None = None, limit: int = 100,
+                 offset: int = 0) -> list[JobView]:
+        return [job_view(job) for job in self._f.jobs.children(job_id, status=status, limit=limit, offset=offset)]
+
+    def get_job(self, job_id: str) -> JobView:
+        return job_view(self._f.jobs.get(job_id))
+
+
+class _StepWorkBase(BaseContext):
+    """What a step's manager and its workers share."""
+
+    def __init__(self, factory: ContextFactory, step: Step, job: Job) -> None:
+        super().__init__(factory, step.plugin)
+        self._step = step
+        self._job = job
+
+    @property
+    def step(self) -> JobView:
+        return job_view(self._step.job)
+
+    @property
+    def options(self) -> Any:
+        return self._step.options
+
+    @property
+    def definition(self) -> DefinitionInfo:
+        return self._step.definition
+
+    def log(self, level: str, message: str, **metadata: Any) -> None:
+        self._f.logs.write(self._job.id, level, message, **metadata)
+
+    def _default_depth(self) -> int:
+        return 0
+
+    def spawn_many(self, specs: Sequence[ChildSpec], *, depth: int | None = None) -> list[str]:
+        depth = self._default_depth() if depth is None else depth
+        max_depth = self._max_depth()
+        if max_depth is not None and depth > max_depth:
+            return []
+        discovered_by = None if self._job.id == self._step.job.id else self._job.id
+        return self._f.spawner.spawn_children(self._step.job, list(specs), depth=depth, discovered_by=discovered_by)
+
+    def _max_depth(self) -> int | None:
+        return self._step.job.data.get("max_depth")
+
+    def credentials_for(self, url: str, *, auth_id: str | None = None) -> Credentials | None:
+        auth_id = auth_id or self._step.definition.auth_id
+        if not auth_id:
+            return None
+        credentials = self._f.credentials.get(auth_id)
+        return credentials if credentials.applies_to(url) else None
+
+    def set_result(self, **figures: Any) -> None:
+        self._f.jobs.merge_result(self._job.id, figures)
+
+
+class CoreStepContext(_StepWorkBase, StepContext):
+    """The core's :class:`StepContext`: the manager works on the step job itself."""
+
+    def __init__(self, factory: ContextFactory, step: Step) -> None:
+        super().__init__(factory, step, step.job)
+        self._limit: int | None = step.job.data.get("max_depth")
+
+    def set_max_depth(self, max_depth: int | None) -> None:
+        self._f.jobs.update_payload(self._step.job.id, max_depth=max_depth)
+        self._f.steps.forget(self._step.job.id)
+        self._limit = max_depth
+
+    def _max_depth(self) -> int | None:
+        return self._limit
+
+
+class CoreJobContext(_StepWorkBase, JobContext):
+    """The core's :class:`JobContext` for one execution of one job."""
+
+    def __init__(self, factory: ContextFactory, step: Step, job: Job) -> None:
+        super().__init__(factory, step, job)
+        self.cancel_event = threading.Event()
+        self._view = job_view(job)
+
+    @property
+    def job(self) -> JobView:
+        return self._view
+
+    def _default_depth(self) -> int:
+        return self._job.depth + 1
+
+    def progress(self, activity: str, *, current_item: str | None = None, current: int | None = None,
+                 total: int | None = None) -> None:
+        if current is not None and total is not None:
+            self._f.jobs.set_progress(self._job.id, current, total)
+        self._f.bus.publish(TASK_PROGRESS, {
+            "job_id": self._job.id, "parent_id": self._job.parent_id, "status": "running",
+            "job_type": self._job.type, "current_item": current_item or self._job.name,
+            "current_activity": activity, "depth": self._job.depth, "timestamp": iso(),
+        })
+
+    def save_document(self, document: DocumentInput) -> SaveResult:
+        step = self._step.job
+        extra = [tag for tag in self._step.definition.tags if tag not in document.tags]
+        if extra:  # the definition's tags go on every document its steps save
+            document = DocumentInput(**{**document.__dict__, "tags": [*document.tags, *extra]})
+        with self._f.database.write():  # the document and its count, together
+            result = self._f.documents.upsert(document, job_id=self._job.id)
+            if result.first_for_job:
+                self._f.jobs.add_results(*filter(None, (step.id, step.parent_id)))
+        if result.changed:
+            self._f.bus.publish(RESULT_SAVED, {
+                "result_id": str(result.id), "job_id": self._job.id, "parent_job_id": self._job.parent_id,
+                "title": document.title, "item_reference": document.source_ref, "created": result.created,
+                "changed": list(result.changed), "timestamp": iso(),
+            })
+        return result
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise JobCancelled(f"job {self._job.id} was cancelled")
+
+    def sleep(self, seconds: float) -> None:
+        if self.cancel_event.wait(seconds):
+            self.check_cancelled()
