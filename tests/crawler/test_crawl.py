@@ -267,3 +267,26 @@ def test_crawl_with_postgresql_and_two_worker_processes(tmp_path, make_site, pos
         assert runtime.jobs.get(step.id).result_count == 8
     finally:
         runtime.stop()
+
+
+def test_deleting_a_crawl_and_pruning_remove_its_books(crawler, make_site):
+    site = make_site(sitekit.basic)
+    root, step = run_crawl(crawler, site, max_depth=1)
+    database = crawler.database
+
+    def books(step_id):
+        return (database.execute("SELECT COUNT(*) FROM crawl_urls WHERE step_id = ?", (step_id,)).fetchone()[0],
+                database.execute("SELECT COUNT(*) FROM crawl_state WHERE step_id = ?", (step_id,)).fetchone()[0])
+
+    assert books(step.id)[0] > 0 and books(step.id)[1] == 1
+    crawler.jobs.delete(root.id)  # what DELETE /api/jobs/{id} does
+    assert books(step.id) == (0, 0)
+    # A maintenance prune deletes old executions through the same hook.
+    root, step = run_crawl(crawler, site, max_depth=1)
+    with database.write():
+        database.execute("UPDATE jobs SET finished_at = finished_at - 40 * 86400 WHERE root_id = ? OR id = ?",
+                         (root.id, root.id))
+    outcome = crawler.contexts.maintenance.run("prune", older_than_days=30)
+    assert outcome.figures["executions_removed"] == 1 and books(step.id) == (0, 0)
+    versions = database.execute("SELECT version FROM plugin_migrations WHERE plugin = 'crawler'").fetchall()
+    assert versions == [(1,)]
