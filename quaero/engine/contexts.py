@@ -116,7 +116,7 @@ class _StepWorkBase(BaseContext):
 
     @property
     def step(self) -> JobView:
-        return job_view(self._step.job)
+        return self._step.view
 
     @property
     def options(self) -> Any:

@@ -13,10 +13,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from quaero.api.jobs import DefinitionInfo
+from quaero.api.jobs import DefinitionInfo, JobView
 from quaero.registry import Registry
 from quaero.stores.definitions import JobDefinition, JobStep
-from quaero.stores.jobs import JobManager
+from quaero.stores.jobs import JobManager, job_view
 from quaero.stores.models import Job
 
 CACHED_STEPS = 256
@@ -27,6 +27,7 @@ class Step:
     """A step parent with what its jobs need, decoded once."""
 
     job: Job
+    view: JobView
     action: str
     plugin: str
     options: Any
@@ -87,4 +88,4 @@ class Steps:
             id=info.get("id") or job.definition_id or "", name=info.get("name", ""),
             tags=tuple(info.get("tags") or ()), base_url=info.get("base_url"), auth_id=info.get("auth_id"),
             source_type=info.get("source_type", "web"))
-        return Step(job, action.name, action.plugin, options, definition)
+        return Step(job, job_view(job), action.name, action.plugin, options, definition)
