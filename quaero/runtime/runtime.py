@@ -19,9 +19,11 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
 from quaero.broker import make_broker
+from quaero.stores.activity import ActivityStore
 from quaero.stores.db import Database
 from quaero.stores.events import EventBus, EventOutbox, EventRelay
 from quaero.stores.models import bind_models
+from quaero.stores.search import DocumentSearch
 from quaero.engine.deadletters import DeadLetters
 from quaero.engine.monitor import JobMonitor
 from quaero.engine.orchestrator import JobDefinitionOrchestrator
@@ -71,6 +73,8 @@ class Runtime:
         self.documents = self.services.documents
         self.definitions = self.services.definitions
         self.credentials = self.services.credentials
+        self.search = DocumentSearch(self.database)
+        self.activity = ActivityStore(self.database, self.models, job_timeout=settings.default_job_timeout)
         self.dead_letters = DeadLetters(self.services)
         self.processor = JobProcessor(self.services)
         self.processor.declare_actors()
