@@ -23,10 +23,12 @@ class Throughput:
 
     @property
     def total(self) -> int:
+        """Jobs finished in the whole window."""
         return sum(self.values)
 
     @property
     def peak(self) -> int:
+        """The most jobs finished in one minute of the window (the chart's scale)."""
         return max(self.values, default=0)
 
     def as_dict(self) -> dict[str, object]:
