@@ -20,6 +20,8 @@ from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
 from quaero.broker import make_broker
 from quaero.engine.contexts import ContextFactory
+from quaero.stores.activity import ActivityStore
+from quaero.stores.search import DocumentSearch
 from quaero.engine.deadletters import DeadLetters
 from quaero.engine.monitor import JobMonitor
 from quaero.engine.orchestrator import JobDefinitionOrchestrator
@@ -83,6 +85,8 @@ class Runtime:
         self.documents = DocumentStore(self.database, self.models)
         self.definitions = DefinitionStore(self.database, self.models, self.registry)
         self.credentials = CredentialStore(self.database, self.models)
+        self.search = DocumentSearch(self.database)
+        self.activity = ActivityStore(self.database, self.models, job_timeout=settings.default_job_timeout)
         self.dead_letters = DeadLetters(self.broker, self.jobs, self.logs)
         # The plugins: started (settings, migrations, state) before any of their jobs can run.
         self.tables = PluginTables(self.database)

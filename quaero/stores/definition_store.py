@@ -133,6 +133,11 @@ class DefinitionStore:
             raise NotFound(f"job definition {definition_id!r} not found")
         return record
 
+    def exists(self, definition_id: str) -> bool:
+        """Whether a definition with this id is stored (a quick crawl's, or a deleted one's, is not)."""
+        Record = self.models.JobDefinitionRecord
+        return Record.select().where(Record.id == definition_id).exists()
+
     def get(self, definition_id: str) -> tuple[JobDefinitionRecord, JobDefinition]:
         """The stored row and its validated definition (``enabled`` as stored)."""
         record = self.record(definition_id)

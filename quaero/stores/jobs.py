@@ -38,6 +38,12 @@ COUNT_COLUMNS = ", ".join(f"count_{status}" for status in JOB_STATUSES)
 JOB_FIELDS = tuple(Job._meta.sorted_field_names)
 JOB_COLUMNS = ", ".join(JOB_FIELDS)
 _BATCH = 400
+# The distinct job types, one index seek each (a skip scan of the (type, id) index) instead of reading
+# every row's entry as SELECT DISTINCT does. Plain SQL that SQLite and PostgreSQL both run as written.
+JOB_TYPES = """WITH RECURSIVE t(type) AS (
+    SELECT MIN(type) FROM jobs
+    UNION ALL SELECT (SELECT MIN(type) FROM jobs WHERE type > t.type) FROM t WHERE t.type IS NOT NULL
+) SELECT type FROM t WHERE type IS NOT NULL LIMIT ?"""
 
 
 def new_job_id() -> str:
@@ -317,6 +323,29 @@ class JobManager:
         Job_ = self.models.Job
         return Job_.select().where(Job_.type == "parent", Job_.definition_id == definition_id,
                                    Job_.status.in_(("pending", "running"))).exists()
+
+    def executions(self, *, definition_id: str | None = None, statuses: Sequence[str] = (),
+                   limit: int = 20) -> list[Job]:
+        """Executions (root jobs) newest first, of one definition and in one of ``statuses`` when given.
+
+        Read in id order from the (definition_id, id) index for a definition, else from (type, id).
+        """
+        Job_ = self.models.Job
+        query = Job_.select().where(Job_.type == "parent")
+        if definition_id is not None:
+            query = query.where(Job_.definition_id == definition_id)
+        if statuses:
+            query = query.where(Job_.status.in_(tuple(statuses)))
+        return list(query.order_by(Job_.id.desc()).limit(limit))
+
+    def child_ids(self, job_id: str) -> list[str]:
+        """The ids of a job's direct children, oldest first (from the (parent_id, id) index alone)."""
+        rows = self.database.execute("SELECT id FROM jobs WHERE parent_id = ? ORDER BY id", (job_id,)).fetchall()
+        return [row[0] for row in rows]
+
+    def types(self, limit: int = 50) -> list[str]:
+        """The job types stored (at most ``limit`` of them), sorted."""
+        return sorted(row[0] for row in self.database.execute(JOB_TYPES, (limit,)).fetchall())
 
     def running_roots(self) -> list[Job]:
         """Executions (root jobs) that are not finished."""

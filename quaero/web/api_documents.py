@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from quaero.stores.documents import DocumentFilter, document_dict, parse_date
 from quaero.errors import QueryError
-from quaero.stores.search import DocumentSearch, page_dict
+from quaero.stores.search import page_dict
 from quaero.stores.views import page
 from quaero.web.http import int_param, int_path, page_params, runtime_of
 
@@ -197,8 +197,7 @@ async def search(request: Request) -> JSONResponse:
     text = request.query_params.get("q", "")
     limit = int_param(request, "limit", 20, low=1, high=100)
     offset = int_param(request, "offset", 0, high=10_000)
-    searcher = DocumentSearch(runtime_of(request).database)
-    page = await asyncio.to_thread(searcher.search, text, limit=limit, offset=offset)
+    page = await asyncio.to_thread(runtime_of(request).search.search, text, limit=limit, offset=offset)
     return JSONResponse(page_dict(page))
 
 

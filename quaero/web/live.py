@@ -40,8 +40,7 @@ class JobScope:
     """
 
     def __init__(self, runtime: Runtime, job_id: str) -> None:
-        Job = runtime.models.Job
-        self.ids = {job_id, *(row.id for row in Job.select(Job.id).where(Job.parent_id == job_id))}
+        self.ids = {job_id, *runtime.jobs.child_ids(job_id)}
 
     def __contains__(self, event: Event) -> bool:
         payload = event.payload

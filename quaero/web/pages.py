@@ -22,7 +22,7 @@ from quaero.engine.deadletters import DeadLetters
 from quaero.stores.definition_store import record_dict
 from quaero.errors import DefinitionError, NotFound, QuaeroError
 from quaero.stores.logs import LEVELS
-from quaero.stores.jobs import JobFilter, first_id_at
+from quaero.stores.jobs import JobFilter
 from quaero.stores.models import JOB_STATUSES
 from quaero.runtime import Runtime
 from quaero.stores.views import job_dict
@@ -80,38 +80,14 @@ async def _form(request: Request) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------- dashboard
 def dashboard_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     """Running executions, recent failures, and the last hour's throughput and queue depth."""
-    Job = runtime.models.Job
-    running = Job.select().where(Job.type == "parent", Job.status.in_(("pending", "running")))
-    failed = (Job.select().where(Job.type == "parent", Job.status == "failed")
-              .order_by(Job.finished_at.desc()).limit(10))
-    by_status = dict(runtime.database.execute(
-        "SELECT status, COUNT(*) FROM jobs WHERE type = 'parent' GROUP BY status").fetchall())
+    activity = runtime.activity
     return {
-        "running": [job_dict(j) for j in running.order_by(Job.id.desc()).limit(20)],
-        "failures": [job_dict(j) for j in failed],
-        "executions": {status: by_status.get(status, 0) for status in JOB_STATUSES},
-        "throughput": _throughput(runtime),
+        "running": [job_dict(j) for j in activity.running_executions(limit=20)],
+        "failures": [job_dict(j) for j in activity.recent_failures(limit=10)],
+        "executions": activity.executions_by_status(),
+        "throughput": activity.throughput(minutes=60).as_dict(),
         "queue_depth": runtime_history(runtime).points(),
     }
-
-
-def _throughput(runtime: Runtime, minutes: int = 60) -> dict[str, Any]:
-    """Jobs finished per minute over the last hour, oldest minute first.
-
-    Only jobs created since ``default_job_timeout`` before the hour can have finished in it, and ids are
-    time-ordered: the id index bounds the scan to them instead of reading the whole table.
-    """
-    now = time.time()
-    start = now - minutes * 60
-    oldest = first_id_at(start - runtime.settings.default_job_timeout)
-    rows = runtime.database.execute(
-        "SELECT CAST((finished_at - ?) / 60 AS INTEGER), COUNT(*) FROM jobs WHERE id >= ? AND finished_at >= ? "
-        "GROUP BY 1", (start, oldest, start)).fetchall()
-    per_minute = [0] * minutes
-    for bucket, count in rows:
-        if 0 <= bucket < minutes:
-            per_minute[bucket] = count
-    return {"values": per_minute, "total": sum(per_minute), "peak": max(per_minute)}
 
 
 class QueueHistory:
@@ -149,14 +125,6 @@ async def dashboard(request: Request) -> Response:
 
 
 # ---------------------------------------------------------------------------------------------- jobs
-# The distinct job types, one index seek each (a skip scan of the (type, id) index) instead of reading
-# every row's entry as SELECT DISTINCT does.
-JOB_TYPES = """WITH RECURSIVE t(type) AS (
-    SELECT MIN(type) FROM jobs
-    UNION ALL SELECT (SELECT MIN(type) FROM jobs WHERE type > t.type) FROM t WHERE t.type IS NOT NULL
-) SELECT type FROM t WHERE type IS NOT NULL LIMIT 50"""
-
-
 def jobs_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     """One page of jobs with the filters applied (executions only unless a type or parent is chosen),
     through the same listing as ``GET /api/jobs``."""
@@ -169,9 +137,8 @@ def jobs_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
                       parent_id=filters["parent_id"] or None, definition_id=filters["definition_id"] or None)
     offset = _offset(params)
     jobs, total = runtime.jobs.listing(where, limit=PAGE_SIZE, offset=offset)
-    types = [row[0] for row in runtime.database.execute(JOB_TYPES).fetchall()]
     return {"jobs": [job_dict(j) for j in jobs], "filters": filters, "statuses": JOB_STATUSES,
-            "types": sorted(types), "pagination": Page(total, PAGE_SIZE, offset),
+            "types": runtime.jobs.types(limit=50), "pagination": Page(total, PAGE_SIZE, offset),
             "url": url_maker("/jobs", {**filters, "offset": offset})}
 
 
@@ -195,8 +162,7 @@ def job_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     root = job_dict(runtime.jobs.get(job.root_id)) if job.root_id and job.root_id != job.id else None
     stats = runtime.step_stats(job)
     params_kept = {"child_status": status_filter, "level": level, "offset": offset}
-    Record = runtime.models.JobDefinitionRecord
-    stored = job.definition_id is not None and Record.select().where(Record.id == job.definition_id).exists()
+    stored = job.definition_id is not None and runtime.definitions.exists(job.definition_id)
     return {
         "job": data, "root": root, "children": [job_dict(c) for c in children], "child_status": status_filter,
         "statuses": JOB_STATUSES, "levels": LEVELS, "level": level, "stats": stats,
@@ -280,12 +246,10 @@ async def job_action(request: Request) -> Response:
 # ---------------------------------------------------------------------------------------------- definitions
 def definitions_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     """Every definition with its latest execution."""
-    Job = runtime.models.Job
     items = []
     for record in runtime.definitions.list():
-        last = (Job.select().where(Job.type == "parent", Job.definition_id == record.id)
-                .order_by(Job.id.desc()).first())
-        items.append({**record_dict(record), "last": job_dict(last) if last else None})
+        last = runtime.jobs.executions(definition_id=record.id, limit=1)
+        items.append({**record_dict(record), "last": job_dict(last[0]) if last else None})
     return {"definitions": items}
 
 
@@ -332,10 +296,9 @@ async def definition_create(request: Request) -> Response:
 
 
 def definition_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
+    """A stored definition, its source and its latest executions."""
     record = runtime.definitions.record(params["id"])
-    Job = runtime.models.Job
-    runs = (Job.select().where(Job.type == "parent", Job.definition_id == record.id)
-            .order_by(Job.id.desc()).limit(20))
+    runs = runtime.jobs.executions(definition_id=record.id, limit=20)
     return {"definition": record_dict(record), "source": record.source, "runs": [job_dict(j) for j in runs]}
 
 

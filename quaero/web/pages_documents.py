@@ -20,7 +20,7 @@ from starlette.routing import Route
 from quaero.stores.documents import DocumentFilter, document_dict, parse_date
 from quaero.errors import QueryError
 from quaero.runtime import Runtime
-from quaero.stores.search import DocumentSearch, hit_dict
+from quaero.stores.search import hit_dict
 from quaero.web.http import int_path, runtime_of
 from quaero.web.pages import PAGE_SIZE, _flash, _form, _offset, _see
 from quaero.web.render import Page, fragment, layout, page, url_maker
@@ -103,7 +103,7 @@ def search_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any
     offset = _offset(params)
     try:
         searched = as_typed(text) if params.get("typing") == "1" else text
-        found = DocumentSearch(runtime.database).search(searched, limit=SEARCH_PAGE, offset=offset)
+        found = runtime.search.search(searched, limit=SEARCH_PAGE, offset=offset)
         results, total, error = [hit_dict(hit) for hit in found.items], found.total, None
     except QueryError as exc:
         results, total, error = [], 0, exc.message
