@@ -14,12 +14,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+import quaero_templates
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from quaero.web.security import csrf_token
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = quaero_templates.DIRECTORY
 STATIC = Path(__file__).parent / "static"
 
 NAV = (
