@@ -240,7 +240,8 @@ async def job_logs(request: Request) -> Response:
     lines = await asyncio.to_thread(runtime.logs.read, [job_id], level=level or None, limit=LOG_LINES,
                                     before_id=int(before) if before.isdigit() and len(before) < 19 else 0,
                                     descendants=True)
-    return fragment("job.html", ["older_lines"], {"job": {"id": job_id}, "older": lines, "level": level})
+    return fragment("job.html", ["older_lines"], {"request": request, "job": {"id": job_id}, "older": lines,
+                                                  "level": level})
 
 
 CONFIRM = {
@@ -377,7 +378,7 @@ async def definition_check(request: Request) -> Response:
         context = {"errors": [], "error": None, "valid": definition.name}
     except DefinitionError as exc:
         context = {"errors": exc.detail if isinstance(exc.detail, list) else [], "error": exc.message, "valid": None}
-    return fragment("definition_edit.html", ["problems"], context)
+    return fragment("definition_edit.html", ["problems"], {"request": request, **context})
 
 
 async def definition_action(request: Request) -> Response:
