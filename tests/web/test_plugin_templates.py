@@ -4,6 +4,7 @@ step (full page and live blocks), and its settings and errors on the Plugins pag
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,7 @@ class FromTheFuture:
 
 
 def write(directory: Path, files: dict[str, str]) -> Path:
+    """A directory of templates, ``files`` by their names (``results/gauge.html`` included)."""
     for name, text in files.items():
         (directory / name).parent.mkdir(parents=True, exist_ok=True)
         (directory / name).write_text(text, encoding="utf-8")
@@ -89,7 +91,8 @@ def write(directory: Path, files: dict[str, str]) -> Path:
 
 
 @pytest.fixture
-def testbed(tmp_path):
+def testbed(tmp_path: Path) -> Iterator[Testbed]:
+    """The gauges plugin (a secret literal, another as a ${VAR}), one that fails to start, one that cannot load."""
     plugin = GaugesPlugin(write(tmp_path / "plugin-templates", PLUGIN_TEMPLATES))
     bed = Testbed(tmp_path, plugins=[("gauges", plugin), ("unreachable", Unreachable()), ("future", FromTheFuture())],
                   settings={"gauges": {"unit": "kPa", "api_key": SECRET_VALUE}},
@@ -99,6 +102,7 @@ def testbed(tmp_path):
 
 
 def client_of(testbed: Testbed, templates_dir: Path | None = None) -> TestClient:
+    """The real app over the testbed's runtime, with the user's ``templates_dir`` when one is given."""
     # replace() ignores a None value, so the directory is passed only when there is one.
     changes = {"templates_dir": templates_dir} if templates_dir else {}
     settings = testbed.settings.replace(access_token=None, **changes)
