@@ -17,7 +17,8 @@ def test_wheel_install_runs_without_the_source_tree(tmp_path):
                    check=True, cwd=tmp_path)
     assert (target / "quaero" / "broker" / "sqlite.py").is_file()
     # The core's templates install from templates/ as their own package, beside the static files' package.
-    assert {"base.html", "job.html", "plugins.html", "__init__.py"} <= {p.name for p in (target / "quaero_templates").iterdir()}
+    installed = {p.name for p in (target / "quaero_templates").iterdir()}
+    assert {"__init__.py", "base.html", "job.html", "_step_stats.html", "plugins.html"} <= installed
     assert (target / "quaero" / "web" / "static" / "quaero.css").is_file()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
     env["PYTHONPATH"] = str(target)
