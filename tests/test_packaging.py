@@ -1,4 +1,4 @@
-"""A plain (non-editable) install works on its own: package data and entry points included."""
+"""A plain (non-editable) install works on its own: package data, templates and entry points included."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ def test_wheel_install_runs_without_the_source_tree(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
                    check=True, cwd=tmp_path)
     assert (target / "quaero" / "broker" / "sqlite.py").is_file()
+    # The core's templates install from templates/ as their own package, beside the static files' package.
+    installed = {p.name for p in (target / "quaero_templates").iterdir()}
+    assert {"__init__.py", "base.html", "job.html", "_step_stats.html", "plugins.html"} <= installed
+    assert (target / "quaero" / "web" / "static" / "quaero.css").is_file()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
     env["PYTHONPATH"] = str(target)
     # Run from an empty folder so nothing can come from the source tree.
@@ -34,3 +38,27 @@ def test_wheel_install_runs_without_the_source_tree(tmp_path):
     crawler = [p for p in json.loads(listed.stdout) if p["name"] == "crawler"]
     assert crawler and [a["name"] for a in crawler[0]["actions"]] == ["crawl"] and crawler[0]["error"] is None
     assert crawler[0]["source"] == "entry point quaero_plugins.crawler"
+    # The installed app finds its templates and static files and renders a page with them.
+    served = subprocess.run([sys.executable, "-c", SERVE_A_PAGE, str(tmp_path / "app")], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert served.returncode == 0, served.stderr
+    origin, status, css, html = served.stdout.split("\n", 3)
+    assert origin.startswith(str(target / "quaero_templates")) and (status, css) == ("200", "200")
+    assert "<title>Plugins · Quaero</title>" in html and "entry point quaero_plugins.crawler" in html
+
+
+SERVE_A_PAGE = r"""
+import sys
+from pathlib import Path
+from starlette.testclient import TestClient
+import quaero_templates
+from quaero.settings import load_settings
+from quaero.web.app import create_app
+
+data = Path(sys.argv[1])
+settings = load_settings(environ={}, overrides={"data_dir": data, "definitions_dir": data / "defs",
+                                                "worker_processes": 0, "worker_threads": 1})
+with TestClient(create_app(settings)) as client:
+    page, css = client.get("/plugins"), client.get("/static/quaero.css")
+print(quaero_templates.__file__, page.status_code, css.status_code, page.text, sep="\n")
+"""

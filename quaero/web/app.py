@@ -23,7 +23,7 @@ from quaero.runtime import Runtime
 from quaero.settings import Settings
 from quaero.web import api, api_documents, live, metrics, openapi, pages, pages_documents, stream
 from quaero.web.plugins import plugin_web
-from quaero.web.render import ENV, STATIC, layout
+from quaero.web.render import STATIC, layout, make_templates, templates_of
 from quaero.web.security import SecurityMiddleware, is_page
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def _error(request: Request, status: int, message: str, detail: object = None,
            headers: dict[str, str] | None = None) -> Response:
     """JSON ``{"error", "detail"}`` for the API; an HTML page in the layout for the pages."""
     if is_page(request.url.path):
-        html = ENV.get_template("error.html").render(layout(
+        html = templates_of(request).get_template("error.html").render(layout(
             request, "", title=HEADINGS.get(status, "Error"), heading=HEADINGS.get(status, "Error"),
             message=message, detail=detail if isinstance(detail, list) else None))
         return HTMLResponse(html, status_code=status, headers=headers)
@@ -88,7 +88,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
             if owned:
                 await asyncio.to_thread(served.stop)
 
-    extra_routes, _template_dirs = plugin_web(served)
+    extra_routes, template_dirs = plugin_web(served)
     # The core's routes first: a plugin adds pages and endpoints, it cannot shadow the core's.
     routes = [*stream.routes, *api.routes, *metrics.routes, *openapi.routes, *api_documents.routes, *pages.routes,
               *pages_documents.routes, *live.routes, *extra_routes,
@@ -98,4 +98,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
                     exception_handlers={QuaeroError: _quaero_error, HTTPException: _http_error,
                                         Exception: _unexpected})
     app.state.runtime = served
+    app.state.templates = make_templates(settings, template_dirs)
     return app

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import jinja2
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -26,7 +27,7 @@ from quaero.stores.events import JOB_LOG, JOB_SPAWN, JOB_STATUS_CHANGE, Event
 from quaero.runtime import Runtime
 from quaero.web import pages
 from quaero.web.http import runtime_of
-from quaero.web.render import blocks
+from quaero.web.render import blocks, templates_of
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +105,17 @@ class _Connection:
         self.wake.clear()
 
 
-def _render(runtime: Runtime, view: LiveView, params: dict[str, str], state: dict[str, Any]) -> str:
+def _render(runtime: Runtime, view: LiveView, params: dict[str, str], state: dict[str, Any],
+            templates: jinja2.Environment) -> str:
     """The view's live blocks, and with ``tails_log`` the log lines written since the last render."""
     context = view.context(runtime, params)
-    html = blocks(view.template, view.block_names, context)
+    html = blocks(view.template, view.block_names, context, templates=templates)
     if view.tails_log:
         lines = runtime.logs.read([params["id"]], after_id=state["after_id"], level=context["level"] or None,
                                            limit=500, descendants=True)
         if lines:
             state["after_id"] = lines[-1]["id"]
-            html += blocks(view.template, ["new_lines"], {**context, "lines": lines})
+            html += blocks(view.template, ["new_lines"], {**context, "lines": lines}, templates=templates)
     return html
 
 
@@ -161,7 +163,7 @@ async def live(websocket: WebSocket) -> None:
             if receiver.done():  # the page was closed
                 break
             connection.take()
-            html = await asyncio.to_thread(_render, runtime, view, params, state)
+            html = await asyncio.to_thread(_render, runtime, view, params, state, templates_of(websocket))
             await websocket.send_text(html)
             await asyncio.sleep(view.min_interval)
     except (WebSocketDisconnect, RuntimeError):

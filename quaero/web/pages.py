@@ -27,6 +27,7 @@ from quaero.stores.models import JOB_STATUSES
 from quaero.runtime import Runtime
 from quaero.stores.views import job_dict
 from quaero.web.http import int_path, read_body, runtime_of
+from quaero.web.plugin_listing import plugins_context
 from quaero.web.render import Page, fragment, layout, page, url_maker
 from quaero.web.security import SESSION_COOKIE, session_value, token_matches
 
@@ -206,7 +207,8 @@ async def job_logs(request: Request) -> Response:
     lines = await asyncio.to_thread(runtime.logs.read, [job_id], level=level or None, limit=LOG_LINES,
                                     before_id=int(before) if before.isdigit() and len(before) < 19 else 0,
                                     descendants=True)
-    return fragment("job.html", ["older_lines"], {"job": {"id": job_id}, "older": lines, "level": level})
+    return fragment("job.html", ["older_lines"], {"request": request, "job": {"id": job_id}, "older": lines,
+                                                  "level": level})
 
 
 CONFIRM = {
@@ -340,7 +342,7 @@ async def definition_check(request: Request) -> Response:
         context = {"errors": [], "error": None, "valid": definition.name}
     except DefinitionError as exc:
         context = {"errors": exc.detail if isinstance(exc.detail, list) else [], "error": exc.message, "valid": None}
-    return fragment("definition_edit.html", ["problems"], context)
+    return fragment("definition_edit.html", ["problems"], {"request": request, **context})
 
 
 async def definition_action(request: Request) -> Response:
@@ -395,11 +397,8 @@ async def dead_letter_action(request: Request) -> Response:
 
 # ---------------------------------------------------------------------------------------------- plugins, settings
 async def plugins(request: Request) -> Response:
-    runtime = runtime_of(request)
-    actions = [{**action.describe(), "options": action.options.model_json_schema().get("properties", {})}
-               for _, action in sorted(runtime.registry.actions.items())]
-    return page("plugins.html", layout(request, "/plugins", title="Plugins", plugins=runtime.registry.listing(),
-                                       actions=actions))
+    context = plugins_context(runtime_of(request))
+    return page("plugins.html", layout(request, "/plugins", title="Plugins", **context))
 
 
 SHOWN_SETTINGS = ("data_dir", "database_url", "queue_url", "host", "port", "worker_processes", "worker_threads",

@@ -115,7 +115,7 @@ async def search(request: Request) -> Response:
     context = await asyncio.to_thread(search_context, runtime_of(request), request.query_params)
     status = 400 if context["error"] else 200
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "results":
-        return fragment("search.html", ["results"], context, status_code=200)
+        return fragment("search.html", ["results"], {"request": request, **context}, status_code=200)
     return page("search.html", layout(request, "/search", title="Search", **context), status_code=status)
 
 

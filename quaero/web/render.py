@@ -1,4 +1,9 @@
-"""Rendering pages and fragments: one Jinja2 environment, the layout's context, and block rendering.
+"""Rendering pages and fragments: each app's Jinja2 environment, the layout's context, and block rendering.
+
+:func:`make_templates` builds an app's environment (``app.state.templates``): a template is looked up in
+the user's ``templates_dir``, then in each plugin's directories in plugin order, then in the core's
+(``templates/``, installed as ``quaero_templates``), so that the first two can override a core template by
+its file name. The helpers find the environment through the request in the page's context.
 
 A page template wraps each part that changes live in a ``{% block %}`` whose outer element has an id.
 The full page renders the whole template; the live stream renders only the changed blocks, from the same
@@ -8,18 +13,22 @@ context, with ``oob=True`` so that htmx swaps each one into place by its id.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
-from starlette.requests import Request
+import quaero_templates
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse
 
+from quaero.errors import ConfigError
+from quaero.settings import Settings
 from quaero.web.security import csrf_token
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = quaero_templates.DIRECTORY
 STATIC = Path(__file__).parent / "static"
 
 NAV = (
@@ -55,9 +64,16 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} min {rest:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def _environment() -> jinja2.Environment:
+def make_templates(settings: Settings, plugin_dirs: Sequence[Path] = ()) -> jinja2.Environment:
+    """An app's Jinja environment: templates from ``settings.templates_dir``, then ``plugin_dirs`` in order,
+    then the core's. A ``templates_dir`` that is not a directory is a :class:`ConfigError`."""
+    user_dir = settings.templates_dir
+    if user_dir is not None and not Path(user_dir).is_dir():
+        raise ConfigError(f"templates_dir {user_dir} is not a directory")
+    searched = [*([Path(user_dir)] if user_dir is not None else []), *plugin_dirs, TEMPLATES]
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True,
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(directory) for directory in searched]),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True,
     )
     env.filters["ago"] = ago
     env.filters["duration"] = duration
@@ -68,7 +84,10 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-ENV = _environment()
+def templates_of(connection: HTTPConnection) -> jinja2.Environment:
+    """The Jinja environment of the app serving a request or a WebSocket."""
+    templates: jinja2.Environment = connection.app.state.templates
+    return templates
 
 
 @dataclass(frozen=True)
@@ -114,17 +133,23 @@ def layout(request: Request, section: str, **context: Any) -> dict[str, Any]:
 
 
 def page(template: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
-    """Render a whole page."""
-    return HTMLResponse(ENV.get_template(template).render(context), status_code=status_code)
+    """Render a whole page with the environment of the app serving ``context["request"]``."""
+    html = templates_of(context["request"]).get_template(template).render(context)
+    return HTMLResponse(html, status_code=status_code)
 
 
-def blocks(template: str, names: list[str], context: dict[str, Any], *, oob: bool = True) -> str:
-    """Render only the named blocks of a page template; ``oob`` marks them for out-of-band swapping."""
-    compiled = ENV.get_template(template)
+def blocks(template: str, names: list[str], context: dict[str, Any], *, oob: bool = True,
+           templates: jinja2.Environment | None = None) -> str:
+    """Render only the named blocks of a page template; ``oob`` marks them for out-of-band swapping.
+
+    ``templates`` is the environment to use; without it, that of the app serving ``context["request"]``.
+    """
+    compiled = (templates or templates_of(context["request"])).get_template(template)
     ctx = compiled.new_context({**context, "oob": oob})
     return "".join("".join(compiled.blocks[name](ctx)) for name in names)
 
 
 def fragment(template: str, names: list[str], context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
-    """Blocks of a page as an HTTP response (for htmx requests that replace part of a page)."""
+    """Blocks of a page as an HTTP response (for htmx requests that replace part of a page); ``context``
+    holds the ``request``, as a page's does."""
     return HTMLResponse(blocks(template, names, context, oob=False), status_code=status_code)

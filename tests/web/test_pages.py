@@ -8,6 +8,7 @@ from starlette.routing import Route
 from support import csrf_of, execute, wait_done, wait_for
 
 from quaero.stores.events import Event
+from quaero.web.app import create_app
 from quaero.web.live import VIEWS, JobScope, _render
 from quaero.web.pages import dashboard_context
 
@@ -61,16 +62,17 @@ def test_definition_enable_disable_and_run_from_the_pages(client, runtime):
     assert ran.status_code == 303 and ran.headers["location"].startswith("/jobs/job_")
 
 
-def test_live_fragments_come_from_the_page_template_and_follow_the_log(runtime):
+def test_live_fragments_come_from_the_page_template_and_follow_the_log(runtime, settings):
     root_id = execute(runtime, FAN)
     wait_done(runtime, root_id)
     view = VIEWS["job"]
     state = {"after_id": 0}
-    html = _render(runtime, view, {"id": root_id}, state)
+    templates = create_app(settings, runtime=runtime).state.templates  # the app's, as a WebSocket gets it
+    html = _render(runtime, view, {"id": root_id}, state, templates)
     assert 'id="job-header" hx-swap-oob="true"' in html and 'id="job-children" hx-swap-oob="true"' in html
     assert 'hx-swap-oob="beforeend:#log-lines"' in html and "execution completed" in html
     assert state["after_id"] > 0
-    again = _render(runtime, view, {"id": root_id}, state)
+    again = _render(runtime, view, {"id": root_id}, state, templates)
     assert "beforeend:#log-lines" not in again  # nothing new to append
 
 
