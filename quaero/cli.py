@@ -1,16 +1,24 @@
-"""The ``quaero`` command: serve, worker, run, jobs, search, plugins, validate."""
+"""The ``quaero`` command: serve, worker, run, jobs, search, plugins, validate.
+
+Each ``cmd_*`` writes its output to the stream it is given. With ``--json`` that stream is the real stdout
+and nothing else may write there: logs go to stderr (``runtime/logsetup.py``), supervised workers' stdout
+is the server's stderr (``runtime/supervisor.py``), and ``sys.stdout`` points at stderr while the command
+runs, for the ``print`` of a plugin (other people's code, running in this process).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from quaero.errors import QuaeroError
 from quaero.settings import Settings, load_settings
@@ -86,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
         handler = globals()[f"cmd_{args.command}"]
-        return handler(args, settings)
+        with _output(json_only=getattr(args, "json", False)) as out:
+            return handler(args, settings, out)
     except QuaeroError as exc:
         print(f"quaero: error: {exc}", file=sys.stderr)
         return 2
@@ -94,12 +103,29 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+@contextlib.contextmanager
+def _output(*, json_only: bool) -> Iterator[TextIO]:
+    """The stream a command prints its output to: stdout. For ``--json``, ``sys.stdout`` is stderr meanwhile."""
+    out = sys.stdout
+    if not json_only:
+        yield out
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield out
+
+
+def _print_json(data: Any, out: TextIO, **options: Any) -> None:
+    out.write(json.dumps(data, **options) + "\n")
+    out.flush()
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Serve the pages and the API, with the monitor, the scheduler and the workers."""
     import uvicorn
 
     from quaero.runtime.logsetup import configure_logging
@@ -114,7 +140,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_worker(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Run workers only, until SIGINT or SIGTERM (or, when supervised, until the server is gone)."""
     from quaero.runtime.logsetup import configure_logging
     from quaero.runtime import Runtime
 
@@ -161,15 +188,15 @@ def _run_summary(runtime: Any, root_id: str, started: float) -> dict[str, Any]:
     return summary
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Run one definition in the foreground; 0 only if its execution completed."""
     from quaero.runtime.logsetup import configure_logging
     from quaero.runtime import Runtime
 
     if not args.file.is_file():
         raise QuaeroError(f"{args.file} does not exist or is not a file")
     source = args.file.read_text(encoding="utf-8")
-    configure_logging(settings, file_name="run.log", console_level="ERROR" if args.json else "WARNING",
-                      stream=sys.stderr if args.json else None)
+    configure_logging(settings, file_name="run.log", console_level="ERROR" if args.json else "WARNING")
     runtime = Runtime(settings, role="run")
     definition = runtime.definitions.parse(source, origin=str(args.file), default_id=args.file.stem)
     stop = threading.Event()
@@ -179,7 +206,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         assert runtime.orchestrator is not None
         root_id = runtime.orchestrator.execute(definition, trigger=f"quaero run {args.file}")
-        display = None if args.json else _LiveDisplay(definition.name)
+        display = None if args.json else _LiveDisplay(definition.name, out)
         cancelling = False
         while True:
             summary = _run_summary(runtime, root_id, started)
@@ -199,10 +226,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         runtime.stop()
     if args.json:
-        print(json.dumps(summary))
+        _print_json(summary, out)
     else:
         print(f"{summary['status']}: {summary['counts']['completed']} completed, {summary['counts']['failed']} "
-              f"failed, {summary['result_count']} results in {summary['elapsed_s']} s (job {summary['job_id']})")
+              f"failed, {summary['result_count']} results in {summary['elapsed_s']} s (job {summary['job_id']})",
+              file=out)
         if summary.get("error"):
             print(f"error: {summary['error']}", file=sys.stderr)
     return 0 if summary["status"] == "completed" else 1
@@ -211,26 +239,30 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 class _LiveDisplay:
     """A progress bar on the terminal (rich), refreshed from the stored counts."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, out: TextIO) -> None:
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                                  TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[text]}"),
-                                 TimeElapsedColumn(), transient=False)
+                                 TimeElapsedColumn(), transient=False, console=Console(file=out))
         self.task = self.progress.add_task(name, total=None, text="starting")
         self.progress.start()
 
     def update(self, summary: dict[str, Any]) -> None:
+        """Show the counts of one summary."""
         counts = summary["counts"]
         done = counts["completed"] + counts["failed"] + counts["cancelled"]
         text = f"{counts['running']} running, {counts['failed']} failed, {summary['result_count']} results"
         self.progress.update(self.task, total=counts["total"] or None, completed=done, text=text)
 
     def close(self) -> None:
+        """Leave the bar as it last was."""
         self.progress.stop()
 
 
-def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_jobs(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Recent jobs, newest first."""
     from quaero.stores.db import Database
     from quaero.stores.models import bind_models
     from quaero.stores.views import job_dict
@@ -244,14 +276,15 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
         query = query.where(models.Job.type == args.job_type)
     rows = [job_dict(job) for job in query.order_by(models.Job.id.desc()).limit(args.limit)]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        _print_json(rows, out, indent=2)
     else:
         for row in rows:
-            print(f"{row['id']}  {row['status']:<9}  {row['type']:<14}  {row['created_at']}  {row['name']}")
+            print(f"{row['id']}  {row['status']:<9}  {row['type']:<14}  {row['created_at']}  {row['name']}", file=out)
     return 0
 
 
-def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Full-text search of the documents: ranked hits, or the page the API gives."""
     from quaero.stores.db import Database
     from quaero.stores.models import bind_models
     from quaero.stores.search import DocumentSearch
@@ -265,20 +298,20 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         database.close()
     if args.json:
-        print(json.dumps(page.as_dict(), indent=2, ensure_ascii=False))
+        _print_json(page.as_dict(), out, indent=2, ensure_ascii=False)
     else:
-        _print_hits(page)
+        _print_hits(page, out)
     return 0
 
 
-def _print_hits(page: SearchPage) -> None:
+def _print_hits(page: SearchPage, out: TextIO) -> None:
     """Rank, title, URL and snippet; the matches in bold on a terminal, in [brackets] otherwise."""
     from rich.console import Console
     from rich.markup import escape
 
     from quaero.stores.search import mark_matches
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(file=out, highlight=False, soft_wrap=True)
     if console.is_terminal:
         marks = {"escape": escape, "start": "[bold yellow]", "stop": "[/bold yellow]"}
     else:
@@ -291,23 +324,25 @@ def _print_hits(page: SearchPage) -> None:
     console.print(f"{shown} result{'s' if page.total != 1 else ''} for {escape(repr(page.query))}")
 
 
-def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_plugins(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """The installed plugins, their versions and actions, and why any failed to load."""
     from quaero.registry import load_plugins
 
     registry = load_plugins(only=settings.plugins, plugin_modules=settings.plugin_modules)
     listing = registry.listing()
     if args.json:
-        print(json.dumps(listing, indent=2))
+        _print_json(listing, out, indent=2)
     else:
         if not listing:
-            print("no plugins installed")
+            print("no plugins installed", file=out)
         for item in listing:
             status = f"FAILED: {item['error']}" if item["error"] else ", ".join(item["actions"]) or "(no actions)"
-            print(f"{item['name']} {item['version'] or ''}  {status}")
+            print(f"{item['name']} {item['version'] or ''}  {status}", file=out)
     return 0
 
 
-def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Check definition files without running them; 1 if any is invalid (each error on stderr)."""
     from quaero.stores.definitions import load_definition_text
     from quaero.registry import load_plugins
 
@@ -317,7 +352,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
         try:
             definition = load_definition_text(path.read_text(encoding="utf-8"), registry, origin=str(path),
                                               default_id=path.stem)
-            print(f"{path}: ok ({definition.id}, {len(definition.steps)} step(s))")
+            print(f"{path}: ok ({definition.id}, {len(definition.steps)} step(s))", file=out)
         except (QuaeroError, OSError) as exc:
             failed += 1
             print(f"{exc}", file=sys.stderr)

@@ -38,6 +38,66 @@ def test_run_json_reports_the_outcome(tmp_path, workers):
     assert [j["id"] for j in json.loads(jobs.stdout)] == [summary["job_id"]]
 
 
+# A plugin that prints, at import in every process and in each job it runs: the CLI's JSON must survive it.
+NOISY_PLUGIN = """
+from quaero import Action, ChildSpec, JobWorker, StepManager, StepOptions, hookimpl
+
+print("noisy plugin imported")
+
+
+class Options(StepOptions):
+    count: int = 4
+
+
+class Manager(StepManager):
+    manager_type = "noisy"
+
+    def create_parent_job(self, ctx, step, job_def, parent_job_id):
+        parent = ctx.create_step_job(step, job_def, parent_job_id)
+        ctx.spawner.spawn_children(parent, [ChildSpec("noisy_item", f"n{i}", {"i": i}) for i in range(step.options.count)])
+        return parent.id
+
+
+class Worker(JobWorker):
+    worker_type = "noisy_item"
+
+    def execute(self, ctx, job):
+        print(f"noisy job {job.config['i']} printing")
+        ctx.log("info", f"noisy job {job.config['i']} logging")
+        if job.config["i"] == 0:
+            raise RuntimeError("noisy job 0 fails on purpose")
+
+
+@hookimpl
+def register_actions(register):
+    register(Action(name="noisy", manager=Manager(), workers=[Worker()], options=Options))
+"""
+NOISY = "name: noisy\nerror_tolerance: {max_child_failures: 1}\nsteps:\n  - {name: noise, action: noisy}\n"
+
+
+@pytest.mark.parametrize("workers", [None, "0", "2"])
+def test_run_json_prints_only_json_on_stdout_and_everything_else_on_stderr(tmp_path, workers):
+    """Job logs (INFO from worker processes, ERROR from threads), prints of a plugin: all on stderr."""
+    (tmp_path / "noisy_plugin.py").write_text(NOISY_PLUGIN)
+    (tmp_path / "noisy.yaml").write_text(NOISY)
+    env = {"QUAERO_PLUGIN_MODULES": "noisy_plugin", "PYTHONPATH": str(tmp_path)}
+    flags = ("--workers", workers) if workers is not None else ()  # none: one worker process per core
+    result = quaero("run", "noisy.yaml", "--json", "--data-dir", "data", *flags, cwd=tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # fails on any line but the JSON
+    assert summary["status"] == "completed" and summary["counts"]["failed"] == 1
+    assert "noisy plugin imported" in result.stderr and "noisy job 1 printing" in result.stderr
+    assert "noisy job 0 fails on purpose" in result.stderr  # a job log line, at ERROR: shown even with --json
+    if workers != "0":  # worker processes log at their own level; in-process workers are quieted to ERROR
+        assert "quaero.job: [job_" in result.stderr and "noisy job 1 logging" in result.stderr
+
+    for command in (("plugins", "--json"), ("jobs", "--json"), ("search", "noisy", "--json")):
+        listed = quaero(*command, "--data-dir", "data", cwd=tmp_path, **env)
+        assert listed.returncode == 0, listed.stderr
+        json.loads(listed.stdout)
+        assert command[0] != "plugins" or "noisy plugin imported" in listed.stderr
+
+
 def test_run_exits_non_zero_when_the_execution_fails(tmp_path):
     (tmp_path / "bad.yaml").write_text(
         "name: bad\nsteps:\n  - {name: fail, action: test_fanout, config: {count: 2, fail_every: 1}}\n")
