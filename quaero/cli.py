@@ -24,7 +24,10 @@ from quaero.errors import QuaeroError
 from quaero.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from quaero.stores.jobs import JobFilter
     from quaero.stores.search import SearchPage
+
+MAX_LIMIT = 1000  # the API's largest page
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -56,12 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", dest="worker_processes", type=int, help="worker processes (0: threads)")
     run.add_argument("--threads", dest="worker_threads", type=int, help="worker threads per process")
 
-    jobs = sub.add_parser("jobs", help="list recent jobs")
+    jobs = sub.add_parser("jobs", help="list recent executions (or other jobs), newest first")
     _common(jobs)
     jobs.add_argument("--status", choices=["pending", "running", "completed", "failed", "cancelled"])
-    jobs.add_argument("--type", dest="job_type", help="job type, e.g. parent for executions")
-    jobs.add_argument("--limit", type=int, default=20)
-    jobs.add_argument("--json", action="store_true")
+    kinds = jobs.add_mutually_exclusive_group()
+    kinds.add_argument("--type", dest="job_type", default="parent",
+                       help="job type: parent (executions, the default), step, or a worker type such as crawler_url")
+    kinds.add_argument("--all", dest="all_types", action="store_true", help="jobs of every type")
+    jobs.add_argument("--limit", type=int, default=20, help=f"rows to show (1 to {MAX_LIMIT}; default 20)")
+    jobs.add_argument("--json", action="store_true", help="print the page as the API returns it")
 
     search = sub.add_parser("search", help="full-text search of the documents")
     _common(search)
@@ -262,25 +268,48 @@ class _LiveDisplay:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    """Recent jobs, newest first."""
+    """The newest executions (or jobs of one type, or of all), a page at a time as the API gives them."""
     from quaero.stores.db import Database
+    from quaero.stores.events import EventBus
+    from quaero.stores.jobs import JobFilter, JobManager
     from quaero.stores.models import bind_models
-    from quaero.stores.views import job_dict
+    from quaero.stores.views import job_page
 
+    if not 1 <= args.limit <= MAX_LIMIT:
+        raise QuaeroError(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}")
+    where = JobFilter(status=args.status, type=None if args.all_types else args.job_type)
     database = Database(settings.resolved_database_url)
-    models = bind_models(database.db)
-    query = models.Job.select()
-    if args.status:
-        query = query.where(models.Job.status == args.status)
-    if args.job_type:
-        query = query.where(models.Job.type == args.job_type)
-    rows = [job_dict(job) for job in query.order_by(models.Job.id.desc()).limit(args.limit)]
+    try:
+        # Reading needs no runtime (plugins, broker, workers): the store and an event bus nobody listens to.
+        jobs = JobManager(database, bind_models(database.db), EventBus())
+        listing = job_page(jobs, where, limit=args.limit)
+    finally:
+        database.close()
     if args.json:
-        _print_json(rows, out, indent=2)
+        _print_json(listing, out, indent=2)
     else:
-        for row in rows:
-            print(f"{row['id']}  {row['status']:<9}  {row['type']:<14}  {row['created_at']}  {row['name']}", file=out)
+        _print_jobs(listing, _jobs_noun(where), out)
     return 0
+
+
+def _jobs_noun(where: JobFilter) -> str:
+    """What the rows are, for the lines around them: "failed executions", "jobs of type step"."""
+    noun = {"parent": "executions", None: "jobs"}.get(where.type, f"jobs of type {where.type}")
+    return f"{where.status} {noun}" if where.status else noun
+
+
+def _print_jobs(listing: dict[str, Any], noun: str, out: TextIO) -> None:
+    """A header row, one row a job, and a last line when more match than are shown."""
+    items = listing["items"]
+    if not items:
+        print(f"no {noun}", file=out)
+        return
+    row = "{:<28}  {:<9}  {:<14}  {:<24}  {}"
+    print(row.format("ID", "STATUS", "TYPE", "CREATED", "NAME"), file=out)
+    for job in items:
+        print(row.format(job["id"], job["status"], job["type"], job["created_at"], job["name"]), file=out)
+    if listing["total"] > len(items):
+        print(f"{len(items)} of {listing['total']} {noun}; --limit to see more", file=out)
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from quaero import __version__
 from quaero.stores.logs import LEVELS
 from quaero.stores.jobs import Counts, JobFilter
-from quaero.stores.views import job_dict, page
+from quaero.stores.views import job_dict, job_page, page
 from quaero.web import api_definitions, api_queue
 from quaero.web.api_queue import dead_letter_delete, dead_letter_requeue
 from quaero.web.http import (bad_input, bool_param, choice_param, int_param, json_object, page_params, runtime_of,
@@ -148,11 +148,9 @@ async def list_jobs(request: Request) -> JSONResponse:
     where = JobFilter(status=status_param(request), type=text_param(request, "type"),
                       parent_id=text_param(request, "parent_id"), definition_id=text_param(request, "definition_id"))
     limit, offset = page_params(request)
-    jobs = runtime_of(request).jobs
-    items, total = await asyncio.to_thread(jobs.listing, where, limit=limit, offset=offset,
-                                           before=text_param(request, "before"))
-    cursor = items[-1].id if len(items) == limit else None
-    return JSONResponse(page([job_dict(job) for job in items], total, limit, offset, cursor))
+    listing = await asyncio.to_thread(job_page, runtime_of(request).jobs, where, limit=limit, offset=offset,
+                                      before=text_param(request, "before"))
+    return JSONResponse(listing)
 
 
 async def get_job(request: Request) -> JSONResponse:
