@@ -101,6 +101,8 @@ async def json_object(request: Request) -> dict[str, Any]:
         raise bad_input(f"the body is not valid JSON: {exc}", "", "body") from None
     except RecursionError:
         raise bad_input("the body is nested too deeply", "", "body") from None
+    except ValueError:  # a number of more than 4300 digits, which Python refuses to read
+        raise bad_input("the body holds a number too long to read", "", "body") from None
     if not isinstance(data, dict):
         raise bad_input("the body must be a JSON object", "", "body")
     return data
