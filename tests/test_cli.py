@@ -54,7 +54,8 @@ class Manager(StepManager):
 
     def create_parent_job(self, ctx, step, job_def, parent_job_id):
         parent = ctx.create_step_job(step, job_def, parent_job_id)
-        ctx.spawner.spawn_children(parent, [ChildSpec("noisy_item", f"n{i}", {"i": i}) for i in range(step.options.count)])
+        children = [ChildSpec("noisy_item", f"n{i}", {"i": i}) for i in range(step.options.count)]
+        ctx.spawner.spawn_children(parent, children)
         return parent.id
 
 
