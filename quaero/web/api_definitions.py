@@ -17,7 +17,8 @@ from quaero.stores.definition_store import definition_source, record_dict
 from quaero.stores.definitions import validate_definition
 from quaero.errors import DefinitionError
 from quaero.stores.views import page
-from quaero.web.http import bad_input, json_object, page_params, read_body, runtime_of
+from quaero.web.bodies import QuickCrawlInput
+from quaero.web.http import bad_input, page_params, read_body, read_model, runtime_of
 
 T = TypeVar("T")
 
@@ -174,46 +175,22 @@ async def execute_definition(request: Request) -> JSONResponse:
     return JSONResponse({"job_id": job_id}, status_code=202)
 
 
-QUICK_CRAWL_KEYS = {"url", "max_depth", "max_pages", "include_patterns", "exclude_patterns", "auth_id"}
-
-
 async def quick_crawl(request: Request) -> JSONResponse:
     """Crawl one site now, without a stored definition.
     ---
     requestBody:
       required: true
-      content:
-        application/json:
-          schema:
-            type: object
-            required: [url]
-            additionalProperties: false
-            properties:
-              url: {type: string, description: the page to start from}
-              max_depth: {type: integer, minimum: 0}
-              max_pages: {type: integer, minimum: 1}
-              include_patterns: {type: array, items: {type: string}}
-              exclude_patterns: {type: array, items: {type: string}}
-              auth_id: {type: string}
+      content: {application/json: {schema: {$ref: '#/components/schemas/QuickCrawlInput'}}}
     responses:
       202: {description: started, content: {application/json: {schema: {$ref: '#/components/schemas/JobAccepted'}}}}
       400: {$ref: '#/components/responses/BadRequest'}
       413: {$ref: '#/components/responses/TooLarge'}
     """
     runtime = runtime_of(request)
-    data = await json_object(request)
-    unknown = sorted(set(data) - QUICK_CRAWL_KEYS)
-    if unknown:
-        raise DefinitionError(f"unknown keys {unknown}; accepted: {sorted(QUICK_CRAWL_KEYS)}",
-                              detail=[{"path": key, "in": "body", "message": "unknown key"} for key in unknown])
-    if not isinstance(data.get("url"), str):
-        raise bad_input("'url' (the page to start from) is required", "url", "body")
-    config = {"start_urls": [data["url"]], **{k: v for k, v in data.items() if k not in ("url", "auth_id")}}
-    if data.get("auth_id"):
-        config["auth_id"] = data["auth_id"]
+    body = await read_model(request, QuickCrawlInput)
     definition = validate_definition(
-        {"id": "quick-crawl", "name": f"Quick crawl of {data['url']}"[:200],
-         "steps": [{"name": "crawl", "action": "crawl", "config": config}]},
+        {"id": "quick-crawl", "name": f"Quick crawl of {body.url}"[:200],
+         "steps": [{"name": "crawl", "action": "crawl", "config": body.crawl_config()}]},
         runtime.registry, origin="quick crawl")
     job_id = await asyncio.to_thread(runtime.orchestrator.execute, definition, trigger="quick crawl")
     return JSONResponse({"job_id": job_id}, status_code=202)
