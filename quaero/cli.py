@@ -1,22 +1,33 @@
-"""The ``quaero`` command: serve, worker, run, jobs, search, plugins, validate."""
+"""The ``quaero`` command: serve, worker, run, jobs, search, plugins, validate.
+
+Each ``cmd_*`` writes its output to the stream it is given. With ``--json`` that stream is the real stdout
+and nothing else may write there: logs go to stderr (``runtime/logsetup.py``), supervised workers' stdout
+is the server's stderr (``runtime/supervisor.py``), and ``sys.stdout`` points at stderr while the command
+runs, for the ``print`` of a plugin (other people's code, running in this process).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from quaero.errors import QuaeroError
 from quaero.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from quaero.api.documents import SearchPage
+    from quaero.stores.jobs import JobFilter
+
+MAX_LIMIT = 1000  # the API's largest page
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -48,12 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", dest="worker_processes", type=int, help="worker processes (0: threads)")
     run.add_argument("--threads", dest="worker_threads", type=int, help="worker threads per process")
 
-    jobs = sub.add_parser("jobs", help="list recent jobs")
+    jobs = sub.add_parser("jobs", help="list recent executions (or other jobs), newest first")
     _common(jobs)
     jobs.add_argument("--status", choices=["pending", "running", "completed", "failed", "cancelled"])
-    jobs.add_argument("--type", dest="job_type", help="job type, e.g. parent for executions")
-    jobs.add_argument("--limit", type=int, default=20)
-    jobs.add_argument("--json", action="store_true")
+    kinds = jobs.add_mutually_exclusive_group()
+    kinds.add_argument("--type", dest="job_type", default="parent",
+                       help="job type: parent (executions, the default), step, or a worker type such as crawler_url")
+    kinds.add_argument("--all", dest="all_types", action="store_true", help="jobs of every type")
+    jobs.add_argument("--limit", type=int, default=20, help=f"rows to show (1 to {MAX_LIMIT}; default 20)")
+    jobs.add_argument("--json", action="store_true", help="print the page as the API returns it")
 
     search = sub.add_parser("search", help="full-text search of the documents")
     _common(search)
@@ -86,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
         handler = globals()[f"cmd_{args.command}"]
-        return handler(args, settings)
+        with _output(json_only=getattr(args, "json", False)) as out:
+            return handler(args, settings, out)
     except QuaeroError as exc:
         print(f"quaero: error: {exc}", file=sys.stderr)
         return 2
@@ -94,12 +109,29 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+@contextlib.contextmanager
+def _output(*, json_only: bool) -> Iterator[TextIO]:
+    """The stream a command prints its output to: stdout. For ``--json``, ``sys.stdout`` is stderr meanwhile."""
+    out = sys.stdout
+    if not json_only:
+        yield out
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield out
+
+
+def _print_json(data: Any, out: TextIO, **options: Any) -> None:
+    out.write(json.dumps(data, **options) + "\n")
+    out.flush()
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Serve the pages and the API, with the monitor, the scheduler and the workers."""
     import uvicorn
 
     from quaero.runtime.logsetup import configure_logging
@@ -114,7 +146,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_worker(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Run workers only, until SIGINT or SIGTERM (or, when supervised, until the server is gone)."""
     from quaero.runtime.logsetup import configure_logging
     from quaero.runtime import Runtime
 
@@ -161,15 +194,15 @@ def _run_summary(runtime: Any, root_id: str, started: float) -> dict[str, Any]:
     return summary
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Run one definition in the foreground; 0 only if its execution completed."""
     from quaero.runtime.logsetup import configure_logging
     from quaero.runtime import Runtime
 
     if not args.file.is_file():
         raise QuaeroError(f"{args.file} does not exist or is not a file")
     source = args.file.read_text(encoding="utf-8")
-    configure_logging(settings, file_name="run.log", console_level="ERROR" if args.json else "WARNING",
-                      stream=sys.stderr if args.json else None)
+    configure_logging(settings, file_name="run.log", console_level="ERROR" if args.json else "WARNING")
     runtime = Runtime(settings, role="run")
     definition = runtime.definitions.parse(source, origin=str(args.file), default_id=args.file.stem)
     stop = threading.Event()
@@ -179,7 +212,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         assert runtime.orchestrator is not None
         root_id = runtime.orchestrator.execute(definition, trigger=f"quaero run {args.file}")
-        display = None if args.json else _LiveDisplay(definition.name)
+        display = None if args.json else _LiveDisplay(definition.name, out)
         cancelling = False
         while True:
             summary = _run_summary(runtime, root_id, started)
@@ -199,10 +232,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         runtime.stop()
     if args.json:
-        print(json.dumps(summary))
+        _print_json(summary, out)
     else:
         print(f"{summary['status']}: {summary['counts']['completed']} completed, {summary['counts']['failed']} "
-              f"failed, {summary['result_count']} results in {summary['elapsed_s']} s (job {summary['job_id']})")
+              f"failed, {summary['result_count']} results in {summary['elapsed_s']} s (job {summary['job_id']})",
+              file=out)
         if summary.get("error"):
             print(f"error: {summary['error']}", file=sys.stderr)
     return 0 if summary["status"] == "completed" else 1
@@ -211,47 +245,75 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 class _LiveDisplay:
     """A progress bar on the terminal (rich), refreshed from the stored counts."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, out: TextIO) -> None:
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                                  TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[text]}"),
-                                 TimeElapsedColumn(), transient=False)
+                                 TimeElapsedColumn(), transient=False, console=Console(file=out))
         self.task = self.progress.add_task(name, total=None, text="starting")
         self.progress.start()
 
     def update(self, summary: dict[str, Any]) -> None:
+        """Show the counts of one summary."""
         counts = summary["counts"]
         done = counts["completed"] + counts["failed"] + counts["cancelled"]
         text = f"{counts['running']} running, {counts['failed']} failed, {summary['result_count']} results"
         self.progress.update(self.task, total=counts["total"] or None, completed=done, text=text)
 
     def close(self) -> None:
+        """Leave the bar as it last was."""
         self.progress.stop()
 
 
-def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_jobs(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """The newest executions (or jobs of one type, or of all), a page at a time as the API gives them."""
     from quaero.stores.db import Database
+    from quaero.stores.events import EventBus
+    from quaero.stores.jobs import JobFilter, JobManager
     from quaero.stores.models import bind_models
-    from quaero.stores.views import job_dict
+    from quaero.stores.views import job_page
 
+    if not 1 <= args.limit <= MAX_LIMIT:
+        raise QuaeroError(f"--limit must be between 1 and {MAX_LIMIT}, got {args.limit}")
+    where = JobFilter(status=args.status, type=None if args.all_types else args.job_type)
     database = Database(settings.resolved_database_url)
-    models = bind_models(database.db)
-    query = models.Job.select()
-    if args.status:
-        query = query.where(models.Job.status == args.status)
-    if args.job_type:
-        query = query.where(models.Job.type == args.job_type)
-    rows = [job_dict(job) for job in query.order_by(models.Job.id.desc()).limit(args.limit)]
+    try:
+        # Reading needs no runtime (plugins, broker, workers): the store and an event bus nobody listens to.
+        jobs = JobManager(database, bind_models(database.db), EventBus())
+        listing = job_page(jobs, where, limit=args.limit)
+    finally:
+        database.close()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        _print_json(listing, out, indent=2)
     else:
-        for row in rows:
-            print(f"{row['id']}  {row['status']:<9}  {row['type']:<14}  {row['created_at']}  {row['name']}")
+        _print_jobs(listing, _jobs_noun(where), out)
     return 0
 
 
-def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+def _jobs_noun(where: JobFilter) -> str:
+    """What the rows are, for the lines around them: "failed executions", "jobs of type step"."""
+    noun = {"parent": "executions", None: "jobs"}.get(where.type, f"jobs of type {where.type}")
+    return f"{where.status} {noun}" if where.status else noun
+
+
+def _print_jobs(listing: dict[str, Any], noun: str, out: TextIO) -> None:
+    """A header row, one row a job, and a last line when more match than are shown."""
+    items = listing["items"]
+    if not items:
+        print(f"no {noun}", file=out)
+        return
+    row = "{:<28}  {:<9}  {:<14}  {:<24}  {}"
+    print(row.format("ID", "STATUS", "TYPE", "CREATED", "NAME"), file=out)
+    for job in items:
+        print(row.format(job["id"], job["status"], job["type"], job["created_at"], job["name"]), file=out)
+    if listing["total"] > len(items):
+        print(f"{len(items)} of {listing['total']} {noun}; --limit to see more", file=out)
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Full-text search of the documents: ranked hits, or the page the API gives."""
     from quaero.stores.db import Database
     from quaero.stores.models import bind_models
     from quaero.stores.search import DocumentSearch, page_dict
@@ -265,20 +327,20 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         database.close()
     if args.json:
-        print(json.dumps(page_dict(page), indent=2, ensure_ascii=False))
+        _print_json(page_dict(page), out, indent=2, ensure_ascii=False)
     else:
-        _print_hits(page)
+        _print_hits(page, out)
     return 0
 
 
-def _print_hits(page: SearchPage) -> None:
+def _print_hits(page: SearchPage, out: TextIO) -> None:
     """Rank, title, URL and snippet; the matches in bold on a terminal, in [brackets] otherwise."""
     from rich.console import Console
     from rich.markup import escape
 
     from quaero.stores.search import mark_matches
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(file=out, highlight=False, soft_wrap=True)
     if console.is_terminal:
         marks = {"escape": escape, "start": "[bold yellow]", "stop": "[/bold yellow]"}
     else:
@@ -291,24 +353,26 @@ def _print_hits(page: SearchPage) -> None:
     console.print(f"{shown} result{'s' if page.total != 1 else ''} for {escape(repr(page.query))}")
 
 
-def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_plugins(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """The installed plugins, their versions and actions, and why any failed to load."""
     from quaero.registry import load_plugins
 
     registry = load_plugins(only=settings.load_plugins, plugin_modules=settings.plugin_modules)
     listing = registry.listing()
     if args.json:
-        print(json.dumps(listing, indent=2))
+        _print_json(listing, out, indent=2)
     else:
         if not listing:
-            print("no plugins installed")
+            print("no plugins installed", file=out)
         for item in listing:
             status = (f"FAILED: {item['error']}" if item["error"]
                       else ", ".join(action["name"] for action in item["actions"]) or "(no actions)")
-            print(f"{item['name']} {item['version'] or ''}  {status}")
+            print(f"{item['name']} {item['version'] or ''}  {status}", file=out)
     return 0
 
 
-def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Check definition files without running them; 1 if any is invalid (each error on stderr)."""
     from quaero.stores.definitions import load_definition_text
     from quaero.registry import load_plugins
 
@@ -318,7 +382,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
         try:
             definition = load_definition_text(path.read_text(encoding="utf-8"), registry, origin=str(path),
                                               default_id=path.stem)
-            print(f"{path}: ok ({definition.id}, {len(definition.steps)} step(s))")
+            print(f"{path}: ok ({definition.id}, {len(definition.steps)} step(s))", file=out)
         except (QuaeroError, OSError) as exc:
             failed += 1
             print(f"{exc}", file=sys.stderr)

@@ -120,7 +120,7 @@ ODD_VALUES = ["", "-1", HUGE, "\u00e9\U0001f4a9\x00"]
 QUERY_NAMES = ["limit", "offset", "before", "after_id", "status", "type", "parent_id", "definition_id", "level",
                "include_children", "queue", "q", "sort", "source", "tag", "after", "job_id", "all", "top_tags"]
 ODD_BODIES = [b"", b"{", b"[1, 2]", b"null", b"\xff\xfe\x00binary", b"[" * 50_000, b"{\"id\": {\"deep\": " * 5000,
-              b"a: &a [*a, *a]\n", b"x" * 1_100_000,
+              b"a: &a [*a, *a]\n", b"x" * 1_100_000, b"{\"id\": " + HUGE.encode() + b"}",
               b"{\"id\": 7, \"url\": [], \"cookies\": \"no\", \"headers\": {\"a\": 1}, \"name\": null}"]
 
 

@@ -35,7 +35,121 @@ def test_run_json_reports_the_outcome(tmp_path, workers):
     assert summary["status"] == "completed"
     assert summary["counts"]["completed"] == summary["counts"]["total"] == 25
     jobs = quaero("jobs", "--json", "--type", "parent", "--data-dir", "data", cwd=tmp_path)
-    assert [j["id"] for j in json.loads(jobs.stdout)] == [summary["job_id"]]
+    assert [j["id"] for j in json.loads(jobs.stdout)["items"]] == [summary["job_id"]]
+
+
+# A plugin that prints, at import in every process and in each job it runs: the CLI's JSON must survive it.
+NOISY_PLUGIN = """
+from quaero.api import Action, ChildSpec, JobWorker, StepManager, StepOptions, hookimpl
+
+print("noisy plugin imported")
+
+
+class Options(StepOptions):
+    count: int = 4
+
+
+class Manager(StepManager):
+    manager_type = "noisy"
+
+    def start_step(self, ctx):
+        ctx.spawn_many([ChildSpec("noisy_item", f"n{i}", {"i": i}) for i in range(ctx.options.count)])
+
+
+class Worker(JobWorker):
+    worker_type = "noisy_item"
+
+    def execute(self, ctx, job):
+        print(f"noisy job {job.config['i']} printing")
+        ctx.log("info", f"noisy job {job.config['i']} logging")
+        if job.config["i"] == 0:
+            raise RuntimeError("noisy job 0 fails on purpose")
+
+
+@hookimpl
+def register_actions(register):
+    register(Action(name="noisy", manager=Manager(), workers=[Worker()], options=Options))
+"""
+NOISY = "name: noisy\nerror_tolerance: {max_child_failures: 1}\nsteps:\n  - {name: noise, action: noisy}\n"
+
+
+@pytest.mark.parametrize("workers", [None, "0", "2"])
+def test_run_json_prints_only_json_on_stdout_and_everything_else_on_stderr(tmp_path, workers):
+    """Job logs (INFO from worker processes, ERROR from threads), prints of a plugin: all on stderr."""
+    (tmp_path / "noisy_plugin.py").write_text(NOISY_PLUGIN)
+    (tmp_path / "noisy.yaml").write_text(NOISY)
+    env = {"QUAERO_PLUGIN_MODULES": "noisy_plugin", "PYTHONPATH": str(tmp_path)}
+    flags = ("--workers", workers) if workers is not None else ()  # none: one worker process per core
+    result = quaero("run", "noisy.yaml", "--json", "--data-dir", "data", *flags, cwd=tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # fails on any line but the JSON
+    assert summary["status"] == "completed" and summary["counts"]["failed"] == 1
+    assert "noisy plugin imported" in result.stderr and "noisy job 1 printing" in result.stderr
+    assert "noisy job 0 fails on purpose" in result.stderr  # a job log line, at ERROR: shown even with --json
+    if workers != "0":  # worker processes log at their own level; in-process workers are quieted to ERROR
+        assert "quaero.job: [job_" in result.stderr and "noisy job 1 logging" in result.stderr
+
+    for command in (("plugins", "--json"), ("jobs", "--json"), ("search", "noisy", "--json")):
+        listed = quaero(*command, "--data-dir", "data", cwd=tmp_path, **env)
+        assert listed.returncode == 0, listed.stderr
+        json.loads(listed.stdout)
+        assert command[0] != "plugins" or "noisy plugin imported" in listed.stderr
+
+
+def make_executions(data_dir: Path, count: int) -> list[str]:
+    """``count`` executions of two steps with three children each, as stored rows; their ids, oldest first."""
+    from quaero.settings import load_settings
+    from quaero.stores.db import Database
+    from quaero.stores.events import EventBus
+    from quaero.stores.jobs import ChildSpec, JobManager
+    from quaero.stores.models import bind_models
+
+    database = Database(load_settings(environ={}, overrides={"data_dir": data_dir}).resolved_database_url)
+    jobs = JobManager(database, bind_models(database.db), EventBus())
+    roots = []
+    for i in range(count):
+        root = jobs.create_job("parent", f"execution {i}", phase="orchestration", definition_id="listed")
+        for name in ("a", "b"):
+            step = jobs.create_job("step", f"step {name}", parent=root, phase="orchestration")
+            jobs.create_children(step, [ChildSpec("test_task", f"{name}{k}", {}) for k in range(3)], depth=0)
+        roots.append(root.id)
+    jobs.transition(roots[0], "running")
+    jobs.transition(roots[0], "failed")
+    database.close()
+    return roots
+
+
+def test_jobs_lists_executions_with_a_header_and_says_when_more_exist(tmp_path):
+    roots = make_executions(tmp_path / "data", 5)
+    shown = quaero("jobs", "--limit", "3", "--data-dir", "data", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    header, *rows, last = shown.stdout.splitlines()
+    assert header.split() == ["ID", "STATUS", "TYPE", "CREATED", "NAME"]
+    assert [row.split()[0] for row in rows] == roots[::-1][:3] and all("parent" in row for row in rows)
+    assert last == "3 of 5 executions; --limit to see more"
+
+    everything = quaero("jobs", "--data-dir", "data", cwd=tmp_path).stdout.splitlines()
+    assert len(everything) == 6 and "of 5" not in everything[-1]  # all shown: no line about more
+    failed = quaero("jobs", "--status", "failed", "--data-dir", "data", cwd=tmp_path).stdout.splitlines()
+    assert [row.split()[:2] for row in failed[1:]] == [[roots[0], "failed"]]
+    assert quaero("jobs", "--status", "running", "--data-dir", "data", cwd=tmp_path).stdout == "no running executions\n"
+    steps = quaero("jobs", "--type", "step", "--limit", "4", "--data-dir", "data", cwd=tmp_path).stdout
+    assert steps.splitlines()[-1] == "4 of 10 jobs of type step; --limit to see more"
+    every_type = quaero("jobs", "--all", "--limit", "2", "--data-dir", "data", cwd=tmp_path).stdout
+    assert every_type.splitlines()[-1] == "2 of 45 jobs; --limit to see more"
+
+    as_json = json.loads(quaero("jobs", "--json", "--limit", "2", "--data-dir", "data", cwd=tmp_path).stdout)
+    assert set(as_json) == {"items", "total", "limit", "offset", "next"}  # the page of GET /api/jobs
+    assert (as_json["total"], as_json["limit"], as_json["offset"]) == (5, 2, 0)
+    assert [j["id"] for j in as_json["items"]] == roots[::-1][:2] and as_json["next"] == roots[3]
+    assert as_json["items"][0]["counts"]["total"] == 2  # its two steps
+    last_page = json.loads(quaero("jobs", "--json", "--data-dir", "data", cwd=tmp_path).stdout)
+    assert len(last_page["items"]) == 5 and last_page["next"] is None
+
+    refused = quaero("jobs", "--limit", "0", "--data-dir", "data", cwd=tmp_path)
+    assert refused.returncode == 2 and "--limit must be between 1 and 1000" in refused.stderr and not refused.stdout
+    both = quaero("jobs", "--all", "--type", "step", "--data-dir", "data", cwd=tmp_path)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
 def test_run_exits_non_zero_when_the_execution_fails(tmp_path):

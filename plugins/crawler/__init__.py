@@ -9,7 +9,7 @@ from quaero.api import Action, PluginDatabase, PluginHost, WebRegistry, hookimpl
 from .manager import CrawlerManager
 from .options import CrawlOptions
 from .process import CrawlerProcess
-from .quick_crawl import quick_crawl
+from .quick_crawl import QuickCrawlInput, quick_crawl
 from .state import MIGRATIONS, forget_crawls
 from .worker import CrawlerWorker, SitemapWorker
 
@@ -30,7 +30,7 @@ def startup(plugin: PluginHost) -> CrawlerProcess:
 
 @hookimpl
 def register_web(web: WebRegistry) -> None:
-    web.route("/api/jobs/quick-crawl", quick_crawl, methods=["POST"])
+    web.route("/api/jobs/quick-crawl", quick_crawl, methods=["POST"], body=QuickCrawlInput)
 
 
 @hookimpl

@@ -52,8 +52,11 @@ class WebRegistry(ABC):
 
     @abstractmethod
     def route(self, path: str, endpoint: Endpoint, *, methods: Sequence[str] = ("GET",),
-              name: str | None = None) -> None:
+              name: str | None = None, body: type[BaseModel] | None = None) -> None:
         """Serve ``endpoint(request, ctx)`` at ``path`` (Starlette path syntax, e.g. ``/rss/{id:int}``).
+
+        ``body`` is the pydantic model of its JSON body (read with ``ctx.read_json``): its schema joins the
+        OpenAPI document's components under the model's class name, for the docstring's ``$ref``.
 
         The core's routes are matched first, so a plugin cannot shadow them. API endpoints (``/api/...``)
         answer JSON and their docstring's OpenAPI YAML (after a ``---`` line) joins ``/api/openapi.json``.

@@ -1,4 +1,8 @@
-"""Process logging: to stdout and to a rotating file under the data directory."""
+"""Process logging: to stderr and to a rotating file under the data directory.
+
+Logs never go to stdout: stdout carries what a command prints for people and scripts
+(``quaero run --json | jq``), in every process, supervised workers included.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,22 @@ import logging
 import logging.handlers
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from quaero.settings import Settings
 
 FORMAT = "%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s"
 
 
-def configure_logging(settings: Settings, *, file_name: str = "quaero.log", console_level: str | None = None,
-                      stream: TextIO | None = None) -> None:
-    """Send logs to the console and ``<data_dir>/logs/<file_name>`` (10 MB × 5 files).
+def configure_logging(settings: Settings, *, file_name: str = "quaero.log", console_level: str | None = None) -> None:
+    """Send logs to stderr and ``<data_dir>/logs/<file_name>`` (10 MB × 5 files).
 
-    ``console_level`` quiets the console (``quaero run`` shows a progress display there instead);
-    ``stream`` replaces stdout (``quaero run --json`` keeps stdout for its JSON).
+    ``console_level`` quiets stderr (``quaero run`` shows a progress display on the terminal instead).
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     formatter = logging.Formatter(FORMAT)
-    console = logging.StreamHandler(stream or sys.stdout)
+    console = logging.StreamHandler(sys.stderr)
     console.setFormatter(formatter)
     if console_level:
         console.setLevel(console_level)

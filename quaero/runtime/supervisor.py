@@ -32,7 +32,9 @@ class WorkerSupervisor:
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         env = {**os.environ, SETTINGS_ENV: self.settings.model_dump_json(), "QUAERO_WORKER_INDEX": str(index)}
-        process = subprocess.Popen([sys.executable, "-m", "quaero", "worker"], env=env)
+        # The worker's stdout is this process's stderr (fd 2): whatever a worker prints (a plugin's print())
+        # must not land in the middle of what the command prints on stdout, such as `quaero run --json`.
+        process = subprocess.Popen([sys.executable, "-m", "quaero", "worker"], env=env, stdout=2)
         log.info("worker process %d started (pid %d)", index, process.pid)
         return process
 

@@ -34,6 +34,9 @@ def definition_source(body: str | bytes, content_type: str | None = None) -> str
             raise DefinitionError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                                   detail=[{"path": "", "message": exc.msg, "line": exc.lineno,
                                            "column": exc.colno}]) from None
+        except ValueError:  # a number of more than 4300 digits, which Python refuses to read
+            raise DefinitionError("the JSON holds a number too long to read",
+                                  detail=[{"path": "", "message": "a number too long to read"}]) from None
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return text
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from quaero.errors import DefinitionError
 from quaero.api.actions import StepOptions
@@ -35,41 +36,59 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+# The field descriptions are the API's too: the OpenAPI document describes a definition body with this model.
 class ErrorTolerance(BaseModel):
     """How many failed children a step tolerates, and what happens beyond that."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max_child_failures: int | None = Field(None, ge=0)
-    failure_action: Literal["fail", "continue"] = "fail"
+    max_child_failures: int | None = Field(None, ge=0, description="more failed child jobs than this ...")
+    failure_action: Literal["fail", "continue"] = Field(
+        "fail", description="... fails the step and cancels its pending children, or lets it continue")
 
 
 class JobStep(BaseModel):
     """One step: which action runs, with which config, and what to do when it fails."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(min_length=1)
-    action: str = Field(min_length=1)
-    config: dict[str, Any] = Field(default_factory=dict)
-    on_error: Literal["fail", "continue", "retry"] = "fail"
-    max_retries: int = Field(2, ge=0, le=100)
+    name: str = Field(min_length=1, description="unique within the definition")
+    action: str = Field(min_length=1, description="the action (of a plugin) that runs the step")
+    config: dict[str, Any] = Field(default_factory=dict, description="the action's options, checked against them")
+    on_error: Literal["fail", "continue", "retry"] = Field("fail", description="what the step's failure does")
+    max_retries: int = Field(2, ge=0, le=100, description="for on_error: retry")
     #: The validated options (set by :func:`validate_definition`; not part of the YAML).
-    options: Any = Field(None, exclude=True)
+    options: SkipJsonSchema[Any] = Field(None, exclude=True)
+
+
+def _id_from_name(schema: dict[str, Any]) -> None:
+    # The model always gets an id, but a definition may leave it out: the loader takes the name's slug.
+    schema["required"] = [name for name in schema["required"] if name != "id"]
+
+
+_DURATION_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                              {"type": "string", "description": "a duration such as 90, '30s', '15m' or '2h'"},
+                              {"type": "null"}]}
 
 
 class JobDefinition(BaseModel):
-    """A multi-step job definition, as written in ``job-definitions/*.yaml``."""
+    """A job definition: its steps run in order, each after the previous one finished.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str
+    The same as YAML text (``Content-Type: application/yaml``) or as JSON; each step's ``config`` is checked
+    against its action's options, and an error names the step, the key, the line and the column.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_id_from_name)
+    id: str = Field(description="letters, digits, '_', '-' or '.' (default: the name, slugified)")
     name: str = Field(min_length=1)
     description: str = ""
     source_type: str = "web"
     base_url: str | None = None
-    auth_id: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    enabled: bool = True
-    schedule: str | None = None
-    timeout: float | None = None
+    auth_id: str | None = Field(None, description="stored credentials (cookies, headers) its steps send")
+    tags: list[str] = Field(default_factory=list, description="passed to its steps: a crawl tags the pages it saves")
+    enabled: bool = Field(True, description="a disabled definition is neither executed nor scheduled")
+    schedule: str | None = Field(
+        None, description="cron, 5 fields (or 6 with seconds); never overlaps a running execution")
+    timeout: Annotated[float | None, WithJsonSchema(_DURATION_SCHEMA)] = Field(
+        None, description="for the whole execution, in seconds or as a duration (default: default_job_timeout)")
     error_tolerance: ErrorTolerance = Field(default_factory=ErrorTolerance)
     steps: list[JobStep] = Field(min_length=1)
 

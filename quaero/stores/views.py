@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from quaero.stores.events import iso
-from quaero.stores.jobs import Counts
+from quaero.stores.jobs import Counts, JobFilter, JobManager
 from quaero.stores.models import Job
 
 
@@ -30,3 +30,14 @@ def page(items: list[Any], total: int, limit: int, offset: int, cursor: Any = No
     """One page of a list, the same shape for every list: ``next`` is the cursor of the following page
     (``None`` on the last one, or where a list pages by offset only)."""
     return {"items": items, "total": total, "limit": limit, "offset": offset, "next": cursor}
+
+
+def job_page(jobs: JobManager, where: JobFilter, *, limit: int, offset: int = 0,
+             before: str | None = None) -> dict[str, Any]:
+    """One page of jobs, newest first, as ``GET /api/jobs`` and ``quaero jobs --json`` give it.
+
+    A full page's last id is ``next``, the ``before`` of the following page; a shorter page is the last.
+    """
+    items, total = jobs.listing(where, limit=limit, offset=offset, before=before)
+    cursor = items[-1].id if len(items) == limit else None
+    return page([job_dict(job) for job in items], total, limit, offset, cursor)

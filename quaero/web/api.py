@@ -18,11 +18,12 @@ from starlette.routing import Route
 from quaero import __version__
 from quaero.stores.logs import LEVELS
 from quaero.stores.jobs import Counts, JobFilter
-from quaero.stores.views import job_dict, page
+from quaero.stores.views import job_dict, job_page, page
 from quaero.web import api_definitions, api_queue
 from quaero.web.api_queue import dead_letter_delete, dead_letter_requeue
-from quaero.web.http import (bad_input, bool_param, choice_param, int_param, json_object, page_params, runtime_of,
-                             status_param, text_param)
+from quaero.web.bodies import CredentialsInput
+from quaero.web.http import (bool_param, choice_param, int_param, page_params, read_model, runtime_of, status_param,
+                             text_param)
 
 __all__ = ["routes", "dead_letter_delete", "dead_letter_requeue"]  # the last two: for the queue page
 
@@ -76,43 +77,22 @@ async def auth_list(request: Request) -> JSONResponse:
     return JSONResponse(page(listing[offset:offset + limit], len(listing), limit, offset))
 
 
-AUTH_KEYS = ("id", "base_url", "cookies", "headers")
-
-
 async def auth_create(request: Request) -> JSONResponse:
     """Store (or replace) the cookies and headers a crawl sends for an auth id.
     ---
     requestBody:
       required: true
-      content:
-        application/json:
-          schema:
-            type: object
-            required: [id]
-            additionalProperties: false
-            properties:
-              id: {type: string, minLength: 1, maxLength: 200}
-              base_url: {type: string}
-              cookies: {type: object, nullable: true, additionalProperties: {type: string}}
-              headers: {type: object, nullable: true, additionalProperties: {type: string}}
+      content: {application/json: {schema: {$ref: '#/components/schemas/CredentialsInput'}}}
     responses:
       201: {description: stored, content: {application/json: {schema: {type: object, properties: {id: {type: string}}}}}}
       400: {$ref: '#/components/responses/BadRequest'}
       413: {$ref: '#/components/responses/TooLarge'}
     """
-    data = await json_object(request)
-    unknown = sorted(set(data) - set(AUTH_KEYS))
-    if unknown:
-        raise bad_input(f"unknown key {unknown[0]!r}; accepted: {', '.join(AUTH_KEYS)}", unknown[0], "body")
-    if not isinstance(data.get("id"), str):
-        raise bad_input("'id' (the auth id definitions refer to) is required, as text", "id", "body")
-    for key in ("cookies", "headers"):
-        if not isinstance(data.get(key, {}), dict | None):
-            raise bad_input(f"{key} is a JSON object of names to values", key, "body")
+    body = await read_model(request, CredentialsInput)
     credentials = runtime_of(request).credentials
-    await asyncio.to_thread(credentials.save, data["id"], base_url=str(data.get("base_url") or ""),
-                            cookies=data.get("cookies") or {}, headers=data.get("headers") or {})
-    return JSONResponse({"id": data["id"]}, status_code=201)
+    await asyncio.to_thread(credentials.save, body.id, base_url=body.base_url or "", cookies=body.cookies or {},
+                            headers=body.headers or {})
+    return JSONResponse({"id": body.id}, status_code=201)
 
 
 async def auth_delete(request: Request) -> JSONResponse:
@@ -148,11 +128,9 @@ async def list_jobs(request: Request) -> JSONResponse:
     where = JobFilter(status=status_param(request), type=text_param(request, "type"),
                       parent_id=text_param(request, "parent_id"), definition_id=text_param(request, "definition_id"))
     limit, offset = page_params(request)
-    jobs = runtime_of(request).jobs
-    items, total = await asyncio.to_thread(jobs.listing, where, limit=limit, offset=offset,
-                                           before=text_param(request, "before"))
-    cursor = items[-1].id if len(items) == limit else None
-    return JSONResponse(page([job_dict(job) for job in items], total, limit, offset, cursor))
+    listing = await asyncio.to_thread(job_page, runtime_of(request).jobs, where, limit=limit, offset=offset,
+                                      before=text_param(request, "before"))
+    return JSONResponse(listing)
 
 
 async def get_job(request: Request) -> JSONResponse:

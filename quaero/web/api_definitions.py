@@ -17,7 +17,7 @@ from quaero.stores.definition_store import definition_source, record_dict
 from quaero.stores.definitions import validate_definition
 from quaero.errors import DefinitionError
 from quaero.stores.views import page
-from quaero.web.http import bad_input, json_object, page_params, read_body, runtime_of
+from quaero.web.http import bad_input, page_params, read_body, read_model, runtime_of
 
 T = TypeVar("T")
 

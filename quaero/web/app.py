@@ -88,15 +88,16 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
             if owned:
                 await asyncio.to_thread(served.stop)
 
-    extra_routes, template_dirs = plugin_web(served)
+    extra = plugin_web(served, taken=openapi.component_names())
     # The core's routes first: a plugin adds pages and endpoints, it cannot shadow the core's.
     routes = [*stream.routes, *api.routes, *metrics.routes, *openapi.routes, *api_documents.routes, *pages.routes,
-              *pages_documents.routes, *live.routes, *extra_routes,
+              *pages_documents.routes, *live.routes, *extra.routes,
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(SecurityMiddleware, access_token=settings.access_token)],
                     exception_handlers={QuaeroError: _quaero_error, HTTPException: _http_error,
                                         Exception: _unexpected})
     app.state.runtime = served
-    app.state.templates = make_templates(settings, template_dirs)
+    app.state.templates = make_templates(settings, extra.template_dirs)
+    app.state.plugin_bodies = extra.bodies
     return app

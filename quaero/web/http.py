@@ -1,14 +1,18 @@
 """Request helpers shared by the API and the pages: the runtime, checked query parameters, bounded bodies.
 
-A bad parameter is a 400 whose ``detail`` names it: ``[{"path": "limit", "in": "query", "message": ...}]``,
-the shape a bad field of a job definition has, so a client shows every error the same way.
+A bad parameter or body field is a 400 whose ``detail`` names it:
+``[{"path": "limit", "in": "query", "message": ...}]``, the shape a bad field of a job definition has, so a
+client shows every error the same way. A JSON body is read into its typed model (``web/bodies.py``) by
+:func:`read_model`.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.websockets import WebSocket
@@ -17,6 +21,7 @@ from quaero.errors import NotFound, QuaeroError
 from quaero.stores.models import JOB_STATUSES
 from quaero.runtime import Runtime
 
+M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 1_000_000
 MAX_TEXT_PARAM = 200  # the longest id a job, definition or queue has
 TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
@@ -101,9 +106,73 @@ async def json_object(request: Request) -> dict[str, Any]:
         raise bad_input(f"the body is not valid JSON: {exc}", "", "body") from None
     except RecursionError:
         raise bad_input("the body is nested too deeply", "", "body") from None
+    except ValueError:  # a number of more than 4300 digits, which Python refuses to read
+        raise bad_input("the body holds a number too long to read", "", "body") from None
     if not isinstance(data, dict):
         raise bad_input("the body must be a JSON object", "", "body")
     return data
+
+
+async def read_model(request: Request, model: type[M]) -> M:
+    """The JSON body checked against ``model``; a 400 naming each bad field and what it must be."""
+    data = await json_object(request)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = body_problems(exc, model)
+        raise QuaeroError("; ".join(problem["message"] for problem in problems), detail=problems) from None
+
+
+# What a strict model's type errors expect, in the words of JSON rather than of Python.
+_EXPECTED = {"string_type": "text", "int_type": "a whole number", "float_type": "a number",
+             "bool_type": "true or false", "dict_type": "a JSON object", "list_type": "a JSON array"}
+_SUBJECT = re.compile(r"^(Input|String|List|Dictionary|Value) should")
+
+
+def body_problems(exc: ValidationError, model: type[BaseModel]) -> list[dict[str, Any]]:
+    """Each error of ``exc`` as ``{"path", "in": "body", "message"}``: the field, what is wrong, what it got.
+
+    A top-level field's description ends the message, so that it says what the field is for.
+    """
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        path = _dotted(loc)
+        name = repr(path) if path else "the body"
+        field = model.model_fields.get(loc[0]) if len(loc) == 1 and isinstance(loc[0], str) else None
+        about = f" ({field.description})" if field is not None and field.description else ""
+        if error["type"] == "extra_forbidden":
+            accepted = f"; accepted: {', '.join(model.model_fields)}" if len(loc) == 1 else ""
+            message = f"unknown key {loc[-1]!r}{accepted}"
+        elif error["type"] == "missing":
+            message = f"{name} is required{about}"
+        elif error["type"] in _EXPECTED:
+            message = f"{name} must be {_EXPECTED[error['type']]}, got {_described(error['input'])}{about}"
+        else:  # a bound, a length, an enum, or a validator's own words
+            text = _SUBJECT.sub("should", error["msg"].removeprefix("Value error, "))
+            message = f"{name} {text}, got {_described(error['input'])}"
+        problems.append({"path": path, "in": "body", "message": message})
+    return problems
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    """``("cookies", "sid")`` as ``cookies.sid``, ``("include_patterns", 0)`` as ``include_patterns[0]``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _described(value: Any) -> str:
+    """A value as a person reading the error would call it, cut short."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        text = str(value)
+        return f"{text[:20]}..." if len(text) > 20 else text
+    if isinstance(value, str):
+        return f"{len(value)} characters of text" if len(value) > 50 else repr(value)
+    return "a JSON object" if isinstance(value, dict) else "a JSON array" if isinstance(value, list) else "a value"
 
 
 def int_path(request: Request, name: str, what: str) -> int:

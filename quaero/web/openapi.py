@@ -3,9 +3,10 @@
 An endpoint's docstring is a one-line summary, ``---``, then its OpenAPI operation object in YAML
 (parameters, requestBody, responses): Starlette's ``SchemaGenerator`` convention. The schemas that
 operations share (Job, JobLog, Definition, Error, the pages of every list, the events) are written once
-below and referenced as ``#/components/...``. A view without the YAML part is left out of the document,
-which the tests catch. OpenAPI 3.0 has no WebSockets: ``/ws`` and its messages are described under
-``x-websocket``.
+below and referenced as ``#/components/...``; those of the request bodies are generated from their typed
+models (``web/bodies.py``, through ``web/schemas.py``), so the YAML names a body by ``$ref`` and never
+repeats its shape. A view without the YAML part is left out of the document, which the tests catch.
+OpenAPI 3.0 has no WebSockets: ``/ws`` and its messages are described under ``x-websocket``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -24,6 +26,8 @@ from starlette.schemas import BaseSchemaGenerator, EndpointInfo
 
 from quaero import __version__
 from quaero.stores.events import EVENT_TYPES
+from quaero.web.bodies import BODIES
+from quaero.web.schemas import component_schemas
 
 OPENAPI_VERSION = "3.0.3"
 _PATH_PARAM = re.compile(r"{(\w+)}")
@@ -149,39 +153,6 @@ schemas:
       created_at: {type: string, format: date-time}
       updated_at: {type: string, format: date-time}
       definition: {type: object, description: "the validated definition (on one definition, not in lists)"}
-  DefinitionInput:
-    type: object
-    description: >-
-      A job definition, as YAML text or as JSON (`Content-Type: application/json`); each step's `config`
-      is checked against its action's options, and an error names the step, the key, the line and column.
-    required: [name, steps]
-    properties:
-      id: {type: string, description: "default: the name, slugified"}
-      name: {type: string}
-      description: {type: string}
-      source_type: {type: string}
-      auth_id: {type: string}
-      tags: {type: array, items: {type: string}}
-      enabled: {type: boolean}
-      schedule: {type: string, description: "cron, 5 or 6 fields"}
-      timeout: {description: "seconds, or a duration such as 2h", oneOf: [{type: number}, {type: string}]}
-      error_tolerance:
-        type: object
-        properties:
-          max_child_failures: {type: integer, minimum: 0}
-          failure_action: {type: string, enum: [fail, continue]}
-      steps:
-        type: array
-        minItems: 1
-        items:
-          type: object
-          required: [name, action]
-          properties:
-            name: {type: string}
-            action: {type: string, description: the action (plugin) that runs the step}
-            config: {type: object}
-            on_error: {type: string, enum: [fail, continue, retry]}
-            max_retries: {type: integer, minimum: 0, maximum: 100}
   Plugin:
     type: object
     properties:
@@ -378,10 +349,16 @@ def page_schema(item: str, cursor: dict[str, Any] | None) -> dict[str, Any]:
 
 
 @functools.cache
-def components() -> dict[str, Any]:
-    """The shared parameters, responses and schemas (parsed once)."""
+def components(plugin_bodies: tuple[tuple[str, type[BaseModel]], ...] = ()) -> dict[str, Any]:
+    """The shared parameters, responses and schemas: written here, or generated from the bodies' models
+    (the core's, and those plugins' routes declared)."""
     parsed = yaml.safe_load(COMPONENTS)
     parsed["schemas"].update({name: page_schema(item, cursor) for name, (item, cursor) in PAGES.items()})
+    generated = component_schemas({**BODIES, **dict(plugin_bodies)})
+    clashes = sorted(set(generated) & set(parsed["schemas"]))
+    if clashes:
+        raise ValueError(f"schemas both written here and generated from a model: {', '.join(clashes)}")
+    parsed["schemas"].update(generated)
     return parsed
 
 
@@ -435,7 +412,8 @@ def operation(endpoint: EndpointInfo) -> dict[str, Any] | None:
 class DocstringSchemas(BaseSchemaGenerator):
     """Builds the document from the routes' docstrings."""
 
-    def get_schema(self, routes: list[BaseRoute]) -> dict[str, Any]:
+    def get_schema(self, routes: list[BaseRoute],
+                   plugin_bodies: dict[str, type[BaseModel]] | None = None) -> dict[str, Any]:
         """The whole document for ``routes``: the API's paths, the shared components, the WebSocket."""
         paths: dict[str, dict[str, Any]] = {}
         for endpoint in self.get_endpoints(routes):
@@ -446,7 +424,7 @@ class DocstringSchemas(BaseSchemaGenerator):
             "openapi": OPENAPI_VERSION,
             "info": {"title": "Quaero", "version": __version__, "description": DESCRIPTION},
             "paths": paths,
-            "components": components(),
+            "components": components(tuple(sorted((plugin_bodies or {}).items()))),
             "x-websocket": websocket_description(),
         }
 
@@ -459,7 +437,13 @@ async def openapi_document(request: Request) -> JSONResponse:
         description: an OpenAPI 3.0 document
         content: {application/json: {schema: {type: object}}}
     """
-    return JSONResponse(DocstringSchemas().get_schema(request.app.routes))
+    bodies = request.app.state.plugin_bodies
+    return JSONResponse(DocstringSchemas().get_schema(request.app.routes, bodies))
+
+
+def component_names() -> set[str]:
+    """The names of the core's component schemas (a plugin's body model may not take one)."""
+    return set(components()["schemas"])
 
 
 routes = [Route("/api/openapi.json", openapi_document, methods=["GET"])]

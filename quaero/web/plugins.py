@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -18,7 +19,7 @@ from quaero.engine.contexts import BaseContext
 from quaero.errors import QuaeroError
 from quaero.runtime import Runtime
 from quaero.stores.definitions import validate_definition
-from quaero.web.http import json_object
+from quaero.web.http import read_model
 from quaero.web.render import layout, page
 
 log = logging.getLogger(__name__)
@@ -39,26 +40,11 @@ class PluginWeb(BaseContext, WebContext):
         return orchestrator.execute(checked, trigger=trigger)
 
     async def read_json(self, request: Request, model: type[ModelT]) -> ModelT:
-        data = await json_object(request)
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise body_error(exc) from None
+        return await read_model(request, model)
 
     def render(self, request: Request, template: str, context: dict[str, Any] | None = None, *,
                status_code: int = 200) -> Response:
         return page(template, layout(request, "", **(context or {})), status_code=status_code)
-
-
-def body_error(exc: ValidationError) -> QuaeroError:
-    """A 400 naming every field of a JSON body at fault, and what is wrong with it."""
-    detail = []
-    for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"])
-        message = f"unknown key {path!r}" if error["type"] == "extra_forbidden" else error["msg"]
-        detail.append({"path": path, "in": "body", "message": message})
-    summary = "; ".join(f"{item['path']}: {item['message']}" if item["path"] else item["message"] for item in detail)
-    return QuaeroError(f"the body is not valid: {summary}", detail=detail)
 
 
 class Registrations(WebRegistry):
@@ -69,11 +55,14 @@ class Registrations(WebRegistry):
         self.plugin = plugin
         self.routes: list[BaseRoute] = []
         self.template_dirs: list[Path] = []
+        self.bodies: dict[str, type[BaseModel]] = {}
 
     def route(self, path: str, endpoint: Endpoint, *, methods: Sequence[str] = ("GET",),
-              name: str | None = None) -> None:
+              name: str | None = None, body: type[BaseModel] | None = None) -> None:
         if not path.startswith("/"):
             raise ValueError(f"plugin {self.plugin}: route path {path!r} must start with '/'")
+        if body is not None:
+            self.bodies[body.__name__] = body
         context = self.context
 
         async def handle(request: Request) -> Response:
@@ -90,14 +79,27 @@ class Registrations(WebRegistry):
         self.template_dirs.append(path)
 
 
-def plugin_web(runtime: Runtime) -> tuple[list[BaseRoute], list[Path]]:
-    """Every plugin's routes and template directories; a plugin whose hook fails is reported and skipped."""
-    routes: list[BaseRoute] = []
-    directories: list[Path] = []
+@dataclass
+class PluginWebParts:
+    """What every plugin's ``register_web`` added: routes, template directories, body models by name."""
+
+    routes: list[BaseRoute] = field(default_factory=list)
+    template_dirs: list[Path] = field(default_factory=list)
+    bodies: dict[str, type[BaseModel]] = field(default_factory=dict)
+
+
+def plugin_web(runtime: Runtime, taken: Iterable[str] = ()) -> PluginWebParts:
+    """Every plugin's routes, template directories and body models; a plugin whose hook fails (or whose
+    body model's name is already taken) is reported and skipped."""
+    parts = PluginWebParts()
+    names = set(taken)
     for name, function in runtime.registry.implementations("register_web"):
         registrations = Registrations(runtime, name)
         try:
             function(web=registrations)
+            clash = sorted(names & set(registrations.bodies))
+            if clash:
+                raise ValueError(f"body model name {clash[0]!r} is taken by the core or another plugin; rename it")
         except Exception as exc:
             error = f"register_web failed: {type(exc).__name__}: {exc}"
             log.error("plugin %s: %s; its pages and endpoints are left out", name, error)
@@ -105,7 +107,9 @@ def plugin_web(runtime: Runtime) -> tuple[list[BaseRoute], list[Path]]:
             if info is not None:
                 info.error = error
             continue
-        routes += registrations.routes
-        directories += registrations.template_dirs
-    return routes, directories
+        parts.routes += registrations.routes
+        parts.template_dirs += registrations.template_dirs
+        parts.bodies.update(registrations.bodies)
+        names |= set(registrations.bodies)
+    return parts
 
