@@ -93,17 +93,18 @@ class JobMonitor:
         """Enqueue again the pending jobs whose message never reached the queue.
 
         A process that dies between writing a job and enqueueing its message leaves a pending job that
-        nothing would ever run. Only brokers that can be asked about one message (the SQLite broker) allow
-        this check; returns the ids requeued.
+        nothing would ever run. Only queues that can look for a message (SQLite, Redis) allow this check;
+        returns the ids requeued.
         """
-        has_message = getattr(self.services.broker, "has_message", None)
-        if has_message is None:
+        queue = self.services.queue
+        if not queue.can_find_messages:
             return []
         rows = self.services.database.execute(
             "SELECT id, type FROM jobs WHERE status = 'pending' AND type NOT IN ('parent', 'step') "
             "AND updated_at < ? ORDER BY id LIMIT 1000", (time.time() - older_than,)
         ).fetchall()
-        orphans = [(job_id, job_type) for job_id, job_type in rows if not has_message(job_id, include_dead=True)]
+        present = queue.find_messages([job_id for job_id, _ in rows], include_dead=True) if rows else set()
+        orphans = [(job_id, job_type) for job_id, job_type in rows if job_id not in present]
         for job_id, job_type in orphans:
             if self.services.registry.worker(job_type) is None:
                 continue

@@ -24,6 +24,7 @@ from quaero.settings import Settings
 from quaero.engine.spawner import JobSpawner
 
 if TYPE_CHECKING:
+    from quaero.broker import QueueInspector
     from quaero.stores.definitions import JobDefinition, JobStep
 
 QUEUE_NAME = "quaero"
@@ -45,6 +46,7 @@ class Services:
         bus: EventBus,
         registry: Registry,
         broker: dramatiq.Broker,
+        queue: QueueInspector,
     ) -> None:
         self.settings = settings
         self.database = database
@@ -52,6 +54,7 @@ class Services:
         self.bus = bus
         self.registry = registry
         self.broker = broker
+        self.queue = queue
         self.jobs = JobManager(database, models, bus)
         self.logs = JobLogWriter(database, models, bus, keep_debug=settings.log_level == "DEBUG")
         self.documents = DocumentStore(database, models)
@@ -120,12 +123,7 @@ class Services:
                     options={}, message_id=job_id)
             for job_id in job_ids
         ]
-        enqueue_many = getattr(self.broker, "enqueue_many", None)
-        if enqueue_many is not None and len(messages) > 1:
-            enqueue_many(messages)
-        else:
-            for message in messages:
-                self.broker.enqueue(message)
+        self.queue.enqueue_many(messages)
 
     def close(self) -> None:
         """Flush buffered writes."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import dramatiq
 from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
-from quaero.broker import make_broker
+from quaero.broker import QueueInspector, inspector_for, make_broker
 from quaero.stores.db import Database
 from quaero.stores.events import EventBus, EventOutbox, EventRelay
 from quaero.stores.models import bind_models
@@ -64,7 +64,10 @@ class Runtime:
         middleware = [TimeLimit(time_limit=int(settings.time_limit * 1000)), Retries(max_retries=0),
                       CurrentMessage()]
         self.broker: dramatiq.Broker = make_broker(queue_url, middleware=middleware, **options)
-        self.services = Services(settings, self.database, self.models, self.bus, self.registry, self.broker)
+        # What the engine and the web layer may ask of the queue, whichever broker it is.
+        self.queue: QueueInspector = inspector_for(self.broker)
+        self.services = Services(settings, self.database, self.models, self.bus, self.registry, self.broker,
+                                 self.queue)
         # The stores the web layer, the CLI and tests work with.
         self.jobs = self.services.jobs
         self.logs = self.services.logs
