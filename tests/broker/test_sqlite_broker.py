@@ -49,22 +49,6 @@ def broker(make) -> SQLiteBroker:
     return make()
 
 
-@pytest.fixture
-def start_worker():
-    """Start real Dramatiq workers and stop them afterwards."""
-    workers: list[dramatiq.Worker] = []
-
-    def start(broker: dramatiq.Broker, threads: int = 4) -> dramatiq.Worker:
-        worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
-        worker.start()
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop(10_000)
-
-
 def rows(path: Path, where: str = "1", params: tuple = ()) -> list[sqlite3.Row]:
     """Read the broker's table from a connection of our own, as another process would."""
     conn = sqlite3.connect(path, timeout=10)
