@@ -111,3 +111,28 @@ steps:
     finally:
         runtime.broker.flush_all()
         runtime.stop()
+
+
+def test_rabbitmq_queue_figures_reach_the_api_metrics_and_page_without_made_up_counts(tmp_path, amqp_url):
+    from starlette.testclient import TestClient
+
+    from quaero.web.app import create_app
+
+    settings = make_settings(tmp_path, queue_url=amqp_url)
+    runtime = Runtime(settings, role="run")
+    runtime.start()
+    try:
+        runtime.broker.flush_all()
+        with TestClient(create_app(settings, runtime=runtime)) as client:
+            stats = client.get("/api/queue/stats").json()
+            # AMQP cannot count the messages a consumer holds: null, not 0.
+            assert stats["queues"]["quaero"] == {"ready": 0, "delayed": 0, "in_flight": None, "dead": 0}
+            assert (stats["pending"], stats["processing"], stats["dead"]) == (0, None, 0)
+            metrics = client.get("/metrics").text
+            assert 'quaero_queue_messages{queue="quaero",state="ready"} 0.0' in metrics
+            assert 'state="in_flight"' not in metrics
+            page = client.get("/queue")
+            assert page.status_code == 200 and "keeps its dead letters itself" in page.text
+            assert client.get("/api/queue/dead").status_code == 501
+    finally:
+        runtime.stop()
