@@ -119,8 +119,8 @@ steps:
     assert child.status == "failed" and child.attempts == 4 and "fails on purpose" in child.error_message
     log_text = "\n".join(line["message"] for line in runtime.logs.read([child.id]))
     assert "Traceback" in log_text and "RuntimeError" in log_text
-    wait_for(lambda: runtime.broker.dead_letters(), 5, what="the dead letter")
-    assert runtime.broker.dead_letters()[0]["message_id"] == child.id
+    wait_for(lambda: runtime.queue.dead_letters(), 5, what="the dead letter")
+    assert runtime.queue.dead_letters()[0]["message_id"] == child.id
 
 
 def test_on_error_continue_and_fail(runtime):
@@ -237,7 +237,7 @@ steps:
     [step] = steps_of(runtime, root_id)
     [child] = runtime.jobs.children(step.id)
     before = runtime.jobs.get(child.id)
-    runtime.queue.enqueue(child.type, [child.id])  # a redelivered message
+    runtime.job_queue.enqueue(child.type, [child.id])  # a redelivered message
     runtime.broker.join("quaero", timeout=5000)
     after = runtime.jobs.get(child.id)
     assert (after.status, after.attempts, after.finished_at) == ("completed", before.attempts, before.finished_at)

@@ -1,4 +1,5 @@
-"""Message brokers: the embedded SQLite broker and a factory that picks a broker from a URL."""
+"""Message brokers: the embedded SQLite broker, a factory that picks a broker from a URL, and the
+queue inspector of each broker (:mod:`quaero.broker.inspection`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from typing import Any, Optional
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from .sqlite import SQLiteBroker
+from .inspection import DeadLetter, QueueInspector, QueueStats, StubInspector, Unsupported
+from .sqlite import SQLiteBroker, SQLiteInspector
+from .store import MessageStore
 
-__all__ = ["SQLiteBroker", "make_broker"]
+__all__ = ["DeadLetter", "MessageStore", "QueueInspector", "QueueStats", "SQLiteBroker", "Unsupported",
+           "inspector_for", "make_broker"]
 
 ACCEPTED_SCHEMES = "sqlite:///path/to/queue.db, redis://host:port/db, amqp://user:pass@host:port/vhost, stub://"
 
@@ -41,3 +45,37 @@ def make_broker(url: str, *, middleware: Optional[list[Middleware]] = None, **op
 
         return StubBroker(middleware=middleware, **options)
     raise ValueError(f"queue URL {url!r} is not supported; accepted schemes: {ACCEPTED_SCHEMES}")
+
+
+def inspector_for(broker: dramatiq.Broker) -> QueueInspector:
+    """The queue inspector of a broker :func:`make_broker` builds.
+
+    Raises:
+      TypeError: for a broker of another kind (no inspector knows how it keeps its messages).
+    """
+    if isinstance(broker, SQLiteBroker):
+        return SQLiteInspector(broker)
+    from dramatiq.brokers.stub import StubBroker
+
+    if isinstance(broker, StubBroker):
+        return StubInspector(broker)
+    # Imported only when installed: a broker of a missing client library cannot exist here.
+    try:
+        from dramatiq.brokers.redis import RedisBroker
+    except ImportError:
+        pass
+    else:
+        if isinstance(broker, RedisBroker):
+            from .redis_inspector import RedisInspector
+
+            return RedisInspector(broker)
+    try:
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+    except ImportError:
+        pass
+    else:
+        if isinstance(broker, RabbitmqBroker):
+            from .rabbitmq_inspector import RabbitmqInspector
+
+            return RabbitmqInspector(broker)
+    raise TypeError(f"no queue inspector for {type(broker).__name__}; accepted: {ACCEPTED_SCHEMES}")

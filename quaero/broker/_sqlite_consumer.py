@@ -1,4 +1,7 @@
-"""The consumer of the SQLite broker: leases batches of one queue's messages and hands them out."""
+"""The consumer of the SQLite broker: leases batches of one queue's messages and hands them out.
+
+It works through the public methods of :class:`~quaero.broker.store.MessageStore` only.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,15 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.common import current_millis, xq_name
 from dramatiq.errors import DecodeError
 from dramatiq.message import Message
 
-if TYPE_CHECKING:
-    from .sqlite import SQLiteBroker
+from .store import ACK_FLUSH_DELAY_S, Claimed, MessageStore
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +26,6 @@ BUSY_POLL_S = 0.002  # data_version polling while messages flowed recently
 IDLE_POLL_S = 0.04
 BUSY_WINDOW_S = 1.0
 RECHECK_MS = 100  # look at the queue at least this often, whatever data_version says
-ACK_FLUSH_DELAY_S = 0.002  # an idle process deletes acked rows after this long
 RATE_WINDOW_S = 0.1
 
 
@@ -47,8 +49,8 @@ class SQLiteConsumer(Consumer):
     Slow messages get neither, so no process holds on to them while another one idles.
     """
 
-    def __init__(self, broker: SQLiteBroker, queue_name: str, prefetch: int, timeout: int, lookahead: int) -> None:
-        self.broker = broker
+    def __init__(self, store: MessageStore, queue_name: str, prefetch: int, timeout: int, lookahead: int) -> None:
+        self.store = store
         self.queue_name = queue_name
         self.dead_queue = xq_name(queue_name)
         self.prefetch = max(1, prefetch)
@@ -58,7 +60,7 @@ class SQLiteConsumer(Consumer):
         self._seq = 0  # bumped on every wake-up so that a waiter never misses one
         self._wake_below = -1  # acks wake the consumer thread once this few messages are outstanding
         self._new_messages = True
-        self._cache: deque[tuple[int, bytes, int]] = deque()
+        self._cache: deque[Claimed] = deque()
         self._outstanding: set[int] = set()  # leased here and not acked: cached or handed out
         self._backlog = False  # the last claim came back full: more messages are probably waiting
         self._data_version: Optional[int] = None
@@ -70,11 +72,12 @@ class SQLiteConsumer(Consumer):
         self._rate_acked = 0
         self._fast = False
         self._closed = False
+        store.subscribe(queue_name, self.wake)
 
-    def _wake(self, *, new_messages: bool) -> None:
+    def wake(self) -> None:
+        """New messages may be visible: look at once (the store calls this on this process's writes)."""
         with self._cv:
-            if new_messages:
-                self._new_messages = True
+            self._new_messages = True
             self._seq += 1
             self._cv.notify()
 
@@ -90,19 +93,19 @@ class SQLiteConsumer(Consumer):
 
     def ack(self, message: MessageProxy) -> None:
         """Delete the message's row with the next claim or idle flush."""
-        self.broker._add_pending(message.row_id, None)
+        self.store.ack(message.row_id)
         self._release(message.row_id)
 
     def nack(self, message: MessageProxy) -> None:
         """Move the message to the dead-letter queue with the next claim or idle flush."""
-        self.broker._add_pending(message.row_id, self.dead_queue)
+        self.store.nack(message.row_id, self.dead_queue)
         self._release(message.row_id)
 
     def requeue(self, messages: Iterable[MessageProxy]) -> None:
         """Make leased but unprocessed messages visible again at once, without counting the delivery."""
         row_ids = [message.row_id for message in messages]
         if row_ids:
-            self.broker._requeue(self.queue_name, row_ids)
+            self.store.release(self.queue_name, row_ids)
             self._outstanding.difference_update(row_ids)
 
     def __next__(self) -> Optional[MessageProxy]:
@@ -115,7 +118,7 @@ class SQLiteConsumer(Consumer):
                     return SQLiteMessageProxy(Message.decode(body), row_id, received)
                 except DecodeError:
                     logger.error("Dead-lettering undecodable message row %d of %r.", row_id, self.queue_name)
-                    self.broker._add_pending(row_id, self.dead_queue)
+                    self.store.nack(row_id, self.dead_queue)
                     self._release(row_id)
                     continue
             seq = self._seq
@@ -126,13 +129,13 @@ class SQLiteConsumer(Consumer):
                 if self._poll(limit):
                     continue
             else:
-                self.broker._flush_pending(force=False)
+                self.store.write_acks(force=False)
             now = time.monotonic()
             remaining = deadline - now
             if remaining <= 0:
                 return None
             wait = BUSY_POLL_S if now - self._last_busy < BUSY_WINDOW_S else IDLE_POLL_S
-            if self.broker._acks or self.broker._nacks:
+            if self.store.has_pending:
                 wait = min(wait, ACK_FLUSH_DELAY_S)
             with self._cv:
                 if self._seq == seq:
@@ -147,24 +150,24 @@ class SQLiteConsumer(Consumer):
 
     def _poll(self, limit: int) -> bool:
         """Claim messages into the cache if some may be visible; return whether to look again at once."""
-        broker = self.broker
+        store = self.store
         if not self._backlog:
             # The cheap checks first: a local enqueue, another connection's commit, a due eta, or time.
             now = current_millis()
-            version = broker._data_version()
+            version = store.data_version()
             if not (self._new_messages or version != self._data_version
                     or now >= self._next_due or now - self._last_check >= RECHECK_MS):
-                broker._flush_pending(force=False)
+                store.write_acks(force=False)
                 return False
             self._new_messages = False
             self._data_version = version
             self._last_check = now
-            head = broker._head(self.queue_name)
+            head = store.next_visible_at(self.queue_name)
             if head is None or head > now:
                 self._next_due = head if head is not None else now + RECHECK_MS
-                broker._flush_pending(force=False)
+                store.write_acks(force=False)
                 return False
-        rows, self._backlog = broker._claim(self.queue_name, limit - len(self._outstanding))
+        rows, self._backlog = store.claim(self.queue_name, limit - len(self._outstanding))
         if rows:
             self._outstanding.update([row[0] for row in rows])
             self._cache.extend(rows)
@@ -176,12 +179,12 @@ class SQLiteConsumer(Consumer):
         if self._closed:
             return
         self._closed = True
-        self.broker._consumers[self.queue_name].discard(self)
+        self.store.unsubscribe(self.queue_name, self.wake)
         cached = [row[0] for row in self._cache]
         self._cache.clear()
         try:
-            self.broker._requeue(self.queue_name, cached)
-            self.broker._flush_pending()
+            self.store.release(self.queue_name, cached)
+            self.store.write_acks()
         except sqlite3.Error:
             logger.exception("Could not release the consumer of %r cleanly; its leases will expire.",
                              self.queue_name)

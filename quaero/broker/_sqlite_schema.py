@@ -85,6 +85,29 @@ REQUEUE = (
     "WHERE owner = ? AND id IN (SELECT value FROM json_each(?))"
 )
 
+PURGE = "DELETE FROM messages WHERE queue IN (SELECT value FROM json_each(?))"
+
+ANY_OF_QUEUES = "SELECT 1 FROM messages WHERE queue IN (SELECT value FROM json_each(?)) LIMIT 1"
+
+# A row is in flight while its lease runs; an expired lease counts as ready (or delayed) again.
+STATS = "SELECT queue, owner IS NOT NULL AND visible_at > ? AS held, COUNT(*) FROM messages GROUP BY 1, 2"
+
+FIND_ANY = "SELECT DISTINCT message_id FROM messages WHERE message_id IN (SELECT value FROM json_each(?))"
+FIND_LIVE = FIND_ANY + " AND queue NOT LIKE '%.XQ'"
+
+DEAD_PAGE = (
+    "SELECT id, queue, message_id, body, enqueued_at, visible_at, received FROM messages "
+    "WHERE {where} ORDER BY visible_at DESC, id DESC LIMIT ? OFFSET ?"
+)
+
+DEAD_BY_ID = (
+    "SELECT id, queue, body FROM messages WHERE queue LIKE '%.XQ' AND id IN (SELECT value FROM json_each(?))"
+)
+
+RESURRECT = "UPDATE messages SET queue = ?, body = ?, visible_at = ?, received = 0, owner = NULL WHERE id = ?"
+
+DELETE_DEAD = "DELETE FROM messages WHERE queue LIKE '%.XQ' AND id IN (SELECT value FROM json_each(?))"
+
 # Held rows are exactly the owner's rows not visible yet: the (queue, visible_at) range limits the scan
 # to them instead of the whole table, which would hold the write lock for long on a large backlog.
 HEARTBEAT = "UPDATE messages SET visible_at = ? WHERE owner = ? AND queue = ? AND visible_at > ?"

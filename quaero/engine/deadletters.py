@@ -4,8 +4,8 @@ A job's message is dead-lettered when the job failed after its last retry. Runni
 writes in this order: the job back to ``pending`` (the processor ignores a message whose job is finished),
 then the message back on its queue. Were the message first, a worker could take it before the job was
 reset and drop it; if the second write fails, the monitor finds the pending job without a message and
-enqueues it again. Only a broker that can list its dead letters (the embedded SQLite broker) supports
-this; :attr:`DeadLetters.supported` tells.
+enqueues it again. Only a queue that can list its dead letters (SQLite, Redis) supports this;
+:attr:`DeadLetters.supported` tells.
 """
 
 from __future__ import annotations
@@ -14,33 +14,32 @@ from typing import Any
 
 from quaero.errors import Conflict, NotFound
 from quaero.stores.events import iso
-import dramatiq
+from quaero.broker import QueueInspector
 
 from quaero.stores.jobs import JobManager
 from quaero.stores.logs import JobLogWriter
 
 _SCAN = 500  # dead letters read per query while looking for one by id
 RERUNNABLE = ("failed", "cancelled", "pending")
-BROKER_METHODS = ("dead_letters", "requeue_dead", "delete_dead", "queue_stats")
 
 
 class DeadLetters:
     """The dead letters of the queue, each with the job it would run."""
 
-    def __init__(self, broker: dramatiq.Broker, jobs: JobManager, logs: JobLogWriter) -> None:
-        self.broker: Any = broker
+    def __init__(self, queue: QueueInspector, jobs: JobManager, logs: JobLogWriter) -> None:
+        self.queue = queue
         self.jobs = jobs
         self.logs = logs
 
     @property
     def supported(self) -> bool:
-        """Whether the broker can list, requeue and delete its dead letters."""
-        return all(hasattr(self.broker, name) for name in BROKER_METHODS)
+        """Whether the queue can list, requeue and delete its dead letters."""
+        return self.queue.supports_dead_letters
 
     def page(self, *, queue: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Dead letters newest first, each with its job's status and error, and how many there are."""
-        letters = self.broker.dead_letters(queue, limit=limit, offset=offset)
-        stats = self.broker.queue_stats()
+        letters = self.queue.dead_letters(queue, limit=limit, offset=offset)
+        stats = self.queue.stats()
         total = sum(entry["dead"] for name, entry in stats.items() if queue is None or name == queue)
         return self._with_jobs(letters), total
 
@@ -49,13 +48,13 @@ class DeadLetters:
         letter = self._find(letter_id)
         job_id = self._rerunnable_job(letter)
         self.jobs.reset_for_rerun(job_id)
-        self.broker.requeue_dead([letter_id])
+        self.queue.requeue_dead([letter_id])
         self.logs.write(job_id, "info", f"requeued from the dead letters (message {letter_id})")
         return {"id": letter_id, "job_id": job_id, "status": self.jobs.get(job_id).status}
 
     def delete(self, letter_id: int) -> None:
         """Throw a dead letter away (its job stays as it is)."""
-        if not self.broker.delete_dead([letter_id]):
+        if not self.queue.delete_dead([letter_id]):
             raise NotFound(f"dead letter {letter_id} not found")
 
     def requeue_all(self, *, queue: str | None = None) -> dict[str, int]:
@@ -69,18 +68,18 @@ class DeadLetters:
                 continue
             self.jobs.reset_for_rerun(job_id)
             requeued.append(letter["id"])
-        moved = self.broker.requeue_dead(requeued) if requeued else 0
+        moved = self.queue.requeue_dead(requeued) if requeued else 0
         return {"requeued": moved, "skipped": skipped}
 
     def delete_all(self, *, queue: str | None = None) -> int:
         """Throw every dead letter (of one queue) away; returns how many."""
         ids = [letter["id"] for letter in self._all(queue)]
-        return self.broker.delete_dead(ids) if ids else 0
+        return self.queue.delete_dead(ids) if ids else 0
 
     # ------------------------------------------------------------------ internals
     def _find(self, letter_id: int) -> dict[str, Any]:
         offset = 0
-        while batch := self.broker.dead_letters(limit=_SCAN, offset=offset):
+        while batch := self.queue.dead_letters(limit=_SCAN, offset=offset):
             for letter in batch:
                 if letter["id"] == letter_id:
                     return letter
@@ -89,7 +88,7 @@ class DeadLetters:
 
     def _all(self, queue: str | None) -> list[dict[str, Any]]:
         letters: list[dict[str, Any]] = []
-        while batch := self.broker.dead_letters(queue, limit=_SCAN, offset=len(letters)):
+        while batch := self.queue.dead_letters(queue, limit=_SCAN, offset=len(letters)):
             letters += batch
         return letters
 

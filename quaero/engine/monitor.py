@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from quaero.stores.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, EventBus, iso
-import dramatiq
+from quaero.broker import QueueInspector
 
 from quaero.engine.queue import JobQueue
 from quaero.registry import Registry
@@ -31,13 +31,13 @@ class JobMonitor:
     """Aggregates child statistics of running parents, completes step parents, enforces timeouts."""
 
     def __init__(self, *, jobs: JobManager, logs: JobLogWriter, bus: EventBus, queue: JobQueue,
-                 broker: dramatiq.Broker, registry: Registry, interval: float, default_timeout: float,
+                 inspector: QueueInspector, registry: Registry, interval: float, default_timeout: float,
                  on_cancelled: Callable[[list[str]], None] | None = None) -> None:
         self.jobs = jobs
         self.logs = logs
         self.bus = bus
         self.queue = queue
-        self.broker = broker
+        self.inspector = inspector
         self.registry = registry
         self.interval = interval
         self.default_timeout = default_timeout
@@ -102,14 +102,15 @@ class JobMonitor:
         """Enqueue again the pending jobs whose message never reached the queue.
 
         A process that dies between writing a job and enqueueing its message leaves a pending job that
-        nothing would ever run. Only brokers that can be asked about one message (the SQLite broker) allow
-        this check; returns the ids requeued.
+        nothing would ever run. Only queues that can look for a message (SQLite, Redis) allow this check;
+        returns the ids requeued.
         """
-        has_message = getattr(self.broker, "has_message", None)
-        if has_message is None:
+        queue = self.inspector
+        if not queue.can_find_messages:
             return []
         rows = self.jobs.stale_pending(older_than=older_than)
-        orphans = [(job_id, job_type) for job_id, job_type in rows if not has_message(job_id, include_dead=True)]
+        present = queue.find_messages([job_id for job_id, _ in rows], include_dead=True) if rows else set()
+        orphans = [(job_id, job_type) for job_id, job_type in rows if job_id not in present]
         for job_id, job_type in orphans:
             if self.registry.worker(job_type) is None:
                 continue

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import dramatiq
 from dramatiq.message import Message
 
+from quaero.broker import QueueInspector
 from quaero.errors import PluginError
 from quaero.registry import Registry
 
@@ -21,8 +21,8 @@ def actor_name(job_type: str) -> str:
 class JobQueue:
     """Sends jobs' messages; the message id is the job id, so a job's message is easy to find again."""
 
-    def __init__(self, broker: dramatiq.Broker, registry: Registry) -> None:
-        self.broker = broker
+    def __init__(self, inspector: QueueInspector, registry: Registry) -> None:
+        self.inspector = inspector
         self.registry = registry
 
     def enqueue(self, job_type: str, job_ids: Sequence[str]) -> None:
@@ -34,9 +34,4 @@ class JobQueue:
                     options={}, message_id=job_id)
             for job_id in job_ids
         ]
-        enqueue_many = getattr(self.broker, "enqueue_many", None)
-        if enqueue_many is not None and len(messages) > 1:
-            enqueue_many(messages)
-        else:
-            for message in messages:
-                self.broker.enqueue(message)
+        self.inspector.enqueue_many(messages)

@@ -18,7 +18,7 @@ from pathlib import Path
 import dramatiq
 from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
-from quaero.broker import make_broker
+from quaero.broker import QueueInspector, inspector_for, make_broker
 from quaero.engine.contexts import ContextFactory
 from quaero.stores.activity import ActivityStore
 from quaero.stores.search import DocumentSearch
@@ -79,6 +79,8 @@ class Runtime:
         middleware = [TimeLimit(time_limit=int(settings.time_limit * 1000)), Retries(max_retries=0),
                       CurrentMessage()]
         self.broker: dramatiq.Broker = make_broker(queue_url, middleware=middleware, **options)
+        # What the engine and the web layer may ask of the queue, whichever broker it is.
+        self.queue: QueueInspector = inspector_for(self.broker)
         # The stores, which the web layer, the CLI and tests use too.
         self.jobs = JobManager(self.database, self.models, self.bus)
         self.logs = JobLogWriter(self.database, self.models, self.bus, keep_debug=settings.log_level == "DEBUG")
@@ -87,18 +89,18 @@ class Runtime:
         self.credentials = CredentialStore(self.database, self.models)
         self.search = DocumentSearch(self.database)
         self.activity = ActivityStore(self.database, self.models, job_timeout=settings.default_job_timeout)
-        self.dead_letters = DeadLetters(self.broker, self.jobs, self.logs)
+        self.dead_letters = DeadLetters(self.queue, self.jobs, self.logs)
         # The plugins: started (settings, migrations, state) before any of their jobs can run.
         self.tables = PluginTables(self.database)
         self.plugins = Plugins(self.registry, settings, self.database, self.tables)
         self.plugins.start()
         self._listen_for_deletions()
-        self.queue = JobQueue(self.broker, self.registry)
+        self.job_queue = JobQueue(self.queue, self.registry)
         self.steps = Steps(self.jobs, self.registry)
         self.contexts = ContextFactory(
             database=self.database, jobs=self.jobs, logs=self.logs, documents=self.documents,
             reader=DocumentReader(self.documents), credentials=self.credentials,
-            spawner=JobSpawner(self.database, self.jobs, self.queue, self.bus), steps=self.steps,
+            spawner=JobSpawner(self.database, self.jobs, self.job_queue, self.bus), steps=self.steps,
             plugins=self.plugins, bus=self.bus, tables=self.tables, full_text=full_text_index(self.database),
             maintenance=Maintenance(self.database, self.models, self.jobs))
         self.processor = JobProcessor(self.broker, self.jobs, self.logs, self.registry, self.contexts, settings)
@@ -112,8 +114,8 @@ class Runtime:
         if role == "worker":
             self.bus.outbox = EventOutbox(events_database(settings))
         else:
-            self.monitor = JobMonitor(jobs=self.jobs, logs=self.logs, bus=self.bus, queue=self.queue,
-                                      broker=self.broker, registry=self.registry, interval=settings.monitor_interval,
+            self.monitor = JobMonitor(jobs=self.jobs, logs=self.logs, bus=self.bus, queue=self.job_queue,
+                                      inspector=self.queue, registry=self.registry, interval=settings.monitor_interval,
                                       default_timeout=settings.default_job_timeout,
                                       on_cancelled=self.processor.watcher.signal)
             self.orchestrator = JobDefinitionOrchestrator(

@@ -24,7 +24,7 @@ async def queue_stats(request: Request) -> JSONResponse:
     ---
     responses:
       200:
-        description: the queue's figures (empty for a backend that cannot count them)
+        description: the queue's figures (in flight is null for a backend that cannot count it)
         content:
           application/json:
             schema:
@@ -32,14 +32,15 @@ async def queue_stats(request: Request) -> JSONResponse:
               properties:
                 queues: {type: object, additionalProperties: {$ref: '#/components/schemas/QueueCounts'}}
                 pending: {type: integer, description: "messages waiting, ready or delayed"}
-                processing: {type: integer, description: messages a worker holds}
+                processing: {type: integer, nullable: true, description: messages a worker holds}
                 dead: {type: integer}
     """
-    broker = runtime_of(request).broker
-    stats = await asyncio.to_thread(broker.queue_stats) if hasattr(broker, "queue_stats") else {}
+    queue = runtime_of(request).queue
+    stats = await asyncio.to_thread(queue.stats)
     counts = stats.values()
+    processing = sum(q["in_flight"] or 0 for q in counts) if queue.counts_in_flight else None
     return JSONResponse({"queues": stats, "pending": sum(q["ready"] + q["delayed"] for q in counts),
-                         "processing": sum(q["in_flight"] for q in counts), "dead": sum(q["dead"] for q in counts)})
+                         "processing": processing, "dead": sum(q["dead"] for q in counts)})
 
 
 def dead_letter_requeue(runtime: Runtime, letter_id: int) -> dict[str, Any]:
@@ -56,7 +57,7 @@ def dead_letters_of(request: Request) -> DeadLetters:
     """The dead letters service, or a 501 for a queue backend that cannot list them."""
     letters = runtime_of(request).dead_letters
     if not letters.supported:
-        raise HTTPException(501, "this queue backend cannot list its dead letters; the embedded SQLite one can")
+        raise HTTPException(501, "this queue backend cannot list its dead letters; the embedded SQLite one and Redis can")
     return letters
 
 

@@ -63,10 +63,10 @@ class QuaeroCollector(Collector):
         queue = GaugeMetricFamily("quaero_queue_messages",
                                   "Messages on the queue by state: ready, delayed, in_flight (held by a worker), dead",
                                   labels=["queue", "state"])
-        stats = getattr(self.runtime.broker, "queue_stats", dict)()  # only brokers that can count them
-        for name, counts in sorted(stats.items()):
+        for name, counts in sorted(self.runtime.queue.stats().items()):
             for state in QUEUE_STATES:
-                queue.add_metric([name, state], counts[state])
+                if counts[state] is not None:  # no sample rather than a made-up 0 (RabbitMQ's in_flight)
+                    queue.add_metric([name, state], counts[state])
         return queue
 
     def _durations(self) -> Metric:

@@ -202,7 +202,7 @@ schemas:
     properties:
       ready: {type: integer}
       delayed: {type: integer}
-      in_flight: {type: integer}
+      in_flight: {type: integer, nullable: true, description: null where the backend cannot count it}
       dead: {type: integer}
   DocumentSummary:
     type: object

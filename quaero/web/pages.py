@@ -100,8 +100,8 @@ class QueueHistory:
         self.samples: list[tuple[float, int]] = []
 
     def sample(self, runtime: Runtime) -> None:
-        stats = getattr(runtime.broker, "queue_stats", lambda: {})()
-        depth = sum(q.get("ready", 0) + q.get("delayed", 0) + q.get("in_flight", 0) for q in stats.values())
+        stats = runtime.queue.stats()
+        depth = sum(q["ready"] + q["delayed"] + (q["in_flight"] or 0) for q in stats.values())
         self.samples = [*self.samples[-(self.keep - 1):], (time.time(), depth)]
 
     def points(self) -> dict[str, Any]:
@@ -370,13 +370,12 @@ async def definition_confirm_delete(request: Request) -> Response:
 
 # ---------------------------------------------------------------------------------------------- queue
 def queue_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
-    broker = runtime.broker
-    stats = broker.queue_stats() if hasattr(broker, "queue_stats") else {}
+    stats = runtime.queue.stats()
     offset = _offset(params)
     letters = runtime.dead_letters
     dead, dead_total = letters.page(limit=PAGE_SIZE, offset=offset) if letters.supported else (None, 0)
     return {"queues": stats, "dead": dead, "pagination": Page(dead_total, PAGE_SIZE, offset),
-            "url": url_maker("/queue", {"offset": offset}), "broker": type(broker).__name__}
+            "url": url_maker("/queue", {"offset": offset}), "broker": type(runtime.broker).__name__}
 
 
 async def queue(request: Request) -> Response:

@@ -18,7 +18,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.errors import QueueJoinTimeout, QueueNotFound
 from dramatiq.middleware import Middleware
 
-from quaero.broker import SQLiteBroker, make_broker
+from quaero.broker import SQLiteBroker, inspector_for, make_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 JOIN_MS = 30_000
@@ -49,28 +49,22 @@ def broker(make) -> SQLiteBroker:
     return make()
 
 
-@pytest.fixture
-def start_worker():
-    """Start real Dramatiq workers and stop them afterwards."""
-    workers: list[dramatiq.Worker] = []
-
-    def start(broker: dramatiq.Broker, threads: int = 4) -> dramatiq.Worker:
-        worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
-        worker.start()
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop(10_000)
-
-
 def rows(path: Path, where: str = "1", params: tuple = ()) -> list[sqlite3.Row]:
     """Read the broker's table from a connection of our own, as another process would."""
     conn = sqlite3.connect(path, timeout=10)
     conn.row_factory = sqlite3.Row
     try:
         return conn.execute(f"SELECT * FROM messages WHERE {where} ORDER BY id", params).fetchall()
+    finally:
+        conn.close()
+
+
+def execute(path: Path, statement: str, params: tuple = ()) -> None:
+    """Change the broker's table from a connection of our own."""
+    conn = sqlite3.connect(path, timeout=10)
+    try:
+        with conn:
+            conn.execute(statement, params)
     finally:
         conn.close()
 
@@ -141,9 +135,9 @@ def test_enqueue_many_is_one_batch_with_middleware_signals_per_message(make, db_
     sent = broker.enqueue_many(actor.message(n) for n in range(1000))
     assert len(sent) == 1000
     assert (counter.before, counter.after) == (1000, 1000)
-    assert broker.queue_stats()["fan"] == {"ready": 1000, "delayed": 0, "in_flight": 0, "dead": 0}
-    assert broker.has_message(sent[0].message_id)
-    assert not broker.has_message("no-such-id")
+    assert inspector_for(broker).stats()["fan"] == {"ready": 1000, "delayed": 0, "in_flight": 0, "dead": 0}
+    assert inspector_for(broker).has_message(sent[0].message_id)
+    assert not inspector_for(broker).has_message("no-such-id")
 
 
 def test_consuming_an_undeclared_queue_fails(broker):
@@ -165,7 +159,7 @@ def test_delayed_message_waits_in_the_table_until_its_eta(broker, start_worker, 
     # Nobody holds it: it waits in the table, not in a worker's memory.
     [row] = rows(db_path)
     assert (row["queue"], row["visible_at"], row["owner"], row["received"]) == ("delayed.DQ", eta, None, 0)
-    assert broker.queue_stats()["delayed"] == {"ready": 0, "delayed": 1, "in_flight": 0, "dead": 0}
+    assert inspector_for(broker).stats()["delayed"] == {"ready": 0, "delayed": 1, "in_flight": 0, "dead": 0}
 
     broker.join("delayed", timeout=JOIN_MS)
     assert len(ran_at) == 1 and ran_at[0] >= eta
@@ -186,7 +180,7 @@ def test_retries_with_backoff_end_processed(broker, start_worker, db_path):
     broker.join("retry", timeout=JOIN_MS)
     assert len(calls) == 3
     assert all(later - earlier >= 0.09 for earlier, later in zip(calls, calls[1:]))
-    assert broker.dead_letters() == [] and rows(db_path) == []
+    assert inspector_for(broker).dead_letters() == [] and rows(db_path) == []
 
 
 def test_failed_message_is_dead_lettered_listed_and_requeued(broker, start_worker):
@@ -201,24 +195,24 @@ def test_failed_message_is_dead_lettered_listed_and_requeued(broker, start_worke
     actor = dramatiq.actor(fragile, broker=broker, queue_name="fragile", max_retries=0)
     start_worker(broker)
     sent = actor.send(7, tag="x")
-    assert wait_for(lambda: broker.queue_stats()["fragile"]["dead"] == 1)
+    assert wait_for(lambda: inspector_for(broker).stats()["fragile"]["dead"] == 1)
     broker.join("fragile", timeout=JOIN_MS)
 
-    [letter] = broker.dead_letters()
+    [letter] = inspector_for(broker).dead_letters()
     assert letter["queue"] == "fragile" and letter["message_id"] == sent.message_id
     assert (letter["actor_name"], letter["args"], letter["kwargs"]) == ("fragile", [7], {"tag": "x"})
     assert letter["received"] == 1 and letter["enqueued_at"] <= letter["dead_at"]
-    assert broker.dead_letters(queue="fragile") == [letter]
-    assert broker.dead_letters(queue="other") == []
-    assert broker.has_message(sent.message_id, include_dead=True)
-    assert not broker.has_message(sent.message_id)
+    assert inspector_for(broker).dead_letters(queue="fragile") == [letter]
+    assert inspector_for(broker).dead_letters(queue="other") == []
+    assert inspector_for(broker).has_message(sent.message_id, include_dead=True)
+    assert not inspector_for(broker).has_message(sent.message_id, include_dead=False)
 
     healthy.set()
-    assert broker.requeue_dead([letter["id"]]) == 1
+    assert inspector_for(broker).requeue_dead([letter["id"]]) == 1
     assert done.wait(20)
     broker.join("fragile", timeout=JOIN_MS)
-    assert broker.dead_letters() == []
-    assert broker.queue_stats()["fragile"] == {"ready": 0, "delayed": 0, "in_flight": 0, "dead": 0}
+    assert inspector_for(broker).dead_letters() == []
+    assert inspector_for(broker).stats()["fragile"] == {"ready": 0, "delayed": 0, "in_flight": 0, "dead": 0}
 
 
 def test_delete_dead_only_touches_dead_letters(broker, db_path):
@@ -226,8 +220,8 @@ def test_delete_dead_only_touches_dead_letters(broker, db_path):
     actor.send()
     actor.send()
     first, second = (row["id"] for row in rows(db_path))
-    broker._write(lambda conn, now: conn.execute("UPDATE messages SET queue = 'dl.XQ' WHERE id = ?", (first,)))
-    assert broker.delete_dead([first, second]) == 1
+    execute(db_path, "UPDATE messages SET queue = 'dl.XQ' WHERE id = ?", (first,))
+    assert inspector_for(broker).delete_dead([first, second]) == 1
     assert [row["id"] for row in rows(db_path)] == [second]
 
 
@@ -319,7 +313,7 @@ def test_heartbeat_keeps_a_long_message_leased(make, start_worker, db_path):
     time.sleep(2.2)  # more than two leases
     [row] = rows(db_path)
     assert row["owner"] == broker.owner and row["visible_at"] > time.time() * 1000
-    assert broker.queue_stats()["long"]["in_flight"] == 1
+    assert inspector_for(broker).stats()["long"]["in_flight"] == 1
     broker.join("long", timeout=JOIN_MS)
     assert calls == [1]
 
@@ -462,27 +456,26 @@ def test_message_received_too_often_is_dead_lettered(broker, tmp_path, db_path):
     assert codes == [-signal.SIGKILL, -signal.SIGKILL, 0]
     [row] = rows(db_path)
     assert (row["queue"], row["received"], row["owner"]) == ("poison.XQ", 3, None)
-    assert [letter["actor_name"] for letter in broker.dead_letters("poison")] == ["poison"]
+    assert [letter["actor_name"] for letter in inspector_for(broker).dead_letters("poison")] == ["poison"]
 
 
 def test_connection_is_reopened_in_a_forked_child(broker, db_path):
     actor = dramatiq.actor(lambda n: None, actor_name="f", broker=broker, queue_name="fork")
     actor.send(1)
-    parent_conn, parent_owner = broker._conn, broker.owner
+    parent_conn, parent_owner = broker.store.connection(), broker.owner
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
             actor.send(2)
-            fresh = broker._conn is not parent_conn and broker.owner != parent_owner
-            code = 0 if fresh and broker._pid == os.getpid() else 2
+            code = 0 if broker.store.connection() is not parent_conn and broker.owner != parent_owner else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     actor.send(3)
-    assert broker._conn is parent_conn
-    assert len(rows(db_path)) == 3 and broker.queue_stats()["fork"]["ready"] == 3
+    assert broker.store.connection() is parent_conn
+    assert len(rows(db_path)) == 3 and inspector_for(broker).stats()["fork"]["ready"] == 3
 
 
 # -- make_broker --------------------------------------------------------------------------------------
