@@ -43,3 +43,9 @@ def postgres_url():
     finally:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: pytest-playwright keeps an event loop running for the rest of the session,
+    which breaks async tests collected after it (TOOLING.md)."""
+    items.sort(key=lambda item: "test_browser" in item.nodeid)
