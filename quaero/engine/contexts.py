@@ -58,7 +58,7 @@ class ContextFactory:
         """The context of a step that starts (its parent job exists; its children do not yet)."""
         return CoreStepContext(self, self.steps.of(step_job))
 
-    def job_context(self, job: Job) -> CoreJobContext:
+    def job_context(self, job: JobView) -> CoreJobContext:
         """The context of one job that runs."""
         return CoreJobContext(self, self.steps.of(job), job)
 
@@ -109,7 +109,7 @@ class BaseContext(PluginContext):
 class _StepWorkBase(BaseContext):
     """What a step's manager and its workers share."""
 
-    def __init__(self, factory: ContextFactory, step: Step, job: Job) -> None:
+    def __init__(self, factory: ContextFactory, step: Step, job: JobView) -> None:
         super().__init__(factory, step.plugin)
         self._step = step
         self._job = job
@@ -158,7 +158,7 @@ class CoreStepContext(_StepWorkBase, StepContext):
     """The core's :class:`StepContext`: the manager works on the step job itself."""
 
     def __init__(self, factory: ContextFactory, step: Step) -> None:
-        super().__init__(factory, step, step.job)
+        super().__init__(factory, step, step.view)
         self._limit: int | None = step.job.data.get("max_depth")
 
     def set_max_depth(self, max_depth: int | None) -> None:
@@ -173,14 +173,13 @@ class CoreStepContext(_StepWorkBase, StepContext):
 class CoreJobContext(_StepWorkBase, JobContext):
     """The core's :class:`JobContext` for one execution of one job."""
 
-    def __init__(self, factory: ContextFactory, step: Step, job: Job) -> None:
+    def __init__(self, factory: ContextFactory, step: Step, job: JobView) -> None:
         super().__init__(factory, step, job)
         self.cancel_event = threading.Event()
-        self._view = job_view(job)
 
     @property
     def job(self) -> JobView:
-        return self._view
+        return self._job
 
     def _default_depth(self) -> int:
         return self._job.depth + 1

@@ -24,7 +24,8 @@ from quaero.engine.queue import QUEUE_NAME, actor_name
 from quaero.errors import JobCancelled, JobError
 from quaero.registry import Registry
 from quaero.settings import Settings
-from quaero.stores.jobs import JobManager, job_view
+from quaero.stores.jobs import JobManager
+from quaero.stores.job_reads import job_view_of
 from quaero.stores.logs import JobLogWriter
 
 log = logging.getLogger(__name__)
@@ -149,15 +150,15 @@ class JobProcessor:
         change = jobs.transition(job_id, "running")
         if change is None:
             return  # finished, cancelled or deleted: a redelivered message does nothing
-        job = jobs.models.Job(**change.row)
+        row = change.row or {}
         if change.old == "running":
-            logs.write(job_id, "warn", f"resuming: attempt {job.attempts} after an interrupted one")
+            logs.write(job_id, "warn", f"resuming: attempt {row['attempts']} after an interrupted one")
         worker = self.registry.worker(job_type)
         if worker is None:
             self._fail(job_id, f"no installed plugin executes jobs of type {job_type!r}")
             return
         try:
-            context = self.contexts.job_context(job)
+            context = self.contexts.job_context(job_view_of(row))
         except Exception as exc:  # its step is gone, or its options no longer validate
             self._fail(job_id, f"cannot run: {type(exc).__name__}: {exc}")
             raise JobFailed(job_id) from None

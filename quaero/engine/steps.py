@@ -57,7 +57,7 @@ class Steps:
                    "definition": definition_info(job_def), "error_tolerance": job_def.error_tolerance.model_dump()}
         return self.jobs.create_job("step", step.name, parent=root, payload=payload, phase="orchestration")
 
-    def of(self, job: Job) -> Step:
+    def of(self, job: Job | JobView) -> Step:
         """The step ``job`` belongs to (``job`` itself when it is a step parent)."""
         step_id = job.id if job.type == "step" else job.parent_id
         if step_id is None:
@@ -67,7 +67,7 @@ class Steps:
             if cached is not None:
                 self._cache.move_to_end(step_id)
                 return cached
-        step = self._decode(job if job.id == step_id else self.jobs.get(step_id))
+        step = self._decode(job if isinstance(job, Job) and job.id == step_id else self.jobs.get(step_id))
         with self._lock:
             self._cache[step_id] = step
             while len(self._cache) > CACHED_STEPS:

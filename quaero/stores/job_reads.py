@@ -7,7 +7,7 @@ index it reads (the jobs table is the busiest one, and a listing of 100,000 jobs
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from peewee import SQL, fn
 from quaero.api.jobs import JobView
 from quaero.errors import NotFound
 from quaero.stores.db import Database
+from quaero.stores.jsonutil import loads
 from quaero.stores.logs import LEVELS, normalise_level
 from quaero.stores.models import JOB_STATUSES, Job, Models
 
@@ -266,10 +267,17 @@ class JobReads:
 
 def job_view(job: Job) -> JobView:
     """A stored job as the plugin API's read-only :class:`~quaero.api.JobView`."""
-    data = job.data
+    return job_view_of(job.__data__)
+
+
+def job_view_of(row: Mapping[str, Any]) -> JobView:
+    """A job's columns (a ``RETURNING`` row, say) as a :class:`~quaero.api.JobView`, without building a model
+    instance: the processor makes one for every job it runs."""
+    data = loads(row["payload"])
     return JobView(
-        id=job.id, type=job.type, name=job.name, status=job.status, parent_id=job.parent_id, root_id=job.root_id,
-        definition_id=job.definition_id, depth=job.depth, attempts=job.attempts, config=dict(data.get("config", {})),
-        item_ref=data.get("item_ref"), result=dict(data.get("result", {})), error_message=job.error_message,
-        result_count=job.result_count, progress_current=job.progress_current, progress_total=job.progress_total,
-        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at)
+        id=row["id"], type=row["type"], name=row["name"], status=row["status"], parent_id=row["parent_id"],
+        root_id=row["root_id"], definition_id=row["definition_id"], depth=row["depth"], attempts=row["attempts"],
+        config=data.get("config", {}), item_ref=data.get("item_ref"), result=data.get("result", {}),
+        error_message=row["error_message"], result_count=row["result_count"],
+        progress_current=row["progress_current"], progress_total=row["progress_total"],
+        created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"])
