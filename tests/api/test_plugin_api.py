@@ -290,6 +290,10 @@ def test_a_plugins_route_is_served_with_its_context_and_documented(tmp_path):
             assert answer.status_code == 202 and answer.json()["prefix"] == "Web"
             run = testbed.wait(answer.json()["job_id"])
             assert run.status == "completed" and len(run.documents) == 2
+            # What a job reported with set_result shows on its page; a step's on the step's.
+            note = next(job for job in run.children() if job.type == "notes_note")
+            assert "<dt>document</dt><dd>" in client.get(f"/jobs/{note.id}").text
+            assert "<dt>planned</dt><dd>2</dd>" in client.get(f"/jobs/{run.step('n').id}").text
             bad = client.post("/api/notes", json={"count": "two", "extra": 1})
             assert bad.status_code == 400
             assert {item["path"] for item in bad.json()["detail"]} == {"count", "extra"}
