@@ -8,6 +8,7 @@ start-up with an error naming both.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 from collections.abc import Callable, Iterable
@@ -56,6 +57,8 @@ class Registry:
         self.plugins: dict[str, PluginInfo] = {}
         self.actions: dict[str, Action] = {}
         self.workers: dict[str, JobWorker] = {}
+        #: Actions left out because their plugin failed to start, with why.
+        self.unavailable: dict[str, str] = {}
 
     @property
     def hook(self) -> Any:
@@ -63,12 +66,20 @@ class Registry:
         return self.manager.hook
 
     def action(self, name: str) -> Action:
-        """The action called ``name``, or a :class:`PluginError` listing the known ones."""
+        """The action called ``name``, or a :class:`PluginError` saying why there is none."""
         try:
             return self.actions[name]
         except KeyError:
-            known = ", ".join(sorted(self.actions)) or "none: no plugin provides actions"
-            raise PluginError(f"unknown action {name!r} (known actions: {known})") from None
+            raise PluginError(self.why_unknown(name)) from None
+
+    def why_unknown(self, name: str) -> str:
+        """Why there is no action ``name``: its plugin failed to start, a near miss, or what is known."""
+        if name in self.unavailable:
+            return f"action {name!r} is not available: {self.unavailable[name]}"
+        close = difflib.get_close_matches(name, self.actions, n=1)
+        known = ", ".join(sorted(self.actions)) or "none: no plugin provides actions"
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown action {name!r} ({hint}known actions: {known})"
 
     def worker(self, job_type: str) -> JobWorker | None:
         """The worker of a job type, if an installed plugin provides it."""
@@ -84,6 +95,7 @@ class Registry:
         info = self.plugins.setdefault(plugin, PluginInfo(plugin, None, "in-process"))
         info.error = error
         for name in info.actions:
+            self.unavailable[name] = f"plugin {plugin} {error}"
             action = self.actions.pop(name, None)
             for worker in action.workers if action else ():
                 self.workers.pop(worker.worker_type, None)

@@ -265,10 +265,8 @@ def validate_definition(
         where = ("steps", index)
         action = registry.actions.get(step.action)
         if action is None:
-            known = ", ".join(sorted(registry.actions)) or "none (no plugin provides actions)"
             line_col = _locate(node, (*where, "action"))
-            problems.append(Problem(f"steps[{index}].action",
-                                    f"step {step.name!r}: unknown action {step.action!r} (known actions: {known})",
+            problems.append(Problem(f"steps[{index}].action", f"step {step.name!r}: {registry.why_unknown(step.action)}",
                                     *(line_col or (None, None))))
             continue
         try:

@@ -201,7 +201,8 @@ def test_a_bad_setting_skips_the_plugin_and_names_the_key_and_where_it_came_from
         error = testbed.plugin_error("notes")
         assert "unknown setting 'limt'" in error and "[plugins.notes]" in error and "known settings" in error
         assert "notes" not in testbed.runtime.registry.actions
-        with pytest.raises(Exception, match="unknown action 'notes'"):
+        with pytest.raises(Exception, match="action 'notes' is not available: plugin notes startup failed: "
+                                            "ConfigError: plugin notes: unknown setting 'limt'"):
             testbed.run(NOTES)
     with bed(tmp_path / "b", environ={"QUAERO_PLUGIN_NOTES_LIMIT": "many"}) as testbed:
         assert "QUAERO_PLUGIN_NOTES_LIMIT" in testbed.plugin_error("notes")

@@ -112,3 +112,8 @@ def test_values_python_cannot_hold_are_definition_errors(text):
     with pytest.raises(DefinitionError) as raised:
         parse_yaml(text)
     assert raised.value.status_code == 400
+
+
+def test_a_near_miss_of_an_action_is_suggested(registry):
+    error = problems(registry, "name: t\nsteps:\n  - {name: s, action: test_fanuot}\n")
+    assert "unknown action 'test_fanuot' (did you mean 'test_fanout'?" in str(error)
