@@ -75,7 +75,7 @@ def parse_sitemap(body: bytes, *, max_urls: int = 50_000) -> tuple[list[str], li
     """
     try:
         return _parse(body, max(0, int(max_urls)))
-    except Exception:  # noqa: BLE001 - garbage in, nothing out
+    except Exception:
         return [], []
 
 

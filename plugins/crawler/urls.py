@@ -132,11 +132,11 @@ def _idna(host: str) -> str | None:
         import idna  # a dependency of httpx, so normally present
 
         return idna.encode(host, uts46=True).decode("ascii")
-    except Exception:  # noqa: BLE001, S110 - no idna package, or idna.IDNAError: try the stdlib codec
+    except Exception:
         pass
     try:
         return host.encode("idna").decode("ascii")
-    except Exception:  # noqa: BLE001 - UnicodeError, label too long…
+    except Exception:
         return None
 
 
@@ -172,7 +172,7 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
     """
     try:
         return _normalize(url, base)
-    except Exception:  # noqa: BLE001 - hostile input must never escape as an exception
+    except Exception:
         return None
 
 
@@ -242,7 +242,7 @@ def _normalized_base(base: str) -> str | None:
     """Normalised base URL (cached: a page resolves all its links against one base)."""
     try:
         return _normalize(base, None)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 

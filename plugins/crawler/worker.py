@@ -9,7 +9,17 @@ from collections.abc import Iterator
 
 import httpx
 
-from quaero.api import ChildSpec, Credentials, Document, DocumentInput, JobCancelled, JobContext, JobError, JobView, JobWorker
+from quaero.api import (
+    ChildSpec,
+    Credentials,
+    Document,
+    DocumentInput,
+    JobCancelled,
+    JobContext,
+    JobError,
+    JobView,
+    JobWorker,
+)
 
 from .extract import decode_body, parse_page
 from .fetch import Fetched, RedirectError, fetch, retry_after

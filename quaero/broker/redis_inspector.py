@@ -20,7 +20,7 @@ import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from dramatiq import get_encoder
 from dramatiq.common import dq_name, xq_name
@@ -113,7 +113,7 @@ class RedisInspector(QueueInspector):
                             return found
         return found
 
-    def dead_letters(self, queue: Optional[str] = None, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+    def dead_letters(self, queue: str | None = None, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         """Dead letters newest first, of one queue or merged from every declared queue."""
         client = self.broker.client
         entries: list[tuple[float, bytes, str]] = []

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from quaero.broker import QueueInspector
 from quaero.errors import Conflict, NotFound
 from quaero.stores.events import iso
-from quaero.broker import QueueInspector
-
 from quaero.stores.jobs import JobManager
 from quaero.stores.logs import JobLogWriter
 

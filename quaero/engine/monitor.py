@@ -13,11 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from quaero.stores.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, EventBus, iso
 from quaero.broker import QueueInspector
-
 from quaero.engine.queue import JobQueue
 from quaero.registry import Registry
+from quaero.stores.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, EventBus, iso
 from quaero.stores.jobs import Counts, JobManager
 from quaero.stores.logs import JobLogWriter
 

@@ -24,7 +24,7 @@ from quaero.engine.queue import QUEUE_NAME, actor_name
 from quaero.errors import JobCancelled, JobError
 from quaero.registry import Registry
 from quaero.settings import Settings
-from quaero.stores.jobs import JobManager, job_view
+from quaero.stores.jobs import JobManager
 from quaero.stores.logs import JobLogWriter
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ from typing import Any
 
 import yaml
 
+from quaero.errors import Conflict, DefinitionError, NotFound
+from quaero.registry import Registry
 from quaero.stores.db import Database
 from quaero.stores.definitions import JobDefinition, load_definition_text
-from quaero.errors import Conflict, DefinitionError, NotFound
 from quaero.stores.events import iso
 from quaero.stores.models import JobDefinitionRecord, Models
-from quaero.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from quaero.errors import DefinitionError
 from quaero.api.actions import StepOptions
+from quaero.errors import DefinitionError
 from quaero.registry import Registry
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")

@@ -22,8 +22,8 @@ from quaero.errors import Conflict
 from quaero.stores.db import Database
 from quaero.stores.events import JOB_STATUS_CHANGE, EventBus, iso
 from quaero.stores.job_reads import (
-    ID_BATCH,
     COUNT_COLUMNS,
+    ID_BATCH,
     JOB_COLUMNS,
     JOB_FIELDS,
     Counts,

@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from quaero.stores.db import Database
 from quaero.api.documents import DocumentFilter, SearchHit, SearchPage
-from quaero.stores.documents import filter_sql, parse_date, where_clause
 from quaero.errors import QueryError
+from quaero.stores.db import Database
+from quaero.stores.documents import filter_sql, parse_date, where_clause
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import loads
 

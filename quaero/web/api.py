@@ -16,14 +16,22 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from quaero import __version__
-from quaero.stores.logs import LEVELS
 from quaero.stores.jobs import Counts, JobFilter
+from quaero.stores.logs import LEVELS
 from quaero.stores.views import job_dict, job_page, page
 from quaero.web import api_definitions, api_queue
 from quaero.web.api_queue import dead_letter_delete, dead_letter_requeue
 from quaero.web.bodies import CredentialsInput
-from quaero.web.http import (bool_param, choice_param, int_param, page_params, read_model, runtime_of, status_param,
-                             text_param)
+from quaero.web.http import (
+    bool_param,
+    choice_param,
+    int_param,
+    page_params,
+    read_model,
+    runtime_of,
+    status_param,
+    text_param,
+)
 
 __all__ = ["routes", "dead_letter_delete", "dead_letter_requeue"]  # the last two: for the queue page
 

@@ -13,11 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from quaero.stores.definition_store import definition_source, record_dict
-from quaero.stores.definitions import validate_definition
 from quaero.errors import DefinitionError
+from quaero.stores.definition_store import definition_source, record_dict
 from quaero.stores.views import page
-from quaero.web.http import bad_input, page_params, read_body, read_model, runtime_of
+from quaero.web.http import bad_input, page_params, read_body, runtime_of
 
 T = TypeVar("T")
 

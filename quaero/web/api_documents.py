@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from quaero.stores.documents import DocumentFilter, document_dict, parse_date
 from quaero.errors import QueryError
+from quaero.stores.documents import DocumentFilter, document_dict, parse_date
 from quaero.stores.search import page_dict
 from quaero.stores.views import page
 from quaero.web.http import int_param, int_path, page_params, runtime_of

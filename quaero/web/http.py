@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 
 from quaero.errors import NotFound, QuaeroError
-from quaero.stores.models import JOB_STATUSES
 from quaero.runtime import Runtime
+from quaero.stores.models import JOB_STATUSES
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 1_000_000

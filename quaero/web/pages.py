@@ -18,13 +18,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from quaero.engine.deadletters import DeadLetters
-from quaero.stores.definition_store import record_dict
 from quaero.errors import DefinitionError, NotFound, QuaeroError
-from quaero.stores.logs import LEVELS
-from quaero.stores.jobs import JobFilter
-from quaero.stores.models import JOB_STATUSES
 from quaero.runtime import Runtime
+from quaero.stores.definition_store import record_dict
+from quaero.stores.jobs import JobFilter
+from quaero.stores.logs import LEVELS
+from quaero.stores.models import JOB_STATUSES
 from quaero.stores.views import job_dict
 from quaero.web.http import int_path, read_body, runtime_of
 from quaero.web.plugin_listing import plugins_context

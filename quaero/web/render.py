@@ -20,10 +20,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
-import quaero_templates
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse
 
+import quaero_templates
 from quaero.errors import ConfigError
 from quaero.settings import Settings
 from quaero.web.security import csrf_token

@@ -277,10 +277,10 @@ def _state(pid: int) -> str:
 
 
 def test_search_prints_ranked_results_and_refuses_a_malformed_query(tmp_path):
+    from quaero.settings import load_settings
     from quaero.stores.db import Database
     from quaero.stores.documents import DocumentInput, DocumentStore
     from quaero.stores.models import bind_models
-    from quaero.settings import load_settings
 
     database = Database(load_settings(environ={}, overrides={"data_dir": tmp_path / "data"}).resolved_database_url)
     store = DocumentStore(database, bind_models(database.db))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from quaero.stores.definitions import load_definition_text, parse_duration, parse_yaml
 from quaero.errors import DefinitionError
 from quaero.registry import load_plugins
+from quaero.stores.definitions import load_definition_text, parse_duration, parse_yaml
 
 
 @pytest.fixture(scope="module")

@@ -10,22 +10,22 @@ from datetime import UTC, datetime
 
 import pytest
 
+from quaero.errors import QueryError
 from quaero.stores.db import Database
 from quaero.stores.documents import DocumentFilter, DocumentInput, DocumentStore
-from quaero.errors import QueryError
 from quaero.stores.models import bind_models
 from quaero.stores.search import (
     _SQLITE_RANKED,
     CLOSE,
     OPEN,
     DocumentSearch,
-    hit_dict,
-    page_dict,
     SearchQuery,
     Term,
     _Sqlite,
     fts5_match,
+    hit_dict,
     mark_matches,
+    page_dict,
     parse_query,
     tsquery_sql,
 )

@@ -11,8 +11,8 @@ import pytest
 import sitekit
 from support import make_settings, wait_done, wait_for
 
-from quaero.stores.jsonutil import loads
 from quaero.runtime import Runtime
+from quaero.stores.jsonutil import loads
 
 
 @pytest.fixture
