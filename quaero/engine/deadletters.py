@@ -108,7 +108,8 @@ class DeadLetters:
 def _letter_dict(letter: dict[str, Any], job: tuple[str, str | None] | None) -> dict[str, Any]:
     """A dead letter as JSON-ready data: times in ISO 8601, the job's id, status and error beside it."""
     return {
-        "id": letter["id"], "queue": letter["queue"], "actor_name": letter["actor_name"], "args": letter["args"], "received": letter["received"],
+        "id": letter["id"], "queue": letter["queue"], "actor_name": letter["actor_name"], "args": letter["args"],
+        "received": letter["received"],
         "enqueued_at": iso(letter["enqueued_at"] / 1000), "dead_at": iso(letter["dead_at"] / 1000),
         "job_id": letter["message_id"], "job_status": job[0] if job else None,
         "job_error": job[1] if job else None,

@@ -45,7 +45,8 @@ class JobMonitor:
         self._cond = threading.Condition()
         self._last_progress: dict[str, float] = {}
         self._deferred: dict[str, float] = {}
-        self._next_orphan_check = time.monotonic() + ORPHAN_CHECK_EVERY  # parents whose throttled progress is still owed
+        # When to look again for parents whose throttled progress is still owed.
+        self._next_orphan_check = time.monotonic() + ORPHAN_CHECK_EVERY
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="quaero-monitor", daemon=True)
         self._unsubscribe = bus.subscribe(self._on_event, [JOB_STATUS_CHANGE])

@@ -62,7 +62,8 @@ def events_database(settings: Settings) -> Database:
 class Runtime:
     """The services and background parts of one Quaero process."""
 
-    def __init__(self, settings: Settings, *, role: str = "server", extra_plugins: Iterable[tuple[str, object]] = ()) -> None:
+    def __init__(self, settings: Settings, *, role: str = "server",
+                 extra_plugins: Iterable[tuple[str, object]] = ()) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
         self.settings = settings

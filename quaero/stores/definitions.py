@@ -234,7 +234,8 @@ def parse_yaml(text: str, *, origin: str = "definition") -> tuple[dict[str, Any]
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        problem = Problem("", f"a definition is a mapping of keys (name, steps, ...), not a {type(data).__name__}", 1, 1)
+        problem = Problem("", f"a definition is a mapping of keys (name, steps, ...), not a {type(data).__name__}",
+                          1, 1)
         raise DefinitionError(f"{origin}: {problem}", detail=[problem.as_dict()])
     return data, node
 

@@ -76,7 +76,8 @@ def test_top_level_problems(registry):
 
 
 def test_duplicate_step_names(registry):
-    error = problems(registry, "name: t\nsteps:\n  - {name: a, action: test_fanout}\n  - {name: a, action: test_fanout}\n")
+    error = problems(registry, "name: t\nsteps:\n"
+                               "  - {name: a, action: test_fanout}\n  - {name: a, action: test_fanout}\n")
     assert "step names must be unique" in str(error)
 
 

@@ -26,7 +26,8 @@ def crawler(tmp_path):
 def run_crawl(runtime, site, wait=60, **config):
     config = {"start_urls": [site.url("/")], "per_host_delay_ms": 0, **config}
     definition = runtime.definitions.parse(json.dumps(
-        {"name": "crawl test", "tags": ["test-tag"], "steps": [{"name": "crawl", "action": "crawl", "config": config}]}))
+        {"name": "crawl test", "tags": ["test-tag"],
+         "steps": [{"name": "crawl", "action": "crawl", "config": config}]}))
     root = wait_done(runtime, runtime.orchestrator.execute(definition), timeout=wait)
     [step] = runtime.jobs.children(root.id)
     return root, step
