@@ -28,7 +28,7 @@ from quaero.errors import ConfigError
 from quaero.settings import Settings
 from quaero.web.security import csrf_token
 
-TEMPLATES = quaero_templates.DIRECTORY
+TEMPLATES: Path = quaero_templates.DIRECTORY
 STATIC = Path(__file__).parent / "static"
 
 NAV = (
