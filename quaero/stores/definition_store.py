@@ -70,7 +70,8 @@ class DefinitionStore:
 
         A file's definition replaces the stored one with the same id; a bad file is reported, not fatal.
         """
-        loaded, errors = [], []
+        loaded: list[str] = []
+        errors: list[str] = []
         if not directory.is_dir():
             return loaded, errors
         for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):

@@ -257,8 +257,8 @@ def validate_definition(
     try:
         definition = JobDefinition.model_validate(data)
     except ValidationError as exc:
-        problems = _problems_from(exc, node)
-        raise DefinitionError(_summary(origin, problems), detail=[p.as_dict() for p in problems]) from None
+        invalid = _problems_from(exc, node)
+        raise DefinitionError(_summary(origin, invalid), detail=[p.as_dict() for p in invalid]) from None
 
     problems: list[Problem] = []
     steps = []

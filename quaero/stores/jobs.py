@@ -111,7 +111,7 @@ class JobManager(JobReads):
             return []
         stamp = time.time()
         root_id = parent.root_id or parent.id
-        rows = []
+        rows: list[dict[str, Any]] = []
         for spec in specs:
             payload: dict[str, Any] = {"config": spec.config}
             if spec.item_ref is not None:
