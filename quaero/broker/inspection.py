@@ -180,6 +180,6 @@ def dead_letter(letter_id: int, queue: str, body: bytes | None, dead_at: int, *,
         "actor_name": None, "args": None, "kwargs": None, "options": None, "message_timestamp": None,
     }
     if message is not None:
-        letter.update(actor_name=message.actor_name, args=list(message.args), kwargs=message.kwargs,
-                      options=message.options, message_timestamp=message.message_timestamp)
+        letter.update({"actor_name": message.actor_name, "args": list(message.args), "kwargs": message.kwargs,
+                       "options": message.options, "message_timestamp": message.message_timestamp})
     return letter

@@ -369,7 +369,7 @@ class MessageStore:
             if queue.endswith(".XQ"):
                 entry["dead"] += count
             elif held:
-                entry["in_flight"] += count  # type: ignore[operator]
+                entry["in_flight"] += count
             elif queue.endswith(".DQ"):
                 entry["delayed"] += count
             else:
