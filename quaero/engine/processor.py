@@ -149,6 +149,7 @@ class JobProcessor:
         change = jobs.transition(job_id, "running")
         if change is None:
             return  # finished, cancelled or deleted: a redelivered message does nothing
+        assert change.row is not None  # a transition returns the job's row
         job = jobs.models.Job(**change.row)
         if change.old == "running":
             logs.write(job_id, "warn", f"resuming: attempt {job.attempts} after an interrupted one")

@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
@@ -45,6 +45,9 @@ from quaero.stores.maintenance import Maintenance
 from quaero.stores.models import bind_models
 from quaero.stores.plugin_database import PluginTables
 from quaero.stores.search import DocumentSearch
+
+if TYPE_CHECKING:
+    from quaero.runtime.supervisor import WorkerSupervisor
 
 log = logging.getLogger(__name__)
 ROLES = ("server", "run", "worker")
@@ -111,7 +114,7 @@ class Runtime:
         self.scheduler: Scheduler | None = None
         self.relay: EventRelay | None = None
         self.worker: dramatiq.Worker | None = None
-        self.supervisor = None
+        self.supervisor: WorkerSupervisor | None = None
         if role == "worker":
             self.bus.outbox = EventOutbox(events_database(settings))
         else:
