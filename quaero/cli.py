@@ -341,14 +341,11 @@ def _print_hits(page: SearchPage, out: TextIO) -> None:
     from quaero.stores.search import mark_matches
 
     console = Console(file=out, highlight=False, soft_wrap=True)
-    if console.is_terminal:
-        marks = {"escape": escape, "start": "[bold yellow]", "stop": "[/bold yellow]"}
-    else:
-        marks = {"escape": escape, "start": "\\[", "stop": "]"}
+    start, stop = ("[bold yellow]", "[/bold yellow]") if console.is_terminal else ("\\[", "]")
     for rank, hit in enumerate(page.items, 1):
         console.print(f"{rank:>2}. [bold]{escape(hit.title or '(untitled)')}[/bold]")
         console.print(f"    {escape(hit.source_ref)}")
-        console.print(f"    {mark_matches(hit.marked, **marks)}")
+        console.print(f"    {mark_matches(hit.marked, escape=escape, start=start, stop=stop)}")
     shown = f"{len(page.items)} of {page.total}" if page.total > len(page.items) else f"{page.total}"
     console.print(f"{shown} result{'s' if page.total != 1 else ''} for {escape(repr(page.query))}")
 

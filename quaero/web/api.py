@@ -26,6 +26,7 @@ from quaero.web.http import (
     bool_param,
     choice_param,
     int_param,
+    orchestrator_of,
     page_params,
     read_model,
     runtime_of,
@@ -270,7 +271,7 @@ async def cancel_job(request: Request) -> JSONResponse:
         description: the job is already finished
         content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
     """
-    orchestrator = runtime_of(request).orchestrator
+    orchestrator = orchestrator_of(request)
     running = await asyncio.to_thread(orchestrator.cancel, request.path_params["id"])
     return JSONResponse({"job_id": request.path_params["id"], "status": "cancelled", "signalled": len(running)})
 
@@ -288,7 +289,7 @@ async def rerun_job(request: Request) -> JSONResponse:
         description: the definition is disabled
         content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
     """
-    orchestrator = runtime_of(request).orchestrator
+    orchestrator = orchestrator_of(request)
     job_id = await asyncio.to_thread(orchestrator.rerun, request.path_params["id"])
     return JSONResponse({"job_id": job_id}, status_code=202)
 

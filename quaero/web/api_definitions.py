@@ -16,7 +16,7 @@ from starlette.routing import Route
 from quaero.errors import DefinitionError
 from quaero.stores.definition_store import definition_source, record_dict
 from quaero.stores.views import page
-from quaero.web.http import bad_input, page_params, read_body, runtime_of
+from quaero.web.http import bad_input, orchestrator_of, page_params, read_body, runtime_of
 
 T = TypeVar("T")
 
@@ -182,7 +182,7 @@ async def execute_definition(request: Request) -> JSONResponse:
         description: the definition is disabled
         content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
     """
-    orchestrator = runtime_of(request).orchestrator
+    orchestrator = orchestrator_of(request)
     job_id = await asyncio.to_thread(orchestrator.execute, request.path_params["id"])
     return JSONResponse({"job_id": job_id}, status_code=202)
 
