@@ -171,9 +171,9 @@ def _decode(body: bytes, content_type: str | None) -> tuple[str, str]:
             encoding = _codec_for(match.group(1))
     if encoding is None:
         head = body[:META_PRESCAN_BYTES]
-        match = _META_CHARSET.search(head) or _XML_ENCODING.search(head)
-        if match:
-            encoding = _codec_for(match.group(1), from_meta=True)
+        declared = _META_CHARSET.search(head) or _XML_ENCODING.search(head)
+        if declared:
+            encoding = _codec_for(declared.group(1), from_meta=True)
     if encoding is None:
         encoding = "utf-8" if _is_utf8(body) else _detect(body)
     return body.decode(encoding, "replace"), encoding

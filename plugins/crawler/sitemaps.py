@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 import zlib
+from typing import NoReturn
 from xml.parsers import expat
 
 from .urls import normalize_url
@@ -145,7 +146,7 @@ class _Collector:
             target.append(url)
 
 
-def _forbid(*_args: object) -> None:
+def _forbid(*_args: object) -> NoReturn:
     raise _Forbidden
 
 

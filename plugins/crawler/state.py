@@ -202,6 +202,7 @@ class CrawlState:
             "INSERT INTO crawl_hosts (host, next_at) VALUES (?, ?) ON CONFLICT (host) DO UPDATE SET next_at = "
             "CASE WHEN crawl_hosts.next_at > ? THEN crawl_hosts.next_at ELSE ? END + ? RETURNING next_at",
             (host, now + delay, now, now, delay))
+        assert row is not None  # an upsert with RETURNING always returns its row
         return row[0] - delay
 
     def acquire_slots(self, wanted: list[tuple[str, int]], wait: Callable[[float], None]) -> list[tuple[str, int]]:

@@ -115,9 +115,10 @@ def _encode_host(hostname: str) -> str | None:
         except ValueError:
             return None
     if not host.isascii():
-        host = _idna(host)
-        if host is None:
+        encoded = _idna(host)
+        if encoded is None:
             return None
+        host = encoded
     if not _HOST_CHARS.match(host) or len(host) > 253:
         return None
     labels = host.split(".")
