@@ -121,7 +121,7 @@ class QuaeroServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
         env.update(QUAERO_PLUGIN_MODULES="quaero.testing.actions", QUAERO_LOG_LEVEL="WARNING")
         (data_dir / "definitions").mkdir(parents=True, exist_ok=True)
-        self._stderr = open(data_dir / "serve.stderr", "wb")
+        self._stderr = open(data_dir / "serve.stderr", "wb")  # closed in close()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "quaero", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--data-dir", str(data_dir), "--definitions", str(data_dir / "definitions")],

@@ -133,7 +133,7 @@ def _detect(body: bytes) -> str:
         return "cp1252"
     try:
         best = from_bytes(sample).best()
-    except Exception:
+    except Exception:  # a detector failure is no reason to lose the page
         return "cp1252"
     if best is None:
         return "cp1252"
@@ -156,7 +156,7 @@ def decode_body(body: bytes, content_type: str | None) -> tuple[str, str]:
     """
     try:
         return _decode(bytes(body), content_type)
-    except Exception:
+    except Exception:  # last resort: never lose a page to decoding
         return bytes(body or b"").decode("utf-8", "replace"), "utf-8"
 
 
@@ -319,7 +319,7 @@ def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER) -> Page:
             text_length = len(_collapse(root.text(deep=True, separator=" ")))
             if text_length:
                 markdown = html_to_markdown(root.html or "", base_url, converter)
-    except Exception:
+    except Exception:  # keep the metadata and links of a page whose content defeats us
         markdown = ""
     return Page(
         title=title,

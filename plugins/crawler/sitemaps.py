@@ -76,7 +76,7 @@ def parse_sitemap(body: bytes, *, max_urls: int = 50_000) -> tuple[list[str], li
     """
     try:
         return _parse(body, max(0, int(max_urls)))
-    except Exception:
+    except Exception:  # garbage in, nothing out
         return [], []
 
 

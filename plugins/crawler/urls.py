@@ -133,11 +133,11 @@ def _idna(host: str) -> str | None:
         import idna  # a dependency of httpx, so normally present
 
         return idna.encode(host, uts46=True).decode("ascii")
-    except Exception:
+    except Exception:  # no idna package, or idna.IDNAError: try the stdlib codec
         pass
     try:
         return host.encode("idna").decode("ascii")
-    except Exception:
+    except Exception:  # UnicodeError, label too long…
         return None
 
 
@@ -173,7 +173,7 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
     """
     try:
         return _normalize(url, base)
-    except Exception:
+    except Exception:  # hostile input must never escape as an exception
         return None
 
 

@@ -254,7 +254,7 @@ def page_to_markdown(html: str, url: str, converter: str = DEFAULT_CONVERTER, *,
         if root is None or not _collapse(root.text(deep=True, separator=" ")):
             return ""
         return html_to_markdown(root.html or "", base_url, converter, resolve_url=resolve)
-    except Exception:
+    except Exception:  # lexbor on hostile markup: no markdown rather than a failed job
         return ""
 
 
@@ -281,14 +281,14 @@ def html_to_markdown(html: str, base_url: str, converter: str = DEFAULT_CONVERTE
         _flatten_table_cells(root, escape_pipes=converter == "html2text")
         nonce = secrets.token_hex(4).upper()
         blocks = _extract_code_blocks(tree, root, nonce)
-    except Exception:
+    except Exception:  # should not happen; never lose a page to it
         return ""
     try:
         if converter == "html-to-markdown":
             markdown = _rust_converter(root.html or "")
         else:
             markdown = _html2text(root.html or "")
-    except Exception:
+    except Exception:  # converters have choked on odd markup before: keep the text
         return _collapse(root.text(deep=True, separator=" "))
     if blocks:
         markdown = _restore_code_blocks(markdown, blocks, nonce)

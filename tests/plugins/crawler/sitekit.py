@@ -230,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = site._respond(request)
             status, headers, payload = _normalise(response)
-        except Exception as exc:
+        except Exception as exc:  # a broken handler answers 500, the test sees site.errors
             site.errors.append(exc)
             status, headers, payload = 500, [("Content-Type", HTML)], b"<h1>handler error</h1>"
         request.status = status
