@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -159,7 +159,7 @@ def redis_available(url: str = REDIS_URL) -> bool:
         return False
 
 
-def measure_redis(messages: int, processes: int, threads: int = 8) -> Optional[float]:
+def measure_redis(messages: int, processes: int, threads: int = 8) -> float | None:
     """Messages per second through Dramatiq's RedisBroker, or None when Redis is unreachable."""
     if not redis_available():
         return None
@@ -200,11 +200,11 @@ def measure(messages: int = 20000, threads: int = 8) -> dict[str, Any]:
     }
 
 
-def _round(value: Optional[float]) -> Optional[int]:
+def _round(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command line: print the figures as text, or as JSON with ``--json``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20000)

@@ -51,12 +51,12 @@ MAX_LINK_DEPTH = 4
 # The site
 # ------------------------------------------------------------------------------------------------------
 
-_FUNCTION_WORDS = (  # noqa: SIM905
+_FUNCTION_WORDS = (
     "the of and to a in is that for it as with on be by this are or from at an which can not but have "
     "all when more one if will each their there so its use into only also these than then should other "
     "may any how most such between after before because while where both through over under same"
 ).split()
-_CONTENT_WORDS = (  # noqa: SIM905
+_CONTENT_WORDS = (
     "system data server request response cache queue worker process thread memory disk network file "
     "index search query document page link crawler parser token schema record table column value key "
     "field option setting default error warning retry timeout limit policy rule pattern model version "
@@ -303,7 +303,7 @@ class SiteServer:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> SiteServer:  # noqa: PYI034
+    def __enter__(self) -> SiteServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

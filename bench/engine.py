@@ -28,9 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quaero.runtime import Runtime  # noqa: E402
-from report import print_figures  # noqa: E402
-from quaero.settings import load_settings  # noqa: E402
+from report import print_figures
+
+from quaero.runtime import Runtime
+from quaero.settings import load_settings
 
 
 def _settings(data_dir: str, workers: int | None):

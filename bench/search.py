@@ -71,7 +71,14 @@ from quaero.stores.search import (
 
 SEED = 20250101
 START, END = 1704067200.0, 1767225600.0  # 2024-01-01 .. 2026-01-01 UTC
-STOPWORDS = frozenset(["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "on", "be", "by", "this", "are", "or", "from", "at", "an", "which", "can", "not", "but", "have", "all", "when", "more", "one", "if", "will", "each", "their", "there", "so", "its", "use", "into", "only", "also", "these", "than", "then", "should", "other", "may", "any", "how", "most", "such", "between", "after", "before", "because", "while", "where", "both", "through", "over", "under", "same", "was", "were", "has", "been", "you", "your", "they", "them", "what", "who", "would", "could", "does", "did", "used", "using", "none", "true", "false", "return", "returns", "self", "see", "given"])
+STOPWORDS = frozenset([
+    "the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "on", "be", "by", "this", "are", "or",
+    "from", "at", "an", "which", "can", "not", "but", "have", "all", "when", "more", "one", "if", "will", "each",
+    "their", "there", "so", "its", "use", "into", "only", "also", "these", "than", "then", "should", "other", "may",
+    "any", "how", "most", "such", "between", "after", "before", "because", "while", "where", "both", "through", "over",
+    "under", "same", "was", "were", "has", "been", "you", "your", "they", "them", "what", "who", "would", "could",
+    "does", "did", "used", "using", "none", "true", "false", "return", "returns", "self", "see", "given"
+])
 RAW_SQL = (f"SELECT rowid, rank, snippet(documents_fts, 1, '\ue000', '\ue001', '…', {SNIPPET_TOKENS}) "
            f"FROM documents_fts WHERE documents_fts MATCH ? AND rank MATCH 'bm25({TITLE_WEIGHT}, {BODY_WEIGHT})' "
            "ORDER BY rank LIMIT 20")

@@ -148,8 +148,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Run workers only, until SIGINT or SIGTERM (or, when supervised, until the server is gone)."""
-    from quaero.runtime.logsetup import configure_logging
     from quaero.runtime import Runtime
+    from quaero.runtime.logsetup import configure_logging
 
     index = os.environ.get("QUAERO_WORKER_INDEX")
     configure_logging(settings, file_name=f"worker-{index if index is not None else os.getpid()}.log")
@@ -196,8 +196,8 @@ def _run_summary(runtime: Any, root_id: str, started: float) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Run one definition in the foreground; 0 only if its execution completed."""
-    from quaero.runtime.logsetup import configure_logging
     from quaero.runtime import Runtime
+    from quaero.runtime.logsetup import configure_logging
 
     if not args.file.is_file():
         raise QuaeroError(f"{args.file} does not exist or is not a file")
@@ -341,14 +341,11 @@ def _print_hits(page: SearchPage, out: TextIO) -> None:
     from quaero.stores.search import mark_matches
 
     console = Console(file=out, highlight=False, soft_wrap=True)
-    if console.is_terminal:
-        marks = {"escape": escape, "start": "[bold yellow]", "stop": "[/bold yellow]"}
-    else:
-        marks = {"escape": escape, "start": "\\[", "stop": "]"}
+    start, stop = ("[bold yellow]", "[/bold yellow]") if console.is_terminal else ("\\[", "]")
     for rank, hit in enumerate(page.items, 1):
         console.print(f"{rank:>2}. [bold]{escape(hit.title or '(untitled)')}[/bold]")
         console.print(f"    {escape(hit.source_ref)}")
-        console.print(f"    {mark_matches(hit.marked, **marks)}")
+        console.print(f"    {mark_matches(hit.marked, escape=escape, start=start, stop=stop)}")
     shown = f"{len(page.items)} of {page.total}" if page.total > len(page.items) else f"{page.total}"
     console.print(f"{shown} result{'s' if page.total != 1 else ''} for {escape(repr(page.query))}")
 
@@ -373,8 +370,8 @@ def cmd_plugins(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
 
 def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Check definition files without running them; 1 if any is invalid (each error on stderr)."""
-    from quaero.stores.definitions import load_definition_text
     from quaero.registry import load_plugins
+    from quaero.stores.definitions import load_definition_text
 
     registry = load_plugins(only=settings.load_plugins, plugin_modules=settings.plugin_modules)
     failed = 0

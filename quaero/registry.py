@@ -116,7 +116,7 @@ def make_plugin_manager() -> pluggy.PluginManager:
 
 def _candidates(plugin_modules: Iterable[str]) -> list[tuple[str, str, str | None, Any]]:
     """(name, source, version, loader) for every entry point and configured module."""
-    found = []
+    found: list[tuple[str, str, str | None, Any]] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         version = ep.dist.version if ep.dist is not None else None
         found.append((ep.name, f"entry point {ep.value}", version, ep.load))

@@ -45,13 +45,17 @@ class Settings(BaseModel):
     port: int = Field(8085, ge=0, le=65535, description="Port the web server binds.")
     worker_threads: int = Field(8, ge=1, le=256, description="Worker threads per worker process.")
     worker_processes: int | None = Field(
-        None, ge=0, le=64, description="Worker processes `quaero serve` starts (0: in-process threads only); default one per core."
+        None, ge=0, le=64,
+        description="Worker processes `quaero serve` starts (0: in-process threads only); default one per core.",
     )
-    definitions_dir: Path = Field(Path("job-definitions"), description="Directory of job definition YAML files loaded at start.")
+    definitions_dir: Path = Field(
+        Path("job-definitions"), description="Directory of job definition YAML files loaded at start.")
     monitor_interval: float = Field(1.0, gt=0, le=60, description="Seconds between the monitor's safety-net polls.")
-    default_job_timeout: float = Field(3600.0, gt=0, description="Seconds an execution may run when its definition sets no timeout.")
+    default_job_timeout: float = Field(
+        3600.0, gt=0, description="Seconds an execution may run when its definition sets no timeout.")
     time_limit: float = Field(600.0, gt=0, description="Seconds one child job may run before it is stopped.")
-    queue_lease_ms: int = Field(30000, ge=200, description="How long a claimed message stays invisible without a heartbeat.")
+    queue_lease_ms: int = Field(
+        30000, ge=200, description="How long a claimed message stays invisible without a heartbeat.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     load_plugins: list[str] | None = Field(
         None, description="Only these plugins load (names, comma-separated in the environment).")

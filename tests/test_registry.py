@@ -51,7 +51,8 @@ def test_two_plugins_claiming_one_action_fail_naming_both():
 
 
 def test_plugin_failing_to_register_is_reported_and_skipped():
-    registry = load_plugins(only=["quaero.testing.actions"], plugin_modules=["quaero.testing.actions"], extra=[("broken", Broken())])
+    registry = load_plugins(only=["quaero.testing.actions"], plugin_modules=["quaero.testing.actions"],
+                            extra=[("broken", Broken())])
     assert registry.plugins["broken"].error == "RuntimeError: cannot start"
     assert "test_fanout" in registry.actions
 

@@ -133,7 +133,7 @@ def _detect(body: bytes) -> str:
         return "cp1252"
     try:
         best = from_bytes(sample).best()
-    except Exception:  # noqa: BLE001 - a detector failure is no reason to lose the page
+    except Exception:  # a detector failure is no reason to lose the page
         return "cp1252"
     if best is None:
         return "cp1252"
@@ -156,7 +156,7 @@ def decode_body(body: bytes, content_type: str | None) -> tuple[str, str]:
     """
     try:
         return _decode(bytes(body), content_type)
-    except Exception:  # noqa: BLE001 - last resort: never lose a page to decoding
+    except Exception:  # last resort: never lose a page to decoding
         return bytes(body or b"").decode("utf-8", "replace"), "utf-8"
 
 
@@ -171,9 +171,9 @@ def _decode(body: bytes, content_type: str | None) -> tuple[str, str]:
             encoding = _codec_for(match.group(1))
     if encoding is None:
         head = body[:META_PRESCAN_BYTES]
-        match = _META_CHARSET.search(head) or _XML_ENCODING.search(head)
-        if match:
-            encoding = _codec_for(match.group(1), from_meta=True)
+        declared = _META_CHARSET.search(head) or _XML_ENCODING.search(head)
+        if declared:
+            encoding = _codec_for(declared.group(1), from_meta=True)
     if encoding is None:
         encoding = "utf-8" if _is_utf8(body) else _detect(body)
     return body.decode(encoding, "replace"), encoding
@@ -319,7 +319,7 @@ def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER) -> Page:
             text_length = len(_collapse(root.text(deep=True, separator=" ")))
             if text_length:
                 markdown = html_to_markdown(root.html or "", base_url, converter)
-    except Exception:  # noqa: BLE001 - keep the metadata and links of a page whose content defeats us
+    except Exception:  # keep the metadata and links of a page whose content defeats us
         markdown = ""
     return Page(
         title=title,

@@ -179,7 +179,7 @@ def _path_of(url: str) -> str | None:
             return None
         parts = urlsplit(normalized)
         return (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 

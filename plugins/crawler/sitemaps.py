@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 import zlib
+from typing import NoReturn
 from xml.parsers import expat
 
 from .urls import normalize_url
@@ -75,7 +76,7 @@ def parse_sitemap(body: bytes, *, max_urls: int = 50_000) -> tuple[list[str], li
     """
     try:
         return _parse(body, max(0, int(max_urls)))
-    except Exception:  # noqa: BLE001 - garbage in, nothing out
+    except Exception:  # garbage in, nothing out
         return [], []
 
 
@@ -145,7 +146,7 @@ class _Collector:
             target.append(url)
 
 
-def _forbid(*_args: object) -> None:
+def _forbid(*_args: object) -> NoReturn:
     raise _Forbidden
 
 

@@ -152,8 +152,8 @@ class CrawlState:
         return (row[0], row[1]) if row else None
 
     def _set(self, step_id: str, url: str, state: str, reason: str | None, stamp: float) -> None:
-        self.database.execute("UPDATE crawl_urls SET state = ?, reason = ?, updated_at = ? WHERE step_id = ? AND url = ?",
-                              (state, reason, stamp, step_id, url))
+        self.database.execute("UPDATE crawl_urls SET state = ?, reason = ?, updated_at = ? "
+                              "WHERE step_id = ? AND url = ?", (state, reason, stamp, step_id, url))
 
     def finish(self, ctx: Spawner, url: str, state: str, reason: str) -> None:
         """Close a queued URL that produced no page (skipped or failed) and let a deferred one take its place."""
@@ -202,6 +202,7 @@ class CrawlState:
             "INSERT INTO crawl_hosts (host, next_at) VALUES (?, ?) ON CONFLICT (host) DO UPDATE SET next_at = "
             "CASE WHEN crawl_hosts.next_at > ? THEN crawl_hosts.next_at ELSE ? END + ? RETURNING next_at",
             (host, now + delay, now, now, delay))
+        assert row is not None  # an upsert with RETURNING always returns its row
         return row[0] - delay
 
     def acquire_slots(self, wanted: list[tuple[str, int]], wait: Callable[[float], None]) -> list[tuple[str, int]]:

@@ -115,9 +115,10 @@ def _encode_host(hostname: str) -> str | None:
         except ValueError:
             return None
     if not host.isascii():
-        host = _idna(host)
-        if host is None:
+        encoded = _idna(host)
+        if encoded is None:
             return None
+        host = encoded
     if not _HOST_CHARS.match(host) or len(host) > 253:
         return None
     labels = host.split(".")
@@ -132,11 +133,11 @@ def _idna(host: str) -> str | None:
         import idna  # a dependency of httpx, so normally present
 
         return idna.encode(host, uts46=True).decode("ascii")
-    except Exception:  # noqa: BLE001, S110 - no idna package, or idna.IDNAError: try the stdlib codec
+    except Exception:  # no idna package, or idna.IDNAError: try the stdlib codec
         pass
     try:
         return host.encode("idna").decode("ascii")
-    except Exception:  # noqa: BLE001 - UnicodeError, label too long…
+    except Exception:  # UnicodeError, label too long…
         return None
 
 
@@ -172,7 +173,7 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
     """
     try:
         return _normalize(url, base)
-    except Exception:  # noqa: BLE001 - hostile input must never escape as an exception
+    except Exception:  # hostile input must never escape as an exception
         return None
 
 
@@ -242,7 +243,7 @@ def _normalized_base(base: str) -> str | None:
     """Normalised base URL (cached: a page resolves all its links against one base)."""
     try:
         return _normalize(base, None)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 

@@ -9,7 +9,17 @@ from collections.abc import Iterator
 
 import httpx
 
-from quaero.api import ChildSpec, Credentials, Document, DocumentInput, JobCancelled, JobContext, JobError, JobView, JobWorker
+from quaero.api import (
+    ChildSpec,
+    Credentials,
+    Document,
+    DocumentInput,
+    JobCancelled,
+    JobContext,
+    JobError,
+    JobView,
+    JobWorker,
+)
 
 from .extract import decode_body, parse_page
 from .fetch import Fetched, RedirectError, fetch, retry_after
@@ -245,7 +255,8 @@ class SitemapWorker(_Base):
                 ctx.log("info", f"no sitemap at {sitemap_url} (HTTP {response.status})")
                 continue
             pages, children = parse_sitemap(response.body)
-            allowed = [(page, 0) for page in (normalize_url(p) for p in pages) if page and crawl.filter.check(page) is None]
+            allowed = [(page, 0) for page in (normalize_url(p) for p in pages)
+                       if page and crawl.filter.check(page) is None]
             ctx.log("info", f"sitemap {sitemap_url}: {len(pages)} pages ({len(allowed)} allowed), "
                             f"{len(children)} nested sitemaps")
             if allowed:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator
 
 from quaero.api import StepOptions
-from quaero.api.maintenance import OPERATIONS
+from quaero.api.maintenance import OPERATIONS, OperationName
 
 # OPERATIONS lists every operation in the order a step runs them, whatever order the definition lists them
 # in: pruning first leaves something for VACUUM to reclaim, and the statistics and checks then describe it.
@@ -18,7 +16,7 @@ DEFAULT_OPERATIONS = OPERATIONS[1:]
 class MaintenanceOptions(StepOptions):
     """Options of the ``database_maintenance`` action."""
 
-    operations: list[Literal[OPERATIONS]] = Field(
+    operations: list[OperationName] = Field(
         default_factory=lambda: list(DEFAULT_OPERATIONS), min_length=1,
         description="What to do; always run in the order " + ", ".join(OPERATIONS) + ".")
     older_than_days: int = Field(30, ge=1, le=36_500, description="prune: executions finished longer ago than "

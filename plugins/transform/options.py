@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from quaero.api import StepOptions
-from quaero.api.markdown import CONVERTERS, DEFAULT_CONVERTER
+from quaero.api.markdown import DEFAULT_CONVERTER, ConverterName
 
 
 class TransformOptions(StepOptions):
@@ -18,4 +16,4 @@ class TransformOptions(StepOptions):
     only_missing: bool = Field(True, description="Only documents without markdown; false: every matching "
                                                  "document with HTML is converted again.")
     batch_size: int = Field(50, ge=1, le=10_000, description="Documents per child job.")
-    converter: Literal[CONVERTERS] = Field(DEFAULT_CONVERTER, description="HTML to markdown converter.")
+    converter: ConverterName = Field(DEFAULT_CONVERTER, description="HTML to markdown converter.")

@@ -33,8 +33,8 @@ from quaero.api.maintenance import DatabaseMaintenance, Outcome
 from quaero.api.settings import PluginSettings, Secret
 from quaero.api.web import WebContext, WebRegistry
 from quaero.errors import (
-    Conflict,
     ConfigError,
+    Conflict,
     DefinitionError,
     JobCancelled,
     JobError,

@@ -68,6 +68,7 @@ class JobWorker(ABC):
     def validate(self, job: JobView) -> None:
         """Raise :class:`quaero.api.JobError` if ``job`` cannot be executed (a malformed ``config``); the job
         then fails without running and without retries."""
+        return None  # optional: by default every job can be executed
 
     @abstractmethod
     def execute(self, ctx: JobContext, job: JobView) -> None:

@@ -8,6 +8,7 @@ that the core counts the result, adds the definition's tags and announces it.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,7 +161,7 @@ class Documents(ABC):
         first for descending); ``bodies=False`` leaves ``markdown`` and ``html`` out (``None``)."""
 
     @abstractmethod
-    def ids(self, where: DocumentFilter = DocumentFilter()) -> list[int]:
+    def ids(self, where: DocumentFilter = DocumentFilter()) -> builtins.list[int]:
         """The ids of every document matching ``where``, oldest first (to hand out in batches)."""
 
     @abstractmethod

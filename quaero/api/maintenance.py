@@ -10,9 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-OPERATIONS = ("prune", "vacuum", "reindex", "analyze", "optimize", "wal_checkpoint", "integrity_check")
+#: The name of one operation, as a type (a step option's, say); :data:`OPERATIONS` lists them in run order.
+OperationName = Literal["prune", "vacuum", "reindex", "analyze", "optimize", "wal_checkpoint", "integrity_check"]
+OPERATIONS: tuple[OperationName, ...] = get_args(OperationName)
 
 
 @dataclass

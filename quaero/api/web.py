@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-
 from starlette.requests import Request
 from starlette.responses import Response
 

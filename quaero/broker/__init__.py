@@ -3,7 +3,7 @@ queue inspector of each broker (:mod:`quaero.broker.inspection`)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import dramatiq
 from dramatiq.middleware import Middleware
@@ -18,7 +18,7 @@ __all__ = ["DeadLetter", "MessageStore", "QueueInspector", "QueueStats", "SQLite
 ACCEPTED_SCHEMES = "sqlite:///path/to/queue.db, redis://host:port/db, amqp://user:pass@host:port/vhost, stub://"
 
 
-def make_broker(url: str, *, middleware: Optional[list[Middleware]] = None, **options: Any) -> dramatiq.Broker:
+def make_broker(url: str, *, middleware: list[Middleware] | None = None, **options: Any) -> dramatiq.Broker:
     """Build the broker a queue URL names; ``options`` go to the broker's constructor.
 
     ``sqlite:///queue.db`` is relative to the working directory and ``sqlite:////abs/queue.db`` absolute,

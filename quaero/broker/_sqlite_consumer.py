@@ -11,7 +11,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Optional
 
 from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.common import current_millis, xq_name
@@ -63,7 +62,7 @@ class SQLiteConsumer(Consumer):
         self._cache: deque[Claimed] = deque()
         self._outstanding: set[int] = set()  # leased here and not acked: cached or handed out
         self._backlog = False  # the last claim came back full: more messages are probably waiting
-        self._data_version: Optional[int] = None
+        self._data_version: int | None = None
         self._next_due = 0
         self._last_check = 0
         self._last_busy = 0.0
@@ -108,7 +107,7 @@ class SQLiteConsumer(Consumer):
             self.store.release(self.queue_name, row_ids)
             self._outstanding.difference_update(row_ids)
 
-    def __next__(self) -> Optional[MessageProxy]:
+    def __next__(self) -> MessageProxy | None:
         """Return the next leased message, or None after ``timeout`` ms without one."""
         deadline = time.monotonic() + self.timeout / 1000
         while True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 from dramatiq.common import q_name, xq_name
 
@@ -27,7 +27,7 @@ class DeadLetterQueries:
         self._read = read
         self._write = write
 
-    def page(self, queue: Optional[str], limit: int, offset: int) -> list[DeadLetter]:
+    def page(self, queue: str | None, limit: int, offset: int) -> list[DeadLetter]:
         """Dead letters newest first, of one queue or of all."""
         where, params = ("queue = ?", (xq_name(queue),)) if queue else ("queue LIKE '%.XQ'", ())
         rows = self._read(sql.DEAD_PAGE.format(where=where), (*params, limit, offset))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Optional, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from dramatiq.common import dq_name
 from dramatiq.errors import DecodeError
@@ -36,7 +36,7 @@ class QueueStats(TypedDict):
 
     ready: int  # visible, waiting for a worker
     delayed: int  # waiting for their eta (a retry's backoff, a delayed send)
-    in_flight: Optional[int]  # held by a worker and not acknowledged yet
+    in_flight: int | None  # held by a worker and not acknowledged yet
     dead: int  # dead-lettered
 
 
@@ -49,11 +49,11 @@ class DeadLetter(TypedDict):
     enqueued_at: int
     dead_at: int
     received: int  # deliveries
-    actor_name: Optional[str]
-    args: Optional[list[Any]]
-    kwargs: Optional[dict[str, Any]]
-    options: Optional[dict[str, Any]]
-    message_timestamp: Optional[int]
+    actor_name: str | None
+    args: list[Any] | None
+    kwargs: dict[str, Any] | None
+    options: dict[str, Any] | None
+    message_timestamp: int | None
 
 
 class Unsupported(NotImplementedError):
@@ -93,7 +93,7 @@ class QueueInspector(ABC):
         """Tell whether one message is on the queue (see :meth:`find_messages`)."""
         return message_id in self.find_messages([message_id], include_dead=include_dead)
 
-    def dead_letters(self, queue: Optional[str] = None, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+    def dead_letters(self, queue: str | None = None, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         """Dead letters newest first, of one queue or of all.
 
         Raises:
@@ -146,7 +146,7 @@ class StubInspector(QueueInspector):
         return stats
 
 
-def fresh_body(body: bytes, queue_name: str, **options: Any) -> Optional[bytes]:
+def fresh_body(body: bytes, queue_name: str, **options: Any) -> bytes | None:
     """A dead message's body as a new message of ``queue_name``: no eta, no retry count, ``options`` added.
 
     None when the body cannot be decoded.
@@ -161,8 +161,8 @@ def fresh_body(body: bytes, queue_name: str, **options: Any) -> Optional[bytes]:
     return message.encode()
 
 
-def dead_letter(letter_id: int, queue: str, body: Optional[bytes], dead_at: int, *, message_id: Optional[str] = None,
-                enqueued_at: Optional[int] = None, received: Optional[int] = None) -> DeadLetter:
+def dead_letter(letter_id: int, queue: str, body: bytes | None, dead_at: int, *, message_id: str | None = None,
+                enqueued_at: int | None = None, received: int | None = None) -> DeadLetter:
     """A dead letter with what its body says; the fields not given come from the body where it has them.
 
     Without ``enqueued_at`` the message's own timestamp stands in, and without ``received`` its retry
@@ -180,6 +180,6 @@ def dead_letter(letter_id: int, queue: str, body: Optional[bytes], dead_at: int,
         "actor_name": None, "args": None, "kwargs": None, "options": None, "message_timestamp": None,
     }
     if message is not None:
-        letter.update(actor_name=message.actor_name, args=list(message.args), kwargs=message.kwargs,
-                      options=message.options, message_timestamp=message.message_timestamp)
+        letter.update({"actor_name": message.actor_name, "args": list(message.args), "kwargs": message.kwargs,
+                       "options": message.options, "message_timestamp": message.message_timestamp})
     return letter

@@ -20,7 +20,7 @@ import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, cast
 
 from dramatiq import get_encoder
 from dramatiq.common import dq_name, xq_name
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["RedisInspector", "letter_id"]
 
 SCAN_COUNT = 1000  # hash entries per HSCAN round trip
+# Dramatiq's client does not decode responses, so Redis answers bytes; redis-py's types also allow the str
+# of a decoding client, and the reads below say which it is with cast().
 
 # Moves one dead letter back onto its queue, or does nothing if someone else requeued or deleted it
 # meanwhile: the ZREM decides, inside one script, so a letter is never requeued twice.
@@ -113,30 +115,32 @@ class RedisInspector(QueueInspector):
                             return found
         return found
 
-    def dead_letters(self, queue: Optional[str] = None, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+    def dead_letters(self, queue: str | None = None, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         """Dead letters newest first, of one queue or merged from every declared queue."""
         client = self.broker.client
         entries: list[tuple[float, bytes, str]] = []
         for name in [queue] if queue else self._queues():
-            for member, score in client.zrevrange(self._key(xq_name(name)), 0, offset + limit - 1, withscores=True):
+            ranked = client.zrevrange(self._key(xq_name(name)), 0, offset + limit - 1, withscores=True)
+            for member, score in cast("list[tuple[bytes, float]]", ranked):
                 entries.append((score, member, name))
         entries.sort(reverse=True)
         entries = entries[offset:offset + limit]
         by_queue: dict[str, list[bytes]] = defaultdict(list)
         for _, member, name in entries:
             by_queue[name].append(member)
-        bodies = {}
+        bodies: dict[tuple[str, bytes], bytes | None] = {}
         for name, members in by_queue.items():
-            bodies.update(zip(((name, m) for m in members), client.hmget(self._key(xq_name(name)) + ".msgs", members)))
+            stored = cast("list[bytes | None]", client.hmget(self._key(xq_name(name)) + ".msgs", members))
+            bodies.update(zip(((name, m) for m in members), stored))
         return [dead_letter(letter_id(member), name, bodies[name, member], int(score))
                 for score, member, name in entries]
 
     def _members(self, ids: Sequence[int]) -> list[tuple[str, bytes]]:
         """The queues and Redis ids of the dead letters ``ids`` names (those that are still there)."""
         wanted = set(ids)
-        found = []
+        found: list[tuple[str, bytes]] = []
         for name in self._queues():
-            for member in self.broker.client.zrange(self._key(xq_name(name)), 0, -1):
+            for member in cast("list[bytes]", self.broker.client.zrange(self._key(xq_name(name)), 0, -1)):
                 if letter_id(member) in wanted:
                     found.append((name, member))
         return found
@@ -150,7 +154,7 @@ class RedisInspector(QueueInspector):
         moved = 0
         for name, member in self._members(ids):
             dead_key = self._key(xq_name(name))
-            body = client.hget(dead_key + ".msgs", member)
+            body = cast("bytes | None", client.hget(dead_key + ".msgs", member))
             new_id = str(uuid.uuid4())
             new_body = fresh_body(body, name, redis_message_id=new_id) if body is not None else None
             if new_body is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import Optional
 
 from dramatiq.broker import Broker, Consumer
 from dramatiq.common import current_millis, dq_name, q_name, xq_name
@@ -42,11 +41,11 @@ class SQLiteBroker(Broker):
         self,
         path: str | os.PathLike[str] = "queue.db",
         *,
-        middleware: Optional[list[Middleware]] = None,
+        middleware: list[Middleware] | None = None,
         lease_ms: int = 30000,
         max_receives: int = 5,
         busy_timeout_ms: int = 10000,
-        lookahead: Optional[int] = None,
+        lookahead: int | None = None,
     ) -> None:
         super().__init__(middleware=middleware)
         self.store = MessageStore(path, lease_ms=lease_ms, max_receives=max_receives,
@@ -92,7 +91,7 @@ class SQLiteBroker(Broker):
         return set(self.queues)
 
     @staticmethod
-    def _prepare(message: Message, delay: Optional[int], now: int) -> tuple[Message, NewMessage]:
+    def _prepare(message: Message, delay: int | None, now: int) -> tuple[Message, NewMessage]:
         # A delayed message waits in the table (on q.DQ, visible at its eta), not in a worker's memory.
         queue_name, visible_at = message.queue_name, now
         if delay is not None:
@@ -101,7 +100,7 @@ class SQLiteBroker(Broker):
             message = message.copy(queue_name=queue_name, options={"eta": visible_at})
         return message, NewMessage(queue_name, message.message_id, message.encode(), visible_at, now)
 
-    def enqueue(self, message: Message, *, delay: Optional[int] = None) -> Message:
+    def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
         """Store a message, on its delay queue with ``options["eta"]`` when ``delay`` (ms) is given."""
         message, row = self._prepare(message, delay, current_millis())
         self.emit_before("enqueue", message, delay)
@@ -109,7 +108,7 @@ class SQLiteBroker(Broker):
         self.emit_after("enqueue", message, delay)
         return message
 
-    def enqueue_many(self, messages: Iterable[Message], *, delay: Optional[int] = None) -> list[Message]:
+    def enqueue_many(self, messages: Iterable[Message], *, delay: int | None = None) -> list[Message]:
         """Store many messages in one transaction (fan-out); middleware sees each one as in ``enqueue``."""
         messages = list(messages)
         if len(messages) == 1:
@@ -134,7 +133,7 @@ class SQLiteBroker(Broker):
         for queue_name in list(self.queues):
             self.flush(queue_name)
 
-    def join(self, queue_name: str, *, timeout: Optional[int] = None, interval: int = 5) -> None:
+    def join(self, queue_name: str, *, timeout: int | None = None, interval: int = 5) -> None:
         """Wait until ``queue_name`` and its delay queue hold no message, acks written (``timeout`` in ms).
 
         Raises:
@@ -167,7 +166,7 @@ class SQLiteInspector(QueueInspector):
         """One indexed query for all of ``message_ids``."""
         return self.broker.store.find_messages(message_ids, include_dead=include_dead)
 
-    def dead_letters(self, queue: Optional[str] = None, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+    def dead_letters(self, queue: str | None = None, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         """Dead letters newest first, of one queue or of all."""
         return self.broker.store.dead_letters(queue, limit, offset)
 

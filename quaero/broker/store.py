@@ -25,7 +25,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 from dramatiq.common import current_millis, q_name, xq_name
 
@@ -89,8 +89,8 @@ class MessageStore:
     def _reset_process_state(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()  # guards the connection; every statement runs under it
-        self._conn: Optional[sqlite3.Connection] = None
-        self._lock_fd: Optional[int] = None
+        self._conn: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
         # Identifies this process's claims; a forked child gets its own so it never extends the parent's.
         self._owner = uuid.uuid4().hex
         self._pending_lock = threading.Lock()
@@ -100,7 +100,7 @@ class MessageStore:
         self._last_lease = 0
         self._subscribers: dict[str, set[Callable[[], None]]] = defaultdict(set)
         self._claimed_queues: set[str] = set()
-        self._heartbeat: Optional[threading.Thread] = None
+        self._heartbeat: threading.Thread | None = None
         self._heartbeat_stop = threading.Event()
 
     def connection(self) -> sqlite3.Connection:
@@ -190,7 +190,7 @@ class MessageStore:
         """SQLite's ``PRAGMA data_version``: it changes when another connection commits (a few µs)."""
         return self._read("PRAGMA data_version")[0][0]
 
-    def next_visible_at(self, queue_name: str) -> Optional[int]:
+    def next_visible_at(self, queue_name: str) -> int | None:
         """When the earliest message of ``queue_name`` is (or was) visible, in ms; None when it is empty."""
         rows = self._read(sql.HEAD, (queue_name,))
         return rows[0][0] if rows else None
@@ -369,7 +369,7 @@ class MessageStore:
             if queue.endswith(".XQ"):
                 entry["dead"] += count
             elif held:
-                entry["in_flight"] += count  # type: ignore[operator]
+                entry["in_flight"] += count
             elif queue.endswith(".DQ"):
                 entry["delayed"] += count
             else:
@@ -385,7 +385,7 @@ class MessageStore:
         """Tell whether a message is waiting, delayed or in flight (or dead, with ``include_dead``)."""
         return bool(self.find_messages([message_id], include_dead=include_dead))
 
-    def dead_letters(self, queue: Optional[str] = None, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+    def dead_letters(self, queue: str | None = None, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         """Dead letters newest first, of one queue (its base name) or of all."""
         return self._letters.page(queue, limit, offset)
 

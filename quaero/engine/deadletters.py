@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from quaero.broker import DeadLetter, QueueInspector
 from quaero.errors import Conflict, NotFound
 from quaero.stores.events import iso
-from quaero.broker import QueueInspector
-
 from quaero.stores.jobs import JobManager
 from quaero.stores.logs import JobLogWriter
 
@@ -77,7 +76,7 @@ class DeadLetters:
         return self.queue.delete_dead(ids) if ids else 0
 
     # ------------------------------------------------------------------ internals
-    def _find(self, letter_id: int) -> dict[str, Any]:
+    def _find(self, letter_id: int) -> DeadLetter:
         offset = 0
         while batch := self.queue.dead_letters(limit=_SCAN, offset=offset):
             for letter in batch:
@@ -86,13 +85,13 @@ class DeadLetters:
             offset += _SCAN
         raise NotFound(f"dead letter {letter_id} not found")
 
-    def _all(self, queue: str | None) -> list[dict[str, Any]]:
-        letters: list[dict[str, Any]] = []
+    def _all(self, queue: str | None) -> list[DeadLetter]:
+        letters: list[DeadLetter] = []
         while batch := self.queue.dead_letters(queue, limit=_SCAN, offset=len(letters)):
             letters += batch
         return letters
 
-    def _rerunnable_job(self, letter: dict[str, Any]) -> str:
+    def _rerunnable_job(self, letter: DeadLetter) -> str:
         job_id = letter["message_id"]  # a job's message carries the job's id (Services.enqueue)
         job = self.jobs.find(job_id)
         if job is None:
@@ -101,15 +100,16 @@ class DeadLetters:
             raise Conflict(f"the job {job_id} of dead letter {letter['id']} is {job.status}; nothing to run again")
         return job_id
 
-    def _with_jobs(self, letters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _with_jobs(self, letters: list[DeadLetter]) -> list[dict[str, Any]]:
         jobs = self.jobs.brief([letter["message_id"] for letter in letters])
         return [_letter_dict(letter, jobs.get(letter["message_id"])) for letter in letters]
 
 
-def _letter_dict(letter: dict[str, Any], job: tuple[str, str | None] | None) -> dict[str, Any]:
+def _letter_dict(letter: DeadLetter, job: tuple[str, str | None] | None) -> dict[str, Any]:
     """A dead letter as JSON-ready data: times in ISO 8601, the job's id, status and error beside it."""
     return {
-        "id": letter["id"], "queue": letter["queue"], "actor_name": letter["actor_name"], "args": letter["args"], "received": letter["received"],
+        "id": letter["id"], "queue": letter["queue"], "actor_name": letter["actor_name"], "args": letter["args"],
+        "received": letter["received"],
         "enqueued_at": iso(letter["enqueued_at"] / 1000), "dead_at": iso(letter["dead_at"] / 1000),
         "job_id": letter["message_id"], "job_status": job[0] if job else None,
         "job_error": job[1] if job else None,

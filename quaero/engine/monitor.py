@@ -13,13 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from quaero.stores.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, EventBus, iso
 from quaero.broker import QueueInspector
-
 from quaero.engine.queue import JobQueue
 from quaero.registry import Registry
+from quaero.stores.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, EventBus, iso
 from quaero.stores.jobs import Counts, JobManager
 from quaero.stores.logs import JobLogWriter
+from quaero.stores.models import Job
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.1  # seconds between job_progress events of one parent while it runs
@@ -46,7 +46,8 @@ class JobMonitor:
         self._cond = threading.Condition()
         self._last_progress: dict[str, float] = {}
         self._deferred: dict[str, float] = {}
-        self._next_orphan_check = time.monotonic() + ORPHAN_CHECK_EVERY  # parents whose throttled progress is still owed
+        # When to look again for parents whose throttled progress is still owed.
+        self._next_orphan_check = time.monotonic() + ORPHAN_CHECK_EVERY
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="quaero-monitor", daemon=True)
         self._unsubscribe = bus.subscribe(self._on_event, [JOB_STATUS_CHANGE])
@@ -139,25 +140,29 @@ class JobMonitor:
             if finished:
                 self._last_progress.pop(parent_id, None)
                 counts = jobs.counts(parent_id)
-            self.publish_progress(parent_id, status, counts, jobs.find(parent_id).result_count)
+            current = jobs.find(parent_id)
+            if current is None:  # it had just finished, and was deleted meanwhile
+                return
+            self.publish_progress(parent_id, status, counts, current.result_count)
         else:
             # Throttled: make sure the latest counts are published once the burst settles.
             with self._cond:
                 self._deferred.setdefault(parent_id, self._last_progress[parent_id] + PROGRESS_EVERY)
 
-    def _judge_step(self, step, counts: Counts) -> str | None:
+    def _judge_step(self, step: Job, counts: Counts) -> str | None:
         """Finish a step whose children are done, or fail it past its error tolerance."""
         tolerance = step.data.get("error_tolerance") or {}
         limit = tolerance.get("max_child_failures")
         if limit is not None and counts.failed > limit and tolerance.get("failure_action", "fail") == "fail":
-            error = f"{counts.failed} child jobs failed, more than the {limit} tolerated"
-            if self.jobs.transition(step.id, "failed", allowed_from=("running",), error=error):
-                self.logs.write(step.id, "error", f"step failed: {error}; cancelling the rest")
+            failure = f"{counts.failed} child jobs failed, more than the {limit} tolerated"
+            if self.jobs.transition(step.id, "failed", allowed_from=("running",), error=failure):
+                self.logs.write(step.id, "error", f"step failed: {failure}; cancelling the rest")
                 self._cancel_children(step.id)
                 return "failed"
             return None
         if counts.active:
             return None
+        error: str | None
         if counts.total and counts.completed == 0 and counts.failed:
             new, error = "failed", f"all {counts.failed} child jobs failed"
         else:
@@ -172,7 +177,7 @@ class JobMonitor:
         running = self.jobs.cancel(parent_id, reason="cancelled: the step failed", include_self=False)
         self.on_cancelled(running)
 
-    def _timed_out(self, parent) -> bool:
+    def _timed_out(self, parent: Job) -> bool:
         if parent.type != "parent" or parent.started_at is None:
             return False
         timeout = parent.data.get("timeout") or self.default_timeout

@@ -73,6 +73,8 @@ class JobDefinitionOrchestrator:
         """Start a fresh execution of the definition that produced ``job_id``."""
         job = self.jobs.get(job_id)
         root = self.jobs.get(job.root_id or job.id)
+        if root.definition_id is None:
+            raise Conflict(f"job {job_id} was not started from a job definition: there is none to run again")
         try:
             return self.execute(root.definition_id, trigger=f"rerun of {root.id}")
         except NotFound:

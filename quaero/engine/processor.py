@@ -24,8 +24,8 @@ from quaero.engine.queue import QUEUE_NAME, actor_name
 from quaero.errors import JobCancelled, JobError
 from quaero.registry import Registry
 from quaero.settings import Settings
-from quaero.stores.jobs import JobManager
 from quaero.stores.job_reads import job_view_of
+from quaero.stores.jobs import JobManager
 from quaero.stores.logs import JobLogWriter
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,8 @@ class JobProcessor:
         change = jobs.transition(job_id, "running")
         if change is None:
             return  # finished, cancelled or deleted: a redelivered message does nothing
-        row = change.row or {}
+        assert change.row is not None  # a transition returns the job's row
+        row = change.row
         if change.old == "running":
             logs.write(job_id, "warn", f"resuming: attempt {row['attempts']} after an interrupted one")
         worker = self.registry.worker(job_type)

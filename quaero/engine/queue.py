@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from dramatiq.message import Message
 
@@ -29,7 +30,7 @@ class JobQueue:
         """Put one message per job on the queue; a job type no plugin executes is a :class:`PluginError`."""
         if self.registry.worker(job_type) is None:
             raise PluginError(f"no installed plugin executes jobs of type {job_type!r}")
-        messages = [
+        messages: list[Message[Any]] = [
             Message(queue_name=QUEUE_NAME, actor_name=actor_name(job_type), args=(job_id,), kwargs={},
                     options={}, message_id=job_id)
             for job_id in job_ids

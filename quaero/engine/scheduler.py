@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from croniter import croniter
 
@@ -68,7 +68,7 @@ class Scheduler:
 
     @staticmethod
     def _after(schedule: str, moment: float) -> float:
-        start = datetime.fromtimestamp(moment, tz=timezone.utc)
+        start = datetime.fromtimestamp(moment, tz=UTC)
         return croniter(schedule, start).get_next(float)
 
     def _running(self, definition_id: str) -> bool:

@@ -12,16 +12,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
-from typing import Any
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
 from quaero.broker import QueueInspector, inspector_for, make_broker
 from quaero.engine.contexts import ContextFactory
-from quaero.stores.activity import ActivityStore
-from quaero.stores.search import DocumentSearch
 from quaero.engine.deadletters import DeadLetters
 from quaero.engine.monitor import JobMonitor
 from quaero.engine.orchestrator import JobDefinitionOrchestrator
@@ -33,6 +31,7 @@ from quaero.engine.spawner import JobSpawner
 from quaero.engine.steps import Steps
 from quaero.registry import load_plugins
 from quaero.settings import Settings
+from quaero.stores.activity import ActivityStore
 from quaero.stores.credentials import CredentialStore
 from quaero.stores.db import Database
 from quaero.stores.definition_store import DefinitionStore
@@ -45,6 +44,10 @@ from quaero.stores.logs import JobLogWriter
 from quaero.stores.maintenance import Maintenance
 from quaero.stores.models import bind_models
 from quaero.stores.plugin_database import PluginTables
+from quaero.stores.search import DocumentSearch
+
+if TYPE_CHECKING:
+    from quaero.runtime.supervisor import WorkerSupervisor
 
 log = logging.getLogger(__name__)
 ROLES = ("server", "run", "worker")
@@ -62,7 +65,8 @@ def events_database(settings: Settings) -> Database:
 class Runtime:
     """The services and background parts of one Quaero process."""
 
-    def __init__(self, settings: Settings, *, role: str = "server", extra_plugins: Iterable[tuple[str, object]] = ()) -> None:
+    def __init__(self, settings: Settings, *, role: str = "server",
+                 extra_plugins: Iterable[tuple[str, object]] = ()) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
         self.settings = settings
@@ -110,7 +114,7 @@ class Runtime:
         self.scheduler: Scheduler | None = None
         self.relay: EventRelay | None = None
         self.worker: dramatiq.Worker | None = None
-        self.supervisor = None
+        self.supervisor: WorkerSupervisor | None = None
         if role == "worker":
             self.bus.outbox = EventOutbox(events_database(settings))
         else:

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from quaero.api.credentials import Credentials
-from quaero.stores.db import Database
 from quaero.errors import NotFound, QuaeroError
+from quaero.stores.db import Database
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import dumps, loads
 from quaero.stores.models import Models

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import peewee as pw
 from playhouse.db_url import connect
 
+from quaero.api.database import Cursor
 from quaero.errors import ConfigError
 from quaero.stores.writerlock import WriterLock
 
@@ -32,6 +34,12 @@ SQLITE_PRAGMAS = {
     "mmap_size": 256 * 1024 * 1024,
 }
 CHECKPOINT_EVERY = 0.5  # seconds
+
+
+class DBCursor(Cursor, Protocol):
+    """The DB-API cursor :meth:`Database.execute` returns: the plugin API's :class:`Cursor` and its columns."""
+
+    description: Sequence[Any] | None
 
 
 class _Marker:
@@ -161,7 +169,7 @@ class Database:
         """Rewrite ``?`` placeholders for databases that use ``%s``."""
         return query if self.is_sqlite else query.replace("?", "%s")
 
-    def execute(self, query: str, params: tuple | list = ()) -> object:
+    def execute(self, query: str, params: tuple | list = ()) -> DBCursor:
         """Run raw SQL with ``?`` placeholders and return the cursor."""
         return self.db.execute_sql(self.sql(query), params)
 

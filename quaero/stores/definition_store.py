@@ -10,12 +10,12 @@ from typing import Any
 
 import yaml
 
+from quaero.errors import Conflict, DefinitionError, NotFound
+from quaero.registry import Registry
 from quaero.stores.db import Database
 from quaero.stores.definitions import JobDefinition, load_definition_text
-from quaero.errors import Conflict, DefinitionError, NotFound
 from quaero.stores.events import iso
 from quaero.stores.models import JobDefinitionRecord, Models
-from quaero.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class DefinitionStore:
 
         A file's definition replaces the stored one with the same id; a bad file is reported, not fatal.
         """
-        loaded, errors = [], []
+        loaded: list[str] = []
+        errors: list[str] = []
         if not directory.is_dir():
             return loaded, errors
         for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):

@@ -11,8 +11,8 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from quaero.errors import DefinitionError
 from quaero.api.actions import StepOptions
+from quaero.errors import DefinitionError
 from quaero.registry import Registry
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -234,7 +234,8 @@ def parse_yaml(text: str, *, origin: str = "definition") -> tuple[dict[str, Any]
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        problem = Problem("", f"a definition is a mapping of keys (name, steps, ...), not a {type(data).__name__}", 1, 1)
+        problem = Problem("", f"a definition is a mapping of keys (name, steps, ...), not a {type(data).__name__}",
+                          1, 1)
         raise DefinitionError(f"{origin}: {problem}", detail=[problem.as_dict()])
     return data, node
 
@@ -256,8 +257,8 @@ def validate_definition(
     try:
         definition = JobDefinition.model_validate(data)
     except ValidationError as exc:
-        problems = _problems_from(exc, node)
-        raise DefinitionError(_summary(origin, problems), detail=[p.as_dict() for p in problems]) from None
+        invalid = _problems_from(exc, node)
+        raise DefinitionError(_summary(origin, invalid), detail=[p.as_dict() for p in invalid]) from None
 
     problems: list[Problem] = []
     steps = []
@@ -266,8 +267,8 @@ def validate_definition(
         action = registry.actions.get(step.action)
         if action is None:
             line_col = _locate(node, (*where, "action"))
-            problems.append(Problem(f"steps[{index}].action", f"step {step.name!r}: {registry.why_unknown(step.action)}",
-                                    *(line_col or (None, None))))
+            message = f"step {step.name!r}: {registry.why_unknown(step.action)}"
+            problems.append(Problem(f"steps[{index}].action", message, *(line_col or (None, None))))
             continue
         try:
             options: StepOptions = action.options.model_validate(step.config)

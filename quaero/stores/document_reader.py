@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from quaero.api.documents import Document, DocumentFilter, Documents, SearchPage
 from quaero.stores.documents import DocumentStore, document_data
 from quaero.stores.search import DocumentSearch
@@ -26,7 +28,7 @@ class DocumentReader(Documents):
         return [document_data(row) for row in self._store.list(where, sort=sort, limit=limit, offset=offset,
                                                                bodies=bodies)]
 
-    def ids(self, where: DocumentFilter = DocumentFilter()) -> list[int]:
+    def ids(self, where: DocumentFilter = DocumentFilter()) -> builtins.list[int]:
         return self._store.ids(where)
 
     def count(self, where: DocumentFilter = DocumentFilter()) -> int:

@@ -7,6 +7,7 @@ document's content changed, because that is what "recent" means to someone looki
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import time
 from collections.abc import Callable
@@ -232,12 +233,12 @@ class DocumentStore:
             self._deleted(ids)
             return len(ids)
 
-    def _deleted(self, ids: list[int]) -> None:
+    def _deleted(self, ids: builtins.list[int]) -> None:
         """Inside the deleting transaction: let the listeners remove what belongs to these documents."""
         for listener in self.deletion_listeners:
             listener(ids)
 
-    def saved_by(self, job_ids: list[str]) -> list[Document]:
+    def saved_by(self, job_ids: builtins.list[str]) -> builtins.list[Document]:
         """The documents these jobs wrote last, by id."""
         found: list[Document] = []
         for start in range(0, len(job_ids), 400):
@@ -245,13 +246,13 @@ class DocumentStore:
             found.extend(self.models.Document.select().where(self.models.Document.job_id.in_(chunk)))
         return sorted(found, key=lambda doc: doc.id)
 
-    def ids(self, where: DocumentFilter = DocumentFilter()) -> list[int]:
+    def ids(self, where: DocumentFilter = DocumentFilter()) -> builtins.list[int]:
         """The ids of every document ``where`` matches, oldest first."""
         conditions, params = filter_sql(where, postgres=self.database.is_postgres)
         sql = f"SELECT d.id FROM documents AS d {where_clause(conditions)} ORDER BY d.id"
         return [row[0] for row in self.database.execute(sql, params).fetchall()]
 
-    def tags(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+    def tags(self, *, limit: int = 1000) -> builtins.list[dict[str, Any]]:
         """Tags with how many documents carry each, most used first."""
         if self.database.is_postgres:
             query = ("SELECT j.tag, COUNT(*) AS n FROM documents AS d, jsonb_array_elements_text(d.tags::jsonb) "

@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from quaero.stores.db import Database
@@ -36,7 +36,7 @@ EVENT_TYPES = (JOB_PROGRESS, TASK_PROGRESS, JOB_LOG, JOB_STATUS_CHANGE, RESULT_S
 
 def iso(ts: float | None = None) -> str:
     """An epoch timestamp as the seed's ISO 8601 UTC form."""
-    moment = datetime.fromtimestamp(time.time() if ts is None else ts, tz=timezone.utc)
+    moment = datetime.fromtimestamp(time.time() if ts is None else ts, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -22,8 +22,7 @@ index (``gin_clean_pending_list``). The integrity check finds nothing to compare
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
-from typing import Any
+from abc import abstractmethod
 
 import peewee as pw
 

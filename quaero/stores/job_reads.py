@@ -6,6 +6,7 @@ index it reads (the jobs table is the busiest one, and a listing of 100,000 jobs
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ class JobFilter:
     parent_id: str | None = None
     definition_id: str | None = None
 
-    def conditions(self, model: type[Job]) -> list[Any]:
+    def conditions(self, model: builtins.type[Job]) -> list[Any]:
         """The filter as peewee expressions on ``model``'s columns."""
         return [getattr(model, name) == value for name in ("status", "type", "parent_id", "definition_id")
                 if (value := getattr(self, name)) is not None]

@@ -22,8 +22,8 @@ from quaero.errors import Conflict
 from quaero.stores.db import Database
 from quaero.stores.events import JOB_STATUS_CHANGE, EventBus, iso
 from quaero.stores.job_reads import (
-    ID_BATCH,
     COUNT_COLUMNS,
+    ID_BATCH,
     JOB_COLUMNS,
     JOB_FIELDS,
     Counts,
@@ -111,7 +111,7 @@ class JobManager(JobReads):
             return []
         stamp = time.time()
         root_id = parent.root_id or parent.id
-        rows = []
+        rows: list[dict[str, Any]] = []
         for spec in specs:
             payload: dict[str, Any] = {"config": spec.config}
             if spec.item_ref is not None:

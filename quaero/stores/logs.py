@@ -7,8 +7,8 @@ import threading
 import time
 from typing import Any
 
-from quaero.stores.db import Database
 from quaero.errors import QuaeroError
+from quaero.stores.db import Database
 from quaero.stores.events import JOB_LOG, EventBus, iso
 from quaero.stores.models import Models
 

@@ -26,7 +26,7 @@ class PluginTables(PluginDatabase):
             yield
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        return self._database.execute(sql, list(params))  # type: ignore[return-value]
+        return self._database.execute(sql, list(params))
 
     def write_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self._database.write_one(sql, list(params))

@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from quaero.stores.db import Database
 from quaero.api.documents import DocumentFilter, SearchHit, SearchPage
-from quaero.stores.documents import filter_sql, parse_date, where_clause
 from quaero.errors import QueryError
+from quaero.stores.db import Database
+from quaero.stores.documents import filter_sql, parse_date, where_clause
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import loads
 
@@ -97,10 +97,13 @@ def parse_query(text: str) -> SearchQuery:
         if token.kind == "or" and not _is_word(previous):
             raise QueryError(f"OR at position {token.position} needs a word before it, as in: cats OR dogs")
         if joined and not _is_word(token):
+            assert previous is not None  # joined: it is the OR
             raise QueryError(f"OR at position {previous.position} must join two words, and {token.raw!r} "
                              f"is {'another OR' if token.kind == 'or' else 'not a word to search for'}")
         if token.kind == "filter":
             filters[token.name].append(token.value)
+        elif token.term is None:
+            pass  # an OR: the word after it joins the group of the word before it
         elif token.kind == "term" and token.negated:
             excluded.append(token.term)
         elif joined:

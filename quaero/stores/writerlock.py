@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from types import ModuleType
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on Windows
@@ -40,7 +42,7 @@ class WriterLock:
         self._local.depth = depth + 1
         if depth == 0:
             fd = self._file()
-            if fd is not None:
+            if fd is not None and fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc: object) -> None:

@@ -16,14 +16,23 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from quaero import __version__
-from quaero.stores.logs import LEVELS
 from quaero.stores.jobs import Counts, JobFilter
+from quaero.stores.logs import LEVELS
 from quaero.stores.views import job_dict, job_page, page
 from quaero.web import api_definitions, api_queue
 from quaero.web.api_queue import dead_letter_delete, dead_letter_requeue
 from quaero.web.bodies import CredentialsInput
-from quaero.web.http import (bool_param, choice_param, int_param, page_params, read_model, runtime_of, status_param,
-                             text_param)
+from quaero.web.http import (
+    bool_param,
+    choice_param,
+    int_param,
+    orchestrator_of,
+    page_params,
+    read_model,
+    runtime_of,
+    status_param,
+    text_param,
+)
 
 __all__ = ["routes", "dead_letter_delete", "dead_letter_requeue"]  # the last two: for the queue page
 
@@ -55,7 +64,9 @@ async def plugins(request: Request) -> JSONResponse:
     ---
     parameters: [{$ref: '#/components/parameters/limit'}, {$ref: '#/components/parameters/offset'}]
     responses:
-      200: {description: one page of plugins, content: {application/json: {schema: {$ref: '#/components/schemas/PluginPage'}}}}
+      200:
+        description: one page of plugins
+        content: {application/json: {schema: {$ref: '#/components/schemas/PluginPage'}}}
       400: {$ref: '#/components/responses/BadRequest'}
     """
     limit, offset = page_params(request)
@@ -69,7 +80,9 @@ async def auth_list(request: Request) -> JSONResponse:
     ---
     parameters: [{$ref: '#/components/parameters/limit'}, {$ref: '#/components/parameters/offset'}]
     responses:
-      200: {description: one page of credentials, content: {application/json: {schema: {$ref: '#/components/schemas/CredentialPage'}}}}
+      200:
+        description: one page of credentials
+        content: {application/json: {schema: {$ref: '#/components/schemas/CredentialPage'}}}
       400: {$ref: '#/components/responses/BadRequest'}
     """
     limit, offset = page_params(request)
@@ -84,7 +97,9 @@ async def auth_create(request: Request) -> JSONResponse:
       required: true
       content: {application/json: {schema: {$ref: '#/components/schemas/CredentialsInput'}}}
     responses:
-      201: {description: stored, content: {application/json: {schema: {type: object, properties: {id: {type: string}}}}}}
+      201:
+        description: stored
+        content: {application/json: {schema: {type: object, properties: {id: {type: string}}}}}
       400: {$ref: '#/components/responses/BadRequest'}
       413: {$ref: '#/components/responses/TooLarge'}
     """
@@ -99,7 +114,9 @@ async def auth_delete(request: Request) -> JSONResponse:
     """Forget the credentials of an auth id.
     ---
     responses:
-      200: {description: deleted, content: {application/json: {schema: {type: object, properties: {deleted: {type: string}}}}}}
+      200:
+        description: deleted
+        content: {application/json: {schema: {type: object, properties: {deleted: {type: string}}}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
     await asyncio.to_thread(runtime_of(request).credentials.delete, request.path_params["id"])
@@ -112,9 +129,15 @@ async def list_jobs(request: Request) -> JSONResponse:
     ---
     parameters:
       - {$ref: '#/components/parameters/status'}
-      - {name: type, in: query, description: "parent for executions, step, or a worker type", schema: {type: string, maxLength: 200}}
+      - name: type
+        in: query
+        description: "parent for executions, step, or a worker type"
+        schema: {type: string, maxLength: 200}
       - {name: parent_id, in: query, description: the children of this job, schema: {type: string, maxLength: 200}}
-      - {name: definition_id, in: query, description: the jobs of this definition's executions, schema: {type: string, maxLength: 200}}
+      - name: definition_id
+        in: query
+        description: the jobs of this definition's executions
+        schema: {type: string, maxLength: 200}
       - name: before
         in: query
         description: the `next` of the previous page; pages by key, as fast on the last page as on the first
@@ -122,7 +145,9 @@ async def list_jobs(request: Request) -> JSONResponse:
       - {$ref: '#/components/parameters/limit'}
       - {$ref: '#/components/parameters/offset'}
     responses:
-      200: {description: one page of jobs, content: {application/json: {schema: {$ref: '#/components/schemas/JobPage'}}}}
+      200:
+        description: one page of jobs
+        content: {application/json: {schema: {$ref: '#/components/schemas/JobPage'}}}
       400: {$ref: '#/components/responses/BadRequest'}
     """
     where = JobFilter(status=status_param(request), type=text_param(request, "type"),
@@ -158,7 +183,9 @@ async def delete_job(request: Request) -> JSONResponse:
           application/json:
             schema: {type: object, properties: {deleted: {type: string}, jobs_removed: {type: integer}}}
       404: {$ref: '#/components/responses/NotFound'}
-      409: {description: the job is still pending or running (cancel it first), content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+      409:
+        description: the job is still pending or running (cancel it first)
+        content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
     """
     job_id = request.path_params["id"]
     removed = await asyncio.to_thread(runtime_of(request).jobs.delete, job_id)
@@ -169,7 +196,10 @@ async def job_logs(request: Request) -> JSONResponse:
     """A job's log lines, oldest first; tail it by passing the last `next` back as `after_id`.
     ---
     parameters:
-      - {name: after_id, in: query, description: only lines after this one, schema: {type: integer, minimum: 0, maximum: 4611686018427387904, default: 0}}
+      - name: after_id
+        in: query
+        description: only lines after this one
+        schema: {type: integer, minimum: 0, maximum: 4611686018427387904, default: 0}
       - name: level
         in: query
         description: "this level and the more severe ones (empty: all)"
@@ -180,7 +210,9 @@ async def job_logs(request: Request) -> JSONResponse:
         schema: {type: string, enum: ['', '0', '1', 'false', 'true', 'no', 'yes'], default: '0'}
       - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 5000, default: 500}}
     responses:
-      200: {description: "lines and how many match in all (offset is always 0)", content: {application/json: {schema: {$ref: '#/components/schemas/JobLogPage'}}}}
+      200:
+        description: "lines and how many match in all (offset is always 0)"
+        content: {application/json: {schema: {$ref: '#/components/schemas/JobLogPage'}}}
       400: {$ref: '#/components/responses/BadRequest'}
       404: {$ref: '#/components/responses/NotFound'}
     """
@@ -205,7 +237,9 @@ async def job_children(request: Request) -> JSONResponse:
       - {$ref: '#/components/parameters/limit'}
       - {$ref: '#/components/parameters/offset'}
     responses:
-      200: {description: one page of children, content: {application/json: {schema: {$ref: '#/components/schemas/JobPage'}}}}
+      200:
+        description: one page of children
+        content: {application/json: {schema: {$ref: '#/components/schemas/JobPage'}}}
       400: {$ref: '#/components/responses/BadRequest'}
       404: {$ref: '#/components/responses/NotFound'}
     """
@@ -233,9 +267,11 @@ async def cancel_job(request: Request) -> JSONResponse:
                 status: {type: string, enum: [cancelled]}
                 signalled: {type: integer, description: running jobs told to stop}
       404: {$ref: '#/components/responses/NotFound'}
-      409: {description: the job is already finished, content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+      409:
+        description: the job is already finished
+        content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
     """
-    orchestrator = runtime_of(request).orchestrator
+    orchestrator = orchestrator_of(request)
     running = await asyncio.to_thread(orchestrator.cancel, request.path_params["id"])
     return JSONResponse({"job_id": request.path_params["id"], "status": "cancelled", "signalled": len(running)})
 
@@ -245,11 +281,15 @@ async def rerun_job(request: Request) -> JSONResponse:
     ---
     responses:
       202: {description: started, content: {application/json: {schema: {$ref: '#/components/schemas/JobAccepted'}}}}
-      400: {description: the definition no longer validates, content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+      400:
+        description: the definition no longer validates
+        content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
       404: {$ref: '#/components/responses/NotFound'}
-      409: {description: the definition is disabled, content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+      409:
+        description: the definition is disabled
+        content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
     """
-    orchestrator = runtime_of(request).orchestrator
+    orchestrator = orchestrator_of(request)
     job_id = await asyncio.to_thread(orchestrator.rerun, request.path_params["id"])
     return JSONResponse({"job_id": job_id}, status_code=202)
 

@@ -13,11 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from quaero.stores.definition_store import definition_source, record_dict
-from quaero.stores.definitions import validate_definition
 from quaero.errors import DefinitionError
+from quaero.stores.definition_store import definition_source, record_dict
 from quaero.stores.views import page
-from quaero.web.http import bad_input, page_params, read_body, read_model, runtime_of
+from quaero.web.http import bad_input, orchestrator_of, page_params, read_body, runtime_of
 
 T = TypeVar("T")
 
@@ -39,7 +38,9 @@ async def list_definitions(request: Request) -> JSONResponse:
     ---
     parameters: [{$ref: '#/components/parameters/limit'}, {$ref: '#/components/parameters/offset'}]
     responses:
-      200: {description: one page of definitions, content: {application/json: {schema: {$ref: '#/components/schemas/DefinitionPage'}}}}
+      200:
+        description: one page of definitions
+        content: {application/json: {schema: {$ref: '#/components/schemas/DefinitionPage'}}}
       400: {$ref: '#/components/responses/BadRequest'}
     """
     limit, offset = page_params(request)
@@ -58,7 +59,9 @@ async def create_definition(request: Request) -> JSONResponse:
     responses:
       201: {description: stored, content: {application/json: {schema: {$ref: '#/components/schemas/Definition'}}}}
       400: {$ref: '#/components/responses/BadRequest'}
-      409: {description: a definition with this id exists (replace it with PUT), content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+      409:
+        description: a definition with this id exists (replace it with PUT)
+        content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
       413: {$ref: '#/components/responses/TooLarge'}
     """
     record, definition = await with_body(request, runtime_of(request).definitions.create)
@@ -100,8 +103,12 @@ async def get_definition(request: Request) -> JSONResponse:
     """One job definition, with its source and its validated form.
     ---
     responses:
-      200: {description: the definition, content: {application/json: {schema: {$ref: '#/components/schemas/Definition'}}}}
-      400: {description: the stored definition no longer validates (e.g. its plugin is gone), content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+      200:
+        description: the definition
+        content: {application/json: {schema: {$ref: '#/components/schemas/Definition'}}}
+      400:
+        description: the stored definition no longer validates (e.g. its plugin is gone)
+        content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
     record, parsed = await asyncio.to_thread(runtime_of(request).definitions.get, request.path_params["id"])
@@ -131,7 +138,9 @@ async def delete_definition(request: Request) -> JSONResponse:
     """Delete a job definition; the jobs it produced stay.
     ---
     responses:
-      200: {description: deleted, content: {application/json: {schema: {type: object, properties: {deleted: {type: string}}}}}}
+      200:
+        description: deleted
+        content: {application/json: {schema: {type: object, properties: {deleted: {type: string}}}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
     await asyncio.to_thread(runtime_of(request).definitions.delete, request.path_params["id"])
@@ -165,11 +174,15 @@ async def execute_definition(request: Request) -> JSONResponse:
     ---
     responses:
       202: {description: started, content: {application/json: {schema: {$ref: '#/components/schemas/JobAccepted'}}}}
-      400: {description: the stored definition no longer validates, content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+      400:
+        description: the stored definition no longer validates
+        content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
       404: {$ref: '#/components/responses/NotFound'}
-      409: {description: the definition is disabled, content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+      409:
+        description: the definition is disabled
+        content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
     """
-    orchestrator = runtime_of(request).orchestrator
+    orchestrator = orchestrator_of(request)
     job_id = await asyncio.to_thread(orchestrator.execute, request.path_params["id"])
     return JSONResponse({"job_id": job_id}, status_code=202)
 

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from quaero.stores.documents import DocumentFilter, document_dict, parse_date
 from quaero.errors import QueryError
+from quaero.stores.documents import DocumentFilter, document_dict, parse_date
 from quaero.stores.search import page_dict
 from quaero.stores.views import page
 from quaero.web.http import int_param, int_path, page_params, runtime_of
@@ -97,8 +97,14 @@ async def document_stats(request: Request) -> JSONResponse:
     """Document totals: by source type, top tags, newest and oldest, markdown bytes.
     ---
     parameters:
-      - {name: top_tags, in: query, description: "how many tags to list", schema: {type: integer, minimum: 0, maximum: 1000, default: 20}}
-      - {name: sizes, in: query, description: "false: leave out markdown_bytes, the one figure that reads every document", schema: {type: boolean, default: true}}
+      - name: top_tags
+        in: query
+        description: "how many tags to list"
+        schema: {type: integer, minimum: 0, maximum: 1000, default: 20}
+      - name: sizes
+        in: query
+        description: "false: leave out markdown_bytes, the one figure that reads every document"
+        schema: {type: boolean, default: true}
     responses:
       200:
         description: the totals

@@ -57,7 +57,9 @@ def dead_letters_of(request: Request) -> DeadLetters:
     """The dead letters service, or a 501 for a queue backend that cannot list them."""
     letters = runtime_of(request).dead_letters
     if not letters.supported:
-        raise HTTPException(501, "this queue backend cannot list its dead letters; the embedded SQLite one and Redis can")
+        raise HTTPException(
+            501, "this queue backend cannot list its dead letters; the embedded SQLite one and Redis can"
+        )
     return letters
 
 
@@ -69,7 +71,9 @@ async def list_dead_letters(request: Request) -> JSONResponse:
       - {$ref: '#/components/parameters/limit'}
       - {$ref: '#/components/parameters/offset'}
     responses:
-      200: {description: one page of dead letters, content: {application/json: {schema: {$ref: '#/components/schemas/DeadLetterPage'}}}}
+      200:
+        description: one page of dead letters
+        content: {application/json: {schema: {$ref: '#/components/schemas/DeadLetterPage'}}}
       400: {$ref: '#/components/responses/BadRequest'}
       501: {$ref: '#/components/responses/NotImplemented'}
     """
@@ -89,9 +93,16 @@ async def requeue_dead_letter(request: Request) -> JSONResponse:
         description: requeued
         content:
           application/json:
-            schema: {type: object, properties: {id: {type: integer}, job_id: {type: string}, status: {$ref: '#/components/schemas/JobStatus'}}}
+            schema:
+              type: object
+              properties:
+                id: {type: integer}
+                job_id: {type: string}
+                status: {$ref: '#/components/schemas/JobStatus'}
       404: {$ref: '#/components/responses/NotFound'}
-      409: {description: "its job was deleted, is running or completed", content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}}
+      409:
+        description: "its job was deleted, is running or completed"
+        content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
       501: {$ref: '#/components/responses/NotImplemented'}
     """
     dead_letters_of(request)
@@ -104,7 +115,9 @@ async def delete_dead_letter(request: Request) -> JSONResponse:
     ---
     parameters: [{name: id, in: path, required: true, schema: {type: integer, minimum: 0}}]
     responses:
-      200: {description: deleted, content: {application/json: {schema: {type: object, properties: {deleted: {type: integer}}}}}}
+      200:
+        description: deleted
+        content: {application/json: {schema: {type: object, properties: {deleted: {type: integer}}}}}
       404: {$ref: '#/components/responses/NotFound'}
       501: {$ref: '#/components/responses/NotImplemented'}
     """
@@ -136,7 +149,9 @@ async def delete_all_dead_letters(request: Request) -> JSONResponse:
     ---
     parameters: [{name: queue, in: query, description: only this queue's, schema: {type: string, maxLength: 200}}]
     responses:
-      200: {description: how many were deleted, content: {application/json: {schema: {type: object, properties: {deleted: {type: integer}}}}}}
+      200:
+        description: how many were deleted
+        content: {application/json: {schema: {type: object, properties: {deleted: {type: integer}}}}}
       400: {$ref: '#/components/responses/BadRequest'}
       501: {$ref: '#/components/responses/NotImplemented'}
     """

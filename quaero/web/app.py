@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -34,7 +35,7 @@ HEADINGS = {400: "That did not work", 401: "Sign in first", 403: "Not allowed", 
 
 
 def _error(request: Request, status: int, message: str, detail: object = None,
-           headers: dict[str, str] | None = None) -> Response:
+           headers: Mapping[str, str] | None = None) -> Response:
     """JSON ``{"error", "detail"}`` for the API; an HTML page in the layout for the pages."""
     if is_page(request.url.path):
         html = templates_of(request).get_template("error.html").render(layout(
@@ -77,7 +78,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     served = runtime or Runtime(settings, role="server")
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owned:
             await asyncio.to_thread(served.start)
         sampler = asyncio.create_task(_sample_queue(served))

@@ -14,12 +14,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.websockets import WebSocket
+from starlette.requests import HTTPConnection, Request
 
+from quaero.engine.orchestrator import JobDefinitionOrchestrator
 from quaero.errors import NotFound, QuaeroError
-from quaero.stores.models import JOB_STATUSES
 from quaero.runtime import Runtime
+from quaero.stores.models import JOB_STATUSES
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 1_000_000
@@ -27,9 +27,16 @@ MAX_TEXT_PARAM = 200  # the longest id a job, definition or queue has
 TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 
-def runtime_of(request: Request | WebSocket) -> Runtime:
+def runtime_of(request: HTTPConnection) -> Runtime:
     """The runtime the app serves."""
     return request.app.state.runtime
+
+
+def orchestrator_of(request: HTTPConnection) -> JobDefinitionOrchestrator:
+    """The runtime's orchestrator, which every runtime that serves the app has (only a worker's has none)."""
+    orchestrator = runtime_of(request).orchestrator
+    assert orchestrator is not None
+    return orchestrator
 
 
 def bad_input(message: str, path: str, where: str = "query") -> QuaeroError:

@@ -23,8 +23,8 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from quaero.errors import QuaeroError
-from quaero.stores.events import JOB_LOG, JOB_SPAWN, JOB_STATUS_CHANGE, Event
 from quaero.runtime import Runtime
+from quaero.stores.events import JOB_LOG, JOB_SPAWN, JOB_STATUS_CHANGE, Event
 from quaero.web import pages
 from quaero.web.http import runtime_of
 from quaero.web.render import blocks, templates_of

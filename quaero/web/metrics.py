@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from typing import Final
 
 from prometheus_client.core import CollectorRegistry, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -29,7 +30,7 @@ from quaero.web.http import runtime_of
 DURATION_WINDOW = 3600.0
 DURATION_SAMPLE = 10_000
 DURATION_BOUNDS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
-QUEUE_STATES = ("ready", "delayed", "in_flight", "dead")
+QUEUE_STATES: Final = ("ready", "delayed", "in_flight", "dead")  # Final: mypy keeps them as QueueStats keys
 
 
 class QuaeroCollector(Collector):
@@ -65,8 +66,9 @@ class QuaeroCollector(Collector):
                                   labels=["queue", "state"])
         for name, counts in sorted(self.runtime.queue.stats().items()):
             for state in QUEUE_STATES:
-                if counts[state] is not None:  # no sample rather than a made-up 0 (RabbitMQ's in_flight)
-                    queue.add_metric([name, state], counts[state])
+                value = counts[state]
+                if value is not None:  # no sample rather than a made-up 0 (RabbitMQ's in_flight)
+                    queue.add_metric([name, state], value)
         return queue
 
     def _durations(self) -> Metric:

@@ -55,9 +55,15 @@ parameters:
   job_id:
     {name: job_id, in: query, description: "saved by this job", schema: {type: string}}
   limit:
-    {name: limit, in: query, description: items per page, schema: {type: integer, minimum: 1, maximum: 1000, default: 50}}
+    name: limit
+    in: query
+    description: items per page
+    schema: {type: integer, minimum: 1, maximum: 1000, default: 50}
   offset:
-    {name: offset, in: query, description: items to skip, schema: {type: integer, minimum: 0, maximum: 10000000, default: 0}}
+    name: offset
+    in: query
+    description: items to skip
+    schema: {type: integer, minimum: 0, maximum: 10000000, default: 0}
   status:
     name: status
     in: query
@@ -129,7 +135,9 @@ schemas:
       updated_at: {type: string, format: date-time}
       started_at: {type: string, format: date-time, nullable: true}
       finished_at: {type: string, format: date-time, nullable: true}
-      stats: {type: object, description: "only on one step job: its action's figures (a crawl's pages saved, skipped, ...)"}
+      stats:
+        type: object
+        description: "only on one step job: its action's figures (a crawl's pages saved, skipped, ...)"
   JobLog:
     type: object
     required: [id, job_id, level, message, timestamp]
@@ -195,7 +203,10 @@ schemas:
       enqueued_at: {type: string, format: date-time}
       dead_at: {type: string, format: date-time}
       job_id: {type: string}
-      job_status: {allOf: [{$ref: '#/components/schemas/JobStatus'}], nullable: true, description: null when the job was deleted}
+      job_status:
+        allOf: [{$ref: '#/components/schemas/JobStatus'}]
+        nullable: true
+        description: null when the job was deleted
       job_error: {type: string, nullable: true}
   QueueCounts:
     type: object
@@ -251,7 +262,9 @@ schemas:
     description: one message of the `/ws` stream
     required: [type, payload]
     properties:
-      type: {type: string, enum: [job_progress, task_progress, job_log, job_status_change, result_saved, job_spawn, events_dropped, error]}
+      type:
+        type: string
+        enum: [job_progress, task_progress, job_log, job_status_change, result_saved, job_spawn, events_dropped, error]
       payload: {type: object}
   JobProgressEvent:
     type: object

@@ -18,15 +18,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from quaero.engine.deadletters import DeadLetters
-from quaero.stores.definition_store import record_dict
 from quaero.errors import DefinitionError, NotFound, QuaeroError
-from quaero.stores.logs import LEVELS
-from quaero.stores.jobs import JobFilter
-from quaero.stores.models import JOB_STATUSES
 from quaero.runtime import Runtime
+from quaero.stores.definition_store import record_dict
+from quaero.stores.jobs import JobFilter
+from quaero.stores.logs import LEVELS
+from quaero.stores.models import JOB_STATUSES
 from quaero.stores.views import job_dict
-from quaero.web.http import int_path, read_body, runtime_of
+from quaero.web.http import int_path, orchestrator_of, read_body, runtime_of
 from quaero.web.plugin_listing import plugins_context
 from quaero.web.render import Page, fragment, layout, page, url_maker
 from quaero.web.security import SESSION_COOKIE, session_value, token_matches
@@ -236,10 +235,10 @@ async def job_action(request: Request) -> Response:
     runtime = runtime_of(request)
     action, job_id = _known(request.path_params["action"], CONFIRM), request.path_params["id"]
     if action == "cancel":
-        await asyncio.to_thread(runtime.orchestrator.cancel, job_id)
+        await asyncio.to_thread(orchestrator_of(request).cancel, job_id)
         return _see(f"/jobs/{job_id}", "cancelled")
     if action == "rerun":
-        new_id = await asyncio.to_thread(runtime.orchestrator.rerun, job_id)
+        new_id = await asyncio.to_thread(orchestrator_of(request).rerun, job_id)
         return _see(f"/jobs/{new_id}", "rerun")
     await asyncio.to_thread(runtime.jobs.delete, job_id)
     return _see("/jobs", "deleted")
@@ -336,6 +335,7 @@ async def definition_check(request: Request) -> Response:
     """Validate the editor's text as the user types (htmx): the errors block, or a short 'valid' note."""
     form = await _form(request)
     store = runtime_of(request).definitions
+    context: dict[str, Any]
     try:
         definition = await asyncio.to_thread(store.parse, form.get("source", ""),
                                              default_id=form.get("definition_id") or None)
@@ -350,7 +350,7 @@ async def definition_action(request: Request) -> Response:
     action = _known(request.path_params["action"], ("execute", "enable", "disable", "delete"))
     definition_id = request.path_params["id"]
     if action == "execute":
-        job_id = await asyncio.to_thread(runtime.orchestrator.execute, definition_id, trigger="dashboard")
+        job_id = await asyncio.to_thread(orchestrator_of(request).execute, definition_id, trigger="dashboard")
         return _see(f"/jobs/{job_id}")
     if action in ("enable", "disable"):
         await asyncio.to_thread(runtime.definitions.set_enabled, definition_id, action == "enable")

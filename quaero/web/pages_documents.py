@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from quaero.stores.documents import DocumentFilter, document_dict, parse_date
 from quaero.errors import QueryError
 from quaero.runtime import Runtime
+from quaero.stores.documents import DocumentFilter, document_dict, parse_date
 from quaero.stores.search import hit_dict
 from quaero.web.http import int_path, runtime_of
 from quaero.web.pages import PAGE_SIZE, _flash, _form, _offset, _see

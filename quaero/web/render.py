@@ -20,15 +20,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
-import quaero_templates
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse
 
+import quaero_templates
 from quaero.errors import ConfigError
 from quaero.settings import Settings
 from quaero.web.security import csrf_token
 
-TEMPLATES = quaero_templates.DIRECTORY
+TEMPLATES: Path = quaero_templates.DIRECTORY
 STATIC = Path(__file__).parent / "static"
 
 NAV = (

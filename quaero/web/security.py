@@ -129,7 +129,8 @@ class SecurityMiddleware:
         given = request.headers.get(CSRF_HEADER)
         if given is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             body, receive = await _buffer_body(receive)
-            given = (parse_qs(body.decode("latin-1")).get(CSRF_FIELD) or [None])[0]
+            fields = parse_qs(body.decode("latin-1")).get(CSRF_FIELD)
+            given = fields[0] if fields else None
         if expected and token_matches(given, expected):
             return None, receive
         return PlainTextResponse("The form's security token is missing or out of date: reload the page and try again.",

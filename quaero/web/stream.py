@@ -25,9 +25,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from quaero.errors import NotFound, QuaeroError
+from quaero.runtime import Runtime
 from quaero.stores.events import EVENT_TYPES, Event
 from quaero.stores.jsonutil import dumps
-from quaero.runtime import Runtime
 from quaero.web.http import runtime_of
 from quaero.web.live import JobScope
 

@@ -74,8 +74,9 @@ class NotesWorker(JobWorker):
         token = ctx.settings.token.reveal() if ctx.settings.token else ""
         with ctx.db.transaction():
             result = ctx.save_document(DocumentInput(
-                source_type="note", source_ref=f"note:{job.config['i']}", title=f"{ctx.settings.prefix} {job.config['i']}",
-                markdown=f"token length {len(token)}", tags=["mine"]))
+                source_type="note", source_ref=f"note:{job.config['i']}",
+                title=f"{ctx.settings.prefix} {job.config['i']}", markdown=f"token length {len(token)}",
+                tags=["mine"]))
             ctx.db.execute("INSERT INTO notes_seen (job_id, doc_id) VALUES (?, ?) ON CONFLICT (job_id) DO NOTHING",
                            (job.id, result.id))
             ctx.spawn_many([ChildSpec("notes_echo", "echo", {})])  # queued only if this commits
@@ -171,7 +172,8 @@ def test_a_run_saves_documents_with_the_definitions_tags_and_reports_results(tmp
 
 def test_work_inside_a_transaction_is_undone_with_it_children_included(tmp_path):
     with bed(tmp_path) as testbed:
-        run = testbed.run("name: fails\nsteps:\n  - {name: w, action: notes, config: {count: 1, fail_after_save: true}}")
+        run = testbed.run("name: fails\nsteps:\n"
+                          "  - {name: w, action: notes, config: {count: 1, fail_after_save: true}}")
         assert run.status == "failed"
         assert testbed.documents.count() == 0  # the save was rolled back with the plugin's row
         assert testbed.runtime.database.execute("SELECT COUNT(*) FROM notes_seen").fetchone()[0] == 0

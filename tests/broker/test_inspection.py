@@ -187,7 +187,8 @@ def test_enqueue_many_puts_every_message_on_the_queue(backend_of):
         sent = backend.queue.enqueue_many([actor.message(n) for n in range(5)])
         assert [message.args for message in sent] == [(n,) for n in range(5)], kind
         assert (counter.before, counter.after) == (5, 5), kind
-        wait_for(lambda: backend.queue.stats()[backend.name]["ready"] == 5, 10, what=f"five ready on {kind}")
+        wait_for(lambda backend=backend: backend.queue.stats()[backend.name]["ready"] == 5, 10,
+                 what=f"five ready on {kind}")
 
 
 # -- what only some backends can do ---------------------------------------------------------------------

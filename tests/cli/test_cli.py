@@ -219,7 +219,8 @@ def test_sigkill_of_the_server_then_restart_finishes_the_execution(tmp_path):
     defs = tmp_path / "defs"
     defs.mkdir()
     (defs / "slow.yaml").write_text(
-        "name: slow\nsteps:\n  - {name: a, action: test_fanout, config: {count: 12, work_ms: 400, save_documents: true}}\n"
+        "name: slow\nsteps:\n"
+        "  - {name: a, action: test_fanout, config: {count: 12, work_ms: 400, save_documents: true}}\n"
         "  - {name: b, action: test_fanout, config: {count: 3}}\n")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("QUAERO_")}
     environ.update(QUAERO_PLUGIN_MODULES="quaero.testing.actions", QUAERO_QUEUE_LEASE_MS="1500")
@@ -277,10 +278,10 @@ def _state(pid: int) -> str:
 
 
 def test_search_prints_ranked_results_and_refuses_a_malformed_query(tmp_path):
+    from quaero.settings import load_settings
     from quaero.stores.db import Database
     from quaero.stores.documents import DocumentInput, DocumentStore
     from quaero.stores.models import bind_models
-    from quaero.settings import load_settings
 
     database = Database(load_settings(environ={}, overrides={"data_dir": tmp_path / "data"}).resolved_database_url)
     store = DocumentStore(database, bind_models(database.db))

@@ -264,7 +264,8 @@ def test_disabled_definition_cannot_execute(runtime):
 
     from quaero.errors import Conflict
 
-    runtime.definitions.create("id: offline\nname: offline\nenabled: false\nsteps:\n  - {name: a, action: test_fanout}\n")
+    runtime.definitions.create("id: offline\nname: offline\nenabled: false\n"
+                               "steps:\n  - {name: a, action: test_fanout}\n")
     with pytest.raises(Conflict, match="disabled"):
         runtime.orchestrator.execute("offline")
 

@@ -6,8 +6,8 @@ import time
 
 from support import make_settings, wait_done, wait_for
 
-from quaero.runtime import Runtime
 from quaero.engine.scheduler import Scheduler
+from quaero.runtime import Runtime
 
 
 def test_due_schedule_fires_once_and_never_overlaps(runtime):

@@ -7,11 +7,11 @@ from itertools import pairwise
 import pytest
 from jobruns import children, log_lines, only_step, run, run_example
 from pydantic import ValidationError
-from quaero_plugins.maintenance.options import DEFAULT_OPERATIONS, OPERATIONS, MaintenanceOptions
 from support import execute, make_settings, wait_for
 
 from quaero.api import DocumentInput
 from quaero.runtime import Runtime
+from quaero_plugins.maintenance.options import DEFAULT_OPERATIONS, OPERATIONS, MaintenanceOptions
 
 DAY = 86_400
 

@@ -7,8 +7,8 @@ from jobruns import children, log_lines, run, run_example
 from support import make_settings
 
 from quaero.api import DocumentInput
-from quaero.stores.fulltext import full_text_index
 from quaero.runtime import Runtime
+from quaero.stores.fulltext import full_text_index
 
 DRY_RUN = "name: check\nsteps:\n  - {name: check, action: reindex, config: {dry_run: true}}\n"
 

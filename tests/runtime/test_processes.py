@@ -7,8 +7,8 @@ import signal
 
 from support import execute, make_settings, wait_done, wait_for
 
-from quaero.stores.events import RESULT_SAVED
 from quaero.runtime import Runtime
+from quaero.stores.events import RESULT_SAVED
 
 
 def started(settings) -> Runtime:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from support import execute, make_settings, need_service, wait_done, wait_for
 
-from quaero.stores.events import RESULT_SAVED
 from quaero.runtime import Runtime
+from quaero.stores.events import RESULT_SAVED
 
 PIPELINE = """
 name: scaled

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from quaero.stores.definitions import load_definition_text, parse_duration, parse_yaml
 from quaero.errors import DefinitionError
 from quaero.registry import load_plugins
+from quaero.stores.definitions import load_definition_text, parse_duration, parse_yaml
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,8 @@ def test_top_level_problems(registry):
 
 
 def test_duplicate_step_names(registry):
-    error = problems(registry, "name: t\nsteps:\n  - {name: a, action: test_fanout}\n  - {name: a, action: test_fanout}\n")
+    error = problems(registry, "name: t\nsteps:\n"
+                               "  - {name: a, action: test_fanout}\n  - {name: a, action: test_fanout}\n")
     assert "step names must be unique" in str(error)
 
 

@@ -10,22 +10,22 @@ from datetime import UTC, datetime
 
 import pytest
 
+from quaero.errors import QueryError
 from quaero.stores.db import Database
 from quaero.stores.documents import DocumentFilter, DocumentInput, DocumentStore
-from quaero.errors import QueryError
 from quaero.stores.models import bind_models
 from quaero.stores.search import (
     _SQLITE_RANKED,
     CLOSE,
     OPEN,
     DocumentSearch,
-    hit_dict,
-    page_dict,
     SearchQuery,
     Term,
     _Sqlite,
     fts5_match,
+    hit_dict,
     mark_matches,
+    page_dict,
     parse_query,
     tsquery_sql,
 )
@@ -298,8 +298,8 @@ def test_punctuation_around_a_word_is_ignored(corpus, text):
     assert set(found(corpus, text)) == {"u/py-tut", "u/snakes", "u/trio"}
 
 
-@pytest.mark.parametrize("text", ["c++", "NEAR", "AND", "NOT", "OR-python", '"NEAR(a b)"', "python;DROP TABLE documents",
-                                  "a_b*", "x:", "\\python", "a&b|c", "été*"])
+@pytest.mark.parametrize("text", ["c++", "NEAR", "AND", "NOT", "OR-python", '"NEAR(a b)"',
+                                  "python;DROP TABLE documents", "a_b*", "x:", "\\python", "a&b|c", "été*"])
 def test_fts5_syntax_in_user_text_never_reaches_fts5(corpus, text):
     search, _ = corpus
     page = search.search(text)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from quaero.errors import Conflict, NotFound
 from quaero.stores.db import Database
 from quaero.stores.documents import DocumentInput, DocumentStore
-from quaero.errors import Conflict, NotFound
 from quaero.stores.events import EventBus
 from quaero.stores.jobs import ChildSpec, Counts, JobManager
 from quaero.stores.models import bind_models

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import wait_for
 from starlette.testclient import TestClient
+from support import wait_for
 
 from quaero.web.app import create_app
 

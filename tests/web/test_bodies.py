@@ -8,8 +8,8 @@ import pytest
 from support import wait_for
 
 from quaero.web.bodies import BODIES
-from quaero_plugins.crawler.quick_crawl import QuickCrawlInput
 from quaero.web.schemas import component_schemas
+from quaero_plugins.crawler.quick_crawl import QuickCrawlInput
 
 AUTH_FIELDS = "accepted: id, base_url, cookies, headers"
 

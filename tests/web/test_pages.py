@@ -117,7 +117,8 @@ def test_no_page_answers_500_to_odd_input(client):
     assert len(routes) > 20
     for route in routes:
         for odd in ODD:
-            path = re.sub(r"{(\w+)(:\w+)?}", lambda m: "cancel" if m.group(1) == "action" else odd or "x", route.path)
+            path = re.sub(r"{(\w+)(:\w+)?}", lambda m, odd=odd: "cancel" if m.group(1) == "action" else odd or "x",
+                          route.path)
             for method in route.methods - {"HEAD"}:
                 if method == "GET":
                     responses = [client.get(path, params={name: odd}) for name in PAGE_PARAMS]

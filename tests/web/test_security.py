@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -75,7 +74,8 @@ def test_page_forms_need_the_csrf_token(client):
     assert client.post("/definitions/d/disable").status_code == 403
     assert client.post("/definitions/d/disable", data={"csrf_token": "forged"}).status_code == 403
     assert client.post("/definitions/d/disable", data={"csrf_token": "\u00e9t\u00e9"}).status_code == 403
-    assert client.post("/definitions/d/disable", headers={"X-CSRF-Token": "\u00e9".encode("latin-1")}).status_code == 403
+    assert client.post("/definitions/d/disable",
+                       headers={"X-CSRF-Token": "\u00e9".encode("latin-1")}).status_code == 403
     token = csrf_of(client, "/definitions")
     assert client.post("/definitions/d/disable", data={"csrf_token": token}, follow_redirects=False).status_code == 303
     assert client.post("/definitions/d/enable", headers={"X-CSRF-Token": token},

@@ -230,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = site._respond(request)
             status, headers, payload = _normalise(response)
-        except Exception as exc:  # noqa: BLE001 - a broken handler answers 500, the test sees site.errors
+        except Exception as exc:  # a broken handler answers 500, the test sees site.errors
             site.errors.append(exc)
             status, headers, payload = 500, [("Content-Type", HTML)], b"<h1>handler error</h1>"
         request.status = status
@@ -345,7 +345,8 @@ class Site:
                     response = candidate
                     break
         if response is None:
-            return 404, {"Content-Type": HTML}, page("Not found", f"<h1>Not found</h1><p>{html.escape(request.target)}</p>")
+            return 404, {"Content-Type": HTML}, page("Not found",
+                                                     f"<h1>Not found</h1><p>{html.escape(request.target)}</p>")
         if callable(response):
             return response(request)
         return response
@@ -393,7 +394,7 @@ class Site:
                 pass
         self._thread.join(5)
 
-    def __enter__(self) -> Site:  # noqa: PYI034
+    def __enter__(self) -> Site:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -653,7 +654,8 @@ def members(site: Site) -> None:
             return page(title, main)
         return handler
 
-    site.route("/members/", protected("Members", '<h1>Members</h1><p>memberword</p><a href="/members/page2">page 2</a>'))
+    site.route("/members/", protected("Members",
+                                      '<h1>Members</h1><p>memberword</p><a href="/members/page2">page 2</a>'))
     site.route("/members/page2", protected("Members page 2", "<h1>Members 2</h1><p>membertwoword</p>"))
     site.route("/login", (200, {"Set-Cookie": f"{MEMBERS_COOKIE[0]}={MEMBERS_COOKIE[1]}; Path=/; HttpOnly",
                                 "Content-Type": HTML}, page("Logged in", "<p>Welcome.</p>")))

@@ -11,8 +11,8 @@ import pytest
 import sitekit
 from support import make_settings, wait_done, wait_for
 
-from quaero.stores.jsonutil import loads
 from quaero.runtime import Runtime
+from quaero.stores.jsonutil import loads
 
 
 @pytest.fixture
@@ -26,7 +26,8 @@ def crawler(tmp_path):
 def run_crawl(runtime, site, wait=60, **config):
     config = {"start_urls": [site.url("/")], "per_host_delay_ms": 0, **config}
     definition = runtime.definitions.parse(json.dumps(
-        {"name": "crawl test", "tags": ["test-tag"], "steps": [{"name": "crawl", "action": "crawl", "config": config}]}))
+        {"name": "crawl test", "tags": ["test-tag"],
+         "steps": [{"name": "crawl", "action": "crawl", "config": config}]}))
     root = wait_done(runtime, runtime.orchestrator.execute(definition), timeout=wait)
     [step] = runtime.jobs.children(root.id)
     return root, step
