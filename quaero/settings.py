@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -106,20 +106,33 @@ class Settings(BaseModel):
         return load_settings(overrides=changes, base=self)
 
 
+def _problems(exc: ValidationError, model: type[BaseModel], origin: Mapping[str, str], *, prefix: str = "",
+              unset: str = "settings", missing: Callable[[str], str] | None = None,
+              show_input: bool = True) -> ConfigError:
+    """One :class:`ConfigError` naming every bad key of ``model``'s values and where it came from.
+
+    ``show_input=False`` leaves the offending values out (a plugin's values may be secrets).
+    """
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        where = origin.get(str(error["loc"][0]), unset) if error["loc"] else unset
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(sorted(model.model_fields)) or "none"
+            problems.append(f"{prefix}unknown setting {key!r} in {where} (known settings: {known})")
+        elif error["type"] == "missing" and missing is not None:
+            problems.append(f"{prefix}setting {key!r} is required: {missing(key)}")
+        else:
+            got = f" (got {error.get('input')!r})" if show_input else ""
+            problems.append(f"{prefix}setting {key!r} from {where}: {error['msg']}{got}")
+    return ConfigError("; ".join(problems), detail=problems)
+
+
 def _validate(values: Mapping[str, Any], origin: dict[str, str]) -> Settings:
     try:
         return Settings(**values)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"])
-            where = origin.get(str(error["loc"][0]), "settings") if error["loc"] else "settings"
-            if error["type"] == "extra_forbidden":
-                known = ", ".join(sorted(Settings.model_fields))
-                problems.append(f"unknown setting {key!r} in {where} (known settings: {known})")
-            else:
-                problems.append(f"setting {key!r} from {where}: {error['msg']} (got {error.get('input')!r})")
-        raise ConfigError("; ".join(problems), detail=problems) from None
+        raise _problems(exc, Settings, origin) from None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -234,16 +247,8 @@ def validate_plugin_settings(settings: Settings, name: str, model: type[ModelT],
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"])
-            where = origin.get(str(error["loc"][0]), "the defaults") if error["loc"] else "settings"
-            if error["type"] == "extra_forbidden":
-                known_keys = ", ".join(sorted(model.model_fields)) or "none"
-                problems.append(f"plugin {name}: unknown setting {key!r} in {where} (known settings: {known_keys})")
-            elif error["type"] == "missing":
-                problems.append(f"plugin {name}: setting {key!r} is required: set it in [plugins.{name}] of "
-                                f"quaero.toml or as {PLUGIN_ENV_PREFIX}{_env_key(name)}_{key.upper()}")
-            else:
-                problems.append(f"plugin {name}: setting {key!r} from {where}: {error['msg']}")
-        raise ConfigError("; ".join(problems), detail=problems) from None
+        def missing(key: str) -> str:
+            return f"set it in [plugins.{name}] of quaero.toml or as {PLUGIN_ENV_PREFIX}{_env_key(name)}_{key.upper()}"
+
+        raise _problems(exc, model, origin, prefix=f"plugin {name}: ", unset="the defaults", missing=missing,
+                        show_input=False) from None

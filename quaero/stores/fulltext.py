@@ -54,22 +54,6 @@ class FullTextIndex(api.FullTextIndex):
     def count_indexed(self) -> int:
         """How many documents the index holds."""
 
-    @abstractmethod
-    def check(self, *, stale: bool = True, sample: int = 10) -> IndexReport:
-        """Compare the index with the stored documents (``stale=False`` skips tokenising every document)."""
-
-    @abstractmethod
-    def rebuild(self) -> None:
-        """Index every stored document again, and nothing else."""
-
-    @abstractmethod
-    def optimize(self) -> None:
-        """Compact the index, for faster queries."""
-
-    @abstractmethod
-    def integrity_check(self) -> str | None:
-        """What is wrong with the index (its structure, or against the stored text), or ``None``."""
-
 
 class SqliteFullTextIndex(FullTextIndex):
     """FTS5 over the documents table."""
