@@ -147,7 +147,10 @@ class _StepWorkBase(BaseContext):
         auth_id = auth_id or self._step.definition.auth_id
         if not auth_id:
             return None
-        credentials = self._f.credentials.get(auth_id)
+        cache = self._step.credentials
+        credentials = cache.get(auth_id)
+        if credentials is None:
+            credentials = cache[auth_id] = self._f.credentials.get(auth_id)
         return credentials if credentials.applies_to(url) else None
 
     def set_result(self, **figures: Any) -> None:

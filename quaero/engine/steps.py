@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from quaero.api.credentials import Credentials
 from quaero.api.jobs import DefinitionInfo, JobView
 from quaero.registry import Registry
 from quaero.stores.definitions import JobDefinition, JobStep
@@ -32,6 +33,8 @@ class Step:
     plugin: str
     options: Any
     definition: DefinitionInfo
+    #: Credentials by auth id, read once per step and process (a crawl asks for them on every page).
+    credentials: dict[str, Credentials] = field(default_factory=dict, compare=False)
 
 
 def definition_info(job_def: JobDefinition) -> dict[str, Any]:

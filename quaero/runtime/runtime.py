@@ -103,7 +103,7 @@ class Runtime:
         self.steps = Steps(self.jobs, self.registry)
         self.contexts = ContextFactory(
             database=self.database, jobs=self.jobs, logs=self.logs, documents=self.documents,
-            reader=DocumentReader(self.documents), credentials=self.credentials,
+            reader=DocumentReader(self.documents, self.search), credentials=self.credentials,
             spawner=JobSpawner(self.database, self.jobs, self.job_queue, self.bus), steps=self.steps,
             plugins=self.plugins, bus=self.bus, tables=self.tables, full_text=full_text_index(self.database),
             maintenance=Maintenance(self.database, self.models, self.jobs))

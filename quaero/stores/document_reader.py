@@ -12,9 +12,9 @@ from quaero.stores.search import DocumentSearch
 class DocumentReader(Documents):
     """Read-only queries over the document store and the search index."""
 
-    def __init__(self, store: DocumentStore) -> None:
+    def __init__(self, store: DocumentStore, search: DocumentSearch) -> None:
         self._store = store
-        self._search = DocumentSearch(store.database)
+        self._search = search
 
     def get(self, doc_id: int) -> Document:
         return document_data(self._store.get(doc_id))

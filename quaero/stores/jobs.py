@@ -205,18 +205,17 @@ class JobManager(JobReads):
 
     def update_payload(self, job_id: str, **values: Any) -> Job:
         """Merge ``values`` into a job's payload."""
-        with self.database.write():
-            job = self.get(job_id)
-            data = {**job.data, **values}
-            self.database.execute("UPDATE jobs SET payload = ?, updated_at = ? WHERE id = ?",
-                                  (dumps(data), time.time(), job_id))
+        self._rewrite_payload(job_id, lambda data: {**data, **values})
         return self.get(job_id)
 
     def merge_result(self, job_id: str, figures: dict[str, Any]) -> None:
         """Merge figures into a job's result (``payload.result``), which the API and the job page show."""
+        self._rewrite_payload(job_id, lambda data: {**data, "result": {**data.get("result", {}), **figures}})
+
+    def _rewrite_payload(self, job_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Read a job's payload, change it and write it back, in one write transaction."""
         with self.database.write():
-            job = self.get(job_id)
-            data = {**job.data, "result": {**job.data.get("result", {}), **figures}}
+            data = change(self.get(job_id).data)
             self.database.execute("UPDATE jobs SET payload = ?, updated_at = ? WHERE id = ?",
                                   (dumps(data), time.time(), job_id))
 
