@@ -1,0 +1,558 @@
+"""The agent's local provider: keywords and summaries computed on this machine, offline.
+
+- Keywords: YAKE (yake 0.7.3, statistical, no model) proposes candidates from the text; near-duplicates
+  are merged (see :func:`_merge_duplicates`); then, when ``rerank`` is on, each candidate is re-scored
+  by its cosine similarity to the document in WordLlama's static embeddings (the l2_supercat weights
+  that ship inside the wordllama wheel, truncated to 64 dimensions). The final score is
+  ``YAKE_WEIGHT * yake + (1 - YAKE_WEIGHT) * similarity``, both min-max scaled over the document's
+  candidates: yake as ``-log(h)`` (its raw score is "lower is better" and spans orders of magnitude),
+  similarity as is. YAKE's statistics stay the main signal; the similarity demotes candidates that are
+  frequent but off the document's subject (a word from a code sample, a navigation label).
+- Summaries: extractive LexRank (sumy 0.13) over the text's sentences, split by :func:`split_sentences`
+  (a regex that knows common abbreviations: sumy's own tokenizer needs NLTK data that cannot be
+  downloaded here) and stemmed by sumy's Snowball stemmer. The chosen sentences keep document order.
+- Both read :func:`plain_text`: markdown without its syntax, code blocks dropped.
+
+Caps, so that a 2.5 MB page costs about what a 10 KB one does (YAKE is pure Python, about 15 ms a KB
+of prose on this machine's cores, and LexRank compares every pair of sentences):
+
+- :data:`KEYWORD_CHARS`: YAKE sees the document's first blocks up to this many characters of plain
+  text, then its remaining headings (up to :data:`HEADING_CHARS`): :func:`keyword_text`.
+- :data:`SUMMARY_CHARS` of plain text are split into sentences and at most :data:`SUMMARY_SENTENCES`
+  candidate sentences (5 to 80 words, in document order) go into LexRank: :func:`candidate_sentences`.
+
+Nothing is downloaded and no connection is opened: the libraries are imported and the weights read
+from the wordllama package's folder the first time a :class:`LocalModels` is used.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import os
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from quaero.api import ConfigError
+
+if TYPE_CHECKING:
+    from sumy.summarizers.lex_rank import LexRankSummarizer  # type: ignore[import-untyped]
+
+KEYWORD_CHARS = 3_000
+HEADING_CHARS = 600
+SUMMARY_CHARS = 100_000
+SUMMARY_SENTENCES = 200
+SENTENCE_WORDS = (5, 80)
+CANDIDATES_PER_KEYWORD = 5
+YAKE_NGRAM = 3
+YAKE_WEIGHT = 0.6
+EMBEDDING_CONFIG, EMBEDDING_DIM, EMBEDDING_TRUNC = "l2_supercat", 256, 64
+
+# ------------------------------------------------------------------------------------------ plain text
+
+_FENCE = re.compile(r"^[ \t]*(```+|~~~+)[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)", re.M | re.S)
+_HTML_DROP = re.compile(r"<(script|style|pre|svg)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+_HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)|!\[[^\]]*\]\[[^\]]*\]")
+_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()]|\([^)]*\))*\)|\[([^\]]+)\]\[[^\]]*\]")
+_AUTOLINK = re.compile(r"<(?:https?|ftp|mailto):[^>\s]*>|\bhttps?://\S+")
+_REFERENCE = re.compile(r"^[ \t]*\[[^\]]+\]:[ \t]*\S+.*$", re.M)
+_FOOTNOTE = re.compile(r"\[\^[^\]]*\]|\[\d+\]")
+_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+(.*?)[ \t#]*$")
+_SETEXT = re.compile(r"^[ \t]*(=+|-+)[ \t]*$")
+_RULE = re.compile(r"^[ \t]*([-*_])([ \t]*\1){2,}[ \t]*$")
+_BULLET = re.compile(r"^[ \t]*(?:>[ \t]?)*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?")
+_QUOTE = re.compile(r"^[ \t]*(?:>[ \t]?)+")
+_TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$")
+_EMPHASIS = re.compile(r"(\*\*|__|~~)(?=\S)(.+?)(?<=\S)\1|(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?!\*)|"
+                       r"(?<![\w_])_(?=\S)(.+?)(?<=\S)_(?![\w_])")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+
+
+def _inline(text: str) -> str:
+    text = _IMAGE.sub("", text)
+    text = _LINK.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), text)
+    text = _AUTOLINK.sub("", text)
+    text = _FOOTNOTE.sub("", text)
+    text = _CODE_SPAN.sub(lambda m: m.group(2).strip(), text)
+    for _ in range(2):  # nested emphasis: ***both***, **bold _and italic_**
+        text = _EMPHASIS.sub(lambda m: next(g for g in m.groups()[1:] if g is not None), text)
+    return _SPACES.sub(" ", _ESCAPE.sub(r"\1", text)).strip()
+
+
+def _blocks(markdown: str) -> list[tuple[str, bool]]:
+    """The text's blocks (paragraphs, list items, table rows, headings) as ``(plain text, is_heading)``."""
+    text = markdown.replace("\r\n", "\n").replace("\r", "\n")
+    text = _FENCE.sub("\n", text)
+    text = _HTML_DROP.sub(" ", text)
+    text = _HTML_TAG.sub(" ", text)
+    text = _REFERENCE.sub("", text)
+    blocks: list[tuple[str, bool]] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            joined = _inline(" ".join(paragraph))
+            if joined:
+                blocks.append((joined, False))
+            paragraph.clear()
+
+    for line in text.split("\n"):
+        if not line.strip() or _RULE.match(line) or _TABLE_RULE.match(line):
+            flush()
+            continue
+        if _SETEXT.match(line) and paragraph:  # the paragraph above was a heading
+            title = _inline(" ".join(paragraph))
+            paragraph.clear()
+            if title:
+                blocks.append((title, True))
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            flush()
+            title = _inline(heading.group(1))
+            if title:
+                blocks.append((title, True))
+            continue
+        if line.lstrip().startswith("|") or line.count("|") >= 2:  # a table row: its cells, comma-separated
+            flush()
+            cells = [_inline(c) for c in line.strip().strip("|").split("|")]
+            row = ", ".join(c for c in cells if c)
+            if row:
+                blocks.append((row, False))
+            continue
+        if _BULLET.match(line):  # each list item is its own block
+            flush()
+            line = _BULLET.sub("", line)
+        elif line.startswith(("    ", "\t")) and not paragraph:
+            continue  # an indented code block
+        paragraph.append(_QUOTE.sub("", line).strip())
+    flush()
+    return [(html.unescape(b), h) for b, h in blocks]
+
+
+def plain_text(markdown: str) -> str:
+    """``markdown`` without its syntax: links as their text, no images, code blocks, tables' rules or HTML;
+    one block (paragraph, list item, heading, table row) a line, blocks separated by a blank line."""
+    if not isinstance(markdown, str) or not markdown.strip():
+        return ""
+    return "\n\n".join(text for text, _ in _blocks(markdown))
+
+
+def keyword_text(markdown: str, *, chars: int = KEYWORD_CHARS) -> str:
+    """What YAKE reads of ``markdown``: its first blocks up to ``chars`` characters of plain text, then the
+    headings of the rest (up to :data:`HEADING_CHARS`), so that the later sections are still named."""
+    if not isinstance(markdown, str) or not markdown.strip():
+        return ""
+    lead: list[str] = []
+    headings: list[str] = []
+    size = heading_size = 0
+    for text, is_heading in _blocks(markdown):
+        if size < chars:
+            lead.append(text[:chars - size])
+            size += len(lead[-1]) + 2
+        elif is_heading and heading_size + len(text) <= HEADING_CHARS:
+            headings.append(text)
+            heading_size += len(text) + 2
+    # YAKE reads the text as one line: a block without a full stop would run into the next one.
+    return "\n\n".join(b if b[-1] in ".!?:;" else b + "." for b in lead + headings)
+
+
+# ------------------------------------------------------------------------------------------ sentences
+
+_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+\s*")
+_WORD = re.compile(r"\w+(?:['’\-]\w+)*")
+_LAST_TOKEN = re.compile(r"(\S+)$")
+ABBREVIATIONS = frozenset(
+    "e.g i.e etc vs cf mr mrs ms dr prof st sr jr no nos fig figs eq eqs al approx ca inc ltd co corp dept "
+    "univ vol ed eds pp ch sec art jan feb mar apr jun jul aug sep sept oct nov dec z.b u.a bzw usw".split())
+
+
+def split_sentences(block: str) -> list[str]:
+    """``block``'s sentences: a break after ``.``, ``!`` or ``?`` before a capital, a digit or a quote,
+    except after a known abbreviation or a single initial ("J. Smith")."""
+    sentences: list[str] = []
+    start = 0
+    for match in _BOUNDARY.finditer(block):
+        end = match.end()
+        following = block[end:end + 1]
+        if following and not match.group().startswith(("。", "！", "？")):
+            if not (following.isupper() or following.isdigit() or following in "\"'“‘(["):
+                continue
+            if match.group().startswith("."):
+                last = _LAST_TOKEN.search(block, start, match.start())
+                token = last.group(1).lstrip("([\"'“‘").lower() if last else ""
+                if token in ABBREVIATIONS or (len(token) == 1 and token.isalpha()):
+                    continue
+        sentence = block[start:end].strip()
+        if sentence:
+            sentences.append(sentence)
+        start = end
+    if block[start:].strip():
+        sentences.append(block[start:].strip())
+    return sentences
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text`` (letters and digits, with inner apostrophes and hyphens)."""
+    return _WORD.findall(text)
+
+
+def candidate_sentences(markdown: str) -> list[str]:
+    """The sentences LexRank weighs, in document order: from the first :data:`SUMMARY_CHARS` characters
+    of plain text, headings left out, 5 to 80 words long (any length when none is), at most
+    :data:`SUMMARY_SENTENCES`."""
+    if not isinstance(markdown, str) or not markdown.strip():
+        return []
+    sentences: list[str] = []
+    size = 0
+    for text, is_heading in _blocks(markdown):
+        if size >= SUMMARY_CHARS:
+            break
+        size += len(text)
+        if not is_heading:
+            sentences.extend(s for s in split_sentences(text) if words(s))
+    low, high = SENTENCE_WORDS
+    fitting = [s for s in sentences if low <= len(words(s)) <= high]
+    return (fitting or sentences)[:SUMMARY_SENTENCES]
+
+
+class _Tokenizer:
+    """The tokenizer object sumy's DOM asks for words (``to_words``) and sentences (``to_sentences``)."""
+
+    language = "en"
+
+    @staticmethod
+    def to_sentences(paragraph: str) -> list[str]:
+        return split_sentences(paragraph)
+
+    @staticmethod
+    def to_words(sentence: str) -> list[str]:
+        return words(sentence)
+
+
+# ------------------------------------------------------------------------------------------ keywords
+
+
+def _stem_key(phrase: str, stem: Any) -> tuple[str, ...]:
+    return tuple(stem(w.lower()) for w in words(phrase))
+
+
+def _same_word(a: str, b: str) -> bool:
+    short, long = sorted((a, b), key=len)
+    return a == b or (len(short) >= 4 and long.startswith(short) and long[len(short):] in ("er", "or", "r"))
+
+
+def _contains(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
+    span = len(shorter)
+    return any(all(_same_word(x, y) for x, y in zip(longer[i:i + span], shorter))
+               for i in range(len(longer) - span + 1))
+
+
+def _occurrences(phrase: str, lower_text: str, stem: Any) -> int:
+    """How often the text uses ``phrase``, any inflection of its words included ("garbage collector"
+    counts "garbage collection" and "garbage collectors" too)."""
+    parts = []
+    for word in words(phrase.lower()):
+        root = os.path.commonprefix([word, stem(word)])
+        if len(root) > 5 and root.endswith(("er", "or")):
+            root = root[:-2]
+        parts.append(re.escape(root if len(root) >= 3 else word) + r"\w*")
+    return len(re.findall(r"\b" + r"\W+".join(parts), lower_text)) if parts else 0
+
+
+def _merge_duplicates(candidates: Sequence[tuple[str, float]], stem: Any, text: str) -> list[tuple[str, float]]:
+    """Candidates (best first) without near-duplicates, each survivor at the better rank of its group.
+
+    - Phrases whose words stem alike ("reference cycle" / "reference cycles", "garbage collector" /
+      "garbage collection") are one: the better ranked stays.
+    - When one phrase contains another ("garbage" / "garbage collection"), the longer stays if the text
+      uses it as a phrase: at least twice, and, when the shorter one has several words, at least half as
+      often ("garbage collector" over "cyclic garbage collector" when most collectors are not called
+      cyclic). It names the concept more precisely than a single word, which YAKE ranks high for its
+      frequency alone. Otherwise the shorter stays ("CPython" over "CPython manages memory").
+    """
+    lower = text.lower()
+    kept: list[tuple[str, float, tuple[str, ...]]] = []
+    for phrase, score in candidates:
+        key = _stem_key(phrase, stem)
+        if not key:
+            continue
+        related = [i for i, (_, _, k) in enumerate(kept)
+                   if (len(k) >= len(key) and _contains(k, key)) or (len(k) < len(key) and _contains(key, k))]
+        if not related:
+            kept.append((phrase, score, key))
+            continue
+        group = [kept[i] for i in related] + [(phrase, score, key)]
+        best_score = min(item[1] for item in group)
+        longest = max(group, key=lambda item: len(item[2]))
+        shortest = min(group, key=lambda item: len(item[2]))
+        used = _occurrences(longest[0], lower, stem)
+        established = used >= 2 and (len(shortest[2]) == 1 or 2 * used >= _occurrences(shortest[0], lower, stem))
+        winner = longest if established else shortest
+        kept[related[0]] = (winner[0], best_score, winner[2])
+        kept = [item for i, item in enumerate(kept) if i == related[0] or i not in related]
+    return [(phrase, score) for phrase, score, _ in kept]
+
+
+_CLEAN_EDGES = re.compile(r"^[^\w]+|[^\w]+$")
+_VALID = re.compile(r"^[\w][\w '’\-]*$")
+
+
+def _clean(phrase: str, digest: str) -> str | None:
+    """The candidate as it should be shown, or None for noise (digits, one letter, stray symbols). A
+    capital that only starts a sentence or a heading is dropped: "Called" becomes "called" when the text
+    also says "called"; "Python" stays."""
+    phrase = _CLEAN_EDGES.sub("", phrase.strip())
+    if len(phrase) < 2 or not _VALID.match(phrase) or sum(c.isalpha() for c in phrase) < 2:
+        return None
+    lowered = phrase.lower()
+    if phrase[0].isupper() and not phrase[:2].isupper() and re.search(rf"\b{re.escape(lowered)}\b", digest):
+        return lowered
+    return phrase
+
+
+def _scale(values: np.ndarray) -> np.ndarray:
+    spread = float(values.max() - values.min()) if values.size else 0.0
+    return (values - values.min()) / spread if spread > 0 else np.ones_like(values)
+
+
+# ------------------------------------------------------------------------------------------ the models
+
+
+class LocalModels:
+    """The local provider's models: YAKE, sumy's LexRank and WordLlama, loaded once on first use.
+
+    One instance serves a whole process and may be shared between threads: the load is guarded by a
+    lock, and every call builds its own extractor and summarizer objects (cheap) around shared,
+    read-only data (stop words, stemmers' tables, the embedding matrix).
+    """
+
+    def __init__(self, *, keyword_chars: int = KEYWORD_CHARS) -> None:
+        self.keyword_chars = keyword_chars
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._embedder: Any = None
+        self._versions: dict[str, str] = {}
+        self._stopwords: dict[str, frozenset[str]] = {}
+        self._stemmers: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self) -> None:
+        """Import the libraries and read the embedding weights (once; later calls return at once)."""
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            root = logging.getLogger()
+            handlers, level = list(root.handlers), root.level
+            try:
+                import sumy  # type: ignore[import-untyped]  # noqa: F401
+                import wordllama  # type: ignore[import-untyped]
+                import yake  # type: ignore[import-untyped]  # noqa: F401
+            finally:
+                # wordllama calls logging.basicConfig(level=INFO) when imported: undo it, the host
+                # configures logging.
+                root.handlers[:] = handlers
+                root.setLevel(level)
+            folder = Path(wordllama.__file__).parent
+            weights = folder / "weights" / f"{EMBEDDING_CONFIG}_{EMBEDDING_DIM}.safetensors"
+            tokenizer = folder / "tokenizers" / f"{EMBEDDING_CONFIG}_tokenizer_config.json"
+            if not weights.is_file() or not tokenizer.is_file():
+                raise ConfigError(f"the local agent provider needs the WordLlama weights that ship with the "
+                                  f"wordllama package; {weights} or {tokenizer} is missing: reinstall "
+                                  f"wordllama {wordllama.__version__}")
+            # disable_download: the files above are read, nothing is fetched (the default would look in
+            # ~/.cache and then download the tokenizer from the Hugging Face hub).
+            self._embedder = wordllama.WordLlama.load(config=EMBEDDING_CONFIG, cache_dir=folder, dim=EMBEDDING_DIM,
+                                                      trunc_dim=EMBEDDING_TRUNC, disable_download=True)
+            # From the installed distributions: yake 0.7.3's own __version__ still says 0.7.1.
+            self._versions = {name: _dist(name) for name in ("yake", "sumy", "wordllama")}
+            self._loaded = True
+
+    def describe(self) -> dict[str, str]:
+        """The models and versions behind the results, for a fingerprint: a change means results change."""
+        self.load()
+        v = self._versions
+        caps = f"{self.keyword_chars}c"
+        return {"keywords": f"yake-{v['yake']}-n{YAKE_NGRAM}-{caps}+wordllama-{v['wordllama']}-"
+                            f"{EMBEDDING_CONFIG}_{EMBEDDING_DIM}-{EMBEDDING_TRUNC}-w{YAKE_WEIGHT}",
+                "summary": f"sumy-{v['sumy']}-lexrank-{SUMMARY_SENTENCES}s"}
+
+    def _language_data(self, language: str) -> tuple[frozenset[str], Any, frozenset[str]]:
+        """YAKE's stop words, sumy's stemmer and sumy's stop words for ``language`` (cached)."""
+        key = (language or "en").lower()
+        if key not in self._stemmers:
+            import yake
+            from sumy.nlp.stemmers import Stemmer, null_stemmer  # type: ignore[import-untyped]
+            from sumy.utils import get_stop_words  # type: ignore[import-untyped]
+
+            yake_stopwords = frozenset(yake.KeywordExtractor(lan=key).stopword_set)
+            try:
+                stemmer = Stemmer(key)
+            except LookupError:
+                stemmer = null_stemmer
+            try:
+                summary_stopwords = frozenset(get_stop_words(key))
+            except LookupError:
+                summary_stopwords = frozenset()
+            with self._lock:
+                self._stopwords[key] = yake_stopwords
+                self._stopwords[key + "/sumy"] = summary_stopwords
+                self._stemmers[key] = stemmer
+        return self._stopwords[key], self._stemmers[key], self._stopwords[key + "/sumy"]
+
+    # ------------------------------------------------------------------ keywords
+
+    def keywords(self, text: str, *, max_keywords: int = 10, rerank: bool = True, language: str = "en") -> list[str]:
+        """Up to ``max_keywords`` key phrases of ``text`` (markdown or plain), best first."""
+        return self.batch_keywords([text], max_keywords=max_keywords, rerank=rerank, language=language)[0]
+
+    def batch_keywords(self, texts: Iterable[str], *, max_keywords: int = 10, rerank: bool = True,
+                       language: str = "en") -> list[list[str]]:
+        """:meth:`keywords` of each text; the candidates of all texts are embedded in one call."""
+        self.load()
+        pools: list[list[tuple[str, float]]] = []
+        digests: list[str] = []
+        for text in texts:
+            digest = keyword_text(text, chars=self.keyword_chars) if isinstance(text, str) else ""
+            digests.append(digest)
+            pools.append(self._candidates(digest, max_keywords, language) if max_keywords > 0 else [])
+        if rerank and any(len(pool) > 1 for pool in pools):
+            pools = self._rerank(pools, digests)
+        return [[phrase for phrase, _ in pool[:max_keywords]] for pool in pools]
+
+    def _candidates(self, digest: str, max_keywords: int, language: str) -> list[tuple[str, float]]:
+        """YAKE's candidates for the text, cleaned and merged, as ``(phrase, yake score)``: lower is better."""
+        if not digest.strip():
+            return []
+        import yake
+
+        stopwords, stem, _ = self._language_data(language)
+        extractor = yake.KeywordExtractor(lan=language, n=YAKE_NGRAM, top=max_keywords * CANDIDATES_PER_KEYWORD,
+                                          stopwords=stopwords)
+        cleaned: list[tuple[str, float]] = []
+        for phrase, score in extractor.extract_keywords(digest):
+            shown = _clean(phrase, digest)
+            # YAKE lets stop words inside a phrase ("number of large"): rarely a key phrase.
+            if shown is not None and not any(w.lower() in stopwords for w in words(shown)[1:-1]):
+                cleaned.append((shown, float(score)))
+        return _merge_duplicates(cleaned, stem, digest)
+
+    def _rerank(self, pools: list[list[tuple[str, float]]], digests: list[str]) -> list[list[tuple[str, float]]]:
+        """Each pool re-ordered by ``YAKE_WEIGHT * yake + (1 - YAKE_WEIGHT) * similarity to its document``."""
+        phrases = [phrase for pool in pools for phrase, _ in pool]
+        wanted = [i for i, pool in enumerate(pools) if len(pool) > 1]
+        phrase_vectors = self._embedder.embed(phrases, norm=True, batch_size=256)
+        # Documents one per batch: a batch pads every text to its longest one.
+        document_vectors = self._embedder.embed([digests[i] for i in wanted], norm=True, batch_size=1)
+        reranked = list(pools)
+        offsets = np.cumsum([0] + [len(pool) for pool in pools])
+        for row, index in enumerate(wanted):
+            pool = pools[index]
+            vectors = phrase_vectors[offsets[index]:offsets[index + 1]]
+            similarity = np.nan_to_num(vectors @ document_vectors[row])
+            statistic = -np.log(np.maximum([score for _, score in pool], 1e-12))
+            combined = YAKE_WEIGHT * _scale(statistic) + (1 - YAKE_WEIGHT) * _scale(similarity)
+            order = sorted(range(len(pool)), key=lambda i: (-combined[i], i))
+            reranked[index] = [pool[i] for i in order]
+        return reranked
+
+    # ------------------------------------------------------------------ summaries
+
+    def summary(self, text: str, *, max_sentences: int | None = 3, max_words: int | None = None,
+                language: str = "en") -> str:
+        """An extractive summary of ``text``: its most central sentences, in document order, at most
+        ``max_sentences`` of them and ``max_words`` words in all (whole sentences; "" if none fits)."""
+        self.load()
+        sentences = candidate_sentences(text)
+        if not sentences or max_sentences == 0:
+            return ""
+        ratings = self._ratings(sentences, language)
+        chosen: list[int] = []
+        budget = math.inf if max_words is None else max_words
+        for index in sorted(range(len(sentences)), key=lambda i: (-ratings[i], i)):
+            if max_sentences is not None and len(chosen) >= max_sentences:
+                break
+            size = len(words(sentences[index]))
+            if size <= budget:
+                chosen.append(index)
+                budget -= size
+        return " ".join(sentences[i] for i in sorted(chosen))
+
+    def batch_summaries(self, texts: Iterable[str], *, max_sentences: int | None = 3, max_words: int | None = None,
+                        language: str = "en") -> list[str]:
+        """:meth:`summary` of each text (LexRank works document by document: nothing to share)."""
+        return [self.summary(text, max_sentences=max_sentences, max_words=max_words, language=language)
+                for text in texts]
+
+    def _ratings(self, sentences: list[str], language: str) -> list[float]:
+        """LexRank centrality of each sentence."""
+        _, stemmer, stopwords = self._language_data(language)
+        summarizer = _fast_lexrank()(stemmer)
+        summarizer.stop_words = stopwords
+        return summarizer.rate(sentences)
+
+
+def _dist(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
+_FAST_LEXRANK: type[LexRankSummarizer] | None = None
+
+
+def _fast_lexrank() -> type[LexRankSummarizer]:
+    """sumy's LexRank with its similarity matrix computed by numpy (the same matrix: pure Python it
+    compares every pair of sentences word by word, about 20 s for 1,000 sentences)."""
+    global _FAST_LEXRANK
+    if _FAST_LEXRANK is None:
+        from sumy.models.dom import Sentence  # type: ignore[import-untyped]
+        from sumy.summarizers.lex_rank import LexRankSummarizer
+
+        class FastLexRank(LexRankSummarizer):  # type: ignore[misc]
+            @staticmethod
+            def _compute_idf(sentences: list[list[str]]) -> dict[str, float]:
+                counts: Counter[str] = Counter()
+                for sentence in sentences:
+                    counts.update(set(sentence))
+                return {term: math.log(len(sentences) / (1 + n)) for term, n in counts.items()}
+
+            def _create_matrix(self, sentences: list[list[str]], threshold: float, tf_metrics: list[dict[str, float]],
+                               idf_metrics: dict[str, float]) -> np.ndarray:
+                vocabulary = {term: i for i, term in enumerate(idf_metrics)}
+                weights = np.zeros((len(sentences), max(len(vocabulary), 1)))
+                for row, tf in enumerate(tf_metrics):
+                    for term, value in tf.items():
+                        weights[row, vocabulary[term]] = value * idf_metrics[term]
+                norms = np.linalg.norm(weights, axis=1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    cosine = (weights @ weights.T) / np.outer(norms, norms)
+                matrix = (np.nan_to_num(cosine) > threshold).astype(float)
+                degrees = matrix.sum(axis=1)
+                degrees[degrees == 0] = 1
+                return matrix / degrees[:, None]
+
+            def rate(self, texts: list[str]) -> list[float]:
+                sentences_words = [self._to_words_set(Sentence(text, _Tokenizer)) for text in texts]
+                if not any(sentences_words):
+                    return [0.0] * len(texts)
+                tf_metrics = self._compute_tf(sentences_words)
+                idf_metrics = self._compute_idf(sentences_words)
+                matrix = self._create_matrix(sentences_words, self.threshold, tf_metrics, idf_metrics)
+                return [float(x) for x in np.nan_to_num(self.power_method(matrix, self.epsilon))]
+
+        _FAST_LEXRANK = FastLexRank
+    return _FAST_LEXRANK
