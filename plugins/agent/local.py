@@ -17,8 +17,9 @@ Caps, so that a 2.5 MB page costs about what a 10 KB one does (YAKE is pure Pyth
 of prose on this machine's cores, and LexRank compares every pair of sentences):
 
 - :data:`KEYWORD_CHARS`: YAKE sees the document's first blocks up to this many characters of plain
-  text, then its remaining headings (up to :data:`HEADING_CHARS`): :func:`keyword_text`.
-- :data:`SUMMARY_CHARS` of plain text are split into sentences and at most :data:`SUMMARY_SENTENCES`
+  text, then its remaining headings (up to :data:`HEADING_CHARS`): :func:`keyword_text`. The documents'
+  embeddings for re-ranking are taken of the same text.
+- :data:`SUMMARY_CHARS` of markdown are split into sentences and at most :data:`SUMMARY_SENTENCES`
   candidate sentences (5 to 80 words, in document order) go into LexRank: :func:`candidate_sentences`.
 
 Nothing is downloaded and no connection is opened: the libraries are imported and the weights read
@@ -27,6 +28,7 @@ from the wordllama package's folder the first time a :class:`LocalModels` is use
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import math
@@ -47,8 +49,8 @@ if TYPE_CHECKING:
 
 KEYWORD_CHARS = 3_000
 HEADING_CHARS = 600
-SUMMARY_CHARS = 100_000
-SUMMARY_SENTENCES = 200
+SUMMARY_CHARS = 50_000
+SUMMARY_SENTENCES = 150
 SENTENCE_WORDS = (5, 80)
 CANDIDATES_PER_KEYWORD = 5
 YAKE_NGRAM = 3
@@ -66,6 +68,7 @@ _AUTOLINK = re.compile(r"<(?:https?|ftp|mailto):[^>\s]*>|\bhttps?://\S+")
 _REFERENCE = re.compile(r"^[ \t]*\[[^\]]+\]:[ \t]*\S+.*$", re.M)
 _FOOTNOTE = re.compile(r"\[\^[^\]]*\]|\[\d+\]")
 _HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+(.*?)[ \t#]*$")
+_ATX = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)[ \t#]*$", re.M)
 _SETEXT = re.compile(r"^[ \t]*(=+|-+)[ \t]*$")
 _RULE = re.compile(r"^[ \t]*([-*_])([ \t]*\1){2,}[ \t]*$")
 _BULLET = re.compile(r"^[ \t]*(?:>[ \t]?)*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?")
@@ -148,23 +151,40 @@ def plain_text(markdown: str) -> str:
     return "\n\n".join(text for text, _ in _blocks(markdown))
 
 
+def _head(markdown: str, chars: int) -> tuple[str, str]:
+    """``markdown`` cut at the last blank line before ``chars`` characters (a block is not cut in two,
+    unless the first block alone is longer), and the rest."""
+    if len(markdown) <= chars:
+        return markdown, ""
+    cut = markdown.rfind("\n\n", 0, chars)
+    cut = cut if cut > 0 else chars
+    return markdown[:cut], markdown[cut:]
+
+
 def keyword_text(markdown: str, *, chars: int = KEYWORD_CHARS) -> str:
     """What YAKE reads of ``markdown``: its first blocks up to ``chars`` characters of plain text, then the
-    headings of the rest (up to :data:`HEADING_CHARS`), so that the later sections are still named."""
+    headings of the rest (up to :data:`HEADING_CHARS`), so that the later sections are still named. Only
+    the first ``4 * chars`` characters of markdown are converted; the rest is only searched for headings."""
     if not isinstance(markdown, str) or not markdown.strip():
         return ""
+    head, rest = _head(markdown, 4 * chars)
     lead: list[str] = []
     headings: list[str] = []
     size = heading_size = 0
-    for text, is_heading in _blocks(markdown):
+    for text, is_heading in _blocks(head):
         if size < chars:
             lead.append(text[:chars - size])
             size += len(lead[-1]) + 2
-        elif is_heading and heading_size + len(text) <= HEADING_CHARS:
+        elif is_heading:
             headings.append(text)
-            heading_size += len(text) + 2
+    if rest:
+        headings += [_inline(h) for h in _ATX.findall(_FENCE.sub("\n", rest))]
+    for heading in headings:
+        if heading and heading_size + len(heading) <= HEADING_CHARS:
+            lead.append(heading)
+            heading_size += len(heading) + 2
     # YAKE reads the text as one line: a block without a full stop would run into the next one.
-    return "\n\n".join(b if b[-1] in ".!?:;" else b + "." for b in lead + headings)
+    return "\n\n".join(b if b[-1] in ".!?:;" else b + "." for b in lead if b)
 
 
 # ------------------------------------------------------------------------------------------ sentences
@@ -209,16 +229,12 @@ def words(text: str) -> list[str]:
 
 def candidate_sentences(markdown: str) -> list[str]:
     """The sentences LexRank weighs, in document order: from the first :data:`SUMMARY_CHARS` characters
-    of plain text, headings left out, 5 to 80 words long (any length when none is), at most
+    of markdown, headings left out, 5 to 80 words long (any length when none is), at most
     :data:`SUMMARY_SENTENCES`."""
     if not isinstance(markdown, str) or not markdown.strip():
         return []
     sentences: list[str] = []
-    size = 0
-    for text, is_heading in _blocks(markdown):
-        if size >= SUMMARY_CHARS:
-            break
-        size += len(text)
+    for text, is_heading in _blocks(_head(markdown, SUMMARY_CHARS)[0]):
         if not is_heading:
             sentences.extend(s for s in split_sentences(text) if words(s))
     low, high = SENTENCE_WORDS
@@ -226,8 +242,10 @@ def candidate_sentences(markdown: str) -> list[str]:
     return (fitting or sentences)[:SUMMARY_SENTENCES]
 
 
-class _Tokenizer:
-    """The tokenizer object sumy's DOM asks for words (``to_words``) and sentences (``to_sentences``)."""
+class SentenceTokenizer:
+    """A tokenizer for sumy's parsers (``PlaintextParser.from_string(text, SentenceTokenizer())``) that
+    needs no NLTK data: :func:`split_sentences` and :func:`words`. The provider itself calls them
+    directly; this is what the tests compare its LexRank with sumy's own through."""
 
     language = "en"
 
@@ -279,28 +297,33 @@ def _merge_duplicates(candidates: Sequence[tuple[str, float]], stem: Any, text: 
       uses it as a phrase: at least twice, and, when the shorter one has several words, at least half as
       often ("garbage collector" over "cyclic garbage collector" when most collectors are not called
       cyclic). It names the concept more precisely than a single word, which YAKE ranks high for its
-      frequency alone. Otherwise the shorter stays ("CPython" over "CPython manages memory").
+      frequency alone. Otherwise the shorter stays ("CPython" over "CPython manages memory"), unless it only occurs
+      inside the longer ("San Andreas Fault" over "Andreas Fault").
     """
     lower = text.lower()
+
+    def longer_wins(longer: tuple[str, float, tuple[str, ...]], shorter: tuple[str, float, tuple[str, ...]]) -> bool:
+        used, alone = _occurrences(longer[0], lower, stem), _occurrences(shorter[0], lower, stem)
+        return used >= alone or (used >= 2 and (len(shorter[2]) == 1 or 2 * used >= alone))
+
     kept: list[tuple[str, float, tuple[str, ...]]] = []
     for phrase, score in candidates:
-        key = _stem_key(phrase, stem)
-        if not key:
+        new = (phrase, score, _stem_key(phrase, stem))
+        if not new[2]:
             continue
-        related = [i for i, (_, _, k) in enumerate(kept)
-                   if (len(k) >= len(key) and _contains(k, key)) or (len(k) < len(key) and _contains(key, k))]
-        if not related:
-            kept.append((phrase, score, key))
-            continue
-        group = [kept[i] for i in related] + [(phrase, score, key)]
-        best_score = min(item[1] for item in group)
-        longest = max(group, key=lambda item: len(item[2]))
-        shortest = min(group, key=lambda item: len(item[2]))
-        used = _occurrences(longest[0], lower, stem)
-        established = used >= 2 and (len(shortest[2]) == 1 or 2 * used >= _occurrences(shortest[0], lower, stem))
-        winner = longest if established else shortest
-        kept[related[0]] = (winner[0], best_score, winner[2])
-        kept = [item for i, item in enumerate(kept) if i == related[0] or i not in related]
+        containers = [i for i, k in enumerate(kept) if len(k[2]) >= len(new[2]) and _contains(k[2], new[2])]
+        inner = [i for i, k in enumerate(kept) if len(k[2]) < len(new[2]) and _contains(new[2], k[2])]
+        if containers:  # the best ranked phrase containing it decides
+            first = kept[containers[0]]
+            winner = first if longer_wins(first, new) else new
+            kept[containers[0]] = (winner[0], first[1], winner[2])
+        elif inner:  # it may take the place of the phrases it contains
+            first = kept[inner[0]]
+            if longer_wins(new, first):
+                kept[inner[0]] = (new[0], first[1], new[2])
+                kept = [k for i, k in enumerate(kept) if i not in inner[1:]]
+        else:
+            kept.append(new)
     return [(phrase, score) for phrase, score, _ in kept]
 
 
@@ -309,16 +332,17 @@ _VALID = re.compile(r"^[\w][\w '’\-]*$")
 
 
 def _clean(phrase: str, digest: str) -> str | None:
-    """The candidate as it should be shown, or None for noise (digits, one letter, stray symbols). A
-    capital that only starts a sentence or a heading is dropped: "Called" becomes "called" when the text
-    also says "called"; "Python" stays."""
+    """The candidate as the text writes it, or None for noise (digits, one letter, stray symbols).
+    YAKE hands phrases over lowercased: the text's own spelling is restored, the lowercase one when the
+    text has it (a capital that only starts a sentence or a heading: "called", but "Python")."""
     phrase = _CLEAN_EDGES.sub("", phrase.strip())
     if len(phrase) < 2 or not _VALID.match(phrase) or sum(c.isalpha() for c in phrase) < 2:
         return None
-    lowered = phrase.lower()
-    if phrase[0].isupper() and not phrase[:2].isupper() and re.search(rf"\b{re.escape(lowered)}\b", digest):
-        return lowered
-    return phrase
+    pattern = r"\b" + r"\W+".join(map(re.escape, phrase.split())) + r"\b"
+    spellings = Counter(" ".join(words(m)) for m in re.findall(pattern, digest, re.I))
+    if not spellings or phrase.lower() in spellings:
+        return phrase.lower() if spellings else phrase
+    return spellings.most_common(1)[0][0]
 
 
 def _scale(values: np.ndarray) -> np.ndarray:
@@ -400,7 +424,9 @@ class LocalModels:
 
             yake_stopwords = frozenset(yake.KeywordExtractor(lan=key).stopword_set)
             try:
-                stemmer = Stemmer(key)
+                # Cached: Snowball is pure Python and most words of a text repeat (a third of the
+                # summary's time went into stemming the same words again).
+                stemmer = functools.lru_cache(maxsize=200_000)(Stemmer(key))
             except LookupError:
                 stemmer = null_stemmer
             try:
@@ -440,8 +466,9 @@ class LocalModels:
         import yake
 
         stopwords, stem, _ = self._language_data(language)
+        # dedup_lim=1.0: YAKE's own near-duplicate pass is skipped, _merge_duplicates does that job.
         extractor = yake.KeywordExtractor(lan=language, n=YAKE_NGRAM, top=max_keywords * CANDIDATES_PER_KEYWORD,
-                                          stopwords=stopwords)
+                                          dedup_lim=1.0, stopwords=stopwords)
         cleaned: list[tuple[str, float]] = []
         for phrase, score in extractor.extract_keywords(digest):
             shown = _clean(phrase, digest)
@@ -519,7 +546,6 @@ def _fast_lexrank() -> type[LexRankSummarizer]:
     compares every pair of sentences word by word, about 20 s for 1,000 sentences)."""
     global _FAST_LEXRANK
     if _FAST_LEXRANK is None:
-        from sumy.models.dom import Sentence  # type: ignore[import-untyped]
         from sumy.summarizers.lex_rank import LexRankSummarizer
 
         class FastLexRank(LexRankSummarizer):  # type: ignore[misc]
@@ -546,7 +572,9 @@ def _fast_lexrank() -> type[LexRankSummarizer]:
                 return matrix / degrees[:, None]
 
             def rate(self, texts: list[str]) -> list[float]:
-                sentences_words = [self._to_words_set(Sentence(text, _Tokenizer)) for text in texts]
+                # What _to_words_set does for a sumy Sentence, without its per-word conversions.
+                stop, stem = self._stop_words, self._stemmer
+                sentences_words = [[stem(w) for w in map(str.lower, words(text)) if w not in stop] for text in texts]
                 if not any(sentences_words):
                     return [0.0] * len(texts)
                 tf_metrics = self._compute_tf(sentences_words)
