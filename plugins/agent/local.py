@@ -542,13 +542,14 @@ _FAST_LEXRANK: type[LexRankSummarizer] | None = None
 
 
 def _fast_lexrank() -> type[LexRankSummarizer]:
-    """sumy's LexRank with its similarity matrix computed by numpy (the same matrix: pure Python it
-    compares every pair of sentences word by word, about 20 s for 1,000 sentences)."""
+    """sumy's LexRank with its similarity matrix and idf computed by numpy and a Counter: the same
+    numbers (tests/plugins/agent/test_local.py compares the summaries), but sumy's own compares every
+    pair of sentences word by word in Python: 0.43 s against 0.06 s for 150 sentences here."""
     global _FAST_LEXRANK
     if _FAST_LEXRANK is None:
         from sumy.summarizers.lex_rank import LexRankSummarizer
 
-        class FastLexRank(LexRankSummarizer):  # type: ignore[misc]
+        class FastLexRank(LexRankSummarizer):
             @staticmethod
             def _compute_idf(sentences: list[list[str]]) -> dict[str, float]:
                 counts: Counter[str] = Counter()

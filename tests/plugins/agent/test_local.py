@@ -155,7 +155,8 @@ def test_plain_text_strips_markdown():
 def test_sentence_splitting_knows_abbreviations():
     assert split_sentences("Use a tool, e.g. Python. It works. Dr. Smith came in 1912. Python 3.11 is out!") == \
         ["Use a tool, e.g. Python.", "It works.", "Dr. Smith came in 1912.", "Python 3.11 is out!"]
-    assert split_sentences('He said "stop." Then J. R. Tolkien left.') == ['He said "stop."', "Then J. R. Tolkien left."]
+    assert split_sentences('He said "stop." Then J. R. Tolkien left.') == \
+        ['He said "stop."', "Then J. R. Tolkien left."]
 
 
 @pytest.mark.parametrize("empty", ["", "   \n\t ", None, b"bytes", 42, "```\ncode only\n```", "# \n\n---"])
