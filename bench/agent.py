@@ -13,6 +13,9 @@
   the provider's settings) on the text the provider gives it (:func:`keyword_text`);
   keywords_docs_per_s is the provider's ``batch_keywords`` (YAKE, merging, WordLlama re-ranking);
   summary_docs_per_s its ``batch_summaries``; local_docs_per_s_single both, one after the other.
+  local_cpu_ms_per_doc: the CPU time of that (``time.process_time``), and local_docs_per_s_2_idle_cores
+  = 2 s / that: what two cores would do with nothing else running (the wall-clock figures share the
+  cores with whatever else the machine runs: load_average_at_start says how busy it was).
 - local_docs_per_s: the same work in 2 worker processes (spawned, the models loaded before the clock
   starts, as the product's workers have them), ``--batch`` documents a task: documents / wall time.
   worker_peak_rss_mb: the largest VmHWM of a worker at the end.
@@ -49,7 +52,7 @@ SEED = 20250301
 TARGET_DOCS_PER_S = 50.0
 TARGET_RSS_MB = 300.0
 MIN_SIZE, MEDIAN_SIZE, MAX_SIZE = 2_000, 7_000, 50_000
-CAPS = (1_500, 3_000, 6_000, 20_000)
+CAPS = (1_000, 1_500, 3_000, 6_000, 20_000)
 REFERENCE_CAP = 50_000
 
 
@@ -167,13 +170,18 @@ def measure(docs: int, batch: int, quality_docs: int) -> dict[str, Any]:
             yake.KeywordExtractor(lan="en", n=local.YAKE_NGRAM, top=10 * local.CANDIDATES_PER_KEYWORD,
                                   stopwords=stopwords).extract_keywords(local.keyword_text(document))
 
+    figures["load_average_at_start"] = round(os.getloadavg()[0], 2)
     _, yake_s = _timed(yake_alone)
+    cpu = time.process_time()
     _, keyword_s = _timed(lambda: [models.batch_keywords(b) for b in _batches(documents, batch)])
     _, summary_s = _timed(lambda: [models.batch_summaries(b) for b in _batches(documents, batch)])
+    cpu_ms = (time.process_time() - cpu) * 1000 / docs
     figures |= {"yake_docs_per_s": round(docs / yake_s, 1), "keywords_docs_per_s": round(docs / keyword_s, 1),
                 "summary_docs_per_s": round(docs / summary_s, 1),
                 "local_docs_per_s_single": round(docs / (keyword_s + summary_s), 1),
-                "share_of_time_in_yake": round(yake_s / (keyword_s + summary_s), 2)}
+                "share_of_time_in_yake": round(yake_s / (keyword_s + summary_s), 2),
+                "local_cpu_ms_per_doc": round(cpu_ms, 1),
+                "local_docs_per_s_2_idle_cores": round(2000 / cpu_ms, 1)}
 
     context = multiprocessing.get_context("spawn")
     with context.Pool(2, initializer=_init_worker) as pool:
@@ -197,6 +205,7 @@ def measure(docs: int, batch: int, quality_docs: int) -> dict[str, Any]:
         figures[f"cap_{cap}_keywords_docs_per_s"] = round(len(sample) / seconds, 1)
         figures[f"cap_{cap}_overlap_at_10"] = round(sum(overlap) / len(overlap), 2)
     figures["cpu_count"] = os.cpu_count()
+    figures["load_average_at_end"] = round(os.getloadavg()[0], 2)
     return figures
 
 

@@ -17,7 +17,7 @@ Caps, so that a 2.5 MB page costs about what a 10 KB one does (YAKE is pure Pyth
 of prose on this machine's cores, and LexRank compares every pair of sentences):
 
 - :data:`KEYWORD_CHARS`: YAKE sees the document's first blocks up to this many characters of plain
-  text, then its remaining headings (up to :data:`HEADING_CHARS`): :func:`keyword_text`. The documents'
+  text, then its remaining headings (up to a quarter as much): :func:`keyword_text`. The documents'
   embeddings for re-ranking are taken of the same text.
 - :data:`SUMMARY_CHARS` of markdown are split into sentences and at most :data:`SUMMARY_SENTENCES`
   candidate sentences (5 to 80 words, in document order) go into LexRank: :func:`candidate_sentences`.
@@ -29,7 +29,6 @@ from the wordllama package's folder the first time a :class:`LocalModels` is use
 from __future__ import annotations
 
 import functools
-import html
 import logging
 import math
 import os
@@ -44,225 +43,74 @@ import numpy as np
 
 from quaero.api import ConfigError
 
+from .local_text import (
+    KEYWORD_CHARS,
+    SUMMARY_CHARS,
+    SUMMARY_SENTENCES,
+    SentenceTokenizer,
+    candidate_sentences,
+    keyword_text,
+    plain_text,
+    split_sentences,
+    words,
+)
+
+__all__ = ["KEYWORD_CHARS", "SUMMARY_CHARS", "SUMMARY_SENTENCES", "LocalModels",
+           "SentenceTokenizer", "candidate_sentences", "keyword_text", "plain_text", "split_sentences", "words"]
+
 if TYPE_CHECKING:
     from sumy.summarizers.lex_rank import LexRankSummarizer  # type: ignore[import-untyped]
 
-KEYWORD_CHARS = 3_000
-HEADING_CHARS = 600
-SUMMARY_CHARS = 50_000
-SUMMARY_SENTENCES = 150
-SENTENCE_WORDS = (5, 80)
 CANDIDATES_PER_KEYWORD = 5
 YAKE_NGRAM = 3
 YAKE_WEIGHT = 0.6
 EMBEDDING_CONFIG, EMBEDDING_DIM, EMBEDDING_TRUNC = "l2_supercat", 256, 64
 
-# ------------------------------------------------------------------------------------------ plain text
-
-_FENCE = re.compile(r"^[ \t]*(```+|~~~+)[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)", re.M | re.S)
-_HTML_DROP = re.compile(r"<(script|style|pre|svg)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
-_HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
-_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)|!\[[^\]]*\]\[[^\]]*\]")
-_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()]|\([^)]*\))*\)|\[([^\]]+)\]\[[^\]]*\]")
-_AUTOLINK = re.compile(r"<(?:https?|ftp|mailto):[^>\s]*>|\bhttps?://\S+")
-_REFERENCE = re.compile(r"^[ \t]*\[[^\]]+\]:[ \t]*\S+.*$", re.M)
-_FOOTNOTE = re.compile(r"\[\^[^\]]*\]|\[\d+\]")
-_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+(.*?)[ \t#]*$")
-_ATX = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)[ \t#]*$", re.M)
-_SETEXT = re.compile(r"^[ \t]*(=+|-+)[ \t]*$")
-_RULE = re.compile(r"^[ \t]*([-*_])([ \t]*\1){2,}[ \t]*$")
-_BULLET = re.compile(r"^[ \t]*(?:>[ \t]?)*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?")
-_QUOTE = re.compile(r"^[ \t]*(?:>[ \t]?)+")
-_TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$")
-_EMPHASIS = re.compile(r"(\*\*|__|~~)(?=\S)(.+?)(?<=\S)\1|(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?!\*)|"
-                       r"(?<![\w_])_(?=\S)(.+?)(?<=\S)_(?![\w_])")
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
-_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
-_SPACES = re.compile(r"[ \t\u00a0]+")
-
-
-def _inline(text: str) -> str:
-    text = _IMAGE.sub("", text)
-    text = _LINK.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), text)
-    text = _AUTOLINK.sub("", text)
-    text = _FOOTNOTE.sub("", text)
-    text = _CODE_SPAN.sub(lambda m: m.group(2).strip(), text)
-    for _ in range(2):  # nested emphasis: ***both***, **bold _and italic_**
-        text = _EMPHASIS.sub(lambda m: next(g for g in m.groups()[1:] if g is not None), text)
-    return _SPACES.sub(" ", _ESCAPE.sub(r"\1", text)).strip()
-
-
-def _blocks(markdown: str) -> list[tuple[str, bool]]:
-    """The text's blocks (paragraphs, list items, table rows, headings) as ``(plain text, is_heading)``."""
-    text = markdown.replace("\r\n", "\n").replace("\r", "\n")
-    text = _FENCE.sub("\n", text)
-    text = _HTML_DROP.sub(" ", text)
-    text = _HTML_TAG.sub(" ", text)
-    text = _REFERENCE.sub("", text)
-    blocks: list[tuple[str, bool]] = []
-    paragraph: list[str] = []
-
-    def flush() -> None:
-        if paragraph:
-            joined = _inline(" ".join(paragraph))
-            if joined:
-                blocks.append((joined, False))
-            paragraph.clear()
-
-    for line in text.split("\n"):
-        if not line.strip() or _RULE.match(line) or _TABLE_RULE.match(line):
-            flush()
-            continue
-        if _SETEXT.match(line) and paragraph:  # the paragraph above was a heading
-            title = _inline(" ".join(paragraph))
-            paragraph.clear()
-            if title:
-                blocks.append((title, True))
-            continue
-        heading = _HEADING.match(line)
-        if heading:
-            flush()
-            title = _inline(heading.group(1))
-            if title:
-                blocks.append((title, True))
-            continue
-        if line.lstrip().startswith("|") or line.count("|") >= 2:  # a table row: its cells, comma-separated
-            flush()
-            cells = [_inline(c) for c in line.strip().strip("|").split("|")]
-            row = ", ".join(c for c in cells if c)
-            if row:
-                blocks.append((row, False))
-            continue
-        if _BULLET.match(line):  # each list item is its own block
-            flush()
-            line = _BULLET.sub("", line)
-        elif line.startswith(("    ", "\t")) and not paragraph:
-            continue  # an indented code block
-        paragraph.append(_QUOTE.sub("", line).strip())
-    flush()
-    return [(html.unescape(b), h) for b, h in blocks]
-
-
-def plain_text(markdown: str) -> str:
-    """``markdown`` without its syntax: links as their text, no images, code blocks, tables' rules or HTML;
-    one block (paragraph, list item, heading, table row) a line, blocks separated by a blank line."""
-    if not isinstance(markdown, str) or not markdown.strip():
-        return ""
-    return "\n\n".join(text for text, _ in _blocks(markdown))
-
-
-def _head(markdown: str, chars: int) -> tuple[str, str]:
-    """``markdown`` cut at the last blank line before ``chars`` characters (a block is not cut in two,
-    unless the first block alone is longer), and the rest."""
-    if len(markdown) <= chars:
-        return markdown, ""
-    cut = markdown.rfind("\n\n", 0, chars)
-    cut = cut if cut > 0 else chars
-    return markdown[:cut], markdown[cut:]
-
-
-def keyword_text(markdown: str, *, chars: int = KEYWORD_CHARS) -> str:
-    """What YAKE reads of ``markdown``: its first blocks up to ``chars`` characters of plain text, then the
-    headings of the rest (up to :data:`HEADING_CHARS`), so that the later sections are still named. Only
-    the first ``4 * chars`` characters of markdown are converted; the rest is only searched for headings."""
-    if not isinstance(markdown, str) or not markdown.strip():
-        return ""
-    head, rest = _head(markdown, 4 * chars)
-    lead: list[str] = []
-    headings: list[str] = []
-    size = heading_size = 0
-    for text, is_heading in _blocks(head):
-        if size < chars:
-            lead.append(text[:chars - size])
-            size += len(lead[-1]) + 2
-        elif is_heading:
-            headings.append(text)
-    if rest:
-        headings += [_inline(h) for h in _ATX.findall(_FENCE.sub("\n", rest))]
-    for heading in headings:
-        if heading and heading_size + len(heading) <= HEADING_CHARS:
-            lead.append(heading)
-            heading_size += len(heading) + 2
-    # YAKE reads the text as one line: a block without a full stop would run into the next one.
-    return "\n\n".join(b if b[-1] in ".!?:;" else b + "." for b in lead if b)
-
-
-# ------------------------------------------------------------------------------------------ sentences
-
-_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+\s*")
-_WORD = re.compile(r"\w+(?:['’\-]\w+)*")
-_LAST_TOKEN = re.compile(r"(\S+)$")
-ABBREVIATIONS = frozenset(
-    "e.g i.e etc vs cf mr mrs ms dr prof st sr jr no nos fig figs eq eqs al approx ca inc ltd co corp dept "
-    "univ vol ed eds pp ch sec art jan feb mar apr jun jul aug sep sept oct nov dec z.b u.a bzw usw".split())
-
-
-def split_sentences(block: str) -> list[str]:
-    """``block``'s sentences: a break after ``.``, ``!`` or ``?`` before a capital, a digit or a quote,
-    except after a known abbreviation or a single initial ("J. Smith")."""
-    sentences: list[str] = []
-    start = 0
-    for match in _BOUNDARY.finditer(block):
-        end = match.end()
-        following = block[end:end + 1]
-        if following and not match.group().startswith(("。", "！", "？")):
-            if not (following.isupper() or following.isdigit() or following in "\"'“‘(["):
-                continue
-            if match.group().startswith("."):
-                last = _LAST_TOKEN.search(block, start, match.start())
-                token = last.group(1).lstrip("([\"'“‘").lower() if last else ""
-                if token in ABBREVIATIONS or (len(token) == 1 and token.isalpha()):
-                    continue
-        sentence = block[start:end].strip()
-        if sentence:
-            sentences.append(sentence)
-        start = end
-    if block[start:].strip():
-        sentences.append(block[start:].strip())
-    return sentences
-
-
-def words(text: str) -> list[str]:
-    """The words of ``text`` (letters and digits, with inner apostrophes and hyphens)."""
-    return _WORD.findall(text)
-
-
-def candidate_sentences(markdown: str) -> list[str]:
-    """The sentences LexRank weighs, in document order: from the first :data:`SUMMARY_CHARS` characters
-    of markdown, headings left out, 5 to 80 words long (any length when none is), at most
-    :data:`SUMMARY_SENTENCES`."""
-    if not isinstance(markdown, str) or not markdown.strip():
-        return []
-    sentences: list[str] = []
-    for text, is_heading in _blocks(_head(markdown, SUMMARY_CHARS)[0]):
-        if not is_heading:
-            sentences.extend(s for s in split_sentences(text) if words(s))
-    low, high = SENTENCE_WORDS
-    fitting = [s for s in sentences if low <= len(words(s)) <= high]
-    return (fitting or sentences)[:SUMMARY_SENTENCES]
-
-
-class SentenceTokenizer:
-    """A tokenizer for sumy's parsers (``PlaintextParser.from_string(text, SentenceTokenizer())``) that
-    needs no NLTK data: :func:`split_sentences` and :func:`words`. The provider itself calls them
-    directly; this is what the tests compare its LexRank with sumy's own through."""
-
-    language = "en"
-
-    @staticmethod
-    def to_sentences(paragraph: str) -> list[str]:
-        return split_sentences(paragraph)
-
-    @staticmethod
-    def to_words(sentence: str) -> list[str]:
-        return words(sentence)
-
-
 # ------------------------------------------------------------------------------------------ keywords
 
 
-def _stem_key(phrase: str, stem: Any) -> tuple[str, ...]:
-    return tuple(stem(w.lower()) for w in words(phrase))
+class _Words:
+    """The words of the text YAKE read, indexed, to count phrases and find their spelling."""
+
+    def __init__(self, text: str, stem: Any) -> None:
+        self.surface = words(text)
+        self.lower = [w.lower() for w in self.surface]
+        self.stem = stem
+        self.starts: dict[str, list[int]] = {}
+        for i, word in enumerate(self.lower):
+            self.starts.setdefault(word[:3], []).append(i)
+
+    def key(self, phrase: str) -> tuple[str, ...]:
+        """The phrase's words, stemmed: equal keys are the same phrase inflected."""
+        return tuple(self.stem(w) for w in words(phrase.lower()))
+
+    def _matches(self, prefixes: list[str]) -> list[int]:
+        span = len(prefixes)
+        return [i for i in self.starts.get(prefixes[0][:3], ())
+                if i + span <= len(self.lower) and all(self.lower[i + j].startswith(p) for j, p in enumerate(prefixes))]
+
+    def spelling(self, phrase: str) -> str:
+        """The phrase as the text writes it: the lowercase form when the text has it (a capital that only
+        starts a sentence or a heading: "called", but "Python"), else its most frequent spelling."""
+        lowered = words(phrase.lower())
+        if not lowered:
+            return phrase
+        found = Counter(" ".join(self.surface[i:i + len(lowered)]) for i in self._matches(lowered)
+                        if self.lower[i:i + len(lowered)] == lowered)
+        if not found or " ".join(lowered) in found:
+            return " ".join(lowered) if found else phrase
+        return found.most_common(1)[0][0]
+
+    def occurrences(self, phrase: str) -> int:
+        """How often the text uses ``phrase``, any inflection of its words included ("garbage collector"
+        counts "garbage collection" and "garbage collectors" too)."""
+        prefixes = []
+        for word in words(phrase.lower()):
+            root = os.path.commonprefix([word, self.stem(word)])
+            if len(root) > 5 and root.endswith(("er", "or")):
+                root = root[:-2]
+            prefixes.append(root if len(root) >= 3 else word)
+        return len(self._matches(prefixes)) if prefixes else 0
 
 
 def _same_word(a: str, b: str) -> bool:
@@ -276,19 +124,7 @@ def _contains(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
                for i in range(len(longer) - span + 1))
 
 
-def _occurrences(phrase: str, lower_text: str, stem: Any) -> int:
-    """How often the text uses ``phrase``, any inflection of its words included ("garbage collector"
-    counts "garbage collection" and "garbage collectors" too)."""
-    parts = []
-    for word in words(phrase.lower()):
-        root = os.path.commonprefix([word, stem(word)])
-        if len(root) > 5 and root.endswith(("er", "or")):
-            root = root[:-2]
-        parts.append(re.escape(root if len(root) >= 3 else word) + r"\w*")
-    return len(re.findall(r"\b" + r"\W+".join(parts), lower_text)) if parts else 0
-
-
-def _merge_duplicates(candidates: Sequence[tuple[str, float]], stem: Any, text: str) -> list[tuple[str, float]]:
+def _merge_duplicates(candidates: Sequence[tuple[str, float]], text: _Words) -> list[tuple[str, float]]:
     """Candidates (best first) without near-duplicates, each survivor at the better rank of its group.
 
     - Phrases whose words stem alike ("reference cycle" / "reference cycles", "garbage collector" /
@@ -297,22 +133,23 @@ def _merge_duplicates(candidates: Sequence[tuple[str, float]], stem: Any, text: 
       uses it as a phrase: at least twice, and, when the shorter one has several words, at least half as
       often ("garbage collector" over "cyclic garbage collector" when most collectors are not called
       cyclic). It names the concept more precisely than a single word, which YAKE ranks high for its
-      frequency alone. Otherwise the shorter stays ("CPython" over "CPython manages memory"), unless it only occurs
-      inside the longer ("San Andreas Fault" over "Andreas Fault").
+      frequency alone. Otherwise the shorter stays ("CPython" over "CPython manages memory"), unless it
+      only occurs inside the longer ("San Andreas Fault" over "Andreas Fault").
     """
-    lower = text.lower()
 
     def longer_wins(longer: tuple[str, float, tuple[str, ...]], shorter: tuple[str, float, tuple[str, ...]]) -> bool:
-        used, alone = _occurrences(longer[0], lower, stem), _occurrences(shorter[0], lower, stem)
+        used, alone = text.occurrences(longer[0]), text.occurrences(shorter[0])
         return used >= alone or (used >= 2 and (len(shorter[2]) == 1 or 2 * used >= alone))
 
     kept: list[tuple[str, float, tuple[str, ...]]] = []
     for phrase, score in candidates:
-        new = (phrase, score, _stem_key(phrase, stem))
+        new = (phrase, score, text.key(phrase))
         if not new[2]:
             continue
-        containers = [i for i, k in enumerate(kept) if len(k[2]) >= len(new[2]) and _contains(k[2], new[2])]
-        inner = [i for i, k in enumerate(kept) if len(k[2]) < len(new[2]) and _contains(new[2], k[2])]
+        first_letters = {w[:3] for w in new[2]}
+        related = [i for i, k in enumerate(kept) if first_letters & {w[:3] for w in k[2]}]
+        containers = [i for i in related if len(kept[i][2]) >= len(new[2]) and _contains(kept[i][2], new[2])]
+        inner = [i for i in related if len(kept[i][2]) < len(new[2]) and _contains(new[2], kept[i][2])]
         if containers:  # the best ranked phrase containing it decides
             first = kept[containers[0]]
             winner = first if longer_wins(first, new) else new
@@ -331,18 +168,12 @@ _CLEAN_EDGES = re.compile(r"^[^\w]+|[^\w]+$")
 _VALID = re.compile(r"^[\w][\w '’\-]*$")
 
 
-def _clean(phrase: str, digest: str) -> str | None:
-    """The candidate as the text writes it, or None for noise (digits, one letter, stray symbols).
-    YAKE hands phrases over lowercased: the text's own spelling is restored, the lowercase one when the
-    text has it (a capital that only starts a sentence or a heading: "called", but "Python")."""
+def _clean(phrase: str) -> str | None:
+    """The candidate without stray edges, or None for noise (digits, one letter, symbols)."""
     phrase = _CLEAN_EDGES.sub("", phrase.strip())
     if len(phrase) < 2 or not _VALID.match(phrase) or sum(c.isalpha() for c in phrase) < 2:
         return None
-    pattern = r"\b" + r"\W+".join(map(re.escape, phrase.split())) + r"\b"
-    spellings = Counter(" ".join(words(m)) for m in re.findall(pattern, digest, re.I))
-    if not spellings or phrase.lower() in spellings:
-        return phrase.lower() if spellings else phrase
-    return spellings.most_common(1)[0][0]
+    return phrase
 
 
 def _scale(values: np.ndarray) -> np.ndarray:
@@ -466,16 +297,17 @@ class LocalModels:
         import yake
 
         stopwords, stem, _ = self._language_data(language)
+        text = _Words(digest, stem)
         # dedup_lim=1.0: YAKE's own near-duplicate pass is skipped, _merge_duplicates does that job.
         extractor = yake.KeywordExtractor(lan=language, n=YAKE_NGRAM, top=max_keywords * CANDIDATES_PER_KEYWORD,
                                           dedup_lim=1.0, stopwords=stopwords)
         cleaned: list[tuple[str, float]] = []
         for phrase, score in extractor.extract_keywords(digest):
-            shown = _clean(phrase, digest)
+            shown = _clean(phrase)
             # YAKE lets stop words inside a phrase ("number of large"): rarely a key phrase.
             if shown is not None and not any(w.lower() in stopwords for w in words(shown)[1:-1]):
-                cleaned.append((shown, float(score)))
-        return _merge_duplicates(cleaned, stem, digest)
+                cleaned.append((text.spelling(shown), float(score)))
+        return _merge_duplicates(cleaned, text)
 
     def _rerank(self, pools: list[list[tuple[str, float]]], digests: list[str]) -> list[list[tuple[str, float]]]:
         """Each pool re-ordered by ``YAKE_WEIGHT * yake + (1 - YAKE_WEIGHT) * similarity to its document``."""
