@@ -9,10 +9,13 @@
   documents small, a long tail of large ones), then a topic's blocks from one of its headings onwards,
   running on into the following topics until the size is reached (code fences kept whole).
 - load_s: a fresh interpreter importing the provider and loading its models (``LocalModels().load()``).
-- Single process, the documents in order: yake_docs_per_s is YAKE alone (``yake.KeywordExtractor`` with
-  the provider's settings) on the text the provider gives it (:func:`keyword_text`);
-  keywords_docs_per_s is the provider's ``batch_keywords`` (YAKE, merging, WordLlama re-ranking);
-  summary_docs_per_s its ``batch_summaries``; local_docs_per_s_single both, one after the other.
+- Single process, the documents in order: yake_rust_alone_docs_per_s and yake_alone_docs_per_s are the
+  two YAKE implementations alone (``yake_rust.Yake``, the default backend, and ``yake.KeywordExtractor``,
+  the pure-Python reference) with the provider's settings, on the text the provider gives them
+  (:func:`keyword_text`, converted beforehand); keywords_docs_per_s is the provider's ``batch_keywords``
+  (markdown conversion, YAKE, merging, WordLlama re-ranking), ``--batch`` documents a call;
+  summary_docs_per_s its ``batch_summaries`` after it (the conversion is shared, as in a job);
+  local_docs_per_s_single both.
   local_cpu_ms_per_doc: the CPU time of that (``time.process_time``), and local_docs_per_s_2_idle_cores
   = 2 s / that: what two cores would do with nothing else running (the wall-clock figures share the
   cores with whatever else the machine runs: load_average_at_start says how busy it was).
@@ -20,8 +23,9 @@
   starts, as the product's workers have them), ``--batch`` documents a task: documents / wall time.
   worker_peak_rss_mb: the largest VmHWM of a worker at the end.
 - Keyword caps: how many characters of plain text YAKE reads (``keyword_chars``) sets the speed. For each
-  cap, keywords_docs_per_s over the first ``--quality-docs`` documents, and overlap_at_10: the share of
-  the keywords (lowercased) also found when YAKE reads the whole document (up to 50,000 characters).
+  cap, keywords_docs_per_s over the first ``--quality-docs`` documents (conversion included), and
+  overlap_at_10: the share of the keywords (lowercased) also found when YAKE reads the whole document
+  (up to 50,000 characters); yake_py_cap_*: the same with the pure-Python YAKE at the default cap.
 - Ratios are to the target (50 documents/s on 2 cores, 300 MB a worker): no peer runs in the same run.
 """
 
@@ -52,7 +56,7 @@ SEED = 20250301
 TARGET_DOCS_PER_S = 50.0
 TARGET_RSS_MB = 300.0
 MIN_SIZE, MEDIAN_SIZE, MAX_SIZE = 2_000, 7_000, 50_000
-CAPS = (1_000, 1_500, 3_000, 6_000, 20_000)
+CAPS = (1_500, 3_000, 6_000, 10_000, 20_000)
 REFERENCE_CAP = 50_000
 
 
@@ -149,37 +153,46 @@ def _batches(items: list[str], size: int) -> list[list[str]]:
 def measure(docs: int, batch: int, quality_docs: int) -> dict[str, Any]:
     """Every figure of the module docstring."""
     import yake
+    import yake_rust
 
-    from quaero_plugins.agent import local
+    from quaero_plugins.agent import local, local_text
 
     documents = build_documents(docs)
     sizes = sorted(len(d.encode("utf-8")) for d in documents)
     figures: dict[str, Any] = {
         "docs": docs, "doc_kb_min": round(sizes[0] / 1000, 1), "doc_kb_median": round(sizes[len(sizes) // 2] / 1000, 1),
         "doc_kb_mean": round(sum(sizes) / len(sizes) / 1000, 1), "doc_kb_max": round(sizes[-1] / 1000, 1),
-        "keyword_chars": local.KEYWORD_CHARS, "load_s": round(_load_seconds(), 2),
+        "keyword_backend": local.LocalModels().keyword_backend, "keyword_chars": local.KEYWORD_CHARS,
+        "load_s": round(_load_seconds(), 2),
     }
     models = local.LocalModels()
     models.load()
     models.batch_keywords(documents[:5])
     models.batch_summaries(documents[:5])
-    stopwords = models._language_data("en")[0]
+    digests = [local.keyword_text(d) for d in documents]
+    top = 10 * local.CANDIDATES_PER_KEYWORD
 
     def yake_alone() -> None:
-        for document in documents:
-            yake.KeywordExtractor(lan="en", n=local.YAKE_NGRAM, top=10 * local.CANDIDATES_PER_KEYWORD,
-                                  stopwords=stopwords).extract_keywords(local.keyword_text(document))
+        for digest in digests:
+            yake.KeywordExtractor(lan="en", n=local.YAKE_NGRAM, top=top, dedup_lim=1.0).extract_keywords(digest)
 
+    def yake_rust_alone() -> None:
+        for digest in digests:
+            yake_rust.Yake(language="en", ngrams=local.YAKE_NGRAM, remove_duplicates=False).get_n_best(digest, n=top)
+
+    local_text._CONVERTED.clear()  # the pipeline below pays for its markdown conversion
     figures["load_average_at_start"] = round(os.getloadavg()[0], 2)
     _, yake_s = _timed(yake_alone)
+    _, yake_rust_s = _timed(yake_rust_alone)
     cpu = time.process_time()
     _, keyword_s = _timed(lambda: [models.batch_keywords(b) for b in _batches(documents, batch)])
     _, summary_s = _timed(lambda: [models.batch_summaries(b) for b in _batches(documents, batch)])
     cpu_ms = (time.process_time() - cpu) * 1000 / docs
-    figures |= {"yake_docs_per_s": round(docs / yake_s, 1), "keywords_docs_per_s": round(docs / keyword_s, 1),
-                "summary_docs_per_s": round(docs / summary_s, 1),
+    figures |= {"yake_alone_docs_per_s": round(docs / yake_s, 1),
+                "yake_rust_alone_docs_per_s": round(docs / yake_rust_s, 1),
+                "keywords_docs_per_s": round(docs / keyword_s, 1), "summary_docs_per_s": round(docs / summary_s, 1),
                 "local_docs_per_s_single": round(docs / (keyword_s + summary_s), 1),
-                "share_of_time_in_yake": round(yake_s / (keyword_s + summary_s), 2),
+                "share_of_time_in_yake_rust": round(yake_rust_s / (keyword_s + summary_s), 2),
                 "local_cpu_ms_per_doc": round(cpu_ms, 1),
                 "local_docs_per_s_2_idle_cores": round(2000 / cpu_ms, 1)}
 
@@ -197,13 +210,17 @@ def measure(docs: int, batch: int, quality_docs: int) -> dict[str, Any]:
 
     sample = documents[:quality_docs]
     reference = local.LocalModels(keyword_chars=REFERENCE_CAP).batch_keywords(sample)
-    for cap in CAPS:
-        capped = local.LocalModels(keyword_chars=cap)
+    runs = [("yake-rust", cap) for cap in CAPS] + [("yake", local.KEYWORD_CHARS)]
+    for backend, cap in runs:
+        capped = local.LocalModels(keyword_chars=cap, keyword_backend=backend)
+        capped.load()
+        local_text._CONVERTED.clear()
         found, seconds = _timed(capped.batch_keywords, sample)
         overlap = [len({k.lower() for k in a} & {k.lower() for k in b}) / max(len(b), 1)
                    for a, b in zip(found, reference)]
-        figures[f"cap_{cap}_keywords_docs_per_s"] = round(len(sample) / seconds, 1)
-        figures[f"cap_{cap}_overlap_at_10"] = round(sum(overlap) / len(overlap), 2)
+        name = f"cap_{cap}" if backend == "yake-rust" else f"yake_py_cap_{cap}"
+        figures[f"{name}_keywords_docs_per_s"] = round(len(sample) / seconds, 1)
+        figures[f"{name}_overlap_at_10"] = round(sum(overlap) / len(overlap), 2)
     figures["cpu_count"] = os.cpu_count()
     figures["load_average_at_end"] = round(os.getloadavg()[0], 2)
     return figures

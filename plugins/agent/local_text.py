@@ -5,18 +5,25 @@
 - :func:`keyword_text`: what YAKE reads, at most :data:`KEYWORD_CHARS` characters of the document's
   beginning plus a quarter as much of its later headings.
 - :func:`candidate_sentences`: the sentences LexRank weighs, at most :data:`SUMMARY_SENTENCES` of them
-  from the first :data:`SUMMARY_CHARS` characters.
+  from the first :data:`SUMMARY_CHARS` characters of plain text.
+- Only the first :data:`CONVERT_CHARS` characters of markdown are converted to plain text (the rest is
+  only searched for headings), and the conversion is shared by a document's keywords and summary.
 - :func:`split_sentences` and :func:`words`: regular expressions, no NLTK data (sumy's own tokenizer
   needs NLTK's punkt, which cannot be downloaded here); :class:`SentenceTokenizer` hands them to sumy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
+import threading
+from collections import OrderedDict
 
-KEYWORD_CHARS = 1_500
+KEYWORD_CHARS = 6_000
 SUMMARY_CHARS = 20_000
+CONVERT_CHARS = 24_000
+CACHED_DOCUMENTS = 256
 SUMMARY_SENTENCES = 120
 SENTENCE_WORDS = (5, 80)
 
@@ -132,28 +139,50 @@ def _head(markdown: str, chars: int) -> tuple[str, str]:
     return markdown[:cut], markdown[cut:]
 
 
+_CONVERTED: OrderedDict[bytes, tuple[list[tuple[str, bool]], list[str]]] = OrderedDict()
+_CONVERTED_LOCK = threading.Lock()
+
+
+def _converted(markdown: str, chars: int) -> tuple[list[tuple[str, bool]], list[str]]:
+    """The blocks of ``markdown``'s first ``chars`` characters, and the headings of the rest (only
+    searched for). The last :data:`CACHED_DOCUMENTS` are kept, by a hash of the text: a document's
+    keywords and summary read the same conversion, and a job asks for both of each of its documents."""
+    key = hashlib.blake2b(markdown.encode("utf-8", "surrogatepass"), digest_size=16).digest() + chars.to_bytes(8, "big")
+    with _CONVERTED_LOCK:
+        if key in _CONVERTED:
+            _CONVERTED.move_to_end(key)
+            return _CONVERTED[key]
+    head, rest = _head(markdown, chars)
+    headings = [_inline(h) for h in _ATX.findall(_FENCE.sub("\n", rest))] if rest else []
+    converted = (_blocks(head), headings)
+    with _CONVERTED_LOCK:
+        _CONVERTED[key] = converted
+        while len(_CONVERTED) > CACHED_DOCUMENTS:
+            _CONVERTED.popitem(last=False)
+    return converted
+
+
 def keyword_text(markdown: str, *, chars: int = KEYWORD_CHARS) -> str:
     """What YAKE reads of ``markdown``: its first blocks up to ``chars`` characters of plain text, then the
-    headings of the rest (up to ``chars // 4``), so that the later sections are still named. Only
-    the first ``4 * chars`` characters of markdown are converted; the rest is only searched for headings."""
+    headings of the rest (up to ``chars // 4``), so that the later sections are still named. At most
+    the first :data:`CONVERT_CHARS` (or ``4 * chars``) characters of markdown are converted; the rest is
+    only searched for headings."""
     if not isinstance(markdown, str) or not markdown.strip():
         return ""
-    head, rest = _head(markdown, 4 * chars)
+    blocks, later = _converted(markdown, max(CONVERT_CHARS, 4 * chars))
     lead: list[str] = []
     headings: list[str] = []
     size = heading_size = 0
-    for text, is_heading in _blocks(head):
-        if size < chars:
+    for text, is_heading in blocks:
+        if size < chars:  # each block costs its text, a blank line and perhaps a full stop
             lead.append(text[:chars - size])
-            size += len(lead[-1]) + 2
+            size += len(lead[-1]) + 3
         elif is_heading:
             headings.append(text)
-    if rest:
-        headings += [_inline(h) for h in _ATX.findall(_FENCE.sub("\n", rest))]
-    for heading in headings:
-        if heading and heading_size + len(heading) <= chars // 4:
+    for heading in headings + later:
+        if heading and heading_size + len(heading) + 3 <= chars // 4:
             lead.append(heading)
-            heading_size += len(heading) + 2
+            heading_size += len(heading) + 3
     # YAKE reads the text as one line: a block without a full stop would run into the next one.
     return "\n\n".join(b if b[-1] in ".!?:;" else b + "." for b in lead if b)
 
@@ -200,12 +229,16 @@ def words(text: str) -> list[str]:
 
 def candidate_sentences(markdown: str) -> list[str]:
     """The sentences LexRank weighs, in document order: from the first :data:`SUMMARY_CHARS` characters
-    of markdown, headings left out, 5 to 80 words long (any length when none is), at most
-    :data:`SUMMARY_SENTENCES`."""
+    of plain text (of the first :data:`CONVERT_CHARS` of markdown), headings left out, 5 to 80 words long
+    (any length when none is), at most :data:`SUMMARY_SENTENCES`."""
     if not isinstance(markdown, str) or not markdown.strip():
         return []
     sentences: list[str] = []
-    for text, is_heading in _blocks(_head(markdown, SUMMARY_CHARS)[0]):
+    size = 0
+    for text, is_heading in _converted(markdown, CONVERT_CHARS)[0]:
+        if size >= SUMMARY_CHARS:
+            break
+        size += len(text)
         if not is_heading:
             sentences.extend(s for s in split_sentences(text) if words(s))
     low, high = SENTENCE_WORDS
