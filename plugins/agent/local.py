@@ -231,6 +231,7 @@ class LocalModels:
         self._lock = threading.Lock()
         self._loaded = False
         self._embedder: Any = None
+        self._blas: Any = None
         self._versions: dict[str, str] = {}
         self._languages: dict[str, _Language] = {}
 
@@ -247,6 +248,7 @@ class LocalModels:
             handlers, level = list(root.handlers), root.level
             try:
                 import sumy  # type: ignore[import-untyped]  # noqa: F401
+                import threadpoolctl  # type: ignore[import-untyped]
                 import wordllama  # type: ignore[import-untyped]
 
                 importlib.import_module(KEYWORD_BACKENDS[self.keyword_backend])
@@ -264,6 +266,10 @@ class LocalModels:
                                   f"wordllama {wordllama.__version__}")
             # disable_download: the files above are read, nothing is fetched (the default would look in
             # ~/.cache and then download the tokenizer from the Hugging Face hub).
+            # numpy's OpenBLAS starts a thread a core for the small matrix products here; its threads
+            # spin after each call and took 40% more CPU than the work (5 ms a document), which a job's
+            # other worker processes need. The provider's own products run on one thread.
+            self._blas = threadpoolctl.ThreadpoolController()
             self._embedder = wordllama.WordLlama.load(config=EMBEDDING_CONFIG, cache_dir=folder, dim=EMBEDDING_DIM,
                                                       trunc_dim=EMBEDDING_TRUNC, disable_download=True)
             # From the installed distributions: yake 0.7.3's own __version__ still says 0.7.1.
@@ -327,7 +333,8 @@ class LocalModels:
             digests.append(digest)
             pools.append(self._candidates(digest, max_keywords, language) if max_keywords > 0 else [])
         if rerank and any(len(pool) > 1 for pool in pools):
-            pools = self._rerank(pools, digests)
+            with self._blas.limit(limits=1, user_api="blas"):
+                pools = self._rerank(pools, digests)
         return [[phrase for phrase, _ in pool[:max_keywords]] for pool in pools]
 
     def _extract(self, digest: str, top: int, language: _Language) -> list[tuple[str, float]]:
@@ -389,7 +396,8 @@ class LocalModels:
         sentences = candidate_sentences(text)
         if not sentences or max_sentences == 0:
             return ""
-        ratings = self._ratings(sentences, language)
+        with self._blas.limit(limits=1, user_api="blas"):
+            ratings = self._ratings(sentences, language)
         chosen: list[int] = []
         budget = math.inf if max_words is None else max_words
         for index in sorted(range(len(sentences)), key=lambda i: (-ratings[i], i)):
