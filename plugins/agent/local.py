@@ -67,6 +67,7 @@ CANDIDATES_PER_KEYWORD = 5
 YAKE_NGRAM = 3
 YAKE_WEIGHT = 0.6
 EMBEDDING_CONFIG, EMBEDDING_DIM, EMBEDDING_TRUNC = "l2_supercat", 256, 64
+EMBED_CHARS = 2_000  # a document's vector: the mean of its first words' vectors
 KEYWORD_BACKENDS = {"yake-rust": "yake_rust", "yake": "yake"}  # name (and distribution): module
 # The languages both YAKEs ship stop words for (yake 0.7.3's StopwordsList, the same in yake-rust 1.2).
 YAKE_LANGUAGES = frozenset("ar bg br cz da de el en es et fa fi fr hi hr hu hy id it ja lt lv nl no pl pt ro ru sk "
@@ -82,11 +83,12 @@ class _Words:
         self.surface = words(text)
         self.lower = [w.lower() for w in self.surface]
         self.stem = stem
-        self.at: dict[str, list[int]] = {}
-        self.starts: dict[str, list[int]] = {}
+        self.at: dict[str, list[int]] = {}  # each (lowercase) word: where it is
         for i, word in enumerate(self.lower):
             self.at.setdefault(word, []).append(i)
-            self.starts.setdefault(word[:3], []).append(i)
+        self.by_start: dict[str, list[str]] = {}  # the words by their first three letters
+        for word in self.at:
+            self.by_start.setdefault(word[:3], []).append(word)
         self._counts: dict[str, int] = {}
 
     def key(self, phrase: str) -> tuple[str, ...]:
@@ -116,10 +118,16 @@ class _Words:
                 if len(root) > 5 and root.endswith(("er", "or")):
                     root = root[:-2]
                 prefixes.append(root if len(root) >= 3 else word)
-            lower, span = self.lower, len(prefixes)
-            self._counts[phrase] = sum(
-                1 for i in (self.starts.get(prefixes[0][:3], ()) if prefixes else ())
-                if i + span <= len(lower) and all(lower[i + j].startswith(p) for j, p in enumerate(prefixes)))
+            count = 0
+            if prefixes:
+                first = [w for w in self.by_start.get(prefixes[0][:3], ()) if w.startswith(prefixes[0])]
+                if len(prefixes) == 1:
+                    count = sum(len(self.at[w]) for w in first)
+                else:
+                    lower, rest = self.lower, prefixes[1:]
+                    count = sum(1 for w in first for i in self.at[w] if i + len(rest) < len(lower)
+                                and all(lower[i + 1 + j].startswith(p) for j, p in enumerate(rest)))
+            self._counts[phrase] = count
         return self._counts[phrase]
 
 
@@ -309,7 +317,7 @@ class LocalModels:
             except LookupError:
                 stem = null_stemmer
             try:
-                summary_stopwords = frozenset(get_stop_words(code))
+                summary_stopwords = frozenset(w.lower() for w in get_stop_words(code))
             except LookupError:
                 summary_stopwords = frozenset()
             with self._lock:
@@ -373,7 +381,7 @@ class LocalModels:
         wanted = [i for i, pool in enumerate(pools) if len(pool) > 1]
         phrase_vectors = self._embedder.embed(phrases, norm=True, batch_size=256)
         # Documents one per batch: a batch pads every text to its longest one.
-        document_vectors = self._embedder.embed([digests[i] for i in wanted], norm=True, batch_size=1)
+        document_vectors = self._embedder.embed([digests[i][:EMBED_CHARS] for i in wanted], norm=True, batch_size=1)
         reranked = list(pools)
         offsets = np.cumsum([0] + [len(pool) for pool in pools])
         for row, index in enumerate(wanted):
@@ -418,8 +426,7 @@ class LocalModels:
     def _ratings(self, sentences: list[str], language: str) -> list[float]:
         """LexRank centrality of each sentence."""
         data = self._language(language)
-        summarizer = _fast_lexrank()(data.stem)
-        summarizer.stop_words = data.summary_stopwords
+        summarizer = _fast_lexrank()(data.stem, data.summary_stopwords)
         return summarizer.rate(sentences)
 
 
@@ -441,6 +448,10 @@ def _fast_lexrank() -> type[LexRankSummarizer]:
         from sumy.summarizers.lex_rank import LexRankSummarizer
 
         class FastLexRank(LexRankSummarizer):
+            def __init__(self, stem: Any, stop_words: frozenset[str]) -> None:
+                super().__init__(stem)
+                self._stop_words = stop_words  # lowercase already: the setter would normalize each again
+
             @staticmethod
             def _compute_idf(sentences: list[list[str]]) -> dict[str, float]:
                 counts: Counter[str] = Counter()

@@ -233,17 +233,17 @@ def candidate_sentences(markdown: str) -> list[str]:
     (any length when none is), at most :data:`SUMMARY_SENTENCES`."""
     if not isinstance(markdown, str) or not markdown.strip():
         return []
-    sentences: list[str] = []
+    sentences: list[tuple[str, int]] = []
     size = 0
     for text, is_heading in _converted(markdown, CONVERT_CHARS)[0]:
         if size >= SUMMARY_CHARS:
             break
         size += len(text)
         if not is_heading:
-            sentences.extend(s for s in split_sentences(text) if words(s))
+            sentences.extend((s, n) for s in split_sentences(text) if (n := len(words(s))))
     low, high = SENTENCE_WORDS
-    fitting = [s for s in sentences if low <= len(words(s)) <= high]
-    return (fitting or sentences)[:SUMMARY_SENTENCES]
+    fitting = [s for s, n in sentences if low <= n <= high]
+    return (fitting or [s for s, _ in sentences])[:SUMMARY_SENTENCES]
 
 
 class SentenceTokenizer:
