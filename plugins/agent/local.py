@@ -1,26 +1,33 @@
 """The agent's local provider: keywords and summaries computed on this machine, offline.
 
-- Keywords: YAKE (yake 0.7.3, statistical, no model) proposes candidates from the text; near-duplicates
-  are merged (see :func:`_merge_duplicates`); then, when ``rerank`` is on, each candidate is re-scored
-  by its cosine similarity to the document in WordLlama's static embeddings (the l2_supercat weights
-  that ship inside the wordllama wheel, truncated to 64 dimensions). The final score is
+- Keywords: YAKE proposes candidates from the text (statistics, no model): by default yake-rust 1.2,
+  a port of YAKE to Rust (MIT), or the pure-Python reference yake 0.7.3 (``keyword_backend="yake"``;
+  about 6 times slower, its top 10 agreeing at about 95% on the benchmark's documents). Candidates
+  with stop words inside ("number of large") and noise are dropped, near-duplicates merged
+  (:func:`_merge_duplicates`). Then, when ``rerank`` is on, each candidate is re-scored by its cosine
+  similarity to the document in WordLlama's static embeddings (the l2_supercat weights that ship inside
+  the wordllama wheel, truncated to 64 dimensions; the document's vector is the mean of its first
+  :data:`EMBED_CHARS` characters' tokens). The final score is
   ``YAKE_WEIGHT * yake + (1 - YAKE_WEIGHT) * similarity``, both min-max scaled over the document's
   candidates: yake as ``-log(h)`` (its raw score is "lower is better" and spans orders of magnitude),
-  similarity as is. YAKE's statistics stay the main signal; the similarity demotes candidates that are
-  frequent but off the document's subject (a word from a code sample, a navigation label).
-- Summaries: extractive LexRank (sumy 0.13) over the text's sentences, split by :func:`split_sentences`
-  (a regex that knows common abbreviations: sumy's own tokenizer needs NLTK data that cannot be
-  downloaded here) and stemmed by sumy's Snowball stemmer. The chosen sentences keep document order.
-- Both read :func:`plain_text`: markdown without its syntax, code blocks dropped.
+  similarity as is. YAKE's statistics stay the main signal; the similarity lifts candidates close to
+  the document's subject and demotes frequent but off-subject ones.
+- Summaries: extractive LexRank (sumy 0.13, its similarity matrix computed with numpy: the same
+  result) over the text's sentences, split by a regex that knows common abbreviations (sumy's own
+  tokenizer needs NLTK data that cannot be downloaded here) and stemmed by sumy's Snowball stemmer.
+  The chosen sentences keep document order; ``max_words`` caps their words (whole sentences).
+- Both read markdown as plain text (:mod:`.local_text`): no links' targets, images, code, HTML or
+  markup; one conversion per document serves both.
 
-Caps, so that a 2.5 MB page costs about what a 10 KB one does (YAKE is pure Python, about 15 ms a KB
-of prose on this machine's cores, and LexRank compares every pair of sentences):
+Caps, so that a 2.5 MB page costs about what a 25 KB one does (YAKE's cost grows with the text: about
+2 ms a KB in Rust and 15 in Python here; LexRank compares every pair of sentences):
 
-- :data:`KEYWORD_CHARS`: YAKE sees the document's first blocks up to this many characters of plain
-  text, then its remaining headings (up to a quarter as much): :func:`keyword_text`. The documents'
-  embeddings for re-ranking are taken of the same text.
-- :data:`SUMMARY_CHARS` of markdown are split into sentences and at most :data:`SUMMARY_SENTENCES`
-  candidate sentences (5 to 80 words, in document order) go into LexRank: :func:`candidate_sentences`.
+- :data:`KEYWORD_CHARS` (6,000): YAKE reads the document's first blocks up to this many characters of
+  plain text, then its remaining headings, up to a quarter as much (:func:`keyword_text`).
+- :data:`SUMMARY_SENTENCES` (120) candidate sentences at most, of 5 to 80 words, from the first
+  :data:`SUMMARY_CHARS` (20,000) characters of plain text (:func:`candidate_sentences`).
+- Only the first ``CONVERT_CHARS`` (24,000) characters of markdown are converted; past them the text is
+  only searched for headings.
 
 Nothing is downloaded and no connection is opened: the libraries are imported and the weights read
 from the wordllama package's folder the first time a :class:`LocalModels` is used.

@@ -24,6 +24,7 @@ KEYWORD_CHARS = 6_000
 SUMMARY_CHARS = 20_000
 CONVERT_CHARS = 24_000
 CACHED_DOCUMENTS = 256
+LATER_HEADINGS = 100
 SUMMARY_SENTENCES = 120
 SENTENCE_WORDS = (5, 80)
 
@@ -38,7 +39,8 @@ _AUTOLINK = re.compile(r"<(?:https?|ftp|mailto):[^>\s]*>|\bhttps?://\S+")
 _REFERENCE = re.compile(r"^[ \t]*\[[^\]]+\]:[ \t]*\S+.*$", re.M)
 _FOOTNOTE = re.compile(r"\[\^[^\]]*\]|\[\d+\]")
 _HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+(.*?)[ \t#]*$")
-_ATX = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)[ \t#]*$", re.M)
+_FENCE_OR_ATX = re.compile(r"^[ \t]*(```+|~~~+)[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)|"
+                           r"^[ \t]{0,3}#{1,6}[ \t]+(?P<heading>.*?)[ \t#]*$", re.M | re.S)
 _SETEXT = re.compile(r"^[ \t]*(=+|-+)[ \t]*$")
 _RULE = re.compile(r"^[ \t]*([-*_])([ \t]*\1){2,}[ \t]*$")
 _BULLET = re.compile(r"^[ \t]*(?:>[ \t]?)*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?")
@@ -153,7 +155,12 @@ def _converted(markdown: str, chars: int) -> tuple[list[tuple[str, bool]], list[
             _CONVERTED.move_to_end(key)
             return _CONVERTED[key]
     head, rest = _head(markdown, chars)
-    headings = [_inline(h) for h in _ATX.findall(_FENCE.sub("\n", rest))] if rest else []
+    headings: list[str] = []
+    for match in _FENCE_OR_ATX.finditer(rest):  # lazily: a long page stops at the first headings
+        if match.group("heading") is not None:
+            headings.append(_inline(match.group("heading")))
+            if len(headings) >= LATER_HEADINGS:
+                break
     converted = (_blocks(head), headings)
     with _CONVERTED_LOCK:
         _CONVERTED[key] = converted

@@ -198,6 +198,8 @@ def test_a_huge_input_is_capped(models):
     assert len(huge) > 2_500_000
     digest = keyword_text(huge)
     assert len(digest) <= local.KEYWORD_CHARS * 5 // 4
+    # The headings past the converted part (24,000 characters, about 50 parts) still name the sections.
+    assert max(int(n) for n in re.findall(r"Part (\d+)", digest)) > 60
     considered = candidate_sentences(huge)
     assert len(considered) == local.SUMMARY_SENTENCES
     assert models.keywords(huge) and len(split_sentences(models.summary(huge))) == 3
