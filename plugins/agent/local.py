@@ -31,6 +31,11 @@ Caps, so that a 2.5 MB page costs about what a 25 KB one does (YAKE's cost grows
 
 Nothing is downloaded and no connection is opened: the libraries are imported and the weights read
 from the wordllama package's folder the first time a :class:`LocalModels` is used.
+
+Licences: yake-rust MIT, sumy Apache-2.0, wordllama's code MIT. yake 0.7.3 (the optional backend)
+says LGPLv3 in its metadata, GPLv3 in its classifier and AGPL-3.0 (or a commercial licence from INESC
+TEC) in its LICENSE file. The WordLlama weights are derived from Llama 2's token embeddings; whether
+they are MIT like the code is not settled.
 """
 
 from __future__ import annotations
@@ -46,12 +51,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from quaero.api import ConfigError
 
+from .local_lexrank import lexrank_ratings
 from .local_text import (
     KEYWORD_CHARS,
     SUMMARY_CHARS,
@@ -66,9 +72,6 @@ from .local_text import (
 
 __all__ = ["KEYWORD_CHARS", "SUMMARY_CHARS", "SUMMARY_SENTENCES", "LocalModels",
            "SentenceTokenizer", "candidate_sentences", "keyword_text", "plain_text", "split_sentences", "words"]
-
-if TYPE_CHECKING:
-    from sumy.summarizers.lex_rank import LexRankSummarizer  # type: ignore[import-untyped]
 
 CANDIDATES_PER_KEYWORD = 5
 YAKE_NGRAM = 3
@@ -433,64 +436,10 @@ class LocalModels:
     def _ratings(self, sentences: list[str], language: str) -> list[float]:
         """LexRank centrality of each sentence."""
         data = self._language(language)
-        summarizer = _fast_lexrank()(data.stem, data.summary_stopwords)
-        return summarizer.rate(sentences)
+        return lexrank_ratings(sentences, data.stem, data.summary_stopwords)
 
 
 def _dist(name: str) -> str:
     from importlib.metadata import version
 
     return version(name)
-
-
-_FAST_LEXRANK: type[LexRankSummarizer] | None = None
-
-
-def _fast_lexrank() -> type[LexRankSummarizer]:
-    """sumy's LexRank with its similarity matrix and idf computed by numpy and a Counter: the same
-    numbers (tests/plugins/agent/test_local.py compares the summaries), but sumy's own compares every
-    pair of sentences word by word in Python: 0.43 s against 0.06 s for 150 sentences here."""
-    global _FAST_LEXRANK
-    if _FAST_LEXRANK is None:
-        from sumy.summarizers.lex_rank import LexRankSummarizer
-
-        class FastLexRank(LexRankSummarizer):
-            def __init__(self, stem: Any, stop_words: frozenset[str]) -> None:
-                super().__init__(stem)
-                self._stop_words = stop_words  # lowercase already: the setter would normalize each again
-
-            @staticmethod
-            def _compute_idf(sentences: list[list[str]]) -> dict[str, float]:
-                counts: Counter[str] = Counter()
-                for sentence in sentences:
-                    counts.update(set(sentence))
-                return {term: math.log(len(sentences) / (1 + n)) for term, n in counts.items()}
-
-            def _create_matrix(self, sentences: list[list[str]], threshold: float, tf_metrics: list[dict[str, float]],
-                               idf_metrics: dict[str, float]) -> np.ndarray:
-                vocabulary = {term: i for i, term in enumerate(idf_metrics)}
-                weights = np.zeros((len(sentences), max(len(vocabulary), 1)))
-                for row, tf in enumerate(tf_metrics):
-                    for term, value in tf.items():
-                        weights[row, vocabulary[term]] = value * idf_metrics[term]
-                norms = np.linalg.norm(weights, axis=1)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    cosine = (weights @ weights.T) / np.outer(norms, norms)
-                matrix = (np.nan_to_num(cosine) > threshold).astype(float)
-                degrees = matrix.sum(axis=1)
-                degrees[degrees == 0] = 1
-                return matrix / degrees[:, None]
-
-            def rate(self, texts: list[str]) -> list[float]:
-                # What _to_words_set does for a sumy Sentence, without its per-word conversions.
-                stop, stem = self._stop_words, self._stemmer
-                sentences_words = [[stem(w) for w in map(str.lower, words(text)) if w not in stop] for text in texts]
-                if not any(sentences_words):
-                    return [0.0] * len(texts)
-                tf_metrics = self._compute_tf(sentences_words)
-                idf_metrics = self._compute_idf(sentences_words)
-                matrix = self._create_matrix(sentences_words, self.threshold, tf_metrics, idf_metrics)
-                return [float(x) for x in np.nan_to_num(self.power_method(matrix, self.epsilon))]
-
-        _FAST_LEXRANK = FastLexRank
-    return _FAST_LEXRANK
