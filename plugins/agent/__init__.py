@@ -1,0 +1,1 @@
+"""The agent plugin: AI enrichment of documents (action ``agent``)."""
