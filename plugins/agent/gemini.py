@@ -41,7 +41,9 @@ class GeminiProvider(Provider):
             generation["temperature"] = config.temperature
         if generation:
             body["generationConfig"] = generation
-        headers = {"Accept": "application/json", "x-goog-api-key": config.api_key}
+        headers = {"Accept": "application/json"}
+        if config.api_key:
+            headers["x-goog-api-key"] = config.api_key
         url = f"{config.base_url}/v1beta/models/{quote(model, safe='-._~')}:generateContent"
         return Request(url, headers, body)
 
