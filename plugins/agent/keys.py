@@ -15,8 +15,8 @@ from typing import Any
 
 from quaero.api import ConfigError, NotFound, PluginContext
 
-from .provider import DEFAULT_BASE_URLS
 from .options import DEFAULT_KEY_VARIABLES, DEFAULT_MODELS, AgentOptions, AgentSettings
+from .provider import DEFAULT_BASE_URLS
 
 _KEY_HEADERS = ("x-goog-api-key", "x-api-key")
 

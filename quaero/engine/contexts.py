@@ -248,8 +248,13 @@ class CoreJobContext(_StepWorkBase, JobContext):
     def stop_step(self, reason: str) -> int:
         step_id = self._step.job.id
         cancelled = self._f.jobs.cancel_pending(step_id, reason=f"step stopped: {reason}")
-        self._f.jobs.merge_result(step_id, {"stopped": reason})
-        self._f.logs.write(step_id, "warn", f"step stopped: {reason} ({cancelled} pending job(s) cancelled)")
+        # Several jobs may find at once that going on is pointless: the first one's reason stands.
+        with self._f.database.write():
+            first = "stopped" not in self._f.jobs.get(step_id).data.get("result", {})
+            if first:
+                self._f.jobs.merge_result(step_id, {"stopped": reason})
+        if first:
+            self._f.logs.write(step_id, "warn", f"step stopped: {reason} ({cancelled} pending job(s) cancelled)")
         return cancelled
 
     @property
