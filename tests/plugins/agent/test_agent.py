@@ -203,3 +203,21 @@ def test_bad_options_say_what_to_fix(tmp_path, config, message):
     with Testbed(tmp_path, plugins=[agent]) as testbed, pytest.raises(DefinitionError) as caught:
         testbed.definition(definition(**config))
     assert message in str(caught.value.detail) + caught.value.message
+
+
+def test_the_rate_limit_holds_across_two_worker_processes(tmp_path, fake_llm, key):
+    import time
+
+    with Testbed(tmp_path, load=["agent"], core={"worker_processes": 2, "worker_threads": 4}) as testbed:
+        add_documents(testbed, 12)
+        root = testbed.start_run(remote(fake_llm, operation="keyword_extraction", requests_per_minute=5))
+        deadline = time.monotonic() + 60
+        while len(fake_llm.requests) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3)  # eight more jobs are waiting for their turn, in two processes
+        assert len(fake_llm.requests) == 5
+        running = [job for job in testbed.result(root).children() if job.status == "running"]
+        assert len(running) >= 2
+        testbed.cancel(root)
+        assert testbed.wait(root, timeout=30).status == "cancelled"
+    assert len(fake_llm.requests) == 5
