@@ -132,17 +132,23 @@ def test_retry_delays_are_read_from_every_header_and_duration_form():
 
 def test_the_wait_is_until_enough_of_the_window_has_passed():
     window = [(100.0, 10), (110.0, 10), (120.0, 10)]
-    assert _wait(window, 125.0, 4, None, 0) == 0
-    assert _wait(window, 125.0, 3, None, 0) == pytest.approx(35.0)  # the oldest leaves at 160
-    assert _wait(window, 125.0, 2, None, 0) == pytest.approx(45.0)  # the two oldest must leave
-    assert _wait(window, 125.0, None, 40, 10) == 0
-    assert _wait(window, 125.0, None, 40, 25) == pytest.approx(45.0)  # 20 tokens must leave
-    assert _wait(window, 125.0, None, 5, 500) == pytest.approx(55.0)  # too big alone: once all have left
-    assert _wait([], 125.0, None, 5, 500) == 0
+    # Paced: 120 a minute is also 2 a second, so a third request waits for the older of the last two.
+    assert _wait(window, 125.0, 240, None, 0) == 0
+    assert _wait([*window, (124.5, 1), (124.8, 1)], 125.0, 120, None, 0) == pytest.approx(0.5)
+    assert _wait([(124.5, 90)], 125.0, None, 6000, 20) == pytest.approx(0.5)  # 100 tokens a second
+    assert _wait([], 125.0, None, 600, 50) == 0  # bigger than a second's share: sent when it is empty
+    # Over the minute alone:
+    assert _wait(window, 125.0, 4, None, 0, pace=False) == 0
+    assert _wait(window, 125.0, 3, None, 0, pace=False) == pytest.approx(35.0)  # the oldest leaves at 160
+    assert _wait(window, 125.0, 2, None, 0, pace=False) == pytest.approx(45.0)  # the two oldest must leave
+    assert _wait(window, 125.0, None, 40, 10, pace=False) == 0
+    assert _wait(window, 125.0, None, 40, 25, pace=False) == pytest.approx(45.0)  # 20 tokens must leave
+    assert _wait(window, 125.0, None, 5, 500, pace=False) == pytest.approx(55.0)  # too big: when all left
+    assert _wait([], 125.0, None, 5, 500, pace=False) == 0
 
 
 def _admit_many(path: str, bucket: str, tries: int, admitted, start) -> None:
-    limits = RateLimits(Database(f"sqlite:///{path}"))
+    limits = RateLimits(Database(f"sqlite:///{path}"), pace=False)  # the minute's limit alone
     start.wait()
     for _ in range(tries):
         if limits.try_admit(bucket, requests_per_minute=30, tokens_per_minute=None).event_id is not None:
@@ -171,7 +177,7 @@ def test_a_rate_limit_holds_across_processes(tmp_path):
 
 
 def test_settling_tokens_frees_the_window_for_the_next_request(tmp_path):
-    limits = RateLimits(Database(f"sqlite:///{tmp_path / 'limits.db'}"))
+    limits = RateLimits(Database(f"sqlite:///{tmp_path / 'limits.db'}"), pace=False)
     first = limits.try_admit("b", requests_per_minute=None, tokens_per_minute=100, tokens=60)
     assert first.event_id is not None
     assert limits.try_admit("b", requests_per_minute=None, tokens_per_minute=100, tokens=60).wait > 50
