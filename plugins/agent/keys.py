@@ -3,7 +3,9 @@
 The key is looked for, in order: the step's ``api_key`` (a ``${ENV_VAR}`` reference), the stored
 credentials named by the step's ``auth_id`` (an ``Authorization: Bearer`` or ``x-goog-api-key`` header),
 the plugin settings (``openai_api_key`` / ``gemini_api_key``), then ``OPENAI_API_KEY`` / ``GEMINI_API_KEY``
-in the environment. It is read when a job needs it and is never written anywhere.
+in the environment. It is read when a job needs it and is never written anywhere. A key from the settings
+or the environment goes only to the provider's base URL in the settings (or its default): a step that
+sends its calls elsewhere names its key itself.
 """
 
 from __future__ import annotations
@@ -81,7 +83,14 @@ def find_key(ctx: PluginContext, options: AgentOptions, where: Target, credentia
                 return headers[name]
         raise MissingKey(f"the credentials {options.auth_id!r} have no Authorization: Bearer or x-goog-api-key "
                          f"header")
-    setting = getattr(settings_of(ctx), f"{provider}_api_key")
+    settings = settings_of(ctx)
+    home = (getattr(settings, f"{provider}_base_url") or DEFAULT_BASE_URLS[provider]).rstrip("/")
+    if where.base_url != home:
+        # A definition must not be able to send the server's own key to a host of its choosing.
+        raise MissingKey(f"the step sends its {provider} calls to its own base_url ({where.base_url}), so it must "
+                         f"name its key: api_key: \"${{VARIABLE}}\" or auth_id (the key from the settings or the "
+                         f"environment only goes to {home})")
+    setting = getattr(settings, f"{provider}_api_key")
     if setting is not None:
         try:
             return setting.reveal()

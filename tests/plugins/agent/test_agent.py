@@ -176,6 +176,11 @@ def test_without_a_key_the_definition_cannot_run_and_says_where_it_looked(tmp_pa
         assert testbed.not_runnable(definition(operation="summarization")) == []  # local needs nothing
         reasons = testbed.not_runnable(definition(operation="summarization", provider="openai"))
         assert len(reasons) == 1 and "export OPENAI_API_KEY" in reasons[0] and "[plugins.agent]" in reasons[0]
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+        assert testbed.not_runnable(definition(operation="summarization", provider="openai")) == []
+        elsewhere = testbed.not_runnable(definition(provider="openai", base_url="http://collector.example/v1"))
+        assert "must name its key" in elsewhere[0] and "only goes to https://api.openai.com/v1" in elsewhere[0]
+        monkeypatch.delenv("OPENAI_API_KEY")
         with TestClient(app) as client:
             source = "name: s\nsteps:\n  - {name: s, action: agent, config: {provider: openai}}\n"
             client.post("/api/jobs/definitions", content=source, headers={"content-type": "application/yaml"})
