@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quaero.api import ChildSpec, DocumentFilter, JobView, PluginContext, StepContext, StepManager
+from quaero.api import ChildSpec, DocumentFilter, JobError, JobView, PluginContext, StepContext, StepManager
 
 from .keys import MissingKey, find_key, settings_of, target
 from .options import AgentOptions
@@ -49,8 +49,8 @@ class AgentManager(StepManager):
         state = ctx.state
         where = target(options, settings_of(ctx))
         reason = self.readiness(ctx, options)
-        if reason:
-            raise ValueError(reason)
+        if reason:  # the key went away between the core's check and now
+            raise JobError(reason, retryable=False)
         state.books.open_step(ctx.step.id, options.max_total_tokens)
         recipe = result_fingerprint(options, where, state.local.describe_text() if not where.remote else "")
         hashes = self._candidates(ctx, options)

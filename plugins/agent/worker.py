@@ -171,12 +171,12 @@ class AgentWorker(JobWorker):
         except MissingKey as exc:
             raise JobError(str(exc), retryable=False) from None
         config = ProviderConfig(
-            kind=where.provider, base_url=where.base_url, model=where.model, api_key=key, timeout=options.timeout,
-            max_output_tokens=options.max_output_tokens, temperature=options.temperature,
-            max_retries=options.max_retries)
+            kind="gemini" if where.provider == "gemini" else "openai", base_url=where.base_url, model=where.model,
+            api_key=key, timeout=options.timeout, max_output_tokens=options.max_output_tokens,
+            temperature=options.temperature, max_retries=options.max_retries)
         limiter = StepLimiter(ctx, ctx.state.books, f"agent:{where.provider}:{where.base_url}:{fingerprint(key)}",
                               options)
-        made = []
+        made: list[tuple[Document, Made]] = []
         for doc in docs:
             ctx.check_cancelled()
             text, cut = cut_to_tokens(doc.markdown or "", options.max_input_tokens)
