@@ -8,6 +8,8 @@ from pydantic import Field, model_validator
 
 from quaero.api import PluginSettings, Secret, SecretReference, StepOptions
 
+from .template import check_template
+
 Operation = Literal["keyword_extraction", "summarization", "prompt"]
 ProviderName = Literal["local", "openai", "gemini"]
 REMOTE = ("openai", "gemini")
@@ -93,8 +95,6 @@ class AgentOptions(StepOptions):
         if self.json_schema is not None:
             _check_schema(self.json_schema)
         if self.prompt:
-            from .prompts import check_template
-
             check_template(self.prompt)
         return self
 
