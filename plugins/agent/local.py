@@ -111,12 +111,22 @@ class _Words:
         lowered = words(phrase.lower())
         if not lowered:
             return phrase
-        span = len(lowered)
-        found = Counter(" ".join(self.surface[i:i + span]) for i in self.at.get(lowered[0], ())
-                        if self.lower[i:i + span] == lowered)
+        found = Counter(" ".join(self.surface[i:i + len(lowered)]) for i in self._exact(lowered))
         if not found or " ".join(lowered) in found:
             return " ".join(lowered) if found else phrase
         return found.most_common(1)[0][0]
+
+    def _exact(self, lowered: list[str]) -> list[int]:
+        return [i for i in self.at.get(lowered[0], ()) if self.lower[i:i + len(lowered)] == lowered]
+
+    def preferred(self, a: str, b: str) -> str:
+        """Of two spellings of one phrase ("reference count", "reference counting"), the one the text
+        uses more often, else the one it uses first."""
+        uses = {}
+        for phrase in (a, b):
+            found = self._exact(words(phrase.lower()))
+            uses[phrase] = (-len(found), found[0] if found else len(self.lower))
+        return min((a, b), key=lambda phrase: uses[phrase])
 
     def occurrences(self, phrase: str) -> int:
         """How often the text uses ``phrase``, any inflection of its words included ("garbage collector"
@@ -156,7 +166,8 @@ def _merge_duplicates(candidates: Sequence[tuple[str, float]], text: _Words) -> 
     """Candidates (best first) without near-duplicates, each survivor at the better rank of its group.
 
     - Phrases whose words stem alike ("reference cycle" / "reference cycles", "garbage collector" /
-      "garbage collection") are one: the better ranked stays.
+      "garbage collection") are one, at the better rank, spelled as the text spells it more often (or
+      first).
     - When one phrase contains another ("garbage" / "garbage collection"), the longer stays if the text
       uses it as a phrase: at least twice, and, when the shorter one has several words, at least half as
       often ("garbage collector" over "cyclic garbage collector" when most collectors are not called
@@ -181,7 +192,10 @@ def _merge_duplicates(candidates: Sequence[tuple[str, float]], text: _Words) -> 
         inner = [i for i in related if len(kept[i][2]) < len(new[2]) and _contains(new[2], kept[i][2])]
         if containers:  # the best ranked phrase containing it decides
             first = kept[containers[0]]
-            winner = first if longer_wins(first, new) else new
+            if len(first[2]) == len(new[2]):  # the same phrase inflected
+                winner = first if text.preferred(first[0], new[0]) == first[0] else new
+            else:
+                winner = first if longer_wins(first, new) else new
             kept[containers[0]] = (winner[0], first[1], winner[2])
             kept_letters[containers[0]] = {w[:3] for w in winner[2]}
         elif inner:  # it may take the place of the phrases it contains

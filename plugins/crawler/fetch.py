@@ -1,12 +1,9 @@
-"""HTTP for the crawler: a pooled client per worker process, redirects followed by hand, bodies capped."""
+"""HTTP for the crawler, on the core's client (``ctx.http``): redirects followed by hand, bodies capped."""
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 
@@ -14,17 +11,6 @@ from .urls import normalize_url
 
 REDIRECTS = {301, 302, 303, 307, 308}
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-
-def make_client() -> httpx.Client:
-    """A pooled HTTP client for one worker process's crawls.
-
-    Redirects are followed by hand (each hop is checked), ``trust_env`` is off (no proxy or netrc from the
-    environment), and Set-Cookie from crawled sites is never kept: one site's cookies must not reach another
-    crawl.
-    """
-    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-    return httpx.Client(follow_redirects=False, cookies=no_cookies, trust_env=False,
-                        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
 
 
 class RedirectError(Exception):
@@ -43,22 +29,6 @@ class Fetched:
     is_html: bool = False
     redirects: list[str] = field(default_factory=list)
     skipped: str | None = None  # a reason when a redirect led somewhere the crawl must not go
-
-
-def retry_after(headers: httpx.Headers, default: float) -> float:
-    """Seconds a 429 or 503 asks to wait (``Retry-After`` as seconds or an HTTP date)."""
-    value = headers.get("retry-after")
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-        return max(0.0, moment.timestamp() - time.time())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return default
 
 
 def fetch(

@@ -1,5 +1,6 @@
-"""What the crawler keeps in one process: the crawl books, robots.txt rules, the HTTP client, each crawl's
-settings. The ``startup`` hook makes one :class:`CrawlerProcess`; contexts hand it back as ``ctx.state``."""
+"""What the crawler keeps in one process: the crawl books, robots.txt rules, each crawl's settings (pages
+are fetched with the core's client, ``ctx.http``). The ``startup`` hook makes one :class:`CrawlerProcess`;
+contexts hand it back as ``ctx.state``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import httpx
 
 from quaero.api import PluginDatabase
 
-from .fetch import make_client
 from .options import CrawlOptions
 from .robots import RobotsRules, rules_for_status
 from .state import CrawlState
@@ -75,7 +75,6 @@ class CrawlerProcess:
     def __init__(self, database: PluginDatabase) -> None:
         self.books = CrawlState(database)
         self.robots = RobotsCache()
-        self.client = make_client()
         self._crawls: OrderedDict[str, Crawl] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -92,9 +91,6 @@ class CrawlerProcess:
                 self._crawls.popitem(last=False)
         return crawl
 
-    def close(self) -> None:
-        """Close the HTTP client (the process is stopping)."""
-        self.client.close()
 
 
 def process_of(ctx: Any) -> CrawlerProcess:

@@ -20,9 +20,10 @@ from quaero.api import (
     JobView,
     JobWorker,
 )
+from quaero.api.outbound import retry_after
 
 from .extract import decode_body, parse_page
-from .fetch import Fetched, RedirectError, fetch, retry_after
+from .fetch import Fetched, RedirectError, fetch
 from .options import CrawlOptions
 from .process import Crawl, CrawlerProcess, process_of
 from .robots import RobotsRules
@@ -84,7 +85,7 @@ class _Base(JobWorker):
         """Fetch politely, waiting out 429/503 answers as ``Retry-After`` asks (a few times)."""
         options = crawl.options
         process = process_of(ctx)
-        client = process.client
+        client = ctx.http
         rules = (process.robots.rules(client, url, options.user_agent, options.timeout)
                  if options.respect_robots_txt else None)
         headers = {**request_headers(options, ctx.credentials_for(url, auth_id=options.auth_id)),
@@ -94,23 +95,25 @@ class _Base(JobWorker):
             with self.polite(ctx, crawl, url, rules):
                 response = fetch(client, url, headers=headers, timeout=options.timeout,
                                  max_bytes=options.max_body_bytes, max_redirects=options.max_redirects,
-                                 check_hop=lambda hop: self.refuse(process, crawl, hop), any_content=any_content)
+                                 check_hop=lambda hop: self.refuse(process, client, crawl, hop),
+                                 any_content=any_content)
             if response.status not in (429, 503) or attempt == BUSY_RETRIES:
                 return response
-            wait = retry_after(response.headers, default=2.0 ** attempt)
+            asked = retry_after(response.headers)
+            wait = 2.0 ** attempt if asked is None else asked
             if wait > MAX_RETRY_WAIT:
                 raise JobError(f"{url} answered {response.status} asking to wait {wait:.0f} s")
             ctx.log("info", f"{url} answered {response.status}; retrying in {wait:.1f} s")
             ctx.sleep(wait)
         return response
 
-    def refuse(self, process: CrawlerProcess, crawl: Crawl, url: str) -> str | None:
+    def refuse(self, process: CrawlerProcess, client: httpx.Client, crawl: Crawl, url: str) -> str | None:
         """Why the crawl must not fetch ``url`` (filters, robots.txt), or ``None``."""
         reason = crawl.filter.check(url)
         if reason is not None:
             return reason
         if crawl.options.respect_robots_txt:
-            rules = process.robots.rules(process.client, url, crawl.options.user_agent, crawl.options.timeout)
+            rules = process.robots.rules(client, url, crawl.options.user_agent, crawl.options.timeout)
             if not rules.allowed(url, crawl.options.user_agent):
                 return "robots"
         return None
@@ -137,7 +140,7 @@ class CrawlerWorker(_Base):
         crawl = crawl_of(ctx)
         process = process_of(ctx)
         state = process.books
-        reason = self.refuse(process, crawl, url)
+        reason = self.refuse(process, ctx.http, crawl, url)
         if reason is not None:
             ctx.log("info", f"skipped {url}: {reason}")
             state.finish(ctx, url, "skipped", reason)
@@ -244,7 +247,8 @@ class SitemapWorker(_Base):
         crawl = crawl_of(ctx)
         process = process_of(ctx)
         state = process.books
-        urls = [job.config["url"]] if job.config.get("url") else self.discover(process, crawl, job.config["origin"])
+        urls = ([job.config["url"]] if job.config.get("url")
+                else self.discover(process, ctx.http, crawl, job.config["origin"]))
         for sitemap_url in urls:
             try:
                 response = self.get(ctx, crawl, sitemap_url, any_content=True)
@@ -268,7 +272,7 @@ class SitemapWorker(_Base):
             if specs:
                 ctx.spawn_many(specs, depth=job.depth)
 
-    def discover(self, process: CrawlerProcess, crawl: Crawl, origin: str) -> list[str]:
+    def discover(self, process: CrawlerProcess, client: httpx.Client, crawl: Crawl, origin: str) -> list[str]:
         """The sitemaps robots.txt lists, else /sitemap.xml."""
-        rules = process.robots.rules(process.client, origin + "/", crawl.options.user_agent, crawl.options.timeout)
+        rules = process.robots.rules(client, origin + "/", crawl.options.user_agent, crawl.options.timeout)
         return list(rules.sitemaps) or [origin + "/sitemap.xml"]

@@ -4,12 +4,16 @@ Everything a plugin needs is here: the roles it subclasses (:class:`StepManager`
 :class:`StepOptions`, :class:`Action`), the contexts the core hands it (:class:`StepContext`,
 :class:`JobContext`, :class:`PluginHost`, :class:`WebContext`), plain data (:class:`JobView`,
 :class:`DocumentInput`, :class:`Document`, :class:`Credentials`, ...), its settings and migrations, the
-hooks (:data:`hookimpl`, documented in :mod:`quaero.api.hookspecs`), the errors to raise, and
-:mod:`quaero.api.markdown` (HTML to markdown). Plugin tests use :mod:`quaero.testing`.
+hooks (:data:`hookimpl`, documented in :mod:`quaero.api.hookspecs`), the errors to raise,
+:mod:`quaero.api.outbound` (the HTTP client, shared rate limits, retry delays) and :mod:`quaero.api.markdown`
+(HTML to markdown). Plugin tests use :mod:`quaero.testing`.
 
 :data:`VERSION` is ``MAJOR.MINOR``: a minor release only adds, a major one may break. A plugin declares
-what it needs with a module-level ``QUAERO_API = "1.0"`` (this major, at least this minor); the core
+what it needs with a module-level ``QUAERO_API = "1.1"`` (this major, at least this minor); the core
 reports and skips a plugin that needs a version it does not provide.
+
+1.1 added ``ctx.http``, ``ctx.rate_limit`` and :class:`RateReservation`, ``JobContext.update_document`` and
+``stop_step``, :meth:`StepManager.readiness`, and :data:`SecretReference` for secrets in step options.
 """
 
 from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
@@ -30,7 +34,8 @@ from quaero.api.documents import (
 from quaero.api.hookspecs import hookimpl
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
 from quaero.api.maintenance import DatabaseMaintenance, Outcome
-from quaero.api.settings import PluginSettings, Secret
+from quaero.api.outbound import RateReservation
+from quaero.api.settings import PluginSettings, Secret, SecretReference
 from quaero.api.web import WebContext, WebRegistry
 from quaero.errors import (
     ConfigError,
@@ -43,13 +48,14 @@ from quaero.errors import (
     QueryError,
 )
 
-VERSION = "1.0"
+VERSION = "1.1"
 
 __all__ = [
     "VERSION", "Action", "ChildSpec", "ConfigError", "Conflict", "Credentials", "DatabaseMaintenance",
     "DefinitionError", "DefinitionInfo", "Document", "DocumentFilter", "DocumentInput", "Documents",
     "FullTextIndex", "IndexReport", "JobCancelled", "JobContext", "JobError", "JobView", "JobWorker",
     "Migration", "NotFound", "Outcome", "PluginContext", "PluginDatabase", "PluginHost", "PluginSettings",
-    "QuaeroError", "QueryError", "SaveResult", "SearchHit", "SearchPage", "Secret", "StepContext",
+    "QuaeroError", "QueryError", "RateReservation", "SaveResult", "SearchHit", "SearchPage", "Secret",
+    "SecretReference", "StepContext",
     "StepManager", "StepOptions", "WebContext", "WebRegistry", "hookimpl",
 ]

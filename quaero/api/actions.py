@@ -44,6 +44,15 @@ class StepManager(ABC):
         Raising fails the step with the error's message.
         """
 
+    def readiness(self, ctx: PluginContext, options: Any) -> str | None:
+        """Why a step with these (validated) options cannot run now, or ``None`` when it can.
+
+        Asked when definitions are listed (the API and the pages show the reason) and before every
+        execution (which is refused with it). Check what the run needs and a user must provide, such as
+        an API key in the environment or the settings; never call a remote service here.
+        """
+        return None
+
     def stats(self, ctx: PluginContext, step: JobView) -> dict[str, Any] | None:
         """Figures about one step of this action for the API and the job page (``None``: nothing to add)."""
         return None

@@ -16,11 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+
 from quaero.api.credentials import Credentials
 from quaero.api.database import Migration, PluginDatabase
 from quaero.api.documents import DocumentInput, Documents, FullTextIndex, SaveResult
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
 from quaero.api.maintenance import DatabaseMaintenance
+from quaero.api.outbound import RateReservation
 from quaero.api.settings import PluginSettings
 
 SettingsT = TypeVar("SettingsT", bound=PluginSettings)
@@ -63,6 +66,27 @@ class PluginContext(ABC):
     @abstractmethod
     def maintenance(self) -> DatabaseMaintenance:
         """Housekeeping of the core's database (vacuum, analyze, prune, ...)."""
+
+    @property
+    @abstractmethod
+    def http(self) -> httpx.Client:
+        """The process's outbound HTTP client (see :mod:`quaero.api.outbound`): make every request with it.
+
+        Pooled and shared by every thread; redirects are not followed, nothing is taken from the
+        environment (proxies, netrc), no cookie is kept between requests. Give each request its
+        ``timeout=``; do not close it.
+        """
+
+    @abstractmethod
+    def rate_limit(self, bucket: str, *, requests_per_minute: int | None = None,
+                   tokens_per_minute: int | None = None, tokens: int = 0) -> RateReservation:
+        """Wait until one more request of ``tokens`` fits ``bucket``'s limits over the last 60 seconds, and
+        count it; the limits hold across every thread, process and machine that shares the database.
+
+        Settle the returned reservation with the tokens the request really used. In a job the wait ends
+        with :class:`quaero.api.JobCancelled` as soon as the job is cancelled. Only a hash of ``bucket``
+        is stored.
+        """
 
     @abstractmethod
     def children(self, job_id: str, *, status: str | None = None, limit: int = 100,
@@ -156,6 +180,24 @@ class JobContext(_StepWork):
         The definition's tags are added to the document's; a document the job saved for the first time
         counts as one result of the step and its execution. Inside ``db.transaction()`` it commits with it.
         """
+
+    @abstractmethod
+    def update_document(self, doc_id: int, *, keywords: list[str] | None = None, summary: str | None = None,
+                        metadata: dict[str, Any] | None = None,
+                        if_content_hash: str | None = None) -> SaveResult:
+        """Change some fields of a stored document and leave the rest as they are (enrichment).
+
+        ``metadata`` is merged into the document's, key by key (a ``None`` value removes the key).
+        ``if_content_hash`` makes the change conditional: when the document's body changed since it was
+        read (its ``content_hash`` differs), nothing is written and :class:`quaero.api.Conflict` is raised.
+        Raises :class:`quaero.api.NotFound` when the document is gone. A change is announced like a save.
+        """
+
+    @abstractmethod
+    def stop_step(self, reason: str) -> int:
+        """End the step early: cancel its children that have not started, and record ``reason`` on the
+        step (its log and its result's ``stopped``). Jobs already running finish. Returns how many were
+        cancelled; use it when going on cannot succeed (a quota is exhausted, a budget is spent)."""
 
     @property
     @abstractmethod

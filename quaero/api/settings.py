@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import AfterValidator, BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
@@ -86,6 +86,19 @@ class Secret:
     def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         return {"type": "string", "format": "password", "writeOnly": True,
                 "description": "a value, or ${ENV_VAR} to read it from the environment at use"}
+
+
+def _reference_only(secret: Secret) -> Secret:
+    if secret.reference is None:
+        raise ValueError("write a secret in a definition as a reference, e.g. \"${MY_API_KEY}\", and export "
+                         "that variable (or keep the key in the plugin's settings): a value written here "
+                         "would be stored and shown with the definition")
+    return secret
+
+
+#: A :class:`Secret` that must be a ``${ENV_VAR}`` reference: use it for secrets in step options, which are
+#: stored with the definition and shown with it and its jobs.
+SecretReference = Annotated[Secret, AfterValidator(_reference_only)]
 
 
 class PluginSettings(BaseModel):

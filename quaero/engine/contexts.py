@@ -7,8 +7,11 @@ per call. Plugins see only the abstract classes of :mod:`quaero.api.context`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import httpx
 
 from quaero.api.context import JobContext, PluginContext, StepContext
 from quaero.api.credentials import Credentials
@@ -16,6 +19,8 @@ from quaero.api.database import PluginDatabase
 from quaero.api.documents import DocumentInput, Documents, FullTextIndex, SaveResult
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
 from quaero.api.maintenance import DatabaseMaintenance
+from quaero.api.outbound import RateReservation
+from quaero.engine.outbound import Outbound
 from quaero.engine.plugin_host import Plugins
 from quaero.engine.spawner import JobSpawner
 from quaero.engine.steps import Step, Steps
@@ -35,7 +40,7 @@ class ContextFactory:
     def __init__(self, *, database: Database, jobs: JobManager, logs: JobLogWriter, documents: DocumentStore,
                  reader: Documents, credentials: CredentialStore, spawner: JobSpawner, steps: Steps,
                  plugins: Plugins, bus: EventBus, tables: PluginDatabase, full_text: FullTextIndex,
-                 maintenance: DatabaseMaintenance) -> None:
+                 maintenance: DatabaseMaintenance, outbound: Outbound) -> None:
         self.database = database
         self.jobs = jobs
         self.logs = logs
@@ -49,6 +54,7 @@ class ContextFactory:
         self.tables = tables
         self.full_text = full_text
         self.maintenance = maintenance
+        self.outbound = outbound
 
     def plugin_context(self, plugin: str) -> PluginContext:
         """A context for what a plugin does outside a job (its manager's ``stats``, its routes)."""
@@ -97,6 +103,19 @@ class BaseContext(PluginContext):
     @property
     def maintenance(self) -> DatabaseMaintenance:
         return self._f.maintenance
+
+    @property
+    def http(self) -> httpx.Client:
+        return self._f.outbound.client
+
+    def rate_limit(self, bucket: str, *, requests_per_minute: int | None = None,
+                   tokens_per_minute: int | None = None, tokens: int = 0) -> RateReservation:
+        return self._f.outbound.admit(bucket, requests_per_minute=requests_per_minute,
+                                      tokens_per_minute=tokens_per_minute, tokens=tokens, wait=self._wait)
+
+    @property
+    def _wait(self) -> Callable[[float], None]:
+        return time.sleep
 
     def children(self, job_id: str, *, status: str | None = None, limit: int = 100,
                  offset: int = 0) -> list[JobView]:
@@ -207,12 +226,40 @@ class CoreJobContext(_StepWorkBase, JobContext):
             if result.first_for_job:
                 self._f.jobs.add_results(*filter(None, (step.id, step.parent_id)))
         if result.changed:
-            self._f.bus.publish(RESULT_SAVED, {
-                "result_id": str(result.id), "job_id": self._job.id, "parent_job_id": self._job.parent_id,
-                "title": document.title, "item_reference": document.source_ref, "created": result.created,
-                "changed": list(result.changed), "timestamp": iso(),
-            })
+            self._announce(result, document.title, document.source_ref)
         return result
+
+    def update_document(self, doc_id: int, *, keywords: list[str] | None = None, summary: str | None = None,
+                        metadata: dict[str, Any] | None = None,
+                        if_content_hash: str | None = None) -> SaveResult:
+        result, title, source_ref = self._f.documents.update_fields(
+            doc_id, keywords=keywords, summary=summary, metadata=metadata, if_content_hash=if_content_hash)
+        if result.changed:
+            self._announce(result, title, source_ref)
+        return result
+
+    def _announce(self, result: SaveResult, title: str, source_ref: str) -> None:
+        self._f.bus.publish(RESULT_SAVED, {
+            "result_id": str(result.id), "job_id": self._job.id, "parent_job_id": self._job.parent_id,
+            "title": title, "item_reference": source_ref, "created": result.created,
+            "changed": list(result.changed), "timestamp": iso(),
+        })
+
+    def stop_step(self, reason: str) -> int:
+        step_id = self._step.job.id
+        cancelled = self._f.jobs.cancel_pending(step_id, reason=f"step stopped: {reason}")
+        # Several jobs may find at once that going on is pointless: the first one's reason stands.
+        with self._f.database.write():
+            first = "stopped" not in self._f.jobs.get(step_id).data.get("result", {})
+            if first:
+                self._f.jobs.merge_result(step_id, {"stopped": reason})
+        if first:
+            self._f.logs.write(step_id, "warn", f"step stopped: {reason} ({cancelled} pending job(s) cancelled)")
+        return cancelled
+
+    @property
+    def _wait(self) -> Callable[[float], None]:
+        return self.sleep
 
     @property
     def cancelled(self) -> bool:

@@ -185,8 +185,11 @@ class JobMonitor:
             return False
         error = f"timed out after {timeout:g} s"
         self.logs.write(parent.id, "error", f"execution {error}; cancelling its jobs")
-        running = self.jobs.cancel(parent.id, reason=f"cancelled: the execution {error}")
-        self.jobs.transition(parent.id, "failed", allowed_from=("cancelled",), error=error)
+        # One transaction: the descendants are cancelled and the execution goes straight from running to
+        # failed, so no reader (nor the orchestrator, told of the cancelled step) sees one without the other.
+        with self.jobs.database.write():
+            running = self.jobs.cancel(parent.id, reason=f"cancelled: the execution {error}", include_self=False)
+            self.jobs.transition(parent.id, "failed", allowed_from=("running",), error=error)
         self.on_cancelled(running)
         return True
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from quaero.engine.contexts import ContextFactory
 from quaero.engine.monitor import JobMonitor
+from quaero.engine.readiness import not_runnable
 from quaero.engine.steps import Steps
 from quaero.errors import Conflict, NotFound, QuaeroError
 from quaero.registry import Registry
@@ -57,6 +58,10 @@ class JobDefinitionOrchestrator:
             record, definition = self.definitions.get(definition)
             if not record.enabled:
                 raise Conflict(f"job definition {definition.id!r} is disabled; enable it before executing it")
+        reasons = not_runnable(definition, self.registry, self.contexts)
+        if reasons:
+            raise Conflict(f"job definition {definition.id!r} cannot run: {'; '.join(reasons)}",
+                           detail={"not_runnable": reasons})
         jobs = self.jobs
         root = jobs.create_job(
             "parent", definition.name, phase="orchestration", definition_id=definition.id,

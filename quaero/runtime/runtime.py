@@ -23,18 +23,22 @@ from quaero.engine.contexts import ContextFactory
 from quaero.engine.deadletters import DeadLetters
 from quaero.engine.monitor import JobMonitor
 from quaero.engine.orchestrator import JobDefinitionOrchestrator
+from quaero.engine.outbound import Outbound
 from quaero.engine.plugin_host import Plugins
 from quaero.engine.processor import JobProcessor
 from quaero.engine.queue import JobQueue
+from quaero.engine.readiness import not_runnable
 from quaero.engine.scheduler import Scheduler
 from quaero.engine.spawner import JobSpawner
 from quaero.engine.steps import Steps
+from quaero.errors import DefinitionError
 from quaero.registry import load_plugins
 from quaero.settings import Settings
 from quaero.stores.activity import ActivityStore
 from quaero.stores.credentials import CredentialStore
 from quaero.stores.db import Database
-from quaero.stores.definition_store import DefinitionStore
+from quaero.stores.definition_store import DefinitionStore, record_dict
+from quaero.stores.definitions import JobDefinition
 from quaero.stores.document_reader import DocumentReader
 from quaero.stores.documents import DocumentStore
 from quaero.stores.events import EventBus, EventOutbox, EventRelay
@@ -42,8 +46,9 @@ from quaero.stores.fulltext import full_text_index
 from quaero.stores.jobs import JobManager, job_view
 from quaero.stores.logs import JobLogWriter
 from quaero.stores.maintenance import Maintenance
-from quaero.stores.models import bind_models
+from quaero.stores.models import JobDefinitionRecord, bind_models
 from quaero.stores.plugin_database import PluginTables
+from quaero.stores.rate_limits import RateLimits
 from quaero.stores.search import DocumentSearch
 
 if TYPE_CHECKING:
@@ -101,12 +106,15 @@ class Runtime:
         self._listen_for_deletions()
         self.job_queue = JobQueue(self.queue, self.registry)
         self.steps = Steps(self.jobs, self.registry)
+        # Every plugin's requests: one client per process, rate limits shared through the database.
+        self.outbound = Outbound(RateLimits(self.database))
         self.contexts = ContextFactory(
             database=self.database, jobs=self.jobs, logs=self.logs, documents=self.documents,
             reader=DocumentReader(self.documents, self.search), credentials=self.credentials,
             spawner=JobSpawner(self.database, self.jobs, self.job_queue, self.bus), steps=self.steps,
             plugins=self.plugins, bus=self.bus, tables=self.tables, full_text=full_text_index(self.database),
-            maintenance=Maintenance(self.database, self.models, self.jobs))
+            maintenance=Maintenance(self.database, self.models, self.jobs),
+            outbound=self.outbound)
         self.processor = JobProcessor(self.broker, self.jobs, self.logs, self.registry, self.contexts, settings)
         self.processor.declare_actors()
         self.monitor: JobMonitor | None = None
@@ -143,6 +151,22 @@ class Runtime:
             self.jobs.deletion_listeners.append(jobs_deleted)
         if self.registry.implementations("documents_deleted"):
             self.documents.deletion_listeners.append(documents_deleted)
+
+    def not_runnable(self, definition: JobDefinition) -> list[str]:
+        """Why ``definition`` cannot run now (empty when it can): what its steps' actions say they miss."""
+        return not_runnable(definition, self.registry, self.contexts)
+
+    def definition_dict(self, record: JobDefinitionRecord, definition: JobDefinition | None = None, *,
+                        full: bool = False) -> dict[str, Any]:
+        """A stored definition as the API and the pages show it, with whether it can run now and why not;
+        ``full`` adds the validated definition."""
+        if definition is None:
+            try:
+                definition = self.definitions.get(record.id)[1]
+            except DefinitionError as exc:  # stored before a plugin it needs went away, say
+                return {**record_dict(record), "runnable": False, "not_runnable": [exc.message]}
+        reasons = self.not_runnable(definition)
+        return {**record_dict(record, definition if full else None), "runnable": not reasons, "not_runnable": reasons}
 
     def step_stats(self, step_job: Any) -> dict[str, Any] | None:
         """The figures a step's action adds to the job's API and page (``None``: nothing to add)."""
@@ -208,6 +232,7 @@ class Runtime:
         self.processor.watcher.close()
         self.logs.close()
         self.plugins.close()
+        self.outbound.close()
         if self.bus.outbox is not None:
             self.bus.outbox.close()
             self.bus.outbox = None

@@ -18,7 +18,7 @@ import peewee as pw
 
 from quaero.api.documents import STORED_FIELDS, DocumentFilter, DocumentInput, SaveResult
 from quaero.api.documents import Document as DocumentData
-from quaero.errors import NotFound, QueryError
+from quaero.errors import Conflict, NotFound, QueryError
 from quaero.stores.db import Database
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import dumps, loads
@@ -176,6 +176,45 @@ class DocumentStore:
                 return SaveResult(doc_id, created=False, changed=(), first_for_job=False)
             self.database.execute(_UPDATE, (*row, doc_id))
             return SaveResult(doc_id, created=False, changed=changed, first_for_job=old_job != row.job_id)
+
+    def update_fields(self, doc_id: int, *, keywords: builtins.list[str] | None = None, summary: str | None = None,
+                      metadata: dict[str, Any] | None = None,
+                      if_content_hash: str | None = None) -> tuple[SaveResult, str, str]:
+        """Change only the given fields of a document (``metadata`` merged key by key, ``None`` removing a
+        key); returns what changed, with the document's title and reference.
+
+        Who saved the document (``job_id``) stays as it is: enriching a page does not make it the
+        enricher's. :class:`Conflict` when ``if_content_hash`` is given and the body changed since.
+        """
+        with self.database.write():
+            row = self.database.execute("SELECT title, source_ref, metadata, keywords, summary, content_hash "
+                                        "FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"document {doc_id} not found")
+            title, source_ref, old_metadata, old_keywords, old_summary, stored_hash = row
+            if if_content_hash is not None and stored_hash != if_content_hash:
+                raise Conflict(f"document {doc_id} changed since it was read: its content is not what the "
+                               f"change was made for")
+            values: dict[str, Any] = {}
+            if metadata:
+                merged = loads(old_metadata)
+                for key, value in metadata.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                if merged != loads(old_metadata):
+                    values["metadata"] = dumps(merged)
+            if keywords is not None and dumps(keywords) != old_keywords:
+                values["keywords"] = dumps(keywords)
+            if summary is not None and summary != old_summary:
+                values["summary"] = summary
+            changed = tuple(name for name in STORED_FIELDS if name in values)
+            if changed:
+                values["updated_at"] = time.time()
+                assignments = ", ".join(f"{name} = ?" for name in values)
+                self.database.execute(f"UPDATE documents SET {assignments} WHERE id = ?", (*values.values(), doc_id))
+        return SaveResult(doc_id, created=False, changed=changed, first_for_job=False), title, source_ref
 
     def get(self, doc_id: int) -> Document:
         """The document, or :class:`NotFound`."""

@@ -29,6 +29,7 @@ import peewee as pw
 from quaero import api
 from quaero.api.documents import IndexReport
 from quaero.stores.db import Database
+from quaero.stores.models import FTS_COLUMNS
 
 #: The index's names, as :mod:`quaero.models` creates them.
 FTS_TABLE = "documents_fts"
@@ -77,20 +78,21 @@ class SqliteFullTextIndex(FullTextIndex):
         The stored text is tokenised again, a batch at a time, into a temporary contentless FTS5 table with the
         index's own tokenizer, whose ``docsize`` rows then compare with the index's.
         """
-        columns = f"title, markdown, content='', tokenize={self._tokenizer()}"
+        names = ", ".join(FTS_COLUMNS)
+        columns = f"{names}, content='', tokenize={self._tokenizer()}"
         self.database.execute(f"CREATE VIRTUAL TABLE temp.{_PROBE} USING fts5({columns})")
         try:
             found: list[int] = []
             last = 0
             while limit is None or len(found) < limit:
-                rows = self.database.execute("SELECT id, title, markdown FROM documents WHERE id > ? "
+                rows = self.database.execute(f"SELECT id, {names} FROM documents WHERE id > ? "
                                              "ORDER BY id LIMIT ?", (last, PROBE_BATCH)).fetchall()
                 if not rows:
                     break
                 last = rows[-1][0]
                 self.database.execute(f"INSERT INTO temp.{_PROBE} ({_PROBE}) VALUES ('delete-all')")
                 self.database.db.cursor().executemany(
-                    f"INSERT INTO temp.{_PROBE} (rowid, title, markdown) VALUES (?, ?, ?)", rows)
+                    f"INSERT INTO temp.{_PROBE} (rowid, {names}) VALUES (?{', ?' * len(FTS_COLUMNS)})", rows)
                 found += self._ids(f"SELECT p.id FROM temp.{_PROBE}_docsize p JOIN {DOCSIZE_TABLE} s "
                                    f"ON s.id = p.id WHERE s.sz <> p.sz ORDER BY p.id", None)
             return found[:limit]

@@ -247,6 +247,20 @@ class JobManager(JobReads):
             self.publish_status(Transition(job.id, job.type, job.parent_id, job.status, "cancelled"))
         return [jid for jid in running if jid != job.id]
 
+    def cancel_pending(self, job_id: str, *, reason: str) -> int:
+        """Cancel every descendant of ``job_id`` that has not started; returns how many. Running ones go on."""
+        stamp = time.time()
+        with self.database.write():
+            doomed = [jid for jid, status in self._descendants(job_id, unfinished_only=True) if status == "pending"]
+            self._in_chunks(
+                doomed,
+                "UPDATE jobs SET previous_status = status, status = 'cancelled', "
+                "error_message = COALESCE(error_message, ?), updated_at = ?, finished_at = ? "
+                "WHERE id IN ({marks}) AND status = 'pending'",
+                (reason, stamp, stamp),
+            )
+        return len(doomed)
+
     def _descendants(self, job_id: str, *, unfinished_only: bool) -> list[tuple[str, str]]:
         """(id, status) of every job below ``job_id``, level by level; only pending and running ones when
         ``unfinished_only`` (a finished job's subtree is finished too)."""

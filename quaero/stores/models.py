@@ -199,21 +199,25 @@ END $$ LANGUAGE plpgsql""",
 
 
 # The full-text index follows every write to documents in the same statement (triggers on SQLite, a
-# generated column on PostgreSQL), so it can never fall behind what is stored. The title weighs more.
+# generated column on PostgreSQL), so it can never fall behind what is stored. It holds the title, the
+# body, and what enrichment adds (keywords, as their JSON list, and the summary); the title weighs more.
+FTS_COLUMNS = ("title", "markdown", "keywords", "summary")
+_COLUMNS = ", ".join(FTS_COLUMNS)
+_NEW = ", ".join(f"new.{name}" for name in FTS_COLUMNS)
+_OLD = ", ".join(f"old.{name}" for name in FTS_COLUMNS)
+_SQLITE_FTS_NAMES = ["documents_fts_insert", "documents_fts_delete", "documents_fts_update"]
 _SQLITE_FTS = [
-    "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(title, markdown, content='documents', "
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5({_COLUMNS}, content='documents', "
     "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
-    """CREATE TRIGGER IF NOT EXISTS documents_fts_insert AFTER INSERT ON documents BEGIN
-        INSERT INTO documents_fts (rowid, title, markdown) VALUES (new.id, new.title, new.markdown);
+    f"""CREATE TRIGGER IF NOT EXISTS documents_fts_insert AFTER INSERT ON documents BEGIN
+        INSERT INTO documents_fts (rowid, {_COLUMNS}) VALUES (new.id, {_NEW});
     END""",
-    """CREATE TRIGGER IF NOT EXISTS documents_fts_delete AFTER DELETE ON documents BEGIN
-        INSERT INTO documents_fts (documents_fts, rowid, title, markdown)
-        VALUES ('delete', old.id, old.title, old.markdown);
+    f"""CREATE TRIGGER IF NOT EXISTS documents_fts_delete AFTER DELETE ON documents BEGIN
+        INSERT INTO documents_fts (documents_fts, rowid, {_COLUMNS}) VALUES ('delete', old.id, {_OLD});
     END""",
-    """CREATE TRIGGER IF NOT EXISTS documents_fts_update AFTER UPDATE OF title, markdown ON documents BEGIN
-        INSERT INTO documents_fts (documents_fts, rowid, title, markdown)
-        VALUES ('delete', old.id, old.title, old.markdown);
-        INSERT INTO documents_fts (rowid, title, markdown) VALUES (new.id, new.title, new.markdown);
+    f"""CREATE TRIGGER IF NOT EXISTS documents_fts_update AFTER UPDATE OF {_COLUMNS} ON documents BEGIN
+        INSERT INTO documents_fts (documents_fts, rowid, {_COLUMNS}) VALUES ('delete', old.id, {_OLD});
+        INSERT INTO documents_fts (rowid, {_COLUMNS}) VALUES (new.id, {_NEW});
     END""",
 ]
 # Each document's tags, one row per tag, kept by triggers beside the JSON list the row holds: tag filters
@@ -237,16 +241,26 @@ _SQLITE_DOCUMENT_INDEXES = [
     END""",
 ]
 _POSTGRES_TAGS = ["CREATE INDEX IF NOT EXISTS documents_tags ON documents USING GIN ((tags::jsonb))"]
+# Weights: A the title, B the body, C the keywords, D the summary (search.py gives each its factor).
 _POSTGRES_FTS = [
     "ALTER TABLE documents ADD COLUMN IF NOT EXISTS search tsvector GENERATED ALWAYS AS ("
     "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
-    "setweight(to_tsvector('english', coalesce(markdown, '')), 'B')) STORED",
+    "setweight(to_tsvector('english', coalesce(markdown, '')), 'B') || "
+    "setweight(to_tsvector('english', coalesce(keywords, '')), 'C') || "
+    "setweight(to_tsvector('english', coalesce(summary, '')), 'D')) STORED",
     "CREATE INDEX IF NOT EXISTS documents_search ON documents USING GIN (search)",
 ]
+# The generated column of releases that indexed only the title and the body.
+_POSTGRES_OLD_SEARCH = """SELECT 1 FROM pg_attribute a
+JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = 'documents'::regclass AND a.attname = 'search'
+AND strpos(pg_get_expr(d.adbin, d.adrelid), 'keywords') = 0"""
 
 
 def _install_full_text(database: pw.Database) -> None:
     if isinstance(database, pw.PostgresqlDatabase):
+        if database.execute_sql(_POSTGRES_OLD_SEARCH).fetchone():  # its index goes with it
+            database.execute_sql("ALTER TABLE documents DROP COLUMN search")
         for statement in [*_POSTGRES_FTS, *_POSTGRES_TAGS]:
             database.execute_sql(statement)
         return
@@ -257,8 +271,12 @@ def _install_full_text(database: pw.Database) -> None:
     if not tags_existed:  # documents stored before the tag index existed
         database.execute_sql("INSERT OR IGNORE INTO document_tags (tag, document_id) "
                              "SELECT j.value, d.id FROM documents AS d, json_each(d.tags) AS j")
-    existed = database.execute_sql(
-        "SELECT 1 FROM sqlite_master WHERE name = 'documents_fts'").fetchone() is not None
+    existing = database.execute_sql("SELECT sql FROM sqlite_master WHERE name = 'documents_fts'").fetchone()
+    existed = existing is not None and "keywords" in existing[0]
+    if existing is not None and not existed:  # an index of the title and body only: made again below
+        for trigger in _SQLITE_FTS_NAMES:
+            database.execute_sql(f"DROP TRIGGER IF EXISTS {trigger}")
+        database.execute_sql("DROP TABLE documents_fts")
     for statement in _SQLITE_FTS:
         database.execute_sql(statement)
     if not existed:  # documents stored before the index existed get indexed now

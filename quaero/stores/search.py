@@ -16,8 +16,9 @@ reaches FTS5 inside double quotes, so the user's text is only ever text: ``c++``
 ``:`` or ``^`` cannot change the query's meaning or break its syntax. Known limitation: the index stems
 words (porter), and so does FTS5 with a prefix, so ``runn*`` does not find "running" (``run*`` does).
 
-Results rank by BM25 with a title match worth ten body matches; the snippet comes from the body with
-the matches between marker characters, turned into ``<mark>`` only after the text is HTML-escaped.
+Results rank by BM25 with a title match worth ten body matches (a keyword five, the summary two); the
+snippet comes from the body with the matches between marker characters, turned into ``<mark>`` only after
+the text is HTML-escaped. Keywords and summaries (the ``agent`` action's) are searched with the rest.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from quaero.stores.jsonutil import loads
 
 FILTERS = ("source", "tag", "after", "before")
 OPEN, CLOSE = "\ue000", "\ue001"  # private-use characters: never produced by escaping, rare in text
-TITLE_WEIGHT, BODY_WEIGHT = 10.0, 1.0
+# A match in the title counts ten body matches; one in the keywords five; one in the summary two.
+TITLE_WEIGHT, BODY_WEIGHT, KEYWORD_WEIGHT, SUMMARY_WEIGHT = 10.0, 1.0, 5.0, 2.0
 SNIPPET_TOKENS = 24
 PREVIEW_CHARS = 240
 MAX_QUERY_CHARS = 1000
@@ -301,10 +303,11 @@ _HIT_COLUMNS = "d.id, d.title, d.source_type, d.source_ref, d.tags, d.updated_at
 _JOIN = "CROSS JOIN documents AS d ON d.id = documents_fts.rowid"  # CROSS: FTS5 drives, d is looked up
 _FILTER_JOIN = "CROSS JOIN documents AS d INDEXED BY documents_filter ON d.id = documents_fts.rowid"
 
+_BM25_WEIGHTS = f"{TITLE_WEIGHT}, {BODY_WEIGHT}, {KEYWORD_WEIGHT}, {SUMMARY_WEIGHT}"  # FTS_COLUMNS' order
 # bm25() in ORDER BY ... LIMIT lets SQLite keep only the best rows while it scores every match; FTS5's
 # own ORDER BY rank sorts them all. The snippets come afterwards, for the page's rows only.
 _SQLITE_RANKED = f"""
-SELECT documents_fts.rowid, bm25(documents_fts, {TITLE_WEIGHT}, {BODY_WEIGHT}) AS score FROM documents_fts
+SELECT documents_fts.rowid, bm25(documents_fts, {_BM25_WEIGHTS}) AS score FROM documents_fts
 {{join}} WHERE documents_fts MATCH ? {{filters}} ORDER BY score, documents_fts.rowid LIMIT ? OFFSET ?"""
 # One pass over the matches between the page's lowest and highest id: the unary + keeps SQLite from
 # running the MATCH again for each id (FTS5 expands a prefix anew every time).
@@ -313,8 +316,9 @@ SELECT {_HIT_COLUMNS}, snippet(documents_fts, 1, ?, ?, '…', {SNIPPET_TOKENS}) 
 WHERE documents_fts MATCH ? AND documents_fts.rowid BETWEEN ? AND ? AND +documents_fts.rowid IN ({{ids}})"""
 _SQLITE_COUNT = "SELECT COUNT(*) FROM documents_fts {join} WHERE documents_fts MATCH ? {filters}"
 
-# ts_rank_cd weights are {D, C, B, A}: the title (A) weighs ten times the body (B), as on SQLite.
-_PG_WEIGHTS = f"{{0, 0, {BODY_WEIGHT / TITLE_WEIGHT}, 1}}"
+# ts_rank_cd weights are {D, C, B, A}: summary, keywords, body, title, in the same ratios as on SQLite.
+_PG_WEIGHTS = (f"{{{SUMMARY_WEIGHT / TITLE_WEIGHT}, {KEYWORD_WEIGHT / TITLE_WEIGHT}, "
+               f"{BODY_WEIGHT / TITLE_WEIGHT}, 1}}")
 _PG_SEARCH = f"""
 WITH q AS (SELECT {{tsquery}} AS q),
 hits AS (SELECT d.id, ts_rank_cd(?::float4[], d.search, q.q) AS score FROM documents AS d, q

@@ -138,8 +138,13 @@ class Testbed:
             return runtime.definitions.parse(definition, origin="test definition")
         return validate_definition(dict(definition), runtime.registry, origin="test definition")
 
+    def not_runnable(self, definition: str | Mapping[str, Any]) -> list[str]:
+        """Why a definition could not run now (its steps' ``readiness``); empty when it could."""
+        return self.runtime.not_runnable(self.definition(definition))
+
     def start_run(self, definition: str | Mapping[str, Any]) -> str:
-        """Start an execution; returns its root job id at once."""
+        """Start an execution; returns its root job id at once (:class:`quaero.api.Conflict` with the
+        reasons when the definition cannot run now)."""
         runtime = self.runtime
         assert runtime.orchestrator is not None
         return runtime.orchestrator.execute(self.definition(definition), trigger="test")

@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from quaero.errors import DefinitionError
-from quaero.stores.definition_store import definition_source, record_dict
+from quaero.runtime import Runtime
+from quaero.stores.definition_store import definition_source
 from quaero.stores.views import page
 from quaero.web.http import bad_input, orchestrator_of, page_params, read_body, runtime_of
 
@@ -44,8 +45,13 @@ async def list_definitions(request: Request) -> JSONResponse:
       400: {$ref: '#/components/responses/BadRequest'}
     """
     limit, offset = page_params(request)
-    records = await asyncio.to_thread(runtime_of(request).definitions.list)
-    return JSONResponse(page([record_dict(r) for r in records[offset:offset + limit]], len(records), limit, offset))
+    runtime = runtime_of(request)
+
+    def listing() -> dict[str, Any]:
+        records = runtime.definitions.list()
+        return page([runtime.definition_dict(r) for r in records[offset:offset + limit]], len(records), limit, offset)
+
+    return JSONResponse(await asyncio.to_thread(listing))
 
 
 async def create_definition(request: Request) -> JSONResponse:
@@ -64,8 +70,10 @@ async def create_definition(request: Request) -> JSONResponse:
         content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
       413: {$ref: '#/components/responses/TooLarge'}
     """
-    record, definition = await with_body(request, runtime_of(request).definitions.create)
-    return JSONResponse(record_dict(record, definition), status_code=201)
+    runtime = runtime_of(request)
+    record, definition = await with_body(request, runtime.definitions.create)
+    return JSONResponse(await asyncio.to_thread(runtime.definition_dict, record, definition, full=True),
+                        status_code=201)
 
 
 async def check_definition(request: Request) -> JSONResponse:
@@ -89,14 +97,19 @@ async def check_definition(request: Request) -> JSONResponse:
                 error: {type: string}
                 detail: {nullable: true}
                 definition: {type: object}
+                runnable: {type: boolean, description: whether it could run now}
+                not_runnable: {type: array, items: {type: string}, description: "why not, one reason per step"}
       400: {$ref: '#/components/responses/BadRequest'}
       413: {$ref: '#/components/responses/TooLarge'}
     """
+    runtime = runtime_of(request)
     try:
-        definition = await with_body(request, runtime_of(request).definitions.parse)
+        definition = await with_body(request, runtime.definitions.parse)
     except DefinitionError as exc:
         return JSONResponse({"valid": False, "error": exc.message, "detail": exc.detail})
-    return JSONResponse({"valid": True, "definition": definition.to_dict()})
+    reasons = await asyncio.to_thread(runtime.not_runnable, definition)
+    return JSONResponse({"valid": True, "definition": definition.to_dict(), "runnable": not reasons,
+                         "not_runnable": reasons})
 
 
 async def get_definition(request: Request) -> JSONResponse:
@@ -111,8 +124,9 @@ async def get_definition(request: Request) -> JSONResponse:
         content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    record, parsed = await asyncio.to_thread(runtime_of(request).definitions.get, request.path_params["id"])
-    return JSONResponse(record_dict(record, parsed))
+    runtime = runtime_of(request)
+    record, parsed = await asyncio.to_thread(runtime.definitions.get, request.path_params["id"])
+    return JSONResponse(await asyncio.to_thread(runtime.definition_dict, record, parsed, full=True))
 
 
 async def replace_definition(request: Request) -> JSONResponse:
@@ -129,9 +143,9 @@ async def replace_definition(request: Request) -> JSONResponse:
       404: {$ref: '#/components/responses/NotFound'}
       413: {$ref: '#/components/responses/TooLarge'}
     """
-    store = runtime_of(request).definitions
-    record, parsed = await with_body(request, store.update, request.path_params["id"])
-    return JSONResponse(record_dict(record, parsed))
+    runtime = runtime_of(request)
+    record, parsed = await with_body(request, runtime.definitions.update, request.path_params["id"])
+    return JSONResponse(await asyncio.to_thread(runtime.definition_dict, record, parsed, full=True))
 
 
 async def delete_definition(request: Request) -> JSONResponse:
@@ -147,6 +161,10 @@ async def delete_definition(request: Request) -> JSONResponse:
     return JSONResponse({"deleted": request.path_params["id"]})
 
 
+def _enable(runtime: Runtime, definition_id: str, enabled: bool) -> dict[str, Any]:
+    return runtime.definition_dict(runtime.definitions.set_enabled(definition_id, enabled))
+
+
 async def enable_definition(request: Request) -> JSONResponse:
     """Enable a job definition: it may be executed and its schedule runs.
     ---
@@ -154,8 +172,7 @@ async def enable_definition(request: Request) -> JSONResponse:
       200: {description: enabled, content: {application/json: {schema: {$ref: '#/components/schemas/Definition'}}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    store = runtime_of(request).definitions
-    return JSONResponse(record_dict(await asyncio.to_thread(store.set_enabled, request.path_params["id"], True)))
+    return JSONResponse(await asyncio.to_thread(_enable, runtime_of(request), request.path_params["id"], True))
 
 
 async def disable_definition(request: Request) -> JSONResponse:
@@ -165,8 +182,7 @@ async def disable_definition(request: Request) -> JSONResponse:
       200: {description: disabled, content: {application/json: {schema: {$ref: '#/components/schemas/Definition'}}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    store = runtime_of(request).definitions
-    return JSONResponse(record_dict(await asyncio.to_thread(store.set_enabled, request.path_params["id"], False)))
+    return JSONResponse(await asyncio.to_thread(_enable, runtime_of(request), request.path_params["id"], False))
 
 
 async def execute_definition(request: Request) -> JSONResponse:
@@ -179,7 +195,7 @@ async def execute_definition(request: Request) -> JSONResponse:
         content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
       404: {$ref: '#/components/responses/NotFound'}
       409:
-        description: the definition is disabled
+        description: the definition is disabled, or cannot run now (the reasons in the message and detail)
         content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
     """
     orchestrator = orchestrator_of(request)

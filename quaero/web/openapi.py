@@ -161,6 +161,8 @@ schemas:
       created_at: {type: string, format: date-time}
       updated_at: {type: string, format: date-time}
       definition: {type: object, description: "the validated definition (on one definition, not in lists)"}
+      runnable: {type: boolean, description: "whether it can run now (false: executing it is refused, 409)"}
+      not_runnable: {type: array, items: {type: string}, description: "why not, one reason per step"}
   Plugin:
     type: object
     properties:

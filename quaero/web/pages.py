@@ -20,7 +20,6 @@ from starlette.routing import Route
 
 from quaero.errors import DefinitionError, NotFound, QuaeroError
 from quaero.runtime import Runtime
-from quaero.stores.definition_store import record_dict
 from quaero.stores.jobs import JobFilter
 from quaero.stores.logs import LEVELS
 from quaero.stores.models import JOB_STATUSES
@@ -250,7 +249,7 @@ def definitions_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str
     items = []
     for record in runtime.definitions.list():
         last = runtime.jobs.executions(definition_id=record.id, limit=1)
-        items.append({**record_dict(record), "last": job_dict(last[0]) if last else None})
+        items.append({**runtime.definition_dict(record), "last": job_dict(last[0]) if last else None})
     return {"definitions": items}
 
 
@@ -300,7 +299,7 @@ def definition_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str,
     """A stored definition, its source and its latest executions."""
     record = runtime.definitions.record(params["id"])
     runs = runtime.jobs.executions(definition_id=record.id, limit=20)
-    return {"definition": record_dict(record), "source": record.source, "runs": [job_dict(j) for j in runs]}
+    return {"definition": runtime.definition_dict(record), "source": record.source, "runs": [job_dict(j) for j in runs]}
 
 
 async def definition_view(request: Request) -> Response:

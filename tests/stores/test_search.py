@@ -354,3 +354,62 @@ def test_snippets_read_as_text_not_markdown():
     marked = (f"## Setup | a | b |\n|---|---|\n| 1 | 2 |\n```python\nrun()\n``` see [the {OPEN}docs{CLOSE}]"
               f"(https://x.example/d) and **bold** `code`")
     assert mark_matches(marked) == "Setup a b 1 2 run() see the <mark>docs</mark> and bold code"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def enriched(request, tmp_path):
+    url = (f"sqlite:///{tmp_path / 'enriched.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    database = Database(url)
+    store = DocumentStore(database, bind_models(database.db))
+    try:
+        yield database, store, DocumentSearch(database)
+    finally:
+        database.close()
+
+
+def test_keywords_and_summaries_are_searched_and_follow_enrichment(enriched):
+    _, store, search = enriched
+    plain = store.upsert(DocumentInput("web", "a", "Memory", "How objects are freed.")).id
+    other = store.upsert(DocumentInput("web", "b", "Other", "Unrelated words here.")).id
+    assert search.search("refcount").items == []
+    store.update_fields(plain, keywords=["refcount", "garbage collector"], summary="Cycles are collected.")
+    assert [hit.id for hit in search.search("refcount").items] == [plain]
+    assert [hit.id for hit in search.search('"garbage collector"').items] == [plain]
+    assert [hit.id for hit in search.search("cycles").items] == [plain]
+    store.update_fields(plain, keywords=[])  # the index follows the change
+    assert search.search("refcount").items == [] and other != plain
+
+
+def test_an_index_of_the_title_and_body_only_is_rebuilt_with_keywords(tmp_path):
+    path = tmp_path / "old.db"
+    database = Database(f"sqlite:///{path}")
+    store = DocumentStore(database, bind_models(database.db))
+    doc = store.upsert(DocumentInput("web", "a", "Title", "Body", keywords=["zebra"])).id
+    with database.write():  # the index as releases before enrichment made it
+        for trigger in ("documents_fts_insert", "documents_fts_delete", "documents_fts_update"):
+            database.execute(f"DROP TRIGGER {trigger}")
+        database.execute("DROP TABLE documents_fts")
+        database.execute("CREATE VIRTUAL TABLE documents_fts USING fts5(title, markdown, content='documents', "
+                         "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')")
+        database.execute("INSERT INTO documents_fts (documents_fts) VALUES ('rebuild')")
+    database.close()
+    reopened = Database(f"sqlite:///{path}")
+    bind_models(reopened.db)
+    assert [hit.id for hit in DocumentSearch(reopened).search("zebra").items] == [doc]
+    reopened.close()
+
+
+def test_a_postgres_search_column_without_keywords_is_made_again(postgres_url):
+    database = Database(postgres_url)
+    store = DocumentStore(database, bind_models(database.db))
+    doc = store.upsert(DocumentInput("web", "a", "Title", "Body", keywords=["zebra"])).id
+    with database.write():  # the column as releases before enrichment made it
+        database.execute("ALTER TABLE documents DROP COLUMN search")
+        database.execute("ALTER TABLE documents ADD COLUMN search tsvector GENERATED ALWAYS AS ("
+                         "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
+                         "setweight(to_tsvector('english', coalesce(markdown, '')), 'B')) STORED")
+    assert DocumentSearch(database).search("zebra").items == []
+    bind_models(database.db)
+    assert [hit.id for hit in DocumentSearch(database).search("zebra").items] == [doc]
+    database.close()

@@ -1,0 +1,76 @@
+"""The core's side of outbound calls: one HTTP client per process, and the shared rate limits.
+
+Every plugin's requests go through :attr:`Outbound.client` (``ctx.http``), so a policy for what may be
+fetched has one place to live.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
+import httpx
+
+from quaero.api.outbound import RateReservation
+from quaero.stores.rate_limits import RateLimits
+
+#: Connections the process's client keeps open at most, and idle ones it keeps for reuse.
+MAX_CONNECTIONS = 200
+MAX_KEEPALIVE = 50
+#: The longest single wait between admission tries (another process may free a slot sooner).
+MAX_TRY_WAIT = 5.0
+
+
+def make_client() -> httpx.Client:
+    """A pooled HTTP client for one process.
+
+    Redirects are not followed (a caller that follows them checks each hop), ``trust_env`` is off (no
+    proxy or netrc from the environment), and no Set-Cookie is kept: one site's or service's cookies must
+    not reach another request.
+    """
+    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    return httpx.Client(follow_redirects=False, cookies=no_cookies, trust_env=False,
+                        limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
+                                            max_keepalive_connections=MAX_KEEPALIVE))
+
+
+class Outbound:
+    """The process's HTTP client (made when first asked for) and its rate limits."""
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> httpx.Client:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = make_client()
+                client = self._client
+        return client
+
+    def admit(self, bucket: str, *, requests_per_minute: int | None, tokens_per_minute: int | None,
+              tokens: int, wait: Callable[[float], None]) -> RateReservation:
+        """Wait (with ``wait``) until a request fits ``bucket``'s limits; returns its reservation."""
+        for limit in (requests_per_minute, tokens_per_minute):
+            if limit is not None and limit < 1:
+                raise ValueError(f"a rate limit must be at least 1 per minute, not {limit}")
+        tokens = max(0, int(tokens))
+        while True:
+            admission = self.limits.try_admit(bucket, requests_per_minute=requests_per_minute,
+                                              tokens_per_minute=tokens_per_minute, tokens=tokens)
+            if admission.event_id is not None:
+                return self.limits.reservation(admission.event_id, tokens)
+            # A hair past the moment the oldest request leaves the window.
+            wait(min(admission.wait + 0.001, MAX_TRY_WAIT))
+
+    def close(self) -> None:
+        """Close the client (the process is stopping)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
