@@ -26,6 +26,10 @@
   cap, keywords_docs_per_s over the first ``--quality-docs`` documents (conversion included), and
   overlap_at_10: the share of the keywords (lowercased) also found when YAKE reads the whole document
   (up to 50,000 characters); yake_py_cap_*: the same with the pure-Python YAKE at the default cap.
+- Remote (``--remote-docs``, see ``bench/agent_remote.py``): the real ``agent`` action (summaries over
+  OpenAI chat completions) against the fake LLM service answering in 50 ms, limited to ``--rpm`` 600
+  requests a minute: remote_docs_per_s, max_observed_rpm (the most requests in any 60 s window),
+  limit_exceeded and rate_limit_utilisation (observed / allowed; target at least 0.8).
 - Ratios are to the target (50 documents/s on 2 cores, 300 MB a worker): no peer runs in the same run.
 """
 
@@ -232,9 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=1000, help="documents to enrich (default 1000)")
     parser.add_argument("--batch", type=int, default=25, help="documents a worker task (default 25)")
     parser.add_argument("--quality-docs", type=int, default=100, help="documents for the keyword caps' figures")
+    parser.add_argument("--remote-docs", type=int, default=700,
+                        help="documents for the remote figures (default 700; 0 skips them)")
+    parser.add_argument("--rpm", type=int, default=600, help="the remote rate limit (default 600 a minute)")
     args = parser.parse_args(argv)
-    print_figures(measure(args.docs, args.batch, args.quality_docs), as_json=args.json)
-    return 0
+    figures = measure(args.docs, args.batch, args.quality_docs)
+    if args.remote_docs:
+        from agent_remote import measure_remote
+
+        figures.update(measure_remote(args.remote_docs, args.rpm))
+    print_figures(figures, as_json=args.json)
+    return 1 if figures.get("limit_exceeded") else 0
 
 
 if __name__ == "__main__":
