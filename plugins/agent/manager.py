@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from quaero.api import ChildSpec, DocumentFilter, JobError, JobView, PluginContext, StepContext, StepManager
+from quaero.api import (
+    ChildSpec,
+    DocumentFilter,
+    JobError,
+    JobView,
+    PluginContext,
+    ReadinessContext,
+    StepContext,
+    StepManager,
+)
 
 from .keys import MissingKey, find_key, settings_of, target
 from .options import AgentOptions
@@ -31,7 +40,7 @@ class AgentManager(StepManager):
 
     manager_type = "agent"
 
-    def readiness(self, ctx: PluginContext, options: AgentOptions) -> str | None:
+    def readiness(self, ctx: ReadinessContext, options: AgentOptions) -> str | None:
         where = target(options, settings_of(ctx))
         if not where.remote:
             if options.operation == "prompt":
@@ -39,7 +48,17 @@ class AgentManager(StepManager):
                         "provider: openai or gemini on the step")
             return None
         try:
-            find_key(ctx, options, where, getattr(ctx, "credentials_for", None))
+            find_key(ctx, options, where, ctx.credentials_for)
+        except MissingKey as exc:
+            return str(exc)
+        return None
+
+    def _key_problem(self, ctx: StepContext, options: AgentOptions) -> str | None:
+        where = target(options, settings_of(ctx))
+        if not where.remote:
+            return None
+        try:
+            find_key(ctx, options, where, ctx.credentials_for)
         except MissingKey as exc:
             return str(exc)
         return None
@@ -48,7 +67,7 @@ class AgentManager(StepManager):
         options: AgentOptions = ctx.options
         state = ctx.state
         where = target(options, settings_of(ctx))
-        reason = self.readiness(ctx, options)
+        reason = self._key_problem(ctx, options)
         if reason:  # the key went away between the core's check and now
             raise JobError(reason, retryable=False)
         state.books.open_step(ctx.step.id, options.max_total_tokens)

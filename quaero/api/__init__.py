@@ -13,11 +13,12 @@ what it needs with a module-level ``QUAERO_API = "1.1"`` (this major, at least t
 reports and skips a plugin that needs a version it does not provide.
 
 1.1 added ``ctx.http``, ``ctx.rate_limit`` and :class:`RateReservation`, ``JobContext.update_document`` and
-``stop_step``, :meth:`StepManager.readiness`, and :data:`SecretReference` for secrets in step options.
+``stop_step``, :meth:`StepManager.readiness` (with :class:`ReadinessContext`), and :data:`SecretReference`
+for secrets in step options.
 """
 
 from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
-from quaero.api.context import JobContext, PluginContext, PluginHost, StepContext
+from quaero.api.context import JobContext, PluginContext, PluginHost, ReadinessContext, StepContext
 from quaero.api.credentials import Credentials
 from quaero.api.database import Migration, PluginDatabase
 from quaero.api.documents import (
@@ -55,7 +56,6 @@ __all__ = [
     "DefinitionError", "DefinitionInfo", "Document", "DocumentFilter", "DocumentInput", "Documents",
     "FullTextIndex", "IndexReport", "JobCancelled", "JobContext", "JobError", "JobView", "JobWorker",
     "Migration", "NotFound", "Outcome", "PluginContext", "PluginDatabase", "PluginHost", "PluginSettings",
-    "QuaeroError", "QueryError", "RateReservation", "SaveResult", "SearchHit", "SearchPage", "Secret",
-    "SecretReference", "StepContext",
-    "StepManager", "StepOptions", "WebContext", "WebRegistry", "hookimpl",
+    "QuaeroError", "QueryError", "RateReservation", "ReadinessContext", "SaveResult", "SearchHit", "SearchPage",
+    "Secret", "SecretReference", "StepContext", "StepManager", "StepOptions", "WebContext", "WebRegistry", "hookimpl",
 ]

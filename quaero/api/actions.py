@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from quaero.api.context import JobContext, PluginContext, StepContext
+from quaero.api.context import JobContext, PluginContext, ReadinessContext, StepContext
 from quaero.api.jobs import JobView
 
 
@@ -44,12 +44,13 @@ class StepManager(ABC):
         Raising fails the step with the error's message.
         """
 
-    def readiness(self, ctx: PluginContext, options: Any) -> str | None:
+    def readiness(self, ctx: ReadinessContext, options: Any) -> str | None:
         """Why a step with these (validated) options cannot run now, or ``None`` when it can.
 
         Asked when definitions are listed (the API and the pages show the reason) and before every
         execution (which is refused with it). Check what the run needs and a user must provide, such as
-        an API key in the environment or the settings; never call a remote service here.
+        an API key in the environment, the settings or the definition's credentials
+        (``ctx.credentials_for``); never call a remote service here.
         """
         return None
 

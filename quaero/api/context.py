@@ -3,6 +3,7 @@
 - :class:`PluginHost` in the ``startup`` hook: settings, migrations, the plugin's state.
 - :class:`StepContext` in :meth:`StepManager.start_step`: the step that starts, its first children.
 - :class:`JobContext` in :meth:`JobWorker.execute`: one job's work, results and children.
+- :class:`ReadinessContext` in :meth:`StepManager.readiness`: the definition, its credentials.
 - :class:`PluginContext` (what the others share) in :meth:`StepManager.stats` and in web routes.
 
 The core implements them; a plugin only calls them. Every method is safe to call from the worker
@@ -96,6 +97,22 @@ class PluginContext(ABC):
     @abstractmethod
     def get_job(self, job_id: str) -> JobView:
         """One job; :class:`quaero.api.NotFound` if it does not exist."""
+
+
+class ReadinessContext(PluginContext):
+    """Given to :meth:`StepManager.readiness`: the definition a step belongs to, before anything runs."""
+
+    @property
+    @abstractmethod
+    def definition(self) -> DefinitionInfo:
+        """The definition the step is part of: id, name, tags, ``base_url``, ``auth_id``."""
+
+    @abstractmethod
+    def credentials_for(self, url: str, *, auth_id: str | None = None) -> Credentials | None:
+        """The stored credentials a request to ``url`` could carry (as :meth:`StepContext.credentials_for`).
+
+        Raises :class:`quaero.api.NotFound` when ``auth_id`` (default: the definition's) names none.
+        """
 
 
 class _StepWork(PluginContext):

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from quaero.api.context import JobContext, PluginContext, StepContext
+from quaero.api.context import JobContext, PluginContext, ReadinessContext, StepContext
 from quaero.api.credentials import Credentials
 from quaero.api.database import PluginDatabase
 from quaero.api.documents import DocumentInput, Documents, FullTextIndex, SaveResult
@@ -59,6 +59,10 @@ class ContextFactory:
     def plugin_context(self, plugin: str) -> PluginContext:
         """A context for what a plugin does outside a job (its manager's ``stats``, its routes)."""
         return BaseContext(self, plugin)
+
+    def readiness_context(self, plugin: str, definition: DefinitionInfo) -> CoreReadinessContext:
+        """The context in which a plugin says whether a step of ``definition`` could run now."""
+        return CoreReadinessContext(self, plugin, definition)
 
     def step_context(self, step_job: Job) -> CoreStepContext:
         """The context of a step that starts (its parent job exists; its children do not yet)."""
@@ -125,6 +129,33 @@ class BaseContext(PluginContext):
         return job_view(self._f.jobs.get(job_id))
 
 
+def find_credentials(factory: ContextFactory, cache: dict[str, Credentials], url: str,
+                     auth_id: str | None) -> Credentials | None:
+    """The credentials ``auth_id`` names when they apply to ``url`` (read once per ``cache``)."""
+    if not auth_id:
+        return None
+    credentials = cache.get(auth_id)
+    if credentials is None:
+        credentials = cache[auth_id] = factory.credentials.get(auth_id)
+    return credentials if credentials.applies_to(url) else None
+
+
+class CoreReadinessContext(BaseContext, ReadinessContext):
+    """The core's :class:`ReadinessContext`."""
+
+    def __init__(self, factory: ContextFactory, plugin: str, definition: DefinitionInfo) -> None:
+        super().__init__(factory, plugin)
+        self._definition = definition
+        self._credentials: dict[str, Credentials] = {}
+
+    @property
+    def definition(self) -> DefinitionInfo:
+        return self._definition
+
+    def credentials_for(self, url: str, *, auth_id: str | None = None) -> Credentials | None:
+        return find_credentials(self._f, self._credentials, url, auth_id or self._definition.auth_id)
+
+
 class _StepWorkBase(BaseContext):
     """What a step's manager and its workers share."""
 
@@ -163,14 +194,7 @@ class _StepWorkBase(BaseContext):
         return self._step.job.data.get("max_depth")
 
     def credentials_for(self, url: str, *, auth_id: str | None = None) -> Credentials | None:
-        auth_id = auth_id or self._step.definition.auth_id
-        if not auth_id:
-            return None
-        cache = self._step.credentials
-        credentials = cache.get(auth_id)
-        if credentials is None:
-            credentials = cache[auth_id] = self._f.credentials.get(auth_id)
-        return credentials if credentials.applies_to(url) else None
+        return find_credentials(self._f, self._step.credentials, url, auth_id or self._step.definition.auth_id)
 
     def set_result(self, **figures: Any) -> None:
         self._f.jobs.merge_result(self._job.id, figures)

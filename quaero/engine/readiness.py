@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 
+from quaero.api.jobs import DefinitionInfo
 from quaero.engine.contexts import ContextFactory
+from quaero.errors import NotFound
 from quaero.registry import Registry
 from quaero.stores.definitions import JobDefinition
 
@@ -18,6 +20,9 @@ log = logging.getLogger(__name__)
 def not_runnable(definition: JobDefinition, registry: Registry, contexts: ContextFactory) -> list[str]:
     """Why ``definition`` cannot run now, one reason per step that says so; empty when it can."""
     reasons = []
+    info = DefinitionInfo(id=definition.id, name=definition.name, tags=tuple(definition.tags),
+                          base_url=definition.base_url, auth_id=definition.auth_id,
+                          source_type=definition.source_type)
     for step in definition.steps:
         action = registry.actions.get(step.action)
         if action is None:
@@ -25,7 +30,9 @@ def not_runnable(definition: JobDefinition, registry: Registry, contexts: Contex
             continue
         options = step.options if step.options is not None else action.options.model_validate(step.config)
         try:
-            reason = action.manager.readiness(contexts.plugin_context(action.plugin), options)
+            reason = action.manager.readiness(contexts.readiness_context(action.plugin, info), options)
+        except NotFound as exc:  # credentials the definition names are not stored
+            reason = exc.message
         except Exception as exc:  # a plugin's bug must not hide the definition
             log.exception("readiness of step %r (%s) failed", step.name, action.name)
             reason = f"the {action.name} action could not check it ({type(exc).__name__})"

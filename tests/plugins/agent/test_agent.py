@@ -226,3 +226,20 @@ def test_the_rate_limit_holds_across_two_worker_processes(tmp_path, fake_llm, ke
         testbed.cancel(root)
         assert testbed.wait(root, timeout=30).status == "cancelled"
     assert len(fake_llm.requests) == 5
+
+
+def test_a_key_kept_as_stored_credentials_is_found_by_readiness_and_used(tmp_path, fake_llm, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with Testbed(tmp_path, plugins=[agent]) as testbed:
+        [doc_id] = add_documents(testbed, 1)
+        testbed.runtime.credentials.save("llm", base_url=fake_llm.base_url,
+                                         headers={"Authorization": f"Bearer {fake_llm.api_key}"})
+        steps = definition(provider="openai", base_url=fake_llm.openai_url, model="m", auth_id="llm",
+                           operation="summarization")
+        assert testbed.not_runnable(steps) == []
+        assert "names no stored credentials" in testbed.not_runnable({**steps, "steps": [
+            {**steps["steps"][0], "config": {**steps["steps"][0]["config"], "auth_id": "nope"}}]})[0]
+        run = testbed.run(steps)
+        assert run.status == "completed", run.error
+        assert fake_llm.requests[0].headers["authorization"] == f"Bearer {fake_llm.api_key}"
+        assert testbed.documents.get(doc_id).summary
