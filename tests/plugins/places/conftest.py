@@ -13,7 +13,6 @@ from places_support import KEY, KEY_VARIABLE
 from quaero.testing import Testbed
 
 
-
 @pytest.fixture(autouse=True)
 def _no_key_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's own key must neither leak into nor rescue a test.
