@@ -9,6 +9,9 @@ look further):
 3. the plugin's settings, ``[plugins.places] api_key`` (or ``QUAERO_PLUGIN_PLACES_API_KEY``), a value or a
    reference, which defaults to ``${GOOGLE_PLACES_API_KEY}``.
 
+Wherever it comes from, the key is sent only to a base URL in ``[plugins.places] allowed_base_urls`` (Google's
+by default), so a definition cannot point ``api_base_url`` at another server to collect it.
+
 The key is read when a request is about to be made and lives only in that request's header and in the
 hash of the rate-limit bucket: never in a job's config or result, a log line, an error or the database.
 """
@@ -16,12 +19,13 @@ hash of the rate-limit bucket: never in a job's config or result, a log line, an
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from quaero.api import ConfigError, JobContext, JobError, NotFound, PluginContext, PluginSettings, Secret
 
-from .options import PlacesOptions
+from .options import DEFAULT_BASE_URL, PlacesOptions
 
 HEADER = "X-Goog-Api-Key"
 FALLBACK_VARIABLE = "GOOGLE_PLACES_API_KEY"
@@ -35,6 +39,28 @@ class PlacesSettings(PluginSettings):
     requests_per_minute: int = Field(600, ge=1, le=100_000, description=(
         "Requests per minute per key and method, held across every worker process (Google's default quota "
         "is 600)."))
+    allowed_base_urls: list[str] = Field([DEFAULT_BASE_URL], description=(
+        "Where a step's api_base_url may point: the key is sent to these only (add a proxy or a test server)."))
+
+    @field_validator("allowed_base_urls")
+    @classmethod
+    def _normalised(cls, urls: list[str]) -> list[str]:
+        return [normalised(url) for url in urls]
+
+
+def normalised(url: str) -> str:
+    """A base URL as compared: scheme and host in lower case, no trailing slash."""
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def unallowed(settings: PlacesSettings, base_url: str) -> str | None:
+    """Why a step may not send its key to ``base_url``, or ``None`` when it may."""
+    if normalised(base_url) in settings.allowed_base_urls:
+        return None
+    return (f"api_base_url {base_url} is not in [plugins.places] allowed_base_urls "
+            f"({', '.join(settings.allowed_base_urls) or 'none'}): the API key is sent only where the operator "
+            f"allows, so a definition cannot send it elsewhere")
 
 
 NO_KEY = ("no Google Places API key: looked in the step's api_key and auth_id (neither is set) and in "
@@ -46,11 +72,14 @@ NO_KEY = ("no Google Places API key: looked in the step's api_key and auth_id (n
 def readiness(ctx: PluginContext, options: PlacesOptions) -> str | None:
     """Why no key can be found for a step with these options, or ``None`` when one can (or may: stored
     credentials are read only when the step runs, so a step's ``auth_id`` is trusted here)."""
+    settings: PlacesSettings = ctx.settings or PlacesSettings()
+    refused = unallowed(settings, options.api_base_url)
+    if refused:
+        return refused
     if options.api_key is not None:
         return _unrevealable(options.api_key, "the step's api_key")
     if options.auth_id:
         return None
-    settings: PlacesSettings = ctx.settings or PlacesSettings()
     if settings.api_key is None:
         return NO_KEY
     reason = _unrevealable(settings.api_key, "[plugins.places] api_key")
@@ -70,6 +99,10 @@ def _unrevealable(secret: Secret, where: str) -> str | None:
 def find_key(ctx: JobContext, options: PlacesOptions) -> str:
     """The key a job's requests carry, by the order above; :class:`JobError` (not retried) saying where it
     looked when there is none."""
+    settings: PlacesSettings = ctx.settings or PlacesSettings()
+    refused = unallowed(settings, options.api_base_url)
+    if refused:
+        raise JobError(refused, retryable=False)
     if options.api_key is not None:
         return _revealed(options.api_key, "the step's api_key")
     auth_id, base_url = options.auth_id, options.api_base_url
@@ -85,7 +118,6 @@ def find_key(ctx: JobContext, options: PlacesOptions) -> str:
         why = (f"they hold no {HEADER} header" if credentials is not None
                else f"their base_url is not {base_url}")
         raise JobError(f"auth_id {auth_id!r}: the stored credentials give no API key ({why})", retryable=False)
-    settings: PlacesSettings = ctx.settings or PlacesSettings()
     if settings.api_key is None:
         raise JobError(NO_KEY, retryable=False)
     return _revealed(settings.api_key, "[plugins.places] api_key")

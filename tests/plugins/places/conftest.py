@@ -28,12 +28,14 @@ def fake() -> Iterator[FakePlaces]:
 
 
 @pytest.fixture
-def bed(tmp_path: Path) -> Iterator[Callable[..., Testbed]]:
-    """``bed(settings={...}, core={...})``: a started Testbed with the places plugin (closed at teardown)."""
+def bed(tmp_path: Path, fake: FakePlaces) -> Iterator[Callable[..., Testbed]]:
+    """``bed(settings={...}, core={...})``: a started Testbed with the places plugin (closed at teardown),
+    whose settings allow the key to go to the fake (and to Google) unless ``settings`` say otherwise."""
     beds: list[Testbed] = []
 
     def factory(*, settings: dict[str, Any] | None = None, core: dict[str, Any] | None = None) -> Testbed:
-        testbed = Testbed(tmp_path, load=["places"], settings={"places": settings or {}}, core=core).start()
+        settings = {"allowed_base_urls": ["https://places.googleapis.com", fake.url], **(settings or {})}
+        testbed = Testbed(tmp_path, load=["places"], settings={"places": settings}, core=core).start()
         beds.append(testbed)
         return testbed
 

@@ -100,6 +100,20 @@ def test_a_key_in_any_place_makes_the_step_runnable(bed, fake, monkeypatch):
     assert bed().not_runnable(no_key) == []
 
 
+def test_the_key_goes_only_to_the_base_urls_the_settings_allow(bed, fake, monkeypatch):
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    testbed = bed(settings={"allowed_base_urls": ["https://places.googleapis.com/"]})
+    elsewhere = definition(fake, search_query="cafés")
+    [reason] = testbed.not_runnable(elsewhere)
+    assert reason == (f"step 'search': api_base_url {fake.url} is not in [plugins.places] allowed_base_urls "
+                      f"(https://places.googleapis.com): the API key is sent only where the operator allows, so a "
+                      f"definition cannot send it elsewhere")
+    with pytest.raises(Conflict):
+        testbed.start_run(elsewhere)
+    assert fake.requests == []
+    assert bed(settings={"allowed_base_urls": [fake.url.upper() + "/"]}).not_runnable(elsewhere) == []
+
+
 def test_over_the_web_api_a_definition_without_a_key_is_not_runnable_and_not_run(bed, fake, monkeypatch):
     from quaero.web.app import create_app
 
@@ -120,9 +134,18 @@ def test_over_the_web_api_a_definition_without_a_key_is_not_runnable_and_not_run
         assert client.get("/api/jobs/definitions/places").json()["runnable"] is False
         monkeypatch.setenv(KEY_VARIABLE, KEY)
         assert client.get("/api/jobs/definitions/places").json()["not_runnable"] == []
-        assert client.post("/api/jobs/definitions/places/execute").status_code == 202
-        assert testbed.runtime.jobs.executions(limit=5) != []
-        assert KEY not in client.get("/api/jobs/definitions/places").text
+        root = client.post("/api/jobs/definitions/places/execute").json()["job_id"]
+        run = testbed.wait(root)
+        assert run.status == "completed", run.error
+        step = run.step("search")
+        shown = client.get(f"/api/jobs/{step.id}").json()
+        assert shown["stats"]["created"] == 5 and shown["stats"]["pages"] == 1
+        pages = [client.get(f"/jobs/{step.id}"), client.get(f"/jobs/{root}"), client.get("/plugins"),
+                 client.get("/api/plugins"), client.get("/api/jobs/definitions/places"), client.get("/settings"),
+                 client.get(f"/documents/{run.documents[0].id}")]
+        assert [page.status_code for page in pages] == [200] * len(pages)
+        assert "places_search" in pages[2].text and "${GOOGLE_PLACES_API_KEY}" in pages[2].text
+        assert not [page.url for page in pages if KEY in page.text]
 
 
 @pytest.mark.parametrize("example", [TEXT_EXAMPLE, NEARBY_EXAMPLE])
