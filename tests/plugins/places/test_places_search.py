@@ -241,7 +241,8 @@ def test_the_key_is_nowhere_in_the_data_dir_logs_jobs_or_errors_after_a_run(bed,
     assert leaked == []
 
 
-@pytest.mark.parametrize("source", ["step", "credentials", "settings", "settings-reference", "environment"])
+@pytest.mark.parametrize("source", ["step", "step-credentials", "credentials", "settings", "settings-reference",
+                                    "environment"])
 def test_the_key_is_found_in_each_documented_place(bed, fake, monkeypatch, source):
     monkeypatch.setenv("OTHER_KEY", "AIzaWRONG")
     settings, config, auth_id = {}, {"api_key": None}, None
@@ -249,6 +250,8 @@ def test_the_key_is_found_in_each_documented_place(bed, fake, monkeypatch, sourc
         monkeypatch.setenv(KEY_VARIABLE, KEY)
         config = {}
         settings = {"api_key": "AIzaWRONG-settings"}  # the step's own key wins
+    elif source == "step-credentials":
+        config = {"api_key": None, "auth_id": "google"}  # runnable on the step's auth_id alone
     elif source == "credentials":
         auth_id = "google"
         settings = {"api_key": "AIzaWRONG-settings"}  # stored credentials come before the settings
@@ -261,7 +264,7 @@ def test_the_key_is_found_in_each_documented_place(bed, fake, monkeypatch, sourc
     else:
         monkeypatch.setenv("GOOGLE_PLACES_API_KEY", KEY)
     testbed = bed(settings=settings)
-    if source == "credentials":
+    if source.endswith("credentials"):
         testbed.runtime.credentials.save("google", base_url=fake.url, headers={"X-Goog-Api-Key": KEY,
                                                                                "X-Other": "not sent"})
     run = testbed.run(definition(fake, search_query="cafés", auth_id=auth_id, **config))
