@@ -10,7 +10,7 @@ KEY = "AIzaTEST-k3y-that-must-never-be-stored-0123"
 KEY_VARIABLE = "PLACES_TEST_KEY"
 
 
-def definition(fake: FakePlaces, *, tags: tuple[str, ...] = ("lisbon",), auth_id: str | None = None,
+def definition(fake: FakePlaces, *, tags: tuple[str, ...] = ("lisbon",), definition_auth_id: str | None = None,
                **config: Any) -> dict[str, Any]:
     """A one-step places_search definition against ``fake``, with the key from ``$PLACES_TEST_KEY`` unless
     ``config`` says otherwise (``api_key=None`` leaves it out)."""
@@ -18,6 +18,6 @@ def definition(fake: FakePlaces, *, tags: tuple[str, ...] = ("lisbon",), auth_id
     config = {key: value for key, value in config.items() if value is not None}
     data: dict[str, Any] = {"name": "places", "tags": list(tags),
                             "steps": [{"name": "search", "action": "places_search", "config": config}]}
-    if auth_id:
-        data["auth_id"] = auth_id
+    if definition_auth_id:
+        data["auth_id"] = definition_auth_id
     return data

@@ -93,9 +93,9 @@ def test_a_key_in_any_place_makes_the_step_runnable(bed, fake, monkeypatch):
     no_key = definition(fake, search_query="cafés", api_key=None)
     assert bed(settings={"api_key": "AIzaFROM-settings"}).not_runnable(no_key) == []
     # A definition's auth_id is not visible to readiness (only the step's options are): name it in the step.
-    assert bed().not_runnable(definition(fake, search_query="cafés", api_key=None, auth_id="stored")) != []
-    assert bed().not_runnable(no_key | {"steps": [{"name": "s", "action": "places_search", "config": {
-        "search_query": "x", "auth_id": "google"}}]}) == []  # credentials are read when the step runs
+    assert bed().not_runnable(definition(fake, search_query="cafés", api_key=None, definition_auth_id="stored")) != []
+    # A step's auth_id counts: its credentials are read when the step runs.
+    assert bed().not_runnable(definition(fake, search_query="cafés", api_key=None, auth_id="google")) == []
     monkeypatch.setenv("GOOGLE_PLACES_API_KEY", KEY)
     assert bed().not_runnable(no_key) == []
 

@@ -245,7 +245,7 @@ def test_the_key_is_nowhere_in_the_data_dir_logs_jobs_or_errors_after_a_run(bed,
                                     "environment"])
 def test_the_key_is_found_in_each_documented_place(bed, fake, monkeypatch, source):
     monkeypatch.setenv("OTHER_KEY", "AIzaWRONG")
-    settings, config, auth_id = {}, {"api_key": None}, None
+    settings, config, definition_auth_id = {}, {"api_key": None}, None
     if source == "step":
         monkeypatch.setenv(KEY_VARIABLE, KEY)
         config = {}
@@ -253,7 +253,7 @@ def test_the_key_is_found_in_each_documented_place(bed, fake, monkeypatch, sourc
     elif source == "step-credentials":
         config = {"api_key": None, "auth_id": "google"}  # runnable on the step's auth_id alone
     elif source == "credentials":
-        auth_id = "google"
+        definition_auth_id = "google"
         settings = {"api_key": "AIzaWRONG-settings"}  # stored credentials come before the settings
     elif source == "settings":
         settings = {"api_key": KEY}
@@ -267,7 +267,7 @@ def test_the_key_is_found_in_each_documented_place(bed, fake, monkeypatch, sourc
     if source.endswith("credentials"):
         testbed.runtime.credentials.save("google", base_url=fake.url, headers={"X-Goog-Api-Key": KEY,
                                                                                "X-Other": "not sent"})
-    run = testbed.run(definition(fake, search_query="cafés", auth_id=auth_id, **config))
+    run = testbed.run(definition(fake, search_query="cafés", definition_auth_id=definition_auth_id, **config))
     assert run.status == "completed", run.error
     [request] = fake.requests
     assert request.headers["x-goog-api-key"] == KEY and "x-other" not in request.headers
@@ -276,9 +276,7 @@ def test_the_key_is_found_in_each_documented_place(bed, fake, monkeypatch, sourc
 def test_a_step_auth_id_without_the_key_header_fails_saying_so(bed, fake):
     testbed = bed()
     testbed.runtime.credentials.save("site", base_url=fake.url, headers={"Authorization": "Bearer x"})
-    run = testbed.run(definition(fake, search_query="cafés", api_key=None, auth_id=None) | {
-        "steps": [{"name": "search", "action": "places_search",
-                   "config": {"api_base_url": fake.url, "search_query": "cafés", "auth_id": "site"}}]})
+    run = testbed.run(definition(fake, search_query="cafés", api_key=None, auth_id="site"))
     assert run.status == "failed"
     assert run.children("search")[0].error_message == ("auth_id 'site': the stored credentials give no API key "
                                                        "(they hold no X-Goog-Api-Key header)")
