@@ -98,7 +98,7 @@ async def check_definition(request: Request) -> JSONResponse:
                 detail: {nullable: true}
                 definition: {type: object}
                 runnable: {type: boolean, description: whether it could run now}
-                not_runnable: {type: array, items: {type: string}, description: why not, one reason per step}
+                not_runnable: {type: array, items: {type: string}, description: "why not, one reason per step"}
       400: {$ref: '#/components/responses/BadRequest'}
       413: {$ref: '#/components/responses/TooLarge'}
     """
