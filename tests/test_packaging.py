@@ -35,9 +35,15 @@ def test_wheel_install_runs_without_the_source_tree(tmp_path):
     # The built-in plugins come through the same entry points as a third party's.
     listed = subprocess.run([sys.executable, "-m", "quaero", "plugins", "--json"], env=env, cwd=tmp_path,
                             capture_output=True, text=True, check=True)
-    crawler = [p for p in json.loads(listed.stdout) if p["name"] == "crawler"]
-    assert crawler and [a["name"] for a in crawler[0]["actions"]] == ["crawl"] and crawler[0]["error"] is None
-    assert crawler[0]["source"] == "entry point quaero_plugins.crawler"
+    plugins = {p["name"]: p for p in json.loads(listed.stdout)}
+    assert {"crawler", "maintenance", "places", "reindex", "transform"} <= set(plugins)
+    crawler = plugins["crawler"]
+    assert [a["name"] for a in crawler["actions"]] == ["crawl"] and crawler["error"] is None
+    assert crawler["source"] == "entry point quaero_plugins.crawler"
+    # The places plugin starts without a key (a step without one is only "not runnable").
+    places = plugins["places"]
+    assert [a["name"] for a in places["actions"]] == ["places_search"] and places["error"] is None
+    assert (target / "quaero_plugins" / "places" / "client.py").is_file()
     # The installed app finds its templates and static files and renders a page with them.
     served = subprocess.run([sys.executable, "-c", SERVE_A_PAGE, str(tmp_path / "app")], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
