@@ -36,7 +36,7 @@ def test_wheel_install_runs_without_the_source_tree(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "quaero", "plugins", "--json"], env=env, cwd=tmp_path,
                             capture_output=True, text=True, check=True)
     plugins = {p["name"]: p for p in json.loads(listed.stdout)}
-    assert {"crawler", "maintenance", "places", "reindex", "transform"} <= set(plugins)
+    assert {"agent", "crawler", "maintenance", "places", "reindex", "transform"} <= set(plugins)
     crawler = plugins["crawler"]
     assert [a["name"] for a in crawler["actions"]] == ["crawl"] and crawler["error"] is None
     assert crawler["source"] == "entry point quaero_plugins.crawler"
