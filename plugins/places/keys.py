@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
-from quaero.api import ConfigError, JobContext, JobError, NotFound, PluginContext, PluginSettings, Secret
+from quaero.api import ConfigError, JobContext, JobError, NotFound, PluginSettings, ReadinessContext, Secret
 
 from .options import DEFAULT_BASE_URL, PlacesOptions
 
@@ -69,47 +69,42 @@ NO_KEY = ("no Google Places API key: looked in the step's api_key and auth_id (n
           "auth_id: naming stored credentials with an " + HEADER + " header")
 
 
-def readiness(ctx: PluginContext, options: PlacesOptions) -> str | None:
-    """Why no key can be found for a step with these options, or ``None`` when one can (or may: stored
-    credentials are read only when the step runs, so a step's ``auth_id`` is trusted here)."""
-    settings: PlacesSettings = ctx.settings or PlacesSettings()
-    refused = unallowed(settings, options.api_base_url)
-    if refused:
-        return refused
-    if options.api_key is not None:
-        return _unrevealable(options.api_key, "the step's api_key")
-    if options.auth_id:
-        return None
-    if settings.api_key is None:
-        return NO_KEY
-    reason = _unrevealable(settings.api_key, "[plugins.places] api_key")
-    if reason and settings.api_key.reference == FALLBACK_VARIABLE:
-        return NO_KEY.replace("(not set either)", f"(reads ${{{FALLBACK_VARIABLE}}}, which is not set)")
-    return reason
+class NoKey(Exception):
+    """No key can be found; the message says where it looked and what to do."""
 
 
-def _unrevealable(secret: Secret, where: str) -> str | None:
+def readiness(ctx: ReadinessContext, options: PlacesOptions) -> str | None:
+    """Why no key can be found for a step with these options, or ``None`` when one can (the same lookup
+    as a job's, the stored credentials included, without sending anything)."""
     try:
-        secret.reveal()
-    except ConfigError as exc:
-        return f"{where}: {exc.message}"
+        lookup(ctx, options)
+    except NoKey as exc:
+        return str(exc)
     return None
 
 
 def find_key(ctx: JobContext, options: PlacesOptions) -> str:
     """The key a job's requests carry, by the order above; :class:`JobError` (not retried) saying where it
     looked when there is none."""
+    try:
+        return lookup(ctx, options)
+    except NoKey as exc:
+        raise JobError(str(exc), retryable=False) from None
+
+
+def lookup(ctx: JobContext | ReadinessContext, options: PlacesOptions) -> str:
+    """The key, by the order above; :class:`NoKey` when there is none."""
     settings: PlacesSettings = ctx.settings or PlacesSettings()
     refused = unallowed(settings, options.api_base_url)
     if refused:
-        raise JobError(refused, retryable=False)
+        raise NoKey(refused)
     if options.api_key is not None:
         return _revealed(options.api_key, "the step's api_key")
     auth_id, base_url = options.auth_id, options.api_base_url
     try:
         credentials = ctx.credentials_for(base_url, auth_id=auth_id)
     except NotFound as exc:
-        raise JobError(f"auth_id: {exc.message}", retryable=False) from None
+        raise NoKey(f"auth_id: {exc.message}") from None
     if credentials is not None:
         for name, value in credentials.headers.items():
             if name.lower() == HEADER.lower() and value:
@@ -117,17 +112,23 @@ def find_key(ctx: JobContext, options: PlacesOptions) -> str:
     if auth_id:  # named for the key: it must hold one
         why = (f"they hold no {HEADER} header" if credentials is not None
                else f"their base_url is not {base_url}")
-        raise JobError(f"auth_id {auth_id!r}: the stored credentials give no API key ({why})", retryable=False)
+        raise NoKey(f"auth_id {auth_id!r}: the stored credentials give no API key ({why})")
     if settings.api_key is None:
-        raise JobError(NO_KEY, retryable=False)
-    return _revealed(settings.api_key, "[plugins.places] api_key")
+        raise NoKey(NO_KEY)
+    try:
+        return settings.api_key.reveal()
+    except ConfigError as exc:
+        if settings.api_key.reference == FALLBACK_VARIABLE:
+            unset = f"(reads ${{{FALLBACK_VARIABLE}}}, which is not set)"
+            raise NoKey(NO_KEY.replace("(not set either)", unset)) from None
+        raise NoKey(f"[plugins.places] api_key: {exc.message}") from None
 
 
 def _revealed(secret: Secret, where: str) -> str:
     try:
         return secret.reveal()
     except ConfigError as exc:
-        raise JobError(f"{where}: {exc.message}", retryable=False) from None
+        raise NoKey(f"{where}: {exc.message}") from None
 
 
 def bucket(key: str, method: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quaero.api import ChildSpec, JobView, PluginContext, StepContext, StepManager
+from quaero.api import ChildSpec, JobView, PluginContext, ReadinessContext, StepContext, StepManager
 
 from . import keys
 from .options import PlacesOptions
@@ -22,7 +22,7 @@ class PlacesManager(StepManager):
         ctx.set_max_depth(1)  # the search (0) and its places' details (1)
         ctx.spawn_many([ChildSpec(SEARCH_TYPE, options.describe(), {}, item_ref=options.search_type)])
 
-    def readiness(self, ctx: PluginContext, options: Any) -> str | None:
+    def readiness(self, ctx: ReadinessContext, options: Any) -> str | None:
         return keys.readiness(ctx, options)
 
     def stats(self, ctx: PluginContext, step: JobView) -> dict[str, Any] | None:

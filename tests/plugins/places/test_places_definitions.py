@@ -92,10 +92,15 @@ def test_without_a_key_anywhere_the_step_cannot_run_and_says_where_it_looked(bed
 def test_a_key_in_any_place_makes_the_step_runnable(bed, fake, monkeypatch):
     no_key = definition(fake, search_query="cafés", api_key=None)
     assert bed(settings={"api_key": "AIzaFROM-settings"}).not_runnable(no_key) == []
-    # A definition's auth_id is not visible to readiness (only the step's options are): name it in the step.
-    assert bed().not_runnable(definition(fake, search_query="cafés", api_key=None, definition_auth_id="stored")) != []
-    # A step's auth_id counts: its credentials are read when the step runs.
-    assert bed().not_runnable(definition(fake, search_query="cafés", api_key=None, auth_id="google")) == []
+    # Stored credentials count, the step's auth_id or the definition's, once they exist and hold the header.
+    testbed = bed()
+    by_definition = definition(fake, search_query="cafés", api_key=None, definition_auth_id="google")
+    by_step = definition(fake, search_query="cafés", api_key=None, auth_id="google")
+    assert "credentials" in testbed.not_runnable(by_definition)[0] and testbed.not_runnable(by_step) != []
+    testbed.runtime.credentials.save("google", base_url=fake.url, headers={"Cookie": "x=1"})
+    assert "hold no X-Goog-Api-Key header" in testbed.not_runnable(by_step)[0]
+    testbed.runtime.credentials.save("google", base_url=fake.url, headers={"X-Goog-Api-Key": KEY})
+    assert testbed.not_runnable(by_definition) == [] and testbed.not_runnable(by_step) == []
     monkeypatch.setenv("GOOGLE_PLACES_API_KEY", KEY)
     assert bed().not_runnable(no_key) == []
 

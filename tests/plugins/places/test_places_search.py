@@ -8,6 +8,8 @@ import pytest
 from fake_places import make_place, quota_failure, retry_info
 from places_support import KEY, KEY_VARIABLE, definition
 
+from quaero.api import Conflict
+
 DEFAULT_MASK = ("places.id,places.displayName,places.formattedAddress,places.location,places.types,"
                 "places.primaryType,places.googleMapsUri,places.businessStatus")
 
@@ -273,13 +275,15 @@ def test_the_key_is_found_in_each_documented_place(bed, fake, monkeypatch, sourc
     assert request.headers["x-goog-api-key"] == KEY and "x-other" not in request.headers
 
 
-def test_a_step_auth_id_without_the_key_header_fails_saying_so(bed, fake):
+def test_a_step_auth_id_without_the_key_header_cannot_run_saying_so(bed, fake):
     testbed = bed()
     testbed.runtime.credentials.save("site", base_url=fake.url, headers={"Authorization": "Bearer x"})
-    run = testbed.run(definition(fake, search_query="cafés", api_key=None, auth_id="site"))
-    assert run.status == "failed"
-    assert run.children("search")[0].error_message == ("auth_id 'site': the stored credentials give no API key "
-                                                       "(they hold no X-Goog-Api-Key header)")
+    steps = definition(fake, search_query="cafés", api_key=None, auth_id="site")
+    reason = ("step 'search': auth_id 'site': the stored credentials give no API key (they hold no "
+              "X-Goog-Api-Key header)")
+    assert testbed.not_runnable(steps) == [reason]
+    with pytest.raises(Conflict, match="they hold no X-Goog-Api-Key header"):
+        testbed.start_run(steps)
     assert fake.requests == []
 
 
