@@ -264,7 +264,6 @@ class LocalModels:
         self._loaded = False
         self._embedder: Any = None
         self._blas: Any = None
-        self._versions: dict[str, str] = {}
         self._languages: dict[str, _Language] = {}
 
     # ------------------------------------------------------------------ loading
@@ -304,14 +303,15 @@ class LocalModels:
             self._blas = threadpoolctl.ThreadpoolController()
             self._embedder = wordllama.WordLlama.load(config=EMBEDDING_CONFIG, cache_dir=folder, dim=EMBEDDING_DIM,
                                                       trunc_dim=EMBEDDING_TRUNC, disable_download=True)
-            # From the installed distributions: yake 0.7.3's own __version__ still says 0.7.1.
-            self._versions = {name: _dist(name) for name in (self.keyword_backend, "sumy", "wordllama")}
             self._loaded = True
 
     def describe(self) -> dict[str, str]:
-        """The models and versions behind the results, for a fingerprint: a change means results change."""
-        self.load()
-        v = self._versions
+        """The models and versions behind the results, for a fingerprint: a change means results change.
+
+        Read from the installed distributions without loading anything: a manager asks it in the server
+        process, which never runs the models."""
+        # From the installed distributions: yake 0.7.3's own __version__ still says 0.7.1.
+        v = {name: _dist(name) for name in (self.keyword_backend, "sumy", "wordllama")}
         return {"keywords": f"{self.keyword_backend}-{v[self.keyword_backend]}-n{YAKE_NGRAM}-{self.keyword_chars}c"
                             f"+wordllama-{v['wordllama']}-{EMBEDDING_CONFIG}_{EMBEDDING_DIM}-{EMBEDDING_TRUNC}"
                             f"-w{YAKE_WEIGHT}",
