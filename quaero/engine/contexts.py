@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -117,9 +117,9 @@ class BaseContext(PluginContext):
         return self._f.outbound.admit(bucket, requests_per_minute=requests_per_minute,
                                       tokens_per_minute=tokens_per_minute, tokens=tokens, wait=self._wait)
 
-    @property
-    def _wait(self) -> Callable[[float], None]:
-        return time.sleep
+    def _wait(self, seconds: float) -> None:
+        """How a rate-limited caller waits (a job's wait ends when it is cancelled)."""
+        time.sleep(seconds)
 
     def children(self, job_id: str, *, status: str | None = None, limit: int = 100,
                  offset: int = 0) -> list[JobView]:
@@ -281,9 +281,8 @@ class CoreJobContext(_StepWorkBase, JobContext):
             self._f.logs.write(step_id, "warn", f"step stopped: {reason} ({cancelled} pending job(s) cancelled)")
         return cancelled
 
-    @property
-    def _wait(self) -> Callable[[float], None]:
-        return self.sleep
+    def _wait(self, seconds: float) -> None:
+        self.sleep(seconds)
 
     @property
     def cancelled(self) -> bool:
