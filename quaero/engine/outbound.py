@@ -35,6 +35,20 @@ def make_client() -> httpx.Client:
                                             max_keepalive_connections=MAX_KEEPALIVE))
 
 
+class Unlimited(RateReservation):
+    """The reservation of a request that no limit counts (nothing is written)."""
+
+    def __init__(self, tokens: int) -> None:
+        self._tokens = tokens
+
+    @property
+    def tokens(self) -> int:
+        return self._tokens
+
+    def settle(self, tokens: int) -> None:
+        self._tokens = max(0, int(tokens))
+
+
 class Outbound:
     """The process's HTTP client (made when first asked for) and its rate limits."""
 
@@ -60,6 +74,8 @@ class Outbound:
             if limit is not None and limit < 1:
                 raise ValueError(f"a rate limit must be at least 1 per minute, not {limit}")
         tokens = max(0, int(tokens))
+        if requests_per_minute is None and tokens_per_minute is None:
+            return Unlimited(tokens)
         while True:
             admission = self.limits.try_admit(bucket, requests_per_minute=requests_per_minute,
                                               tokens_per_minute=tokens_per_minute, tokens=tokens)
