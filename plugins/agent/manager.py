@@ -41,19 +41,13 @@ class AgentManager(StepManager):
     manager_type = "agent"
 
     def readiness(self, ctx: ReadinessContext, options: AgentOptions) -> str | None:
-        where = target(options, settings_of(ctx))
-        if not where.remote:
-            if options.operation == "prompt":
-                return ("the prompt operation needs a remote provider, and the settings' default is local: set "
-                        "provider: openai or gemini on the step")
-            return None
-        try:
-            find_key(ctx, options, where, ctx.credentials_for)
-        except MissingKey as exc:
-            return str(exc)
-        return None
+        if options.operation == "prompt" and not target(options, settings_of(ctx)).remote:
+            return ("the prompt operation needs a remote provider, and the settings' default is local: set "
+                    "provider: openai or gemini on the step")
+        return self._key_problem(ctx, options)
 
-    def _key_problem(self, ctx: StepContext, options: AgentOptions) -> str | None:
+    def _key_problem(self, ctx: ReadinessContext | StepContext, options: AgentOptions) -> str | None:
+        """Why no key can be found for a remote step (``None``: one can, or the step is local)."""
         where = target(options, settings_of(ctx))
         if not where.remote:
             return None
