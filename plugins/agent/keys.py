@@ -3,7 +3,8 @@
 The key is looked for, in order: the step's ``api_key`` (a ``${ENV_VAR}`` reference), the stored
 credentials named by the step's ``auth_id`` (an ``Authorization: Bearer`` or ``x-goog-api-key`` header),
 the plugin settings (``openai_api_key`` / ``gemini_api_key``), then ``OPENAI_API_KEY`` / ``GEMINI_API_KEY``
-in the environment. It is read when a job needs it and is never written anywhere. A key from the settings
+in the environment (a step whose server needs no key, such as Ollama's, says ``key_required: false``).
+It is read when a job needs it and is never written anywhere. A key from the settings
 or the environment goes only to the provider's base URL in the settings (or its default): a step that
 sends its calls elsewhere names its key itself.
 """
@@ -13,9 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any
 
-from quaero.api import ConfigError, NotFound, PluginContext
+from quaero.api import ConfigError, JobContext, NotFound, PluginContext, ReadinessContext, StepContext
 
 from .options import DEFAULT_KEY_VARIABLES, DEFAULT_MODELS, AgentOptions, AgentSettings
 from .provider import DEFAULT_BASE_URLS
@@ -55,21 +55,20 @@ def target(options: AgentOptions, settings: AgentSettings) -> Target:
     return Target(provider, base_url.rstrip("/"), model)
 
 
-def find_key(ctx: PluginContext, options: AgentOptions, where: Target, credentials: Any = None) -> str:
-    """The key for ``where``; :class:`MissingKey` naming the places looked at when there is none.
-
-    ``credentials`` is ``ctx.credentials_for`` (a manager's or worker's context has it; readiness passes it
-    when it can).
-    """
+def find_key(ctx: ReadinessContext | StepContext | JobContext, options: AgentOptions, where: Target) -> str:
+    """The key for ``where`` (``""`` for a step that says its server needs none); :class:`MissingKey`
+    naming the places looked at when there is none."""
     provider = where.provider
+    if not options.key_required:
+        return ""
     if options.api_key is not None:
         try:
             return options.api_key.reveal()
         except ConfigError as exc:
             raise MissingKey(exc.message) from None
-    if options.auth_id and credentials is not None:
+    if options.auth_id:
         try:
-            stored = credentials(where.base_url, auth_id=options.auth_id)
+            stored = ctx.credentials_for(where.base_url, auth_id=options.auth_id)
         except NotFound:
             raise MissingKey(f"auth_id {options.auth_id!r} names no stored credentials") from None
         if stored is None:

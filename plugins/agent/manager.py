@@ -52,7 +52,7 @@ class AgentManager(StepManager):
         if not where.remote:
             return None
         try:
-            find_key(ctx, options, where, ctx.credentials_for)
+            find_key(ctx, options, where)
         except MissingKey as exc:
             return str(exc)
         return None

@@ -44,6 +44,8 @@ class AgentOptions(StepOptions):
         None, description='The key as "${ENV_VAR}"; else auth_id, the settings, then OPENAI_API_KEY / GEMINI_API_KEY.')
     auth_id: str | None = Field(None, description="Stored credentials whose Authorization or x-goog-api-key "
                                                   "header holds the key.")
+    key_required: bool = Field(True, description="false for a server that needs no key (Ollama, llama.cpp): "
+                                                 "no key is looked for or sent.")
     # Which documents
     source_type: str | None = Field(None, description="Only documents of this source type.")
     tags: list[str] = Field(default_factory=list, description="Only documents carrying every one of these tags.")

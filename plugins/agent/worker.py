@@ -167,15 +167,15 @@ class AgentWorker(JobWorker):
     def _remote(self, ctx: JobContext, options: AgentOptions, where: Target,
                 docs: list[Document]) -> list[tuple[Document, Made]]:
         try:
-            key = find_key(ctx, options, where, ctx.credentials_for)
+            key = find_key(ctx, options, where)
         except MissingKey as exc:
             raise JobError(str(exc), retryable=False) from None
         config = ProviderConfig(
             kind="gemini" if where.provider == "gemini" else "openai", base_url=where.base_url, model=where.model,
             api_key=key, timeout=options.timeout, max_output_tokens=options.max_output_tokens,
             temperature=options.temperature, max_retries=options.max_retries)
-        limiter = StepLimiter(ctx, ctx.state.books, f"agent:{where.provider}:{where.base_url}:{fingerprint(key)}",
-                              options)
+        bucket = f"agent:{where.provider}:{where.base_url}:{fingerprint(key) if key else 'no-key'}"
+        limiter = StepLimiter(ctx, ctx.state.books, bucket, options)
         made: list[tuple[Document, Made]] = []
         for doc in docs:
             ctx.check_cancelled()

@@ -2,7 +2,7 @@
 formats, served by uvicorn on 127.0.0.1 (a free port) in a thread.
 
     fake = FakeLLM()                                    # or the ``fake_llm`` fixture of conftest.py
-    fake.openai_url, fake.gemini_url, fake.api_key      # what a provider config needs
+    fake.openai_url, fake.gemini_url, fake.api_key      # what a provider config needs ("" for a keyless server)
     fake.script(openai_error(429, "Rate limit reached", code="rate_limit_exceeded", headers={"retry-after": "2"}),
                 openai_answer('{"title": "x"}'))
     ... the code under test calls the service ...
@@ -461,13 +461,15 @@ def _openai_refusal(status: int, message: str, *, code: str | None = None, param
 def check_openai(record: LLMRequest, raw: bytes, *, api_key: str, models: set[str] | None) -> Refusal:
     """What api.openai.com would refuse in this chat completions request."""
     auth = record.headers.get("authorization")
-    if not auth:
+    if api_key == "":  # a server that needs no key (Ollama, llama.cpp): any header is ignored
+        pass
+    elif not auth:
         return _openai_refusal(401, "You didn't provide an API key. You need to provide your API key in an "
                                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
-    if auth != f"Bearer {api_key}":
+    elif auth != f"Bearer {api_key}":
         return _openai_refusal(401, "Incorrect API key provided: sk-fak*****. You can find your API key at "
                                "https://platform.openai.com/account/api-keys.", code="invalid_api_key")
-    if api_key in record.path or api_key in record.query:
+    elif api_key in record.path or api_key in record.query:
         return _openai_refusal(400, "the API key is in the URL")
     if not record.headers.get("content-type", "").startswith("application/json"):
         return _openai_refusal(400, "the request body must be JSON (Content-Type: application/json)")

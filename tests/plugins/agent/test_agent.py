@@ -243,3 +243,17 @@ def test_a_key_kept_as_stored_credentials_is_found_by_readiness_and_used(tmp_pat
         assert run.status == "completed", run.error
         assert fake_llm.requests[0].headers["authorization"] == f"Bearer {fake_llm.api_key}"
         assert testbed.documents.get(doc_id).summary
+
+
+def test_a_server_that_needs_no_key_gets_none(tmp_path, fake_llm, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with Testbed(tmp_path, plugins=[agent]) as testbed:
+        [doc_id] = add_documents(testbed, 1)
+        steps = definition(provider="openai", base_url=fake_llm.openai_url, model="llama3", key_required=False,
+                           operation="keyword_extraction")
+        assert testbed.not_runnable(steps) == []
+        fake_llm.api_key = ""  # a keyless server, as Ollama's
+        run = testbed.run(steps)
+        assert run.status == "completed", run.error
+        assert "authorization" not in fake_llm.requests[0].headers
+        assert testbed.documents.get(doc_id).keywords
