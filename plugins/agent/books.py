@@ -4,9 +4,11 @@
   ``prompt:<result_key>``): the fingerprint of how it was made (operation, provider, model, prompt,
   parameters) and the content hash of the document it was made from. ``only_missing`` skips a document
   whose row has the same fingerprint and content hash.
-- ``agent_steps``: a step's token accounting. A call reserves its estimate before it is sent (refused when
-  the step's budget cannot hold it with what is used and reserved) and settles to what the provider
-  reported after, each a single statement, so concurrent jobs in any number of processes cannot overspend.
+- ``agent_steps`` and ``agent_reservations``: a step's token accounting. A call reserves its estimate
+  before it is sent (refused when the budget cannot hold it with what is used and reserved) and settles
+  to what the provider reported after, in transactions that serialise on the step's row, so concurrent
+  jobs in any number of processes cannot overspend. A reservation is a lease: one whose process died
+  before settling it expires (after the call's timeout and a margin) instead of holding budget for good.
 """
 
 from __future__ import annotations
@@ -24,22 +26,40 @@ MIGRATIONS = [Migration(1, description="results by document and fingerprint; tok
         PRIMARY KEY (document_id, operation))""",
     "CREATE INDEX agent_results_step ON agent_results (step_id)",
     """CREATE TABLE agent_steps (
-        step_id VARCHAR(40) PRIMARY KEY, budget INTEGER, reserved INTEGER NOT NULL, used INTEGER NOT NULL,
-        calls INTEGER NOT NULL, refused INTEGER NOT NULL)""",
+        step_id VARCHAR(40) PRIMARY KEY, budget INTEGER, used INTEGER NOT NULL, calls INTEGER NOT NULL,
+        refused INTEGER NOT NULL)""",
+    """CREATE TABLE agent_reservations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, step_id VARCHAR(40) NOT NULL, tokens INTEGER NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX agent_reservations_step ON agent_reservations (step_id, expires_at)",
+], postgresql=[
+    """CREATE TABLE agent_results (
+        document_id INTEGER NOT NULL, operation VARCHAR(100) NOT NULL, fingerprint VARCHAR(64) NOT NULL,
+        content_hash VARCHAR(64) NOT NULL, step_id VARCHAR(40) NOT NULL, prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL, made_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (document_id, operation))""",
+    "CREATE INDEX agent_results_step ON agent_results (step_id)",
+    """CREATE TABLE agent_steps (
+        step_id VARCHAR(40) PRIMARY KEY, budget INTEGER, used INTEGER NOT NULL, calls INTEGER NOT NULL,
+        refused INTEGER NOT NULL)""",
+    """CREATE TABLE agent_reservations (
+        id SERIAL PRIMARY KEY, step_id VARCHAR(40) NOT NULL, tokens INTEGER NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX agent_reservations_step ON agent_reservations (step_id, expires_at)",
 ])]
 
 
 @dataclass(frozen=True)
 class StepTokens:
-    """A step's accounting: its budget, tokens reserved by calls under way, tokens used by every call made
-    (failed ones too), calls made and calls the budget refused; and the prompt and completion tokens of the
-    results it stored."""
+    """A step's accounting: its budget, tokens used by every call made (failed ones too), calls made and
+    calls the budget refused, tokens reserved by calls under way; and the prompt and completion tokens of
+    the results it stored."""
 
     budget: int | None
-    reserved: int
     used: int
     calls: int
     refused: int
+    reserved: int
     prompt_tokens: int
     completion_tokens: int
     results: int
@@ -88,38 +108,55 @@ class AgentBooks:
     def open_step(self, step_id: str, budget: int | None) -> None:
         """Start a step's accounting (idempotent: a redelivered start keeps what was counted)."""
         with self.database.transaction():
-            self.database.execute("INSERT INTO agent_steps (step_id, budget, reserved, used, calls, refused) "
-                                  "VALUES (?, ?, 0, 0, 0, 0) ON CONFLICT (step_id) DO NOTHING", (step_id, budget))
+            self.database.execute("INSERT INTO agent_steps (step_id, budget, used, calls, refused) "
+                                  "VALUES (?, ?, 0, 0, 0) ON CONFLICT (step_id) DO NOTHING", (step_id, budget))
 
-    def reserve(self, step_id: str, tokens: int) -> bool:
-        """Set ``tokens`` aside for one call; False (and nothing reserved) when the budget cannot hold them."""
-        row = self.database.write_one(
-            "UPDATE agent_steps SET reserved = reserved + ?, calls = calls + 1 WHERE step_id = ? AND (budget IS NULL "
-            "OR used + reserved + ? <= budget) RETURNING step_id",
-            (tokens, step_id, tokens))
-        if row is None:
-            self.database.write_one("UPDATE agent_steps SET refused = refused + 1 WHERE step_id = ?", (step_id,))
-            return False
-        return True
+    def reserve(self, step_id: str, tokens: int, *, lease: float) -> int | None:
+        """Set ``tokens`` aside for one call, for at most ``lease`` seconds; returns the reservation, or
+        ``None`` (nothing reserved) when the budget cannot hold it with what is used and reserved."""
+        database = self.database
+        lock = " FOR UPDATE" if database.is_postgres else ""  # SQLite's write transaction is the lock
+        with database.transaction():
+            row = database.execute(f"SELECT budget, used FROM agent_steps WHERE step_id = ?{lock}",
+                                   (step_id,)).fetchone()
+            if row is None:
+                return None
+            budget, used = row
+            now = time.time()
+            database.execute("DELETE FROM agent_reservations WHERE step_id = ? AND expires_at < ?", (step_id, now))
+            held = database.execute("SELECT COALESCE(SUM(tokens), 0) FROM agent_reservations WHERE step_id = ?",
+                                    (step_id,)).fetchone()[0]
+            if budget is not None and used + held + tokens > budget:
+                database.execute("UPDATE agent_steps SET refused = refused + 1 WHERE step_id = ?", (step_id,))
+                return None
+            database.execute("UPDATE agent_steps SET calls = calls + 1 WHERE step_id = ?", (step_id,))
+            return int(database.execute("INSERT INTO agent_reservations (step_id, tokens, expires_at) "
+                                        "VALUES (?, ?, ?) RETURNING id", (step_id, tokens, now + lease)).fetchone()[0])
 
-    def settle(self, step_id: str, reserved: int, used: int) -> None:
+    def settle(self, step_id: str, reservation: int, used: int) -> None:
         """Replace a call's reservation with the tokens it used."""
-        self.database.write_one("UPDATE agent_steps SET reserved = reserved - ?, used = used + ? WHERE step_id = ?",
-                                (reserved, used, step_id))
+        with self.database.transaction():
+            self.database.execute("DELETE FROM agent_reservations WHERE id = ?", (reservation,))
+            self.database.execute("UPDATE agent_steps SET used = used + ? WHERE step_id = ?", (used, step_id))
 
     def tokens(self, step_id: str) -> StepTokens | None:
         """A step's accounting, or ``None`` for a step that never opened it."""
-        row = self.database.execute("SELECT budget, reserved, used, calls, refused FROM agent_steps "
-                                    "WHERE step_id = ?", (step_id,)).fetchone()
+        row = self.database.execute("SELECT budget, used, calls, refused FROM agent_steps WHERE step_id = ?",
+                                    (step_id,)).fetchone()
         if row is None:
             return None
+        reserved = self.database.execute("SELECT COALESCE(SUM(tokens), 0) FROM agent_reservations WHERE step_id = ? "
+                                         "AND expires_at >= ?", (step_id, time.time())).fetchone()[0]
         made = self.database.execute("SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
                                      "COUNT(*) FROM agent_results WHERE step_id = ?", (step_id,)).fetchone()
-        return StepTokens(*row, *made)
+        budget, used, calls, refused = row
+        prompt_tokens, completion_tokens, results = made
+        return StepTokens(budget, used, calls, refused, reserved, prompt_tokens, completion_tokens, results)
 
     def forget_steps(self, job_ids: list[str]) -> None:
         """Drop the accounting of deleted steps."""
         for start in range(0, len(job_ids), 500):
             chunk = job_ids[start:start + 500]
-            self.database.execute(f"DELETE FROM agent_steps WHERE step_id IN ({', '.join('?' * len(chunk))})",
-                                  chunk)
+            marks = ", ".join("?" * len(chunk))
+            self.database.execute(f"DELETE FROM agent_steps WHERE step_id IN ({marks})", chunk)
+            self.database.execute(f"DELETE FROM agent_reservations WHERE step_id IN ({marks})", chunk)

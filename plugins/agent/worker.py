@@ -24,6 +24,8 @@ from .remote import complete
 from .tokens import cut_to_tokens, estimate_tokens
 
 WORKER_TYPE = "agent_documents"
+#: Seconds a budget reservation outlives its call's timeout (the rate-limit wait comes after it).
+RESERVATION_MARGIN = 120.0
 
 
 class BudgetSpent(JobError):
@@ -68,7 +70,9 @@ class StepLimiter:
 
     def acquire(self, tokens: int) -> _Admitted:
         step = self.ctx.step
-        if not self.books.reserve(step.id, tokens):
+        # A reservation outlives its call by a margin; one whose process died frees itself after that.
+        held = self.books.reserve(step.id, tokens, lease=self.options.timeout + RESERVATION_MARGIN)
+        if held is None:
             spent = self.books.tokens(step.id)
             used = spent.used if spent else 0
             raise BudgetSpent(f"the step's token budget of {self.options.max_total_tokens} is spent ({used} used, "
@@ -77,20 +81,20 @@ class StepLimiter:
             admitted = self.ctx.rate_limit(self.bucket, requests_per_minute=self.options.requests_per_minute,
                                            tokens_per_minute=self.options.tokens_per_minute, tokens=tokens)
         except BaseException:
-            self.books.settle(step.id, tokens, 0)
+            self.books.settle(step.id, held, 0)
             raise
-        return _Admitted(self, admitted, tokens)
+        return _Admitted(self, admitted, held)
 
 
 class _Admitted:
-    def __init__(self, limiter: StepLimiter, reservation: RateReservation, tokens: int) -> None:
+    def __init__(self, limiter: StepLimiter, reservation: RateReservation, held: int) -> None:
         self.limiter = limiter
         self.reservation = reservation
-        self.tokens = tokens
+        self.held = held
 
     def settle(self, tokens: int) -> None:
         self.reservation.settle(tokens)
-        self.limiter.books.settle(self.limiter.ctx.step.id, self.tokens, tokens)
+        self.limiter.books.settle(self.limiter.ctx.step.id, self.held, tokens)
 
 
 class AgentWorker(JobWorker):

@@ -257,3 +257,33 @@ def test_a_server_that_needs_no_key_gets_none(tmp_path, fake_llm, monkeypatch):
         assert run.status == "completed", run.error
         assert "authorization" not in fake_llm.requests[0].headers
         assert testbed.documents.get(doc_id).keywords
+
+
+def test_a_budget_reservation_whose_process_died_expires(tmp_path):
+    from quaero_plugins.agent.books import AgentBooks
+
+    with Testbed(tmp_path, plugins=[agent]) as testbed:
+        books = AgentBooks(testbed.runtime.tables)
+        books.open_step("step-1", 1000)
+        crashed = books.reserve("step-1", 800, lease=0.2)  # its process is killed before it settles
+        assert crashed is not None and books.reserve("step-1", 300, lease=60) is None
+        assert books.tokens("step-1").reserved == 800
+        import time
+        time.sleep(0.3)
+        held = books.reserve("step-1", 300, lease=60)  # the dead call's lease ran out
+        assert held is not None
+        books.settle("step-1", held, 250)
+        tokens = books.tokens("step-1")
+        assert (tokens.used, tokens.reserved, tokens.calls, tokens.refused) == (250, 0, 2, 1)
+
+
+def test_on_postgresql_results_tokens_and_the_budget_are_kept_the_same_way(tmp_path, fake_llm, key, postgres_url):
+    with Testbed(tmp_path, plugins=[agent], core={"database_url": postgres_url}) as testbed:
+        ids = add_documents(testbed)
+        run = testbed.run(remote(fake_llm, operation="keyword_extraction", max_total_tokens=100_000))
+        assert run.status == "completed", run.error
+        assert all(testbed.documents.get(i).keywords for i in ids)
+        stats = testbed.runtime.step_stats(testbed.runtime.jobs.get(run.step("agent").id))
+        assert stats["results"] == 4 and 0 < stats["tokens_used"] <= 100_000
+        again = testbed.run(remote(fake_llm, operation="keyword_extraction", max_total_tokens=100_000))
+        assert again.children() == [] and len(fake_llm.requests) == 4
