@@ -84,17 +84,15 @@ class AgentManager(StepManager):
     def _candidates(self, ctx: StepContext, options: AgentOptions) -> list[tuple[int, str]]:
         """(id, content hash) of every selected document, the newest first, at most ``limit``."""
         limit = options.limit
+        matching = self._matching(ctx, options.query) if options.query else None
         known: list[tuple[int, str]] = []
         offset = 0
         while limit is None or len(known) < limit:
             page = ctx.documents.list(selection(options), sort="-updated_at", limit=PAGE, offset=offset, bodies=False)
-            known += [(doc.id, doc.content_hash) for doc in page]
+            known += [(doc.id, doc.content_hash) for doc in page if matching is None or doc.id in matching]
             if len(page) < PAGE:
                 break
             offset += PAGE
-        if options.query:
-            matching = self._matching(ctx, options.query)
-            known = [pair for pair in known if pair[0] in matching]
         return known[:limit] if limit is not None else known
 
     def _matching(self, ctx: StepContext, query: str) -> set[int]:

@@ -204,7 +204,8 @@ class JobContext(_StepWork):
                         if_content_hash: str | None = None) -> SaveResult:
         """Change some fields of a stored document and leave the rest as they are (enrichment).
 
-        ``metadata`` is merged into the document's, key by key (a ``None`` value removes the key).
+        ``metadata`` is merged into the document's, key by key (a ``None`` value removes the key). The
+        document's ``updated_at`` (when its content last changed) and who saved it stay as they are.
         ``if_content_hash`` makes the change conditional: when the document's body changed since it was
         read (its ``content_hash`` differs), nothing is written and :class:`quaero.api.Conflict` is raised.
         Raises :class:`quaero.api.NotFound` when the document is gone. A change is announced like a save.

@@ -183,8 +183,9 @@ class DocumentStore:
         """Change only the given fields of a document (``metadata`` merged key by key, ``None`` removing a
         key); returns what changed, with the document's title and reference.
 
-        Who saved the document (``job_id``) stays as it is: enriching a page does not make it the
-        enricher's. :class:`Conflict` when ``if_content_hash`` is given and the body changed since.
+        Who saved the document (``job_id``) and when its content last changed (``updated_at``) stay as they
+        are: enriching a page neither makes it the enricher's nor makes it recent. :class:`Conflict` when
+        ``if_content_hash`` is given and the body changed since.
         """
         with self.database.write():
             row = self.database.execute("SELECT title, source_ref, metadata, keywords, summary, content_hash "
@@ -210,8 +211,7 @@ class DocumentStore:
             if summary is not None and summary != old_summary:
                 values["summary"] = summary
             changed = tuple(name for name in STORED_FIELDS if name in values)
-            if changed:
-                values["updated_at"] = time.time()
+            if changed:  # updated_at stays: it is when the content changed, which enriching does not
                 assignments = ", ".join(f"{name} = ?" for name in values)
                 self.database.execute(f"UPDATE documents SET {assignments} WHERE id = ?", (*values.values(), doc_id))
         return SaveResult(doc_id, created=False, changed=changed, first_for_job=False), title, source_ref

@@ -328,6 +328,7 @@ def test_update_document_changes_only_the_given_fields_and_respects_the_content_
         assert (after.title, after.markdown, after.content_hash) == (before.title, before.markdown,
                                                                      before.content_hash)
         assert after.job_id == before.job_id  # still the saver's document
+        assert after.updated_at == before.updated_at  # enriching does not make it recent
         again = testbed.run("name: enrich\nsteps:\n  - {name: e, action: enrich}")
         assert again.children()[0].result["changed"] == []
 

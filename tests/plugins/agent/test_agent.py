@@ -287,3 +287,22 @@ def test_on_postgresql_results_tokens_and_the_budget_are_kept_the_same_way(tmp_p
         assert stats["results"] == 4 and 0 < stats["tokens_used"] <= 100_000
         again = testbed.run(remote(fake_llm, operation="keyword_extraction", max_total_tokens=100_000))
         assert again.children() == [] and len(fake_llm.requests) == 4
+
+
+def test_a_query_and_a_limit_select_the_newest_matching_documents(tmp_path):
+    collector = (DATA / "garbage_collection.txt").read_text()
+    with Testbed(tmp_path, plugins=[agent]) as testbed:
+        store = testbed.runtime.documents
+
+        def save(ref: str, title: str, markdown: str) -> int:
+            return store.upsert(DocumentInput("web", ref, title=title, markdown=markdown)).id
+
+        oldest = save("old", "Collector", collector)  # past the first thousand, newest first
+        for i in range(1001):
+            save(f"filler-{i}", f"Filler {i}", "Nothing to see here.")
+        newest = save("new", "Collector again", collector)
+        run = testbed.run(definition(operation="keyword_extraction", query='"reference counting"', limit=2))
+        assert run.step("agent").result == {"selected": 2, "already_done": 0, "to_do": 2}
+        assert sorted(i for job in run.children() for i in job.config["ids"]) == [oldest, newest]
+        one = testbed.run(definition(operation="summarization", query='"reference counting"', limit=1))
+        assert [job.config["ids"] for job in one.children()] == [[newest]]
