@@ -27,6 +27,9 @@ from quaero.stores.models import Models
 
 #: Problems of an integrity check kept in the result (the summary says how many there were).
 MAX_PROBLEMS = 20
+#: How often a checkpoint that readers held back is tried again, and the pause (growing) between tries.
+CHECKPOINT_TRIES = 10
+CHECKPOINT_PAUSE = 0.05
 SQLITE_ONLY = "PostgreSQL checkpoints its write-ahead log by itself"
 NO_INTEGRITY_CHECK = ("PostgreSQL has no integrity check without the amcheck extension; data checksums, when "
                       "the cluster has them, are verified on every read")
@@ -85,10 +88,18 @@ class Maintenance(DatabaseMaintenance):
                                     "cutoff": when})
 
     # ------------------------------------------------------------------------------------------------ SQLite
-    def _checkpoint(self) -> bool:
-        """Copy the write-ahead log into the file and truncate it; False when a reader kept part of it."""
-        row = self.database.write_one("PRAGMA wal_checkpoint(TRUNCATE)")
-        return row is not None and not row[0]
+    def _checkpoint(self, tries: int = CHECKPOINT_TRIES) -> bool:
+        """Copy the write-ahead log into the file and truncate it; False when readers kept part of it.
+
+        A reader in the middle of a query (another thread's, another process's, the background PASSIVE
+        checkpointer) keeps the log's frames it may still read: try again for a moment, as it finishes.
+        """
+        for attempt in range(tries):
+            row = self.database.write_one("PRAGMA wal_checkpoint(TRUNCATE)")
+            if row is not None and not row[0]:
+                return True
+            time.sleep(CHECKPOINT_PAUSE * (attempt + 1))
+        return False
 
     def _sqlite_vacuum(self) -> Outcome:
         pages, free = self._scalar("PRAGMA page_count"), self._scalar("PRAGMA freelist_count")
