@@ -13,9 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_wheel_install_runs_without_the_source_tree(tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
-                   check=True, cwd=tmp_path)
+    built = subprocess.run([sys.executable, "-m", "pip", "install", "-v", "--no-deps", "--target", str(target),
+                            str(ROOT)], check=True, cwd=tmp_path, capture_output=True, text=True)
+    # Every folder that holds files is a declared package: setuptools has nothing to warn about.
+    assert "absent from the `packages` configuration" not in built.stdout + built.stderr
     assert (target / "quaero" / "broker" / "sqlite.py").is_file()
+    assert (target / "quaero" / "web" / "static" / "vendor" / "htmx-2.0.11.min.js").is_file()
     # The core's templates install from templates/ as their own package, beside the static files' package.
     installed = {p.name for p in (target / "quaero_templates").iterdir()}
     assert {"__init__.py", "base.html", "job.html", "_step_stats.html", "plugins.html"} <= installed
