@@ -19,6 +19,7 @@ def test_wheel_install_runs_without_the_source_tree(tmp_path):
     assert "absent from the `packages` configuration" not in built.stdout + built.stderr
     assert (target / "quaero" / "broker" / "sqlite.py").is_file()
     assert (target / "quaero" / "web" / "static" / "vendor" / "htmx-2.0.11.min.js").is_file()
+    assert (target / "quaero" / "web" / "static" / "favicon.svg").is_file()
     # The core's templates install from templates/ as their own package, beside the static files' package.
     installed = {p.name for p in (target / "quaero_templates").iterdir()}
     assert {"__init__.py", "base.html", "job.html", "_step_stats.html", "plugins.html"} <= installed

@@ -59,10 +59,9 @@ class JobLogWriter:
         log.log(_PY_LEVELS[level], "[%s] %s", job_id, message)
         with self._lock:
             self._buffer.append((job_id, level, message, stamp))
-        payload: dict[str, Any] = {"job_id": job_id, "level": level, "message": message, "timestamp": iso(stamp)}
-        if metadata:
-            payload["metadata"] = metadata
-        self.bus.publish(JOB_LOG, payload)
+        # The seed's payload always has ``metadata``: ``{}`` for a line that carries none.
+        self.bus.publish(JOB_LOG, {"job_id": job_id, "level": level, "message": message, "timestamp": iso(stamp),
+                                   "metadata": metadata})
         if self._thread is None:
             self.flush()
 

@@ -152,3 +152,18 @@ def test_tag_index_follows_every_write_and_is_built_for_older_databases(stores, 
         database.execute("DROP TABLE document_tags")
     bind_models(database.db)
     assert tag_rows() == [("green", b)]
+
+
+def test_every_job_log_event_has_metadata_as_the_seed_says(stores):
+    from quaero.stores.events import JOB_LOG
+    from quaero.stores.logs import JobLogWriter
+
+    jobs, _ = stores
+    bus = EventBus()
+    seen = []
+    bus.subscribe(lambda event: seen.append(event.payload), [JOB_LOG])
+    writer = JobLogWriter(jobs.database, jobs.models, bus)
+    writer.write("job-1", "info", "plain line")
+    writer.write("job-1", "info", "with figures", saved=3)
+    writer.flush()
+    assert [payload["metadata"] for payload in seen] == [{}, {"saved": 3}]

@@ -137,3 +137,11 @@ def test_dashboard_counts_the_jobs_finished_this_hour(client, runtime):
     assert context["throughput"]["total"] == 122  # 120 children, their step and the execution
     assert context["executions"]["completed"] == 1 and context["running"] == []
     assert "122 in all" in client.get("/").text
+
+
+def test_every_page_names_an_icon_that_is_served(client):
+    page = client.get("/").text
+    assert 'rel="icon" type="image/svg+xml"' in page
+    href = page.split('rel="icon" type="image/svg+xml" href="', 1)[1].split('"', 1)[0]
+    icon = client.get(href)
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
