@@ -20,6 +20,8 @@ from .state import CrawlState
 from .urls import UrlFilter, host_of, normalize_url
 
 ROBOTS_TTL = 3600.0
+#: Seconds the rules of a site whose robots.txt could not be fetched are kept before asking again.
+UNREACHABLE_TTL = 1.0
 CACHED_CRAWLS = 100
 
 
@@ -45,9 +47,11 @@ class RobotsCache:
                 response = client.get(key + "/robots.txt", headers={"User-Agent": user_agent}, timeout=timeout,
                                       follow_redirects=True)
                 rules = rules_for_status(response.status_code, response.text[:500_000])
-            except httpx.HTTPError:
-                rules = rules_for_status(None, None)
-            self._rules[key] = (rules, time.monotonic() + ROBOTS_TTL)
+            except httpx.HTTPError as exc:
+                rules = rules_for_status(None, None, error=f"{type(exc).__name__}: {exc}")
+            # An unreachable site is asked again soon: the next job (or its retry) may find it back.
+            ttl = UNREACHABLE_TTL if rules.unreachable else ROBOTS_TTL
+            self._rules[key] = (rules, time.monotonic() + ttl)
             return rules
 
 

@@ -110,8 +110,12 @@ class RobotsRules:
         sitemaps: list[str] | None = None,
         *,
         default_allow: bool = True,
+        unreachable: str | None = None,
     ) -> None:
         self._groups: dict[str, _Group] = dict(groups or {})
+        #: Why robots.txt could not be had (a network error, a 5xx answer): the site is disallowed because
+        #: it could not be reached, not because it said so.
+        self.unreachable = unreachable
         self.sitemaps: list[str] = list(sitemaps or [])
         self._default_allow = default_allow
         self._lock = threading.Lock()
@@ -123,9 +127,10 @@ class RobotsRules:
         return cls(default_allow=True)
 
     @classmethod
-    def disallow_all(cls) -> RobotsRules:
-        """Rules that allow no URL but ``/robots.txt`` (a 5xx answer or a network error)."""
-        return cls(default_allow=False)
+    def disallow_all(cls, unreachable: str | None = None) -> RobotsRules:
+        """Rules that allow no URL but ``/robots.txt`` (a 5xx answer or a network error: ``unreachable``
+        says which)."""
+        return cls(default_allow=False, unreachable=unreachable)
 
     def __repr__(self) -> str:
         agents = ", ".join(sorted(self._groups)) or ("allow all" if self._default_allow else "disallow all")
@@ -273,19 +278,20 @@ def _parse_delay(value: str) -> float | None:
     return delay
 
 
-def rules_for_status(status: int | None, text: str | None) -> RobotsRules:
+def rules_for_status(status: int | None, text: str | None, *, error: str | None = None) -> RobotsRules:
     """Rules for a robots.txt fetch that ended with HTTP ``status`` (None: no answer at all).
 
     RFC 9309 §2.3.1: a 2xx answer is parsed; 3xx (the redirects were not followed to an end) and 4xx
-    ("unavailable") allow everything; 5xx and network errors ("unreachable") disallow everything.
+    ("unavailable") allow everything; 5xx and network errors (``error``, "unreachable") disallow
+    everything, and the rules say why in ``unreachable``.
     ``429 Too Many Requests`` counts as unreachable, as Google treats it.
     """
     if status is None:
-        return RobotsRules.disallow_all()
+        return RobotsRules.disallow_all(error or "no answer")
     if 200 <= status < 300:
         return parse_robots(text or "")
     if status == 429:
-        return RobotsRules.disallow_all()
+        return RobotsRules.disallow_all("HTTP 429")
     if 300 <= status < 500:
         return RobotsRules.allow_all()
-    return RobotsRules.disallow_all()
+    return RobotsRules.disallow_all(f"HTTP {status}")

@@ -115,7 +115,7 @@ class _Base(JobWorker):
         if crawl.options.respect_robots_txt:
             rules = process.robots.rules(client, url, crawl.options.user_agent, crawl.options.timeout)
             if not rules.allowed(url, crawl.options.user_agent):
-                return "robots"
+                return "robots_unreachable" if rules.unreachable else "robots"
         return None
 
 
@@ -141,6 +141,12 @@ class CrawlerWorker(_Base):
         process = process_of(ctx)
         state = process.books
         reason = self.refuse(process, ctx.http, crawl, url)
+        if reason == "robots_unreachable":
+            # Not a site's "no": it could not be reached at all. The job fails, saying why (and a crawl
+            # whose start pages all fail is failed), instead of passing as a page the site disallowed.
+            rules = process.robots.rules(ctx.http, url, crawl.options.user_agent, crawl.options.timeout)
+            raise JobError(f"{url}: the site could not be reached: its robots.txt gave {rules.unreachable} "
+                           f"(RFC 9309: nothing may be fetched from it until robots.txt can be)")
         if reason is not None:
             ctx.log("info", f"skipped {url}: {reason}")
             state.finish(ctx, url, "skipped", reason)

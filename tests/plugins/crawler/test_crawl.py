@@ -291,3 +291,36 @@ def test_deleting_a_crawl_and_pruning_remove_its_books(crawler, make_site):
     assert outcome.figures["executions_removed"] == 1 and books(step.id) == (0, 0)
     versions = database.execute("SELECT version FROM plugin_migrations WHERE plugin = 'crawler'").fetchall()
     assert versions == [(1,)]
+
+
+class _Closed:
+    """A site nobody answers for: a port that refuses connections."""
+
+    def __init__(self) -> None:
+        import socket
+
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()  # nothing listens there now
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def test_a_site_that_cannot_be_reached_fails_the_crawl_with_the_network_error(crawler):
+    root, step = run_crawl(crawler, _Closed(), wait=60)
+    assert root.status == "failed" and step.status == "failed"
+    [job] = crawler.jobs.children(step.id)
+    assert job.status == "failed" and job.attempts == 3  # retried: a site may come back
+    assert "could not be reached" in job.error_message and "ConnectError" in job.error_message
+    assert "skipped" not in " ".join(line["message"] for line in crawler.logs.read([job.id]))
+
+
+def test_a_site_whose_robots_txt_fails_with_5xx_is_reported_unreachable(crawler, make_site):
+    site = make_site(sitekit.basic)
+    site.route("/robots.txt", lambda request: (503, {}, "down for maintenance"))
+    root, step = run_crawl(crawler, site, wait=60)
+    assert root.status == "failed"
+    [job] = crawler.jobs.children(step.id)
+    assert "its robots.txt gave HTTP 503" in job.error_message and saved(crawler, site) == {}
