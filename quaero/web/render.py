@@ -64,6 +64,22 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} min {rest:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def figure(value: Any) -> str:
+    """A job's figure as a reader wants it: ``robots 3, http_404 1`` for a table of counts, items joined
+    by commas for a list, ``yes``/``no``, fractions with at most two decimals."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".") if value == value else "—"
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {figure(item)}" for key, item in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(figure(item) for item in value) or "none"
+    return str(value)
+
+
 def make_templates(settings: Settings, plugin_dirs: Sequence[Path] = ()) -> jinja2.Environment:
     """An app's Jinja environment: templates from ``settings.templates_dir``, then ``plugin_dirs`` in order,
     then the core's. A ``templates_dir`` that is not a directory is a :class:`ConfigError`."""
@@ -77,6 +93,7 @@ def make_templates(settings: Settings, plugin_dirs: Sequence[Path] = ()) -> jinj
     )
     env.filters["ago"] = ago
     env.filters["duration"] = duration
+    env.filters["figure"] = figure
     versions = {p.name: int(p.stat().st_mtime) for p in STATIC.rglob("*") if p.is_file()}
     env.globals["static"] = lambda name: f"/static/{name}?v={versions.get(Path(name).name, 0)}"
     # The shared macros as a global, so that a block rendered on its own (a live fragment) can call them.

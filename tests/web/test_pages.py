@@ -145,3 +145,12 @@ def test_every_page_names_an_icon_that_is_served(client):
     href = page.split('rel="icon" type="image/svg+xml" href="', 1)[1].split('"', 1)[0]
     icon = client.get(href)
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_job_figures_read_as_text_not_as_python():
+    from quaero.web.render import figure
+
+    assert figure({"robots": 3, "http_404": 1}) == "robots 3, http_404 1"
+    assert figure(["a", "b"]) == "a, b" and figure([]) == "none" and figure({}) == "none"
+    assert figure(12.3456) == "12.35" and figure(2.0) == "2" and figure(True) == "yes" and figure(None) == "—"
+    assert figure(1234) == "1234" and figure("text") == "text"
