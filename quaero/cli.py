@@ -247,10 +247,11 @@ class _LiveDisplay:
 
     def __init__(self, name: str, out: TextIO) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # MofNCompleteColumn writes "0/?" while the total is unknown (a plain "{task.total}" wrote "0/None").
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[text]}"),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[text]}"),
                                  TimeElapsedColumn(), transient=False, console=Console(file=out))
         self.task = self.progress.add_task(name, total=None, text="starting")
         self.progress.start()

@@ -302,3 +302,14 @@ def test_search_prints_ranked_results_and_refuses_a_malformed_query(tmp_path):
 
     bad = quaero("search", "python OR", "--data-dir", "data", cwd=tmp_path)
     assert bad.returncode == 2 and "the query ends with OR" in bad.stderr and bad.stdout == ""
+
+
+def test_the_live_bar_says_what_it_knows_before_the_total_is_known():
+    import io
+
+    from quaero.cli import _LiveDisplay
+
+    out = io.StringIO()
+    display = _LiveDisplay("crawl", out)
+    display.close()
+    assert "0/?" in out.getvalue() and "None" not in out.getvalue()
