@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from quaero.api import Migration, PluginDatabase
 
-MIGRATIONS = [Migration(1, description="results by document and fingerprint; token accounting per step", sqlite=[
+_TABLES = [
     """CREATE TABLE agent_results (
         document_id INTEGER NOT NULL, operation VARCHAR(100) NOT NULL, fingerprint VARCHAR(64) NOT NULL,
         content_hash VARCHAR(64) NOT NULL, step_id VARCHAR(40) NOT NULL, prompt_tokens INTEGER NOT NULL,
@@ -29,24 +29,15 @@ MIGRATIONS = [Migration(1, description="results by document and fingerprint; tok
         step_id VARCHAR(40) PRIMARY KEY, budget INTEGER, used INTEGER NOT NULL, calls INTEGER NOT NULL,
         refused INTEGER NOT NULL)""",
     """CREATE TABLE agent_reservations (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, step_id VARCHAR(40) NOT NULL, tokens INTEGER NOT NULL,
+        id {serial}, step_id VARCHAR(40) NOT NULL, tokens INTEGER NOT NULL,
         expires_at DOUBLE PRECISION NOT NULL)""",
     "CREATE INDEX agent_reservations_step ON agent_reservations (step_id, expires_at)",
-], postgresql=[
-    """CREATE TABLE agent_results (
-        document_id INTEGER NOT NULL, operation VARCHAR(100) NOT NULL, fingerprint VARCHAR(64) NOT NULL,
-        content_hash VARCHAR(64) NOT NULL, step_id VARCHAR(40) NOT NULL, prompt_tokens INTEGER NOT NULL,
-        completion_tokens INTEGER NOT NULL, made_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (document_id, operation))""",
-    "CREATE INDEX agent_results_step ON agent_results (step_id)",
-    """CREATE TABLE agent_steps (
-        step_id VARCHAR(40) PRIMARY KEY, budget INTEGER, used INTEGER NOT NULL, calls INTEGER NOT NULL,
-        refused INTEGER NOT NULL)""",
-    """CREATE TABLE agent_reservations (
-        id SERIAL PRIMARY KEY, step_id VARCHAR(40) NOT NULL, tokens INTEGER NOT NULL,
-        expires_at DOUBLE PRECISION NOT NULL)""",
-    "CREATE INDEX agent_reservations_step ON agent_reservations (step_id, expires_at)",
-])]
+]
+# The backends differ only in how an id counts up.
+MIGRATIONS = [Migration(
+    1, description="results by document and fingerprint; token accounting per step",
+    sqlite=[statement.replace("{serial}", "INTEGER PRIMARY KEY AUTOINCREMENT") for statement in _TABLES],
+    postgresql=[statement.replace("{serial}", "SERIAL PRIMARY KEY") for statement in _TABLES])]
 
 
 @dataclass(frozen=True)

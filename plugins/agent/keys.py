@@ -50,9 +50,15 @@ def target(options: AgentOptions, settings: AgentSettings) -> Target:
     provider = options.provider or settings.provider
     if provider == "local":
         return Target("local", "", "")
-    base_url = options.base_url or getattr(settings, f"{provider}_base_url") or DEFAULT_BASE_URLS[provider]
+    base_url = (options.base_url or home_url(settings, provider)).rstrip("/")
     model = options.model or getattr(settings, f"{provider}_model") or DEFAULT_MODELS[provider]
-    return Target(provider, base_url.rstrip("/"), model)
+    return Target(provider, base_url, model)
+
+
+def home_url(settings: AgentSettings, provider: str) -> str:
+    """Where a provider's calls go unless a step says otherwise: the settings' base URL, else its default;
+    the only place a key from the settings or the environment is sent."""
+    return (getattr(settings, f"{provider}_base_url") or DEFAULT_BASE_URLS[provider]).rstrip("/")
 
 
 def find_key(ctx: ReadinessContext | StepContext | JobContext, options: AgentOptions, where: Target) -> str:
@@ -83,7 +89,7 @@ def find_key(ctx: ReadinessContext | StepContext | JobContext, options: AgentOpt
         raise MissingKey(f"the credentials {options.auth_id!r} have no Authorization: Bearer or x-goog-api-key "
                          f"header")
     settings = settings_of(ctx)
-    home = (getattr(settings, f"{provider}_base_url") or DEFAULT_BASE_URLS[provider]).rstrip("/")
+    home = home_url(settings, provider)
     if where.base_url != home:
         # A definition must not be able to send the server's own key to a host of its choosing.
         raise MissingKey(f"the step sends its {provider} calls to its own base_url ({where.base_url}), so it must "

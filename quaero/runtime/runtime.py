@@ -162,7 +162,7 @@ class Runtime:
         ``full`` adds the validated definition."""
         if definition is None:
             try:
-                definition = self.definitions.get(record.id)[1]
+                definition = self.definitions.definition_of(record)
             except DefinitionError as exc:  # stored before a plugin it needs went away, say
                 return {**record_dict(record), "runnable": False, "not_runnable": [exc.message]}
         reasons = self.not_runnable(definition)

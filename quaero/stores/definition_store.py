@@ -145,8 +145,12 @@ class DefinitionStore:
     def get(self, definition_id: str) -> tuple[JobDefinitionRecord, JobDefinition]:
         """The stored row and its validated definition (``enabled`` as stored)."""
         record = self.record(definition_id)
-        definition = self.parse(record.source, origin=f"job definition {definition_id}", default_id=definition_id)
-        return record, definition.model_copy(update={"enabled": record.enabled})
+        return record, self.definition_of(record)
+
+    def definition_of(self, record: JobDefinitionRecord) -> JobDefinition:
+        """A stored row's validated definition (``enabled`` as stored)."""
+        definition = self.parse(record.source, origin=f"job definition {record.id}", default_id=record.id)
+        return definition.model_copy(update={"enabled": record.enabled})
 
     def list(self) -> list[JobDefinitionRecord]:
         """Every stored definition, by id."""
