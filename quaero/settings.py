@@ -7,6 +7,7 @@ layer it came from.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -70,18 +71,39 @@ class Settings(BaseModel):
         default_factory=list, description="Extra plugin modules to import and register (dotted paths)."
     )
     access_token: str | None = Field(None, description="When set, the API, WebSocket and pages require it.")
+    allow_private_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDRs, comma-separated in the environment) that outbound requests may reach "
+                    "although they are private, loopback, link-local or reserved: e.g. 127.0.0.0/8,::1/128.")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("load_plugins", "plugin_modules", mode="before")
+    @field_validator("load_plugins", "plugin_modules", "allow_private_networks", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("allow_private_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        networks = []
+        for item in value:
+            try:
+                networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not a network: write an address or a CIDR such as 127.0.0.0/8 "
+                                 f"or ::1/128") from None
+        return networks
+
+    @property
+    def private_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:attr:`allow_private_networks` parsed."""
+        return tuple(ipaddress.ip_network(item) for item in self.allow_private_networks)
 
     # Derived values, computed so that changing data_dir moves everything with it.
     @property
