@@ -317,10 +317,11 @@ class MessageStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             self._apply_pending(conn, [], nacks)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a failed COMMIT leaves it open
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def release(self, queue_name: str, row_ids: Sequence[int]) -> None:
         """Make rows this process claimed but did not process visible again now, the claim not counted."""

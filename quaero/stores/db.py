@@ -141,11 +141,13 @@ class Database:
             self.db.push_transaction(_Marker)
             try:
                 yield
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            else:
+                # A COMMIT can fail too (a deferred constraint, a full disk, an I/O error): SQLite then
+                # leaves the transaction open, and every later BEGIN on this connection would fail.
                 connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
             finally:
                 self.db.pop_transaction()
 
