@@ -14,7 +14,12 @@ from quaero.stores.models import Models
 
 LEVELS = ("debug", "info", "warn", "error")
 _PY_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+#: Lines kept in memory while the database cannot be written (a full disk): past this, the oldest debug and
+#: info lines go first, then the oldest of any level.
+MAX_BUFFERED = 20_000
+MAX_RETRY_INTERVAL = 1.0  # seconds between tries while writing fails
 log = logging.getLogger("quaero.job")
+logger = logging.getLogger(__name__)
 
 
 def normalise_level(level: str) -> str:
@@ -27,18 +32,22 @@ class JobLogWriter:
     """Buffers job log lines and writes them in one transaction every few milliseconds.
 
     A crawl of thousands of pages logs several lines per page; one transaction per line would spend the
-    database's write capacity on logs instead of on jobs.
+    database's write capacity on logs instead of on jobs. While writes fail (a full disk) the buffer keeps at
+    most ``max_buffered`` lines, the most important ones; once writing works again one line says how many
+    were dropped.
     """
 
     def __init__(self, database: Database, models: Models, bus: EventBus, *, flush_interval: float = 0.05,
-                 keep_debug: bool = False) -> None:
+                 keep_debug: bool = False, max_buffered: int = MAX_BUFFERED) -> None:
         self.database = database
         # Debug lines (one or more per crawled page) are kept only when the log level asks for them.
         self.keep_debug = keep_debug
         self.models = models
         self.bus = bus
         self.flush_interval = flush_interval
+        self.max_buffered = max_buffered
         self._buffer: list[tuple[str, str, str, float]] = []
+        self._dropped = 0  # lines dropped since the last successful write
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._stopped = threading.Event()
@@ -59,6 +68,8 @@ class JobLogWriter:
         log.log(_PY_LEVELS[level], "[%s] %s", job_id, message)
         with self._lock:
             self._buffer.append((job_id, level, message, stamp))
+            if len(self._buffer) > self.max_buffered:
+                self._trim()
         # The seed's payload always has ``metadata``: ``{}`` for a line that carries none.
         self.bus.publish(JOB_LOG, {"job_id": job_id, "level": level, "message": message, "timestamp": iso(stamp),
                                    "metadata": metadata})
@@ -83,20 +94,58 @@ class JobLogWriter:
             except Exception:
                 with self._lock:
                     self._buffer[:0] = batch
+                    if len(self._buffer) > self.max_buffered:
+                        self._trim()
                 raise
+            with self._lock:
+                dropped, self._dropped = self._dropped, 0
+            if dropped:
+                logger.warning("%d job log line(s) were dropped while the database could not be written "
+                               "(more than %d waited in memory)", dropped, self.max_buffered)
+
+    def _trim(self) -> None:
+        """Under ``self._lock``: drop lines down to nine tenths of the limit, least important and oldest first.
+
+        Nine tenths, not the limit: while writes keep failing, a trim runs once per tenth of the buffer
+        instead of on every new line.
+        """
+        buffer = self._buffer
+        excess = len(buffer) - self.max_buffered * 9 // 10
+        if excess <= 0:
+            return
+        minor = [i for i, line in enumerate(buffer) if line[1] in ("debug", "info")][:excess]
+        doomed = set(minor)
+        if len(doomed) < excess:  # warnings and errors only, or too few others: the oldest go
+            doomed.update([i for i in range(len(buffer)) if i not in doomed][:excess - len(doomed)])
+        self._buffer = [line for i, line in enumerate(buffer) if i not in doomed]
+        self._dropped += len(doomed)
 
     def _run(self) -> None:
-        while not self._stopped.wait(self.flush_interval):
+        wait = self.flush_interval
+        failing = False
+        while not self._stopped.wait(wait):
             try:
                 self.flush()
             except Exception:
-                logging.getLogger(__name__).exception("could not write job logs; retrying")
+                if not failing:  # once per outage: a full disk must not also fill the process log
+                    logger.exception("could not write job logs; keeping up to %d lines in memory and retrying",
+                                     self.max_buffered)
+                failing = True
+                wait = min(MAX_RETRY_INTERVAL, wait * 2)
+            else:
+                if failing:
+                    logger.info("job logs are written again")
+                failing = False
+                wait = self.flush_interval
 
     def close(self) -> None:
         self._stopped.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.flush()
+        try:
+            self.flush()
+        except Exception:  # the rest of the shutdown must go on
+            logger.exception("%d job log line(s) could not be written at shutdown", len(self._buffer))
 
     def read(
         self,
