@@ -14,7 +14,6 @@ from quaero.api import (
     Credentials,
     Document,
     DocumentInput,
-    JobCancelled,
     JobContext,
     JobError,
     JobView,
@@ -125,14 +124,12 @@ class CrawlerWorker(_Base):
     worker_type = "crawler_url"
 
     def execute(self, ctx: JobContext, job: JobView) -> None:
-        try:
-            self.crawl_page(ctx, job)
-        except Exception as exc:
-            final = job.attempts > self.max_retries or not getattr(exc, "retryable", True)
-            if final and not isinstance(exc, JobCancelled):
-                # The last attempt: the URL gives back its share of the page budget.
-                process_of(ctx).books.finish(ctx, job.config["url"], "failed", type(exc).__name__)
-            raise
+        self.crawl_page(ctx, job)
+
+    def after_failure(self, ctx: JobContext, job: JobView, error: BaseException) -> None:
+        # Failed for good (its last retry, or past the time limit): the URL gives back its share of the
+        # page budget, and a deferred URL takes it.
+        process_of(ctx).books.finish(ctx, job.config["url"], "failed", type(error).__name__)
 
     def crawl_page(self, ctx: JobContext, job: JobView) -> None:
         """Fetch, save and follow one URL."""

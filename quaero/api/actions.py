@@ -85,6 +85,13 @@ class JobWorker(ABC):
         """Do the work of ``job``; raise to fail it (it is retried when ``max_retries`` allows, unless the
         error is a ``JobError(..., retryable=False)``)."""
 
+    def after_failure(self, ctx: JobContext, job: JobView, error: BaseException) -> None:
+        """Called once when ``job`` failed for good, whatever stopped it: its last retry raised, it raised an
+        error that is not retried, or it ran past its time limit (an exception raised into the thread, which
+        ``except Exception`` in :meth:`execute` does not see). Give back what the job held here, such as a
+        share of a budget. It runs just before the job is marked failed; an error it raises is logged."""
+        return None  # optional: by default a failed job holds nothing
+
 
 @dataclass(frozen=True)
 class Action:

@@ -180,17 +180,19 @@ class JobProcessor:
         except (JobCancelled, CancelInterrupt):
             jobs.transition(job_id, "cancelled", allowed_from=("running",))
             logs.write(job_id, "info", "stopped: the job was cancelled")
-        except TimeLimitExceeded:
+        except TimeLimitExceeded as exc:
             # Raised asynchronously: it can land anywhere, even after the job completed.
             limit = worker.time_limit or self.settings.time_limit
-            if self._fail(job_id, f"exceeded the time limit of {limit:g} s"):
+            if self._fail(job_id, f"exceeded the time limit of {limit:g} s", failed=(worker, context, exc)):
                 raise JobFailed(job_id) from None
-        except Exception as exc:
-            self._after_error(worker, job_id, exc)
+        except (KeyboardInterrupt, SystemExit):
+            raise  # the process is leaving: the message comes back and the job resumes elsewhere
+        except BaseException as exc:  # an Exception, or an interrupt of the thread that is none of the above
+            self._after_error(worker, context, job_id, exc)
         finally:
             self.watcher.remove(job_id)
 
-    def _after_error(self, worker: JobWorker, job_id: str, exc: BaseException) -> None:
+    def _after_error(self, worker: JobWorker, context: CoreJobContext, job_id: str, exc: BaseException) -> None:
         message = CurrentMessage.get_current_message()
         retries = message.options.get("retries", 0) if message is not None else worker.max_retries
         error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, JobError) else str(exc)
@@ -203,11 +205,26 @@ class JobProcessor:
                                      f"retry {retries + 1} of {worker.max_retries} in {delay / 1000:.1f} s")
             raise dramatiq.Retry(error, delay=delay) from None
         detail = "".join(traceback.format_exception(exc)) if not isinstance(exc, JobError) else ""
-        if self._fail(job_id, error, detail):
+        if self._fail(job_id, error, detail, failed=(worker, context, exc)):
             raise JobFailed(job_id) from None
 
-    def _fail(self, job_id: str, error: str, detail: str = "") -> bool:
-        """Mark a running job failed and log why; False when it had already finished otherwise."""
+    def _fail(self, job_id: str, error: str, detail: str = "", *,
+              failed: tuple[JobWorker, CoreJobContext, BaseException] | None = None) -> bool:
+        """Mark a running job failed and log why; False when it had already finished otherwise.
+
+        ``failed`` names the worker, context and error whose :meth:`JobWorker.after_failure` runs first. First:
+        a process that dies in between leaves a job that runs again (and finds its share given back), never
+        a failed job whose share is held for good.
+        """
+        if failed is not None:
+            current = self.jobs.find(job_id)
+            if current is None or current.status != "running":  # the limit landed after the job finished
+                return False
+            worker, context, exc = failed
+            try:
+                worker.after_failure(context, context.job, exc)
+            except Exception:
+                log.exception("after_failure of %s failed for job %s", type(worker).__name__, job_id)
         if self.jobs.transition(job_id, "failed", allowed_from=("running",), error=error) is None:
             return False
         self.logs.write(job_id, "error", f"failed: {error}" + (f"\n{detail}" if detail else ""))
