@@ -22,7 +22,7 @@ from quaero.registry import Registry
 from quaero.stores.definition_store import DefinitionStore
 from quaero.stores.definitions import JobDefinition, validate_definition
 from quaero.stores.events import JOB_STATUS_CHANGE, Event, EventBus
-from quaero.stores.jobs import JobManager
+from quaero.stores.jobs import JobManager, Transition
 from quaero.stores.logs import JobLogWriter
 from quaero.stores.models import TERMINAL_STATUSES, Job
 
@@ -155,32 +155,44 @@ class JobDefinitionOrchestrator:
         try:
             if action is None:
                 raise QuaeroError(f"no installed plugin provides action {step.action!r}")
-            step_job_id = self._create_step(action, step, definition, root_id)
+            change = self._create_step(action, step, definition, root, index)
         except Exception as exc:
             log.exception("step %r of %s could not start", step.name, root_id)
             self.logs.write(root_id, "error", f"step {step.name!r} could not start: {exc}")
             self._save_state(root, step_index=index)
             self._after_step(jobs.get(root_id), definition, index, "failed", str(exc))
             return
-        step_jobs = [*root.data.get("step_jobs", []), step_job_id]
-        self._save_state(root, step_index=index, step_jobs=step_jobs)
+        jobs.publish_status(change)
         self.logs.write(root_id, "info", f"step {index + 1}/{len(definition.steps)} "
-                                 f"{step.name!r} ({step.action}) started as {step_job_id}")
-        jobs.transition(step_job_id, "running", allowed_from=("pending",))
-        self.monitor.watch(step_job_id)
+                                 f"{step.name!r} ({step.action}) started as {change.job_id}")
+        self.monitor.watch(change.job_id)
         if jobs.get(root_id).is_terminal:  # cancelled while the step was being created
-            self.on_cancelled(jobs.cancel(step_job_id, reason="cancelled: the execution was cancelled"))
+            self.on_cancelled(jobs.cancel(change.job_id, reason="cancelled: the execution was cancelled"))
 
-    def _create_step(self, action: Any, step: Any, definition: JobDefinition, root_id: str) -> str:
-        """The step's parent job, created by the core; then its manager creates the first children."""
-        step_job = self.steps.create(step, definition, root_id)
+    def _create_step(self, action: Any, step: Any, definition: JobDefinition, root: Job,
+                     index: int) -> Transition:
+        """Create the step's parent job, let its manager create the first children, record the step in the
+        execution's state and start it: all in one transaction.
+
+        All or nothing: a crash anywhere in between leaves either no trace of the step, which a resumed
+        execution starts afresh, or the step recorded and running; never a step that the execution does not
+        know, whose children run while a second one is started in its place. The children's messages go
+        out once the transaction commits.
+        """
+        jobs = self.jobs
+        step_job: Job | None = None
         try:
-            action.manager.start_step(self.contexts.step_context(step_job))
-        except Exception:
-            # A step that could not start leaves no half-made parent behind to be judged by the monitor.
-            self.jobs.cancel(step_job.id, reason="cancelled: the step could not start")
+            with jobs.database.write():
+                step_job = self.steps.create(step, definition, root.id)
+                action.manager.start_step(self.contexts.step_context(step_job))
+                self._save_state(root, step_index=index, step_jobs=[*root.data.get("step_jobs", []), step_job.id])
+                change = jobs.transition(step_job.id, "running", allowed_from=("pending",), publish=False)
+                assert change is not None  # created pending in this very transaction
+        except BaseException:
+            if step_job is not None:
+                self.steps.forget(step_job.id)  # rolled back: it never existed
             raise
-        return step_job.id
+        return change
 
     def _step_finished(self, root_id: str, step_job_id: str) -> None:
         jobs = self.jobs
