@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -18,6 +19,10 @@ from quaero.stores.events import iso
 from quaero.stores.models import JobDefinitionRecord, Models
 
 log = logging.getLogger(__name__)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def definition_source(body: str | bytes, content_type: str | None = None) -> str:
@@ -66,30 +71,76 @@ class DefinitionStore:
         return load_definition_text(source, self.registry, origin=origin, default_id=default_id)
 
     def load_directory(self, directory: Path) -> tuple[list[str], list[str]]:
-        """Sync every ``*.yaml`` / ``*.yml`` file into the store; returns (loaded ids, error messages).
+        """Sync the ``*.yaml`` / ``*.yml`` files that changed since their last import; returns (imported ids,
+        error messages).
 
-        A file's definition replaces the stored one with the same id; a bad file is reported, not fatal.
+        Nothing saved through the API is lost: a file whose content is as it was last imported is left
+        alone (the stored definition may have been edited, disabled or deleted since); a changed file
+        replaces its stored definition unless that was edited since the file's last import, in which case
+        the edit stays and a warning names the file. A definition disabled through the API stays disabled.
+        A bad file is reported, not fatal.
         """
-        loaded: list[str] = []
+        imported: list[str] = []
         errors: list[str] = []
         if not directory.is_dir():
-            return loaded, errors
+            return imported, errors
         for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
             try:
-                source = path.read_text(encoding="utf-8")
-                definition = self.parse(source, origin=str(path), default_id=path.stem)
-                self._save(definition, source, origin=f"file:{path}", replace=True)
-                loaded.append(definition.id)
+                definition_id = self._sync_file(path)
+                if definition_id is not None:
+                    imported.append(definition_id)
             except (DefinitionError, OSError, UnicodeDecodeError) as exc:
                 errors.append(str(exc))
                 log.error("job definition %s skipped: %s", path, exc)
-        return loaded, errors
+        return imported, errors
 
-    def _save(self, definition: JobDefinition, source: str, *, origin: str, replace: bool) -> JobDefinitionRecord:
+    def _sync_file(self, path: Path) -> str | None:
+        """Import one definition file if it changed since its last import; the id it imported, if any."""
+        File, Record = self.models.DefinitionFile, self.models.JobDefinitionRecord
+        source = path.read_text(encoding="utf-8")
+        digest = _sha256(source)
+        known = File.get_or_none(File.path == str(path))
+        if known is not None and known.sha256 == digest:
+            return None
+        definition = self.parse(source, origin=str(path), default_id=path.stem)
+        origin = f"file:{path}"
+        with self.database.write():
+            record = Record.get_or_none(Record.id == definition.id)
+            # Edited through the API since this file was imported (or made there before the file came)?
+            edited = record is not None and (_sha256(record.source) != known.sha256 if known is not None
+                                             else record.origin != origin)
+            if edited:
+                log.warning("job definition file %s changed, but job definition %r was edited through the API "
+                            "since the file was last imported: the edit is kept and the file is not imported "
+                            "(delete the definition, or save the file's content through the API, to take it)",
+                            path, definition.id)
+            else:
+                self._save(definition, source, origin=origin, replace=True,
+                           enabled=self._enabled_after_import(record, definition))
+            values = dict(definition_id=definition.id, sha256=digest, imported_at=time.time())
+            if known is None:
+                File.insert(path=str(path), **values).execute()
+            else:
+                File.update(**values).where(File.path == str(path)).execute()
+        return None if edited else definition.id
+
+    def _enabled_after_import(self, record: JobDefinitionRecord | None, definition: JobDefinition) -> bool:
+        """The file's ``enabled``, unless the stored one was switched through the API since the last import."""
+        if record is None:
+            return definition.enabled
+        try:  # an unedited record's source is the file's previous content
+            before = self.parse(record.source, origin=f"job definition {record.id}", default_id=record.id)
+        except DefinitionError:
+            return definition.enabled
+        return definition.enabled if record.enabled == before.enabled else record.enabled
+
+    def _save(self, definition: JobDefinition, source: str, *, origin: str, replace: bool,
+              enabled: bool | None = None) -> JobDefinitionRecord:
         Record = self.models.JobDefinitionRecord
         stamp = time.time()
         values = dict(name=definition.name, description=definition.description, source=source,
-                      enabled=definition.enabled, schedule=definition.schedule, updated_at=stamp)
+                      enabled=definition.enabled if enabled is None else enabled, schedule=definition.schedule,
+                      updated_at=stamp)
         with self.database.write():
             existing = Record.get_or_none(Record.id == definition.id)
             if existing is None:

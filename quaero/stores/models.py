@@ -117,6 +117,19 @@ class JobDefinitionRecord(pw.Model):
         table_name = "job_definitions"
 
 
+class DefinitionFile(pw.Model):
+    """A definition file as it was when last imported: its content's hash tells a changed file apart from an
+    unchanged one, and the stored definition's hash an edit made through the API since."""
+
+    path = pw.TextField(primary_key=True)
+    definition_id = pw.CharField(max_length=200)
+    sha256 = pw.CharField(max_length=64)
+    imported_at = pw.DoubleField(default=now)
+
+    class Meta:
+        table_name = "definition_files"
+
+
 class Document(pw.Model):
     """One item of the knowledge base."""
 
@@ -165,9 +178,10 @@ class Models:
     JobDefinitionRecord: type[JobDefinitionRecord]
     Document: type[Document]
     Credential: type[Credential]
+    DefinitionFile: type[DefinitionFile]
 
     def all(self) -> list[type[pw.Model]]:
-        return [self.Job, self.JobLog, self.JobDefinitionRecord, self.Document, self.Credential]
+        return [self.Job, self.JobLog, self.JobDefinitionRecord, self.Document, self.Credential, self.DefinitionFile]
 
 
 def _count_change(status: str) -> str:
@@ -286,7 +300,7 @@ def _install_full_text(database: pw.Database) -> None:
 def bind_models(database: pw.Database) -> Models:
     """Subclass every model for ``database``, create the tables that are missing, install the trigger."""
     bound = {}
-    for model in (Job, JobLog, JobDefinitionRecord, Document, Credential):
+    for model in (Job, JobLog, JobDefinitionRecord, Document, Credential, DefinitionFile):
         meta = type("Meta", (), {"database": database, "table_name": model._meta.table_name})
         bound[model.__name__] = type(model.__name__, (model,), {"Meta": meta, "__doc__": model.__doc__})
     models = Models(**bound)
