@@ -7,21 +7,22 @@
   once even when its job runs twice, so ``max_pages`` is exact under concurrency and redelivery.
 - ``crawl_hosts`` and ``crawl_slots``: politeness per host (a delay between requests, a number of requests
   in flight) and the crawl-wide ``concurrency``, shared by every worker process. Slots are leases: a
-  killed process's slot frees itself.
+  killed process's slot frees itself, at once when a process of the same host sees that its holder is
+  gone (:func:`quaero.api.holder_gone`), else within :data:`SLOT_LEASE`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 
-from quaero.api import ChildSpec, JobContext, Migration, PluginDatabase, StepContext
+from quaero.api import ChildSpec, JobContext, Migration, PluginDatabase, StepContext, holder_gone, lease_holder
 
 URL_JOB = "crawler_url"
 NOT_FETCHED = {"robots", "domain", "excluded", "not_included", "invalid"}
 SLOT_LEASE = 15.0  # seconds a politeness slot outlives a process that died holding it
+FREE_DEAD_EVERY = 0.5  # seconds between looks for slots held by dead processes, while waiting for one
 #: The crawler's tables. Version 1 is what earlier releases created on their own (hence IF NOT EXISTS: a
 #: database that has them already adopts them as they are).
 MIGRATIONS = [Migration(1, description="seen-set, page budget, host politeness and slots", sqlite=[
@@ -47,7 +48,8 @@ class CrawlState:
 
     def __init__(self, database: PluginDatabase) -> None:
         self.database = database
-        self.owner = uuid.uuid4().hex  # identifies this process's slot leases
+        self.owner = lease_holder()  # identifies this process's slot leases, and tells when it is gone
+        self._next_dead_check = 0.0
         self._slots_made: set[tuple[str, int]] = set()
         self._held = 0
         self._held_lock = threading.Lock()
@@ -227,8 +229,24 @@ class CrawlState:
                 with self._held_lock:
                     self._held += len(taken)
                 return taken
+            self._free_dead_holders()
             wait(pause)
             pause = min(pause * 2, 0.02)
+
+    def _free_dead_holders(self) -> None:
+        """Free the slots of processes of this host that are gone (at most every :data:`FREE_DEAD_EVERY`)."""
+        now = time.monotonic()
+        with self._held_lock:
+            if now < self._next_dead_check:
+                return
+            self._next_dead_check = now + FREE_DEAD_EVERY
+        holders = [row[0] for row in self.database.execute(
+            "SELECT DISTINCT holder FROM crawl_slots WHERE holder IS NOT NULL AND holder <> ? AND lease_until >= ?",
+            (self.owner, time.time())).fetchall()]
+        for holder in holders:
+            if holder_gone(holder):
+                self.database.write_one("UPDATE crawl_slots SET holder = NULL, lease_until = 0 WHERE holder = ?",
+                                        (holder,))
 
     def _try_slots(self, wanted: list[tuple[str, int]]) -> list[tuple[str, int]] | None:
         now = time.time()

@@ -14,7 +14,8 @@ reports and skips a plugin that needs a version it does not provide.
 
 1.1 added ``ctx.http``, ``ctx.rate_limit`` and :class:`RateReservation`, ``JobContext.update_document`` and
 ``stop_step``, :meth:`StepManager.readiness` (with :class:`ReadinessContext`), and :data:`SecretReference`
-for secrets in step options.
+for secrets in step options. 1.2 added :meth:`JobWorker.after_failure` and, in :mod:`quaero.api.processes`,
+names for lease holders that tell when their process is gone (:func:`lease_holder`, :func:`holder_gone`).
 """
 
 from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
@@ -36,6 +37,7 @@ from quaero.api.hookspecs import hookimpl
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
 from quaero.api.maintenance import DatabaseMaintenance, Outcome
 from quaero.api.outbound import RateReservation
+from quaero.api.processes import ProcessIdentity, holder_gone, lease_holder, this_process
 from quaero.api.settings import PluginSettings, Secret, SecretReference
 from quaero.api.web import WebContext, WebRegistry
 from quaero.errors import (
@@ -49,13 +51,15 @@ from quaero.errors import (
     QueryError,
 )
 
-VERSION = "1.1"
+VERSION = "1.2"
 
 __all__ = [
     "VERSION", "Action", "ChildSpec", "ConfigError", "Conflict", "Credentials", "DatabaseMaintenance",
     "DefinitionError", "DefinitionInfo", "Document", "DocumentFilter", "DocumentInput", "Documents",
     "FullTextIndex", "IndexReport", "JobCancelled", "JobContext", "JobError", "JobView", "JobWorker",
     "Migration", "NotFound", "Outcome", "PluginContext", "PluginDatabase", "PluginHost", "PluginSettings",
+    "ProcessIdentity",
     "QuaeroError", "QueryError", "RateReservation", "ReadinessContext", "SaveResult", "SearchHit", "SearchPage",
-    "Secret", "SecretReference", "StepContext", "StepManager", "StepOptions", "WebContext", "WebRegistry", "hookimpl",
+    "Secret", "SecretReference", "StepContext", "StepManager", "StepOptions", "WebContext", "WebRegistry",
+    "holder_gone", "hookimpl", "lease_holder", "this_process",
 ]

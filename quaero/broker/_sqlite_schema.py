@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from quaero.errors import ConfigError
+
 SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS messages (
@@ -22,6 +24,22 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS messages_queue_visible ON messages (queue, visible_at)",
     "CREATE INDEX IF NOT EXISTS messages_message_id ON messages (message_id)",
 )
+
+# Version 1: the processes that claim, by their ``messages.owner`` stamp: host name, pid and start time, so
+# that another process on the same host can tell at once that one is gone and give its messages back
+# (``seen_at``, the last heartbeat in ms, lets rows of other hosts' processes be forgotten).
+MIGRATIONS = {
+    1: ("""
+    CREATE TABLE IF NOT EXISTS owners (
+        owner TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started TEXT NOT NULL,
+        seen_at INTEGER NOT NULL
+    )
+    """,),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
 
 PRAGMAS = (
     "PRAGMA synchronous = NORMAL",
@@ -112,6 +130,32 @@ DELETE_DEAD = "DELETE FROM messages WHERE queue LIKE '%.XQ' AND id IN (SELECT va
 # to them instead of the whole table, which would hold the write lock for long on a large backlog.
 HEARTBEAT = "UPDATE messages SET visible_at = ? WHERE owner = ? AND queue = ? AND visible_at > ?"
 
+OWNER_SEEN = (
+    "INSERT INTO owners (owner, host, pid, started, seen_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at"
+)
+OWNERS = "SELECT owner, host, pid, started, seen_at FROM owners"
+FORGET_OWNERS = "DELETE FROM owners WHERE owner IN (SELECT value FROM json_each(?))"
+FORGET_IDLE_OWNER = (
+    "DELETE FROM owners WHERE owner = ? AND NOT EXISTS (SELECT 1 FROM messages WHERE owner = ?)"
+)
+
+# The distinct queue names, one index seek each (a skip scan of messages_queue_visible).
+QUEUES = """
+WITH RECURSIVE queues(name) AS (
+    SELECT (SELECT queue FROM messages ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT queue FROM messages WHERE queue > name ORDER BY queue LIMIT 1) FROM queues WHERE name IS NOT NULL
+) SELECT name FROM queues WHERE name IS NOT NULL
+"""
+
+# The messages still held by owners that are gone, visible again now. The claim counted their delivery:
+# a message that kills every process that takes it still ends in the dead letters.
+RECLAIM = (
+    "UPDATE messages SET visible_at = ?, owner = NULL "
+    "WHERE queue = ? AND visible_at > ? AND owner IN (SELECT value FROM json_each(?))"
+)
+
 
 def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     """Open a connection in autocommit mode with the broker's pragmas and make sure the schema exists."""
@@ -132,12 +176,34 @@ def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
         conn.execute(pragma)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in SCHEMA:
-            conn.execute(statement)
+        migrate(conn, path)
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
         raise
-    conn.execute("COMMIT")
     for statement in CLAIM_SETUP:
         conn.execute(statement)
     return conn
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Inside a write: create the tables, or bring those of an older release up to :data:`SCHEMA_VERSION`.
+
+    The version lives in ``PRAGMA user_version`` (0: the first release, which did not set it).
+
+    Raises:
+      ConfigError: for a file that a newer release has migrated further.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise ConfigError(f"queue database {path} has schema version {version}, newer than this release knows "
+                          f"({SCHEMA_VERSION}); run the newer release, or start from a new queue file")
+    for statement in SCHEMA:
+        conn.execute(statement)
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[number]:
+            conn.execute(statement)
+    if version != SCHEMA_VERSION:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -11,7 +11,11 @@ capability                    SQLite    Redis                      RabbitMQ     
 ``can_find_messages``         yes       yes (scans the hashes)     no (only by consuming)      no
 ``supports_dead_letters``     yes       yes                        no (only by consuming)      no
 ``enqueue_many()``            batched   one by one                 one by one                  one by one
+``reclaim_abandoned()``       yes       yes (Dramatiq's acks sets)  not needed (see below)      nothing held
 ============================  ========  =========================  ==========================  ==========
+
+RabbitMQ needs no reclaiming: the server itself puts a consumer's unacknowledged messages back the moment
+its connection closes, and the kernel closes a killed process's connections at once.
 """
 
 from __future__ import annotations
@@ -120,6 +124,14 @@ class QueueInspector(ABC):
     def enqueue_many(self, messages: Sequence[Message]) -> list[Message]:
         """Enqueue messages, in one batch where the backend has one; returns them as enqueued."""
         return [self.broker.enqueue(message) for message in messages]
+
+    def reclaim_abandoned(self) -> int:
+        """Give back at once the messages held by processes of this host that are gone; returns how many.
+
+        Without it they come back when their lease lapses (the SQLite broker's ``queue_lease_ms``, Redis's
+        60 s heartbeat timeout). A backend whose server gives them back itself does nothing here.
+        """
+        return 0
 
     def _no_dead_letters(self) -> Unsupported:
         return Unsupported(f"{type(self.broker).__name__} cannot list its dead letters without consuming them")

@@ -26,6 +26,7 @@ from dramatiq import get_encoder
 from dramatiq.common import dq_name, xq_name
 
 from .inspection import DeadLetter, QueueInspector, QueueStats, dead_letter, fresh_body
+from .redis_owners import RedisOwners
 
 if TYPE_CHECKING:
     from dramatiq.brokers.redis import RedisBroker
@@ -66,6 +67,12 @@ class RedisInspector(QueueInspector):
     def __init__(self, broker: RedisBroker) -> None:
         super().__init__(broker)
         self._requeue = broker.client.register_script(REQUEUE_SCRIPT)
+        self._owners = RedisOwners(broker)
+        self._owners.register()
+
+    def reclaim_abandoned(self) -> int:
+        """The worker ids of this host's gone processes give their messages back (:mod:`.redis_owners`)."""
+        return self._owners.reclaim()
 
     def _key(self, name: str) -> str:
         return f"{self.broker.namespace}:{name}"

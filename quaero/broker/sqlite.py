@@ -182,3 +182,7 @@ class SQLiteInspector(QueueInspector):
         """One transaction for all of them."""
         return self.broker.enqueue_many(messages)
 
+    def reclaim_abandoned(self) -> int:
+        """The store's owners of this host that are gone give their messages back."""
+        return self.broker.store.reclaim_abandoned()
+

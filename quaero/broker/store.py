@@ -4,7 +4,9 @@ Each message is a row of ``messages``; its ``queue`` is ``q``, ``q.DQ`` (delayed
 eta) or ``q.XQ`` (dead letters, kept until deleted). A claim moves a batch of rows' ``visible_at`` one
 lease ahead and stamps them with this process's :attr:`MessageStore.owner`; a heartbeat keeps pushing
 the lease while the work runs, so a process that dies simply lets its leases lapse and the rows come
-back to the other processes. Acks and nacks wait in memory and are written inside the next claim's
+back to the other processes; a process on the same host gives them back at once when it sees that their
+owner is gone (:meth:`MessageStore.reclaim_abandoned`; each owner's host name, pid and start time are
+kept in ``owners``). Acks and nacks wait in memory and are written inside the next claim's
 transaction (or after :data:`ACK_FLUSH_DELAY_S` when idle): delivery is at least once, and a message
 acked but not yet written when the process is killed runs again. Writers of all processes queue on an
 ``flock`` of ``<file>-writer.lock``.
@@ -28,6 +30,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from dramatiq.common import current_millis, q_name, xq_name
+
+from quaero.api.processes import ProcessIdentity, this_process
 
 from . import _sqlite_schema as sql
 from ._sqlite_letters import DeadLetterQueries
@@ -93,6 +97,7 @@ class MessageStore:
         self._lock_fd: int | None = None
         # Identifies this process's claims; a forked child gets its own so it never extends the parent's.
         self._owner = uuid.uuid4().hex
+        self._registered = False  # whether ``owners`` names this process (done before its first claim)
         self._pending_lock = threading.Lock()
         self._acks: list[int] = []
         self._nacks: list[tuple[int, str, int]] = []
@@ -242,6 +247,8 @@ class MessageStore:
         """
         conn = self.connection()
         self._claimed_queues.add(queue_name)
+        if not self._registered:
+            self._register()
         with self._lock:
             acks, nacks = self._take_pending()
             self._lock_writes()
@@ -338,9 +345,58 @@ class MessageStore:
             # long on a large backlog.
             for queue_name in queues:
                 conn.execute(sql.HEARTBEAT, (self._lease_until(now), self._owner, queue_name, now))
+            self._seen(conn, now)
 
         if queues:
             self._write(extend, with_acks=True)
+
+    # -- owners ---------------------------------------------------------------------------------------
+
+    def _seen(self, conn: sqlite3.Connection, now: int) -> None:
+        me = this_process()
+        conn.execute(sql.OWNER_SEEN, (self._owner, me.host, me.pid, me.started, now))
+
+    def _register(self) -> None:
+        """Name this process in ``owners`` (host, pid, start time) before it claims anything."""
+        self._write(self._seen)
+        self._registered = True
+
+    def reclaim_abandoned(self) -> int:
+        """Make visible at once the messages held by processes of this host that are gone; returns how many.
+
+        A process is gone when its pid no longer exists or belongs to a process started at another time
+        (:mod:`quaero.api.processes`). Other hosts' processes cannot be told dead: their leases lapse as
+        before, and their ``owners`` rows are forgotten once they have not been seen for ten leases.
+        """
+        me = this_process()
+        now = current_millis()
+        dead, stale = [], []
+        for owner, host, pid, started, seen_at in self._read(sql.OWNERS):
+            if owner == self._owner:
+                continue
+            if host == me.host and ProcessIdentity(host, pid, started).is_gone():
+                dead.append(owner)
+            elif host != me.host and seen_at < now - 10 * self.lease_ms:
+                stale.append(owner)
+        if not dead and not stale:
+            return 0
+
+        def reclaim(conn: sqlite3.Connection, now: int) -> tuple[int, list[str]]:
+            moved, queues = 0, [row[0] for row in conn.execute(sql.QUEUES)]
+            if dead:
+                owners = json.dumps(dead)
+                for queue_name in queues:
+                    moved += conn.execute(sql.RECLAIM, (now, queue_name, now, owners)).rowcount
+            conn.execute(sql.FORGET_OWNERS, (json.dumps(dead + stale),))
+            return moved, queues
+
+        moved, queues = self._write(reclaim)
+        if moved:
+            logger.info("Gave back %d message(s) held by %d process(es) of this host that are gone.",
+                        moved, len(dead))
+            for queue_name in queues:
+                self.notify(queue_name)
+        return moved
 
     def _heartbeat_loop(self, stop: threading.Event) -> None:
         while not stop.wait(self.lease_ms / 3000):
@@ -350,8 +406,15 @@ class MessageStore:
                 logger.exception("SQLite broker heartbeat failed; retrying in %d ms.", self.lease_ms // 3)
 
     def start_heartbeat(self) -> None:
-        """Extend this process's leases every third of a lease from a daemon thread (idempotent)."""
+        """Extend this process's leases every third of a lease from a daemon thread (idempotent).
+
+        The first call names this process in ``owners`` and gives back at once what processes of this host
+        that are gone still hold: a restarted server does not wait for its dead workers' leases.
+        """
         self.connection()
+        if not self._registered:
+            self._register()
+            self.reclaim_abandoned()
         if self._heartbeat is None or not self._heartbeat.is_alive():
             self._heartbeat_stop = stop = threading.Event()
             self._heartbeat = threading.Thread(
@@ -413,6 +476,10 @@ class MessageStore:
             return
         try:
             self.write_acks()
+            if self._registered:
+                # Holding nothing, this process need not be named any more; holding something (a job that
+                # outlived the shutdown's grace), it stays named so that others take it once it is gone.
+                self._write(lambda conn, now: conn.execute(sql.FORGET_IDLE_OWNER, (self._owner, self._owner)))
         except sqlite3.Error:
             logger.exception("Could not write pending acks on close; those messages will run again.")
         with self._lock:

@@ -19,6 +19,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
 from quaero.broker import QueueInspector, inspector_for, make_broker
+from quaero.broker.reclaimer import Reclaimer
 from quaero.engine.contexts import ContextFactory
 from quaero.engine.deadletters import DeadLetters
 from quaero.engine.monitor import JobMonitor
@@ -123,6 +124,8 @@ class Runtime:
         self.relay: EventRelay | None = None
         self.worker: dramatiq.Worker | None = None
         self.supervisor: WorkerSupervisor | None = None
+        # Messages that this host's dead processes held come back at once, not when their leases lapse.
+        self.reclaimer = Reclaimer(self.queue)
         if role == "worker":
             self.bus.outbox = EventOutbox(events_database(settings))
         else:
@@ -184,6 +187,7 @@ class Runtime:
         """Start the background parts: logs, relay, monitor, orchestrator, scheduler, workers."""
         self.logs.start()
         self.processor.watcher.start()
+        self.reclaimer.start()
         if self.role != "worker":
             loaded, errors = self.definitions.load_directory(Path(self.settings.definitions_dir))
             if loaded:
@@ -230,6 +234,7 @@ class Runtime:
             self.relay.close()
             self.relay = None
         self.processor.watcher.close()
+        self.reclaimer.close()
         self.logs.close()
         self.plugins.close()
         self.outbound.close()

@@ -266,7 +266,7 @@ def test_a_plugin_needing_a_newer_api_is_reported_and_skipped(tmp_path):
         QUAERO_API = "one"
 
     with Testbed(tmp_path, plugins=[("future", Future()), ("malformed", Malformed())]) as testbed:
-        assert "needs plugin API 1.9 and this Quaero provides 1.1; upgrade Quaero" in testbed.plugin_error("future")
+        assert "needs plugin API 1.9 and this Quaero provides 1.2; upgrade Quaero" in testbed.plugin_error("future")
         assert "is not a version such as '1.0'" in testbed.plugin_error("malformed")
         assert testbed.runtime.registry.actions == {}
 

@@ -39,3 +39,32 @@ def test_a_page_stopped_by_its_time_limit_gives_its_budget_back(tmp_path, make_s
         assert runtime.documents.count(source_type="web") == 5
     finally:
         runtime.stop()
+
+
+def test_politeness_slots_of_a_killed_process_are_free_at_once_not_after_their_lease(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "from quaero.api import lease_holder; print(lease_holder(), "
+                              "flush=True); import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    dead = child.stdout.readline().strip()
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    runtime = Runtime(make_settings(tmp_path), role="run")
+    runtime.start()
+    try:
+        books = runtime.plugins.record("crawler").state.books
+        books.acquire_slots([("host:example.org", 1)], time.sleep)  # the rows exist
+        books.release_slots([("host:example.org", 0)])
+        with runtime.database.write():  # what the killed process left: its slot, leased for 15 s more
+            runtime.database.execute("UPDATE crawl_slots SET holder = ?, lease_until = ? WHERE name = ?",
+                                     (dead, time.time() + 15, "host:example.org"))
+        waited: list[float] = []
+        taken = books.acquire_slots([("host:example.org", 1)], lambda s: (waited.append(s), time.sleep(s)))
+        # Before: the slot came free when its lease ran out, 15 s later.
+        assert taken == [("host:example.org", 0)] and sum(waited) < 5
+    finally:
+        runtime.stop()
