@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from quaero.broker import QueueInspector
-from quaero.engine.queue import JobQueue
+from quaero.engine.queue import QUEUE_NAME, JobQueue
 from quaero.registry import Registry
 from quaero.stores.events import JOB_PROGRESS, JOB_STATUS_CHANGE, Event, EventBus, iso
 from quaero.stores.jobs import Counts, JobManager
@@ -48,6 +48,10 @@ class JobMonitor:
         self._deferred: dict[str, float] = {}
         # When to look again for parents whose throttled progress is still owed.
         self._next_orphan_check = time.monotonic() + ORPHAN_CHECK_EVERY
+        # A job waiting out a retry's backoff is pending all that time, its message delayed (on RabbitMQ,
+        # held by a consumer where no count shows it): judge none before its longest backoff is over.
+        longest = max((worker.max_backoff_ms for worker in registry.workers.values()), default=0) / 1000
+        self.orphan_age = max(ORPHAN_AGE, longest + 10.0)
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="quaero-monitor", daemon=True)
         self._unsubscribe = bus.subscribe(self._on_event, [JOB_STATUS_CHANGE])
@@ -97,27 +101,41 @@ class JobMonitor:
             self.check(job_id, force_progress=True)
         if time.monotonic() >= self._next_orphan_check:
             self._next_orphan_check = time.monotonic() + ORPHAN_CHECK_EVERY
-            self.requeue_orphans()
+            self.requeue_orphans(older_than=self.orphan_age)
 
     def requeue_orphans(self, *, older_than: float = ORPHAN_AGE) -> list[str]:
-        """Enqueue again the pending jobs whose message never reached the queue.
+        """Enqueue again the pending jobs whose message never reached the queue; returns their ids.
 
         A process that dies between writing a job and enqueueing its message leaves a pending job that
-        nothing would ever run. Only queues that can look for a message (SQLite, Redis) allow this check;
-        returns the ids requeued.
+        nothing would ever run. Each one found gets a new message generation first
+        (:meth:`JobManager.supersede`), so that if its old message was not lost after all, that one does
+        nothing: the job runs once either way. SQLite and Redis are asked for the messages by id. RabbitMQ
+        cannot look for a message without consuming its queue: there, only while nothing is waiting on the
+        queue (no ready or delayed message) is a pending job taken to have lost its message (one that a
+        consumer holds, unstarted, is superseded, which delays it, never runs it twice).
         """
         queue = self.inspector
-        if not queue.can_find_messages:
-            return []
         rows = self.jobs.stale_pending(older_than=older_than)
-        present = queue.find_messages([job_id for job_id, _ in rows], include_dead=True) if rows else set()
-        orphans = [(job_id, job_type) for job_id, job_type in rows if job_id not in present]
-        for job_id, job_type in orphans:
-            if self.registry.worker(job_type) is None:
+        if not rows:
+            return []
+        if queue.can_find_messages:
+            present = queue.find_messages([job_id for job_id, _ in rows], include_dead=True)
+        else:
+            waiting = queue.stats().get(QUEUE_NAME)
+            if waiting is None or waiting["ready"] or waiting["delayed"]:
+                return []  # they may be among those: the queue cannot tell
+            present = set()
+        requeued = []
+        for job_id, job_type in rows:
+            if job_id in present or self.registry.worker(job_type) is None:
                 continue
-            self.queue.enqueue(job_type, [job_id])
+            generation = self.jobs.supersede(job_id, older_than=older_than)
+            if generation is None:
+                continue  # it started (or ended) meanwhile
+            self.queue.enqueue(job_type, [job_id], generation=generation)
             self.logs.write(job_id, "warn", "its message was lost (a process died); enqueued again")
-        return [job_id for job_id, _ in orphans]
+            requeued.append(job_id)
+        return requeued
 
     def check(self, parent_id: str, *, force_progress: bool = False) -> None:
         """Re-read one parent, publish its progress, and finish it when its children are all done."""

@@ -147,9 +147,13 @@ class JobProcessor:
     def process(self, job_type: str, job_id: str) -> None:
         """Run one job's message: claim it, execute its worker, record the outcome."""
         jobs, logs = self.jobs, self.logs
-        change = jobs.transition(job_id, "running")
+        message = CurrentMessage.get_current_message()
+        generation = message.options.get("generation", 0) if message is not None else None
+        change = jobs.transition(job_id, "running", generation=generation)
         if change is None:
-            return  # finished, cancelled or deleted: a redelivered message does nothing
+            # Finished, cancelled or deleted, or sent again meanwhile: a redelivered or superseded message
+            # does nothing.
+            return
         assert change.row is not None  # a transition returns the job's row
         row = change.row
         if change.old == "running":

@@ -26,13 +26,17 @@ class JobQueue:
         self.inspector = inspector
         self.registry = registry
 
-    def enqueue(self, job_type: str, job_ids: Sequence[str]) -> None:
-        """Put one message per job on the queue; a job type no plugin executes is a :class:`PluginError`."""
+    def enqueue(self, job_type: str, job_ids: Sequence[str], *, generation: int = 0) -> None:
+        """Put one message per job on the queue; a job type no plugin executes is a :class:`PluginError`.
+
+        ``generation``: the jobs' message generation (:meth:`JobManager.supersede`), carried by the message.
+        """
         if self.registry.worker(job_type) is None:
             raise PluginError(f"no installed plugin executes jobs of type {job_type!r}")
+        options = {"generation": generation} if generation else {}
         messages: list[Message[Any]] = [
             Message(queue_name=QUEUE_NAME, actor_name=actor_name(job_type), args=(job_id,), kwargs={},
-                    options={}, message_id=job_id)
+                    options=dict(options), message_id=job_id)
             for job_id in job_ids
         ]
         self.inspector.enqueue_many(messages)

@@ -145,11 +145,13 @@ class JobManager(JobReads):
         allowed_from: Iterable[str] | None = None,
         error: str | None = None,
         publish: bool = True,
+        generation: int | None = None,
     ) -> Transition | None:
         """Move a job to ``new`` if its current state allows it; ``None`` when it does not.
 
         One conditional ``UPDATE ... RETURNING``; a trigger moves the job between its parent's counts in
-        the same statement. This runs twice for every job, so it stays one statement.
+        the same statement. This runs twice for every job, so it stays one statement. ``generation``: only
+        if the job's message generation is this one (a message sent before :meth:`supersede` does nothing).
         """
         allowed = tuple(allowed_from) if allowed_from is not None else ALLOWED[new]
         stamp = time.time()
@@ -167,9 +169,10 @@ class JobManager(JobReads):
         elif new == "completed":
             sets.append("error_message = NULL")  # an earlier attempt's error no longer describes the job
         marks = ", ".join("?" * len(allowed))
-        sql = (f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status IN ({marks}) "
+        fence = "" if generation is None else " AND generation = ?"
+        sql = (f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status IN ({marks}){fence} "
                f"RETURNING {JOB_COLUMNS}")
-        row = self.database.write_one(sql, (*params, job_id, *allowed))
+        row = self.database.write_one(sql, (*params, job_id, *allowed, *(() if generation is None else (generation,))))
         if row is None:
             return None
         job = dict(zip(JOB_FIELDS, row))
@@ -177,6 +180,15 @@ class JobManager(JobReads):
         if publish:
             self.publish_status(result)
         return result
+
+    def supersede(self, job_id: str, *, older_than: float) -> int | None:
+        """Give a pending job untouched for ``older_than`` seconds a new message generation; returns it, or
+        None when the job has moved meanwhile. Its messages sent before do nothing from now on."""
+        stamp = time.time()
+        row = self.database.write_one(
+            "UPDATE jobs SET generation = generation + 1, updated_at = ? WHERE id = ? AND status = 'pending' "
+            "AND updated_at < ? RETURNING generation", (stamp, job_id, stamp - older_than))
+        return row[0] if row else None
 
     def publish_status(self, change: Transition) -> None:
         """Send the seed's ``job_status_change`` event for a transition."""

@@ -38,6 +38,10 @@ class Job(pw.Model):
     payload = pw.TextField(default="{}")
     depth = pw.IntegerField(default=0)
     attempts = pw.IntegerField(default=0)
+    # Bumped when the job's message is sent again because it looked lost; a message carries the generation
+    # it was sent for (``options["generation"]``, 0 when absent) and runs the job only while it matches, so
+    # that a message that was not lost after all does nothing.
+    generation = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
     # Counts of direct children by status, kept in the same transaction as every child transition, so the
     # monitor reads one row instead of counting thousands.
     count_pending = pw.IntegerField(default=0)
@@ -84,6 +88,14 @@ class Job(pw.Model):
 
 # Indexes of earlier versions that a later one replaced: dropped at start so that writes stop paying for them.
 _REPLACED_INDEXES = ("job_definition_id_created_at", "job_created_at")
+# Columns later versions added to tables that exist already: (table, column, definition).
+_ADDED_COLUMNS = (("jobs", "generation", "INTEGER NOT NULL DEFAULT 0"),)
+
+
+def _add_columns(database: pw.Database) -> None:
+    for table, column, definition in _ADDED_COLUMNS:
+        if column not in {c.name for c in database.get_columns(table)}:
+            database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 class JobLog(pw.Model):
@@ -305,11 +317,13 @@ def bind_models(database: pw.Database) -> Models:
         bound[model.__name__] = type(model.__name__, (model,), {"Meta": meta, "__doc__": model.__doc__})
     models = Models(**bound)
     with database.atomic():
+        if isinstance(database, pw.PostgresqlDatabase):
+            database.execute_sql("SELECT pg_advisory_xact_lock(20261128)")  # workers start together
         database.create_tables(models.all(), safe=True)  # and the indexes an existing table lacks
+        _add_columns(database)
         for name in _REPLACED_INDEXES:
             database.execute_sql(f"DROP INDEX IF EXISTS {name}")
         if isinstance(database, pw.PostgresqlDatabase):
-            database.execute_sql("SELECT pg_advisory_xact_lock(20261128)")  # workers start together
             for statement in _POSTGRES_TRIGGER:
                 database.execute_sql(statement)
         else:
