@@ -132,17 +132,29 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Serve the pages and the API, with the monitor, the scheduler and the workers."""
-    import uvicorn
-
     from quaero.runtime.logsetup import configure_logging
-    from quaero.web.app import create_app
+    from quaero.runtime.supervisor import WorkerSupervisor
 
     configure_logging(settings)
-    app = create_app(settings)
-    # No per-message deflate: on a local network it costs more CPU than the bytes it saves (it was most
-    # of the event stream's cost in bench/web.py).
-    uvicorn.run(app, host=settings.host, port=settings.port, ws="websockets-sansio", log_config=None,
-                lifespan="on", ws_per_message_deflate=False)
+    supervisor = None
+    if settings.resolved_worker_processes:
+        # The workers start first, beside the server's own start-up rather than after it: a restarted
+        # server saves pages again as soon as they are up (each one reclaims what dead processes held).
+        supervisor = WorkerSupervisor(settings, settings.resolved_worker_processes)
+        supervisor.start()
+    try:
+        import uvicorn
+
+        from quaero.web.app import create_app
+
+        app = create_app(settings, supervisor=supervisor)
+        # No per-message deflate: on a local network it costs more CPU than the bytes it saves (it was most
+        # of the event stream's cost in bench/web.py).
+        uvicorn.run(app, host=settings.host, port=settings.port, ws="websockets-sansio", log_config=None,
+                    lifespan="on", ws_per_message_deflate=False)
+    finally:
+        if supervisor is not None:  # stopped already by the runtime, unless the server never started
+            supervisor.stop()
     return 0
 
 

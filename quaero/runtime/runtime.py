@@ -72,7 +72,7 @@ class Runtime:
     """The services and background parts of one Quaero process."""
 
     def __init__(self, settings: Settings, *, role: str = "server",
-                 extra_plugins: Iterable[tuple[str, object]] = ()) -> None:
+                 extra_plugins: Iterable[tuple[str, object]] = (), supervisor: WorkerSupervisor | None = None) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
         self.settings = settings
@@ -123,7 +123,8 @@ class Runtime:
         self.scheduler: Scheduler | None = None
         self.relay: EventRelay | None = None
         self.worker: dramatiq.Worker | None = None
-        self.supervisor: WorkerSupervisor | None = None
+        # Worker processes started already (``quaero serve`` starts them before building this), or None.
+        self.supervisor: WorkerSupervisor | None = supervisor
         # Messages that this host's dead processes held come back at once, not when their leases lapse.
         self.reclaimer = Reclaimer(self.queue)
         if role == "worker":
@@ -202,10 +203,11 @@ class Runtime:
             if self.scheduler:
                 self.scheduler.start()
         if self.worker_processes:
-            from quaero.runtime.supervisor import WorkerSupervisor
+            if self.supervisor is None:
+                from quaero.runtime.supervisor import WorkerSupervisor
 
-            self.supervisor = WorkerSupervisor(self.settings, self.worker_processes)
-            self.supervisor.start()
+                self.supervisor = WorkerSupervisor(self.settings, self.worker_processes)
+                self.supervisor.start()
         else:
             # Worker threads hand the database writer lock around while others run CPU-bound parsing:
             # a shorter GIL switch interval gets a lock holder back to work sooner (default 5 ms).

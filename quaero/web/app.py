@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from quaero.errors import QuaeroError
 from quaero.runtime import Runtime
+from quaero.runtime.supervisor import WorkerSupervisor
 from quaero.settings import Settings
 from quaero.web import api, api_documents, live, metrics, openapi, pages, pages_documents, stream
 from quaero.web.plugins import plugin_web
@@ -72,10 +73,14 @@ async def _sample_queue(runtime: Runtime) -> None:
             log.warning("queue depth sample failed", exc_info=True)
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
-    """The web application; it starts and stops its runtime with its lifespan unless one is given."""
+def create_app(settings: Settings, *, runtime: Runtime | None = None,
+               supervisor: WorkerSupervisor | None = None) -> Starlette:
+    """The web application; it starts and stops its runtime with its lifespan unless one is given.
+
+    ``supervisor``: worker processes started already, which the runtime it makes takes over.
+    """
     owned = runtime is None
-    served = runtime or Runtime(settings, role="server")
+    served = runtime or Runtime(settings, role="server", supervisor=supervisor)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
