@@ -1,7 +1,9 @@
 """WorkerSupervisor: keeps N ``quaero worker`` processes running for ``quaero serve`` and ``quaero run``.
 
 HTML conversion and parsing hold the GIL, so throughput on N cores needs N processes, not N threads.
-A worker that dies (even by SIGKILL) is restarted; its leased messages come back on their own.
+A worker that dies (even by SIGKILL) is restarted; the messages it held come back at once, since every
+process of the host reclaims what a gone one held (:mod:`quaero.broker.reclaimer`). ``quaero serve`` starts
+the workers before it builds the rest of itself, so that they start up beside it, not after it.
 """
 
 from __future__ import annotations
