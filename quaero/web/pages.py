@@ -24,6 +24,7 @@ from quaero.stores.jobs import JobFilter
 from quaero.stores.logs import LEVELS
 from quaero.stores.models import JOB_STATUSES
 from quaero.stores.views import job_dict
+from quaero.web.charts import time_chart
 from quaero.web.http import int_path, orchestrator_of, read_body, runtime_of
 from quaero.web.plugin_listing import plugins_context
 from quaero.web.render import Page, fragment, layout, page, url_maker
@@ -80,12 +81,22 @@ async def _form(request: Request) -> dict[str, str]:
 def dashboard_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     """Running executions, recent failures, and the last hour's throughput and queue depth."""
     activity = runtime.activity
+    now = time.time()
+    throughput = activity.throughput(minutes=60, now=now)
+    start = now - 3600
+    history = runtime_history(runtime)
     return {
         "running": [job_dict(j) for j in activity.running_executions(limit=20)],
         "failures": [job_dict(j) for j in activity.recent_failures(limit=10)],
         "executions": activity.executions_by_status(),
-        "throughput": activity.throughput(minutes=60).as_dict(),
-        "queue_depth": runtime_history(runtime).points(),
+        "throughput": throughput.as_dict(),
+        "throughput_chart": time_chart(
+            [(start + minute * 60, count) for minute, count in enumerate(throughput.values)],
+            label="jobs finished per minute over the last hour", unit="jobs/min", kind="bars", now=now,
+            empty="No job finished in the last hour."),
+        "queue_depth": history.points(),
+        "queue_chart": time_chart(history.samples, label="messages in the queue over the last hour", unit="messages",
+                                  kind="line", now=now, empty="No samples yet."),
     }
 
 
