@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -299,16 +300,36 @@ def _jobs_noun(where: JobFilter) -> str:
     return f"{where.status} {noun}" if where.status else noun
 
 
-def _print_jobs(listing: dict[str, Any], noun: str, out: TextIO) -> None:
-    """A header row, one row a job, and a last line when more match than are shown."""
+def _print_jobs(listing: dict[str, Any], noun: str, out: TextIO, width: int | None = None) -> None:
+    """A header row, one row a job, and a last line when more match than are shown.
+
+    Rows fit ``width`` columns (the terminal's, when ``out`` is one): the name is cut with "…" to fit, and
+    the type column appears only when the rows are not all executions. Piped output keeps whole names.
+    """
     items = listing["items"]
     if not items:
         print(f"no {noun}", file=out)
         return
-    row = "{:<28}  {:<9}  {:<14}  {:<24}  {}"
-    print(row.format("ID", "STATUS", "TYPE", "CREATED", "NAME"), file=out)
+    if width is None and out.isatty():
+        width = shutil.get_terminal_size((80, 24)).columns
+    with_type = any(job["type"] != "parent" for job in items)
+    id_width = max(len(job["id"]) for job in items)
+    type_width = min(10, max(len(job["type"]) for job in items))
+    columns = [("ID", id_width), ("STATUS", 9)] + ([("TYPE", type_width)] if with_type else []) + [("CREATED", 11)]
+
+    def row(values: list[str], name: str) -> str:
+        cells = [value[:size].ljust(size) for value, (_, size) in zip(values, columns, strict=True)]
+        line = "  ".join(cells) + "  "
+        room = None if width is None else max(10, width - len(line))
+        if room is not None and len(name) > room:
+            name = name[:room - 1] + "…"
+        return line + name
+
+    print(row([title for title, _ in columns], "NAME"), file=out)
     for job in items:
-        print(row.format(job["id"], job["status"], job["type"], job["created_at"], job["name"]), file=out)
+        created = job["created_at"][5:16].replace("T", " ")  # "12-02 06:42" (UTC): --json has the rest
+        values = [job["id"], job["status"], *([job["type"]] if with_type else []), created]
+        print(row(values, job["name"] or ""), file=out)
     if listing["total"] > len(items):
         print(f"{len(items)} of {listing['total']} {noun}; --limit to see more", file=out)
 
