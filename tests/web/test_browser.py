@@ -143,7 +143,7 @@ def test_a_document_with_remote_images_makes_the_browser_call_no_other_host(live
     hits: list[str] = []
 
     class Pixel(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (the standard library's name)
+        def do_GET(self):
             hits.append(self.path)
             self.send_response(200)
             self.send_header("content-type", "image/gif")
