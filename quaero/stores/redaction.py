@@ -149,10 +149,8 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         redactor = self.redactor
-        message = record.getMessage()
-        cleaned = redactor.redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        # The message is formatted here once; the handler's formatter then uses it as it is.
+        record.msg, record.args = redactor.redact(record.getMessage()), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
