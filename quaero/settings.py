@@ -28,6 +28,8 @@ CONFIG_FILE_NAME = "quaero.toml"
 # Variables with the prefix that are not settings: the config file's path, and what a supervisor passes
 # to the worker processes it starts.
 _NOT_SETTINGS = {"QUAERO_CONFIG", "QUAERO_SETTINGS_JSON", "QUAERO_WORKER_INDEX"}
+#: Settings whose values are never shown: not in an error, a page or a log.
+SECRET_SETTINGS = frozenset({"access_token", "secret_key"})
 
 
 class Settings(BaseModel):
@@ -71,6 +73,13 @@ class Settings(BaseModel):
         default_factory=list, description="Extra plugin modules to import and register (dotted paths)."
     )
     access_token: str | None = Field(None, description="When set, the API, WebSocket and pages require it.")
+    secret_key: str | None = Field(
+        None, repr=False,
+        description="Key(s) that encrypt stored credentials (Fernet keys, comma-separated, the first encrypts); "
+                    "default: the key file <data_dir>/secret.key, made on first start.")
+    max_stream_clients: int = Field(
+        100, ge=1, le=100_000,
+        description="WebSocket and Server-Sent Events clients one server process serves at once.")
     allow_private_networks: list[str] = Field(
         default_factory=list,
         description="Networks (CIDRs, comma-separated in the environment) that outbound requests may reach "
@@ -145,7 +154,7 @@ def _problems(exc: ValidationError, model: type[BaseModel], origin: Mapping[str,
         elif error["type"] == "missing" and missing is not None:
             problems.append(f"{prefix}setting {key!r} is required: {missing(key)}")
         else:
-            got = f" (got {error.get('input')!r})" if show_input else ""
+            got = f" (got {error.get('input')!r})" if show_input and key not in SECRET_SETTINGS else ""
             problems.append(f"{prefix}setting {key!r} from {where}: {error['msg']}{got}")
     return ConfigError("; ".join(problems), detail=problems)
 

@@ -1,7 +1,7 @@
 """The Starlette application: the REST API, the pages and the event stream over one Runtime.
 
 Errors from the ``QuaeroError`` tree become ``{"error", "detail"}`` with their status code; nothing a
-client sends produces a 500.
+client sends produces a 500. A 500 (a bug) answers with an error id only; its traceback is logged under it.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
@@ -57,8 +58,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _error(request, 500, "internal error", str(exc))
+    """A bug's answer says only that it happened and under which id; the detail goes to the log."""
+    error_id = secrets.token_hex(6)
+    log.error("unhandled error %s on %s %s", error_id, request.method, request.url.path,
+              exc_info=(type(exc), exc, exc.__traceback__))
+    return _error(request, 500, f"internal error {error_id}: the server's log has the details under this id",
+                  {"error_id": error_id})
 
 
 async def _sample_queue(runtime: Runtime) -> None:

@@ -28,6 +28,7 @@ from quaero.stores.events import JOB_LOG, JOB_SPAWN, JOB_STATUS_CHANGE, Event
 from quaero.web import pages
 from quaero.web.http import runtime_of
 from quaero.web.render import blocks, templates_of
+from quaero.web.slots import websocket_slot
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,13 @@ def _last_log_id(runtime: Runtime, params: Mapping[str, str]) -> int:
 
 
 async def live(websocket: WebSocket) -> None:
-    """Push a page's changed blocks while it is open."""
+    """Push a page's changed blocks while it is open (one of the process's stream slots)."""
+    async with websocket_slot(websocket) as admitted:
+        if admitted:
+            await _live(websocket)
+
+
+async def _live(websocket: WebSocket) -> None:
     runtime = runtime_of(websocket)
     view = VIEWS.get(websocket.path_params["view"])
     await websocket.accept()

@@ -94,7 +94,8 @@ schemas:
       detail:
         description: >-
           null, a text, or a list of `{"path", "message"}` naming each bad field (with `in`: query, path or
-          body, or with `line` and `column` in a job definition)
+          body, or with `line` and `column` in a job definition); for a 500, `{"error_id"}`: the id its
+          traceback is logged under
         nullable: true
   JobStatus:
     type: string

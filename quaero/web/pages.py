@@ -23,6 +23,7 @@ from quaero.runtime import Runtime
 from quaero.stores.jobs import JobFilter
 from quaero.stores.logs import LEVELS
 from quaero.stores.models import JOB_STATUSES
+from quaero.stores.redaction import mask_url
 from quaero.stores.views import job_dict
 from quaero.web.charts import time_chart
 from quaero.web.http import int_path, orchestrator_of, read_body, runtime_of
@@ -414,15 +415,26 @@ SHOWN_SETTINGS = ("data_dir", "database_url", "queue_url", "host", "port", "work
                   "definitions_dir", "log_level", "load_plugins", "plugin_modules")
 
 
+def shown_settings(runtime: Runtime) -> dict[str, object]:
+    """The configuration as the settings page shows it: no secret, and no password in a URL."""
+    shown: dict[str, object] = {name: getattr(runtime.settings, name) for name in SHOWN_SETTINGS}
+    for name in ("database_url", "queue_url"):  # postgresql://user:***@host/db
+        shown[name] = mask_url(getattr(runtime.settings, name))
+    # Of a secret, only whether it is set (and which key seals the credentials, by its public id).
+    shown["access_token"] = "set" if runtime.settings.access_token else "not set"
+    sealer = runtime.credentials.sealer
+    shown["secret_key"] = f"key {sealer.key_id}, from {sealer.source}"
+    return shown
+
+
 async def _settings(request: Request, *, error: str | None = None, form: dict[str, str] | None = None,
                     status_code: int = 200) -> Response:
     """The settings page: the stored credentials (names only) and the configuration in effect."""
     runtime = runtime_of(request)
     credentials = await asyncio.to_thread(runtime.credentials.listing)
-    shown = {name: getattr(runtime.settings, name) for name in SHOWN_SETTINGS}
-    shown["access_token"] = "set" if runtime.settings.access_token else "not set"
     return page("settings.html", layout(request, "/settings", title="Settings", credentials=credentials,
-                                        settings=shown, flash=_flash(request), error=error, form=form or {}),
+                                        settings=shown_settings(runtime), flash=_flash(request), error=error,
+                                        form=form or {}),
                 status_code=status_code)
 
 

@@ -35,9 +35,11 @@ CSRF_HEADER = "x-csrf-token"
 SESSION_COOKIE = "quaero_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_PATHS = ("/login", "/static/", "/api/health")
-# No inline or foreign script may run, whatever a crawled page managed to put into one of ours.
+# No inline or foreign script may run, whatever a crawled page managed to put into one of ours; and no
+# image loads from another host, so a crawled page cannot make the browser call one (tracking pixels,
+# internal addresses): the document view shows remote images as links (quaero/web/sanitize.py).
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                           "img-src 'self' http: https: data:; connect-src 'self'; object-src 'none'; "
+                           "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
                            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = [(b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
                     (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),

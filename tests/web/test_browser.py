@@ -134,3 +134,48 @@ def test_the_dashboard_and_jobs_list_follow_an_execution_live(live_server, page)
     expect(row).to_be_visible(timeout=10_000)
     expect(row.locator(".status")).to_have_text("completed", timeout=30_000)
     assert page.js_errors == []
+
+
+def test_a_document_with_remote_images_makes_the_browser_call_no_other_host(live_server, page):
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Pixel(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("content-type", "image/gif")
+            self.end_headers()
+            self.wfile.write(b"GIF89a")
+
+        def log_message(self, *args):
+            pass
+
+    tracker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pixel)
+    threading.Thread(target=tracker.serve_forever, daemon=True).start()
+    pixel = f"http://127.0.0.1:{tracker.server_address[1]}"
+    try:
+        from quaero.stores.documents import DocumentInput
+
+        doc_id = live_server.runtime.documents.upsert(DocumentInput(
+            "web", "https://x.example/pixel", title="Pixel page",
+            markdown=f"Hello ![tracker]({pixel}/md.gif) and [![logo]({pixel}/logo.gif)](https://example.org/)")).id
+        page.goto(f"{live_server.url}/documents/{doc_id}")
+        expect(page.locator("article.doc-body")).to_contain_text("[image: tracker]")
+        # Should an <img> get past the renderer, the policy still keeps the browser from loading it.
+        blocked = page.evaluate("""src => new Promise(done => {
+            document.addEventListener('securitypolicyviolation', e => done(e.blockedURI), {once: true});
+            setTimeout(() => done(null), 5000);
+            const img = document.createElement('img'); img.src = src;
+            document.querySelector('article.doc-body').append(img);
+        })""", f"{pixel}/injected.gif")
+        assert blocked == f"{pixel}/injected.gif"
+        page.wait_for_timeout(300)
+        assert hits == []
+        # The server does answer: the same browser fetching it directly reaches it.
+        assert page.request.get(f"{pixel}/direct.gif").status == 200 and hits == ["/direct.gif"]
+    finally:
+        tracker.shutdown()
+        tracker.server_close()
