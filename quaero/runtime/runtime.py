@@ -34,6 +34,7 @@ from quaero.engine.steps import Steps
 from quaero.errors import DefinitionError
 from quaero.registry import load_plugins
 from quaero.settings import Settings
+from quaero.stores.accounts import AccountStore
 from quaero.stores.activity import ActivityStore
 from quaero.stores.credentials import CredentialStore
 from quaero.stores.db import Database
@@ -44,6 +45,7 @@ from quaero.stores.documents import DocumentStore
 from quaero.stores.events import EventBus, EventOutbox, EventRelay
 from quaero.stores.fulltext import full_text_index
 from quaero.stores.jobs import JobManager, job_view
+from quaero.stores.login_throttle import LoginThrottle
 from quaero.stores.logs import JobLogWriter
 from quaero.stores.maintenance import Maintenance
 from quaero.stores.models import JobDefinitionRecord, bind_models
@@ -96,6 +98,9 @@ class Runtime:
         self.documents = DocumentStore(self.database, self.models)
         self.definitions = DefinitionStore(self.database, self.models, self.registry)
         self.credentials = CredentialStore(self.database, self.models)
+        self.accounts = AccountStore(self.database, self.models)
+        self.login_throttle = LoginThrottle(self.database, self.models, max_failures=settings.login_max_failures,
+                                            lockout=settings.login_lockout)
         self.search = DocumentSearch(self.database)
         self.activity = ActivityStore(self.database, self.models, job_timeout=settings.default_job_timeout)
         self.dead_letters = DeadLetters(self.queue, self.jobs, self.logs)
