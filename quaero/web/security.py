@@ -122,12 +122,19 @@ class SecurityMiddleware:
         # A WebSocket's frames go straight through: there are no response headers to add to them.
         await self.app(scope, receive, self._with_headers(request, send) if scope["type"] == "http" else send)
 
+    def _refuse(self, request: HTTPConnection, status: int, error: str, detail: str,
+                headers: Mapping[str, str] | None) -> Response:
+        """The refusal's answer; a page says the detail too (its error page shows no text detail)."""
+        if is_page(request.url.path):
+            return self.refuse(request, status, f"{error}: {detail}", None, headers)
+        return self.refuse(request, status, error, detail, headers)
+
     # ------------------------------------------------------------------ rule 1: allowed hosts
     def _check_host(self, request: HTTPConnection) -> Response | None:
         host = request.headers.get("host", "")
         if host_allowed(hostname_of(host), self.allowed_hosts):
             return None
-        return self.refuse(request, 400, f"this server does not answer to the host name {host[:100]!r}",
+        return self._refuse(request, 400, f"this server does not answer to the host name {host[:100]!r}",
                            "add it to the allowed_hosts setting (QUAERO_ALLOWED_HOSTS, comma-separated; * for any) "
                            "if it is a name of this server", None)
 
@@ -159,7 +166,7 @@ class SecurityMiddleware:
         else:
             detail = ("send 'Authorization: Bearer <token>' (an API token from 'quaero users token', or the "
                       "access_token setting), or sign in at /login")
-        return self.refuse(request, 401, "sign in first: this server needs a credential", detail,
+        return self._refuse(request, 401, "sign in first: this server needs a credential", detail,
                            {"www-authenticate": "Bearer"})
 
     def _check_role(self, request: HTTPConnection, method: str) -> Response | None:
@@ -167,7 +174,7 @@ class SecurityMiddleware:
         reason = refusal(principal, method, request.url.path) if principal is not None else None
         if reason is None:
             return None
-        return self.refuse(request, 403, "your role does not allow this", reason, None)
+        return self._refuse(request, 403, "your role does not allow this", reason, None)
 
     # ------------------------------------------------------------------ rule 4: no cross-site writes
     def _check_origin(self, request: HTTPConnection, method: str) -> Response | None:
@@ -185,7 +192,7 @@ class SecurityMiddleware:
             if netloc == host and host_allowed(hostname_of(netloc), self.allowed_hosts):
                 return None
         if origin or headers.get("sec-fetch-site") == "cross-site":
-            return self.refuse(request, 403, "cross-origin request refused",
+            return self._refuse(request, 403, "cross-origin request refused",
                                f"Origin {origin!r} is not this server ({host})", None)
         return None
 
