@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -140,12 +141,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
     from quaero.runtime.logsetup import configure_logging
     from quaero.web.app import create_app
-    from quaero.web.auth import unsafe_bind
+    from quaero.web.auth import hosts_warning, unsafe_bind
 
     refusal = unsafe_bind(settings, cli_users.any_users(settings))
     if refusal:
         raise ConfigError(refusal)
     configure_logging(settings)
+    if warning := hosts_warning(settings):
+        logging.getLogger("quaero.serve").warning(warning)
     app = create_app(settings)
     # No per-message deflate: on a local network it costs more CPU than the bytes it saves (it was most
     # of the event stream's cost in bench/web.py).

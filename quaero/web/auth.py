@@ -83,6 +83,15 @@ def unsafe_bind(settings: Settings, runtime_has_users: bool) -> str | None:
             f"(QUAERO_ACCESS_TOKEN), or listen on 127.0.0.1 only (--host 127.0.0.1)")
 
 
+def hosts_warning(settings: Settings) -> str | None:
+    """What to tell whoever listens on every address with the default allowed hosts (``None``: nothing)."""
+    if settings.allowed_hosts is not None or settings.host.strip("[]") not in ("0.0.0.0", "::", ""):
+        return None
+    return (f"listening on every address ({settings.host}) but answering only requests for "
+            f"{', '.join(settings.resolved_allowed_hosts)}: set allowed_hosts (QUAERO_ALLOWED_HOSTS) to the names "
+            f"and addresses clients use to reach this server")
+
+
 class Authenticator:
     """Finds the principal of a request from its credentials (called in a thread: it reads the database)."""
 

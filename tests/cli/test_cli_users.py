@@ -113,6 +113,7 @@ def test_serve_with_an_account_signs_in_keeps_tokens_out_of_its_log_and_users_re
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=30)
     log = (tmp_path / "data" / "logs" / "quaero.log").read_text()
+    assert "set allowed_hosts (QUAERO_ALLOWED_HOSTS)" in log  # 0.0.0.0 with the default names: said at start
     for text in (output, log):
         assert '"GET /api/jobs HTTP/1.1" 401' in text and "/api/events" in text, text[-2000:]
         assert token not in text and "access_token" not in text

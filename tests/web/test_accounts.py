@@ -337,3 +337,34 @@ def test_a_query_token_opens_the_streams_and_never_reaches_the_log(live_server, 
     logged = caplog.text
     assert "/api/jobs?limit=5" in logged and "/api/events?types=job_status_change" in logged and "/ws?" in logged
     assert token not in logged and "access_token" not in logged
+
+
+# ---------------------------------------------------------------------------------------------- allowed hosts
+def test_allowed_hosts_default_to_the_loopback_names_and_the_bound_address():
+    from quaero.settings import load_settings
+    from quaero.web.security import host_allowed, hostname_of
+
+    default = load_settings(environ={})
+    assert default.resolved_allowed_hosts == ("localhost", "127.0.0.1", "::1")
+    assert load_settings(environ={"QUAERO_HOST": "0.0.0.0"}).resolved_allowed_hosts == default.resolved_allowed_hosts
+    assert load_settings(environ={"QUAERO_HOST": "192.168.1.5"}).resolved_allowed_hosts[-1] == "192.168.1.5"
+    listed = load_settings(environ={"QUAERO_ALLOWED_HOSTS": "kb.example.com, [::1],.corp.example"})
+    assert listed.resolved_allowed_hosts == ("kb.example.com", "::1", ".corp.example")
+    assert [hostname_of(h) for h in ("LocalHost:8085", "[::1]:8085", "[::1]", "kb.example.com.", "::1", "")] == [
+        "localhost", "::1", "::1", "kb.example.com", "::1", ""]
+    allowed = listed.resolved_allowed_hosts
+    assert host_allowed("wiki.corp.example", allowed) and host_allowed("corp.example", allowed)
+    assert not host_allowed("evilcorp.example", allowed) and not host_allowed("", allowed)
+    assert host_allowed("anything.example", ("*",))
+
+
+def test_allowed_hosts_star_answers_any_host(tmp_path):
+    settings = make_settings(tmp_path, allowed_hosts="*")
+    runtime = Runtime(settings, role="run")
+    try:
+        client = TestClient(create_app(settings, runtime=runtime))
+        assert client.get("/api/health", headers={"Host": "kb.example.com"}).status_code == 200
+        refused = TestClient(create_app(make_settings(tmp_path / "b"), runtime=runtime))
+        assert refused.get("/api/health", headers={"Host": "kb.example.com"}).status_code == 400
+    finally:
+        runtime.stop()
