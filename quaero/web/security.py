@@ -97,7 +97,6 @@ class SecurityMiddleware:
 
     def __init__(self, app: ASGIApp, *, settings: Settings, runtime: Runtime, refuse: Refuse) -> None:
         self.app = app
-        self.settings = settings
         self.allowed_hosts = settings.resolved_allowed_hosts
         self.auth = Authenticator(settings, runtime)
         self.refuse = refuse
@@ -135,8 +134,8 @@ class SecurityMiddleware:
         if host_allowed(hostname_of(host), self.allowed_hosts):
             return None
         return self._refuse(request, 400, f"this server does not answer to the host name {host[:100]!r}",
-                           "add it to the allowed_hosts setting (QUAERO_ALLOWED_HOSTS, comma-separated; * for any) "
-                           "if it is a name of this server", None)
+                            "add it to the allowed_hosts setting (QUAERO_ALLOWED_HOSTS, comma-separated; * for any) "
+                            "if it is a name of this server", None)
 
     # ------------------------------------------------------------------ rules 2 and 3: who, and their role
     async def _authenticate(self, request: HTTPConnection, method: str, query_token: str | None) -> Response | None:
@@ -167,7 +166,7 @@ class SecurityMiddleware:
             detail = ("send 'Authorization: Bearer <token>' (an API token from 'quaero users token', or the "
                       "access_token setting), or sign in at /login")
         return self._refuse(request, 401, "sign in first: this server needs a credential", detail,
-                           {"www-authenticate": "Bearer"})
+                            {"www-authenticate": "Bearer"})
 
     def _check_role(self, request: HTTPConnection, method: str) -> Response | None:
         principal = request.scope.get(PRINCIPAL)
@@ -193,7 +192,7 @@ class SecurityMiddleware:
                 return None
         if origin or headers.get("sec-fetch-site") == "cross-site":
             return self._refuse(request, 403, "cross-origin request refused",
-                               f"Origin {origin!r} is not this server ({host})", None)
+                                f"Origin {origin!r} is not this server ({host})", None)
         return None
 
     # ------------------------------------------------------------------ rule 5: CSRF tokens on page forms
