@@ -1,4 +1,4 @@
-"""The ``quaero`` command: serve, worker, run, jobs, search, plugins, validate.
+"""The ``quaero`` command: serve, worker, run, jobs, search, plugins, validate, users.
 
 Each ``cmd_*`` writes its output to the stream it is given. With ``--json`` that stream is the real stdout
 and nothing else may write there: logs go to stderr (``runtime/logsetup.py``), supervised workers' stdout
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -21,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from quaero.errors import QuaeroError
+from quaero import cli_users
+from quaero.errors import ConfigError, QuaeroError
 from quaero.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -83,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check job definition files without running them")
     _common(validate)
     validate.add_argument("files", type=Path, nargs="+")
+
+    cli_users.add_users_parser(sub, _common)
     return parser
 
 
@@ -137,8 +141,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
     from quaero.runtime.logsetup import configure_logging
     from quaero.web.app import create_app
+    from quaero.web.auth import hosts_warning, unsafe_bind
 
+    refusal = unsafe_bind(settings, cli_users.any_users(settings))
+    if refusal:
+        raise ConfigError(refusal)
     configure_logging(settings)
+    if warning := hosts_warning(settings):
+        logging.getLogger("quaero.serve").warning(warning)
     app = create_app(settings)
     # No per-message deflate: on a local network it costs more CPU than the bytes it saves (it was most
     # of the event stream's cost in bench/web.py).
@@ -406,3 +416,8 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
             failed += 1
             print(f"{exc}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Accounts and API tokens (``quaero/cli_users.py``)."""
+    return cli_users.cmd_users(args, settings, out)

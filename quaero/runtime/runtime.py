@@ -36,6 +36,7 @@ from quaero.registry import load_plugins
 from quaero.runtime.files import private_data_dir
 from quaero.runtime.logsetup import remember_secrets
 from quaero.settings import Settings
+from quaero.stores.accounts import AccountStore
 from quaero.stores.activity import ActivityStore
 from quaero.stores.credentials import CredentialStore, sealed_key_ids
 from quaero.stores.db import Database
@@ -46,6 +47,7 @@ from quaero.stores.documents import DocumentStore
 from quaero.stores.events import EventBus, EventOutbox, EventRelay
 from quaero.stores.fulltext import full_text_index
 from quaero.stores.jobs import JobManager, job_view
+from quaero.stores.login_throttle import LoginThrottle
 from quaero.stores.logs import JobLogWriter
 from quaero.stores.maintenance import Maintenance
 from quaero.stores.models import JobDefinitionRecord, bind_models
@@ -108,6 +110,9 @@ class Runtime:
         self.logs = JobLogWriter(self.database, self.models, self.bus, keep_debug=settings.log_level == "DEBUG")
         self.documents = DocumentStore(self.database, self.models)
         self.definitions = DefinitionStore(self.database, self.models, self.registry)
+        self.accounts = AccountStore(self.database, self.models)
+        self.login_throttle = LoginThrottle(self.database, self.models, max_failures=settings.login_max_failures,
+                                            lockout=settings.login_lockout)
         self.search = DocumentSearch(self.database)
         self.activity = ActivityStore(self.database, self.models, job_timeout=settings.default_job_timeout)
         self.dead_letters = DeadLetters(self.queue, self.jobs, self.logs)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import peewee as pw
 
+from quaero.stores.account_models import ApiToken, LoginFailure, Session, User
 from quaero.stores.jsonutil import loads
 
 JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
@@ -165,9 +166,14 @@ class Models:
     JobDefinitionRecord: type[JobDefinitionRecord]
     Document: type[Document]
     Credential: type[Credential]
+    User: type[User]
+    ApiToken: type[ApiToken]
+    Session: type[Session]
+    LoginFailure: type[LoginFailure]
 
     def all(self) -> list[type[pw.Model]]:
-        return [self.Job, self.JobLog, self.JobDefinitionRecord, self.Document, self.Credential]
+        return [self.Job, self.JobLog, self.JobDefinitionRecord, self.Document, self.Credential, self.User,
+                self.ApiToken, self.Session, self.LoginFailure]
 
 
 def _count_change(status: str) -> str:
@@ -286,7 +292,7 @@ def _install_full_text(database: pw.Database) -> None:
 def bind_models(database: pw.Database) -> Models:
     """Subclass every model for ``database``, create the tables that are missing, install the trigger."""
     bound = {}
-    for model in (Job, JobLog, JobDefinitionRecord, Document, Credential):
+    for model in (Job, JobLog, JobDefinitionRecord, Document, Credential, User, ApiToken, Session, LoginFailure):
         meta = type("Meta", (), {"database": database, "table_name": model._meta.table_name})
         bound[model.__name__] = type(model.__name__, (model,), {"Meta": meta, "__doc__": model.__doc__})
     models = Models(**bound)

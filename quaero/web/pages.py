@@ -29,7 +29,6 @@ from quaero.web.charts import time_chart
 from quaero.web.http import int_path, orchestrator_of, read_body, runtime_of
 from quaero.web.plugin_listing import plugins_context
 from quaero.web.render import Page, fragment, layout, page, url_maker
-from quaero.web.security import SESSION_COOKIE, session_value, token_matches
 
 PAGE_SIZE = 50
 LOG_LINES = 300
@@ -477,27 +476,8 @@ async def credentials_delete(request: Request) -> Response:
     return _see("/settings", "credentials-deleted")
 
 
-# ---------------------------------------------------------------------------------------------- login
-async def login(request: Request) -> Response:
-    """Exchange the access token for a session cookie (only when a token is configured)."""
-    token = runtime_of(request).settings.access_token
-    target = request.query_params.get("next", "/")
-    target = target if target.startswith("/") and not target.startswith("//") else "/"
-    if request.method == "GET" or not token:
-        return page("login.html", layout(request, "", title="Sign in", next=target, error=None, needed=bool(token)))
-    form = await _form(request)
-    if not token_matches(form.get("token", ""), token):
-        return page("login.html", layout(request, "", title="Sign in", next=target, error="That token is not right.",
-                                         needed=True), status_code=401)
-    response = RedirectResponse(target, status_code=303)
-    # Lax, not Strict: a link from another site (a chat, a mail) opens the page signed in.
-    response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="lax")
-    return response
-
-
 routes = [
     Route("/", dashboard),
-    Route("/login", login, methods=["GET", "POST"]),
     Route("/jobs", jobs),
     Route("/jobs/{id}", job),
     Route("/jobs/{id}/logs", job_logs),
