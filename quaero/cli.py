@@ -1,4 +1,4 @@
-"""The ``quaero`` command: serve, worker, run, jobs, search, plugins, validate.
+"""The ``quaero`` command: serve, worker, run, jobs, search, plugins, validate, users.
 
 Each ``cmd_*`` writes its output to the stream it is given. With ``--json`` that stream is the real stdout
 and nothing else may write there: logs go to stderr (``runtime/logsetup.py``), supervised workers' stdout
@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -20,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from quaero.errors import QuaeroError
+from quaero import cli_users
+from quaero.errors import ConfigError, QuaeroError
 from quaero.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -82,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check job definition files without running them")
     _common(validate)
     validate.add_argument("files", type=Path, nargs="+")
+
+    cli_users.add_users_parser(sub, _common)
     return parser
 
 
@@ -135,6 +140,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from quaero.runtime.logsetup import configure_logging
     from quaero.runtime.supervisor import WorkerSupervisor
 
+    if not (settings.loopback_bind or settings.access_token):
+        # Only then can the accounts make the bind safe or not: reading them (the database, the web layer)
+        # is left out of the common start-up, which starts the workers first.
+        from quaero.web.auth import unsafe_bind
+
+        refusal = unsafe_bind(settings, cli_users.any_users(settings))
+        if refusal:
+            raise ConfigError(refusal)
     configure_logging(settings)
     supervisor = None
     if settings.resolved_worker_processes:
@@ -146,7 +159,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         import uvicorn
 
         from quaero.web.app import create_app
+        from quaero.web.auth import hosts_warning
 
+        if warning := hosts_warning(settings):
+            logging.getLogger("quaero.serve").warning(warning)
         app = create_app(settings, supervisor=supervisor)
         # No per-message deflate: on a local network it costs more CPU than the bytes it saves (it was most
         # of the event stream's cost in bench/web.py).
@@ -311,16 +327,36 @@ def _jobs_noun(where: JobFilter) -> str:
     return f"{where.status} {noun}" if where.status else noun
 
 
-def _print_jobs(listing: dict[str, Any], noun: str, out: TextIO) -> None:
-    """A header row, one row a job, and a last line when more match than are shown."""
+def _print_jobs(listing: dict[str, Any], noun: str, out: TextIO, width: int | None = None) -> None:
+    """A header row, one row a job, and a last line when more match than are shown.
+
+    Rows fit ``width`` columns (the terminal's, when ``out`` is one): the name is cut with "…" to fit, and
+    the type column appears only when the rows are not all executions. Piped output keeps whole names.
+    """
     items = listing["items"]
     if not items:
         print(f"no {noun}", file=out)
         return
-    row = "{:<28}  {:<9}  {:<14}  {:<24}  {}"
-    print(row.format("ID", "STATUS", "TYPE", "CREATED", "NAME"), file=out)
+    if width is None and out.isatty():
+        width = shutil.get_terminal_size((80, 24)).columns
+    with_type = any(job["type"] != "parent" for job in items)
+    id_width = max(len(job["id"]) for job in items)
+    type_width = min(10, max(len(job["type"]) for job in items))
+    columns = [("ID", id_width), ("STATUS", 9)] + ([("TYPE", type_width)] if with_type else []) + [("CREATED", 11)]
+
+    def row(values: list[str], name: str) -> str:
+        cells = [value[:size].ljust(size) for value, (_, size) in zip(values, columns, strict=True)]
+        line = "  ".join(cells) + "  "
+        room = None if width is None else max(10, width - len(line))
+        if room is not None and len(name) > room:
+            name = name[:room - 1] + "…"
+        return line + name
+
+    print(row([title for title, _ in columns], "NAME"), file=out)
     for job in items:
-        print(row.format(job["id"], job["status"], job["type"], job["created_at"], job["name"]), file=out)
+        created = job["created_at"][5:16].replace("T", " ")  # "12-02 06:42" (UTC): --json has the rest
+        values = [job["id"], job["status"], *([job["type"]] if with_type else []), created]
+        print(row(values, job["name"] or ""), file=out)
     if listing["total"] > len(items):
         print(f"{len(items)} of {listing['total']} {noun}; --limit to see more", file=out)
 
@@ -397,3 +433,8 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
             failed += 1
             print(f"{exc}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Accounts and API tokens (``quaero/cli_users.py``)."""
+    return cli_users.cmd_users(args, settings, out)

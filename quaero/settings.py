@@ -28,6 +28,8 @@ CONFIG_FILE_NAME = "quaero.toml"
 # Variables with the prefix that are not settings: the config file's path, and what a supervisor passes
 # to the worker processes it starts.
 _NOT_SETTINGS = {"QUAERO_CONFIG", "QUAERO_SETTINGS_JSON", "QUAERO_WORKER_INDEX"}
+#: Settings whose values are never shown: not in an error, a page or a log.
+SECRET_SETTINGS = frozenset({"access_token", "secret_key"})
 
 
 class Settings(BaseModel):
@@ -70,7 +72,29 @@ class Settings(BaseModel):
     plugin_modules: list[str] = Field(
         default_factory=list, description="Extra plugin modules to import and register (dotted paths)."
     )
-    access_token: str | None = Field(None, description="When set, the API, WebSocket and pages require it.")
+    access_token: str | None = Field(
+        None, description="An admin credential for scripts (no user): 'Authorization: Bearer <token>'. When it or "
+                          "any account (quaero users add) exists, the API, WebSocket and pages need signing in.")
+    # Accounts and sessions (quaero/web/auth.py, quaero/stores/accounts.py).
+    allowed_hosts: list[str] | None = Field(
+        None, description="Host names the server answers to (comma-separated in the environment; a leading dot "
+                          "for a domain and its subdomains; * for any). Default: localhost, 127.0.0.1, ::1 and "
+                          "`host` when it is one address.")
+    session_idle_timeout: float = Field(8 * 3600.0, gt=0, description="Seconds a browser session lasts unused.")
+    session_max_age: float = Field(7 * 86400.0, gt=0, description="Seconds a browser session lasts at most.")
+    login_max_failures: int = Field(
+        5, ge=1, le=1000, description="Failed sign-ins, per user name and per client address, before each further "
+                                      "try must wait.")
+    login_lockout: float = Field(
+        30.0, gt=0, le=3600,
+        description="Seconds the first wait lasts; each further failure doubles it, up to an hour.")
+    secret_key: str | None = Field(
+        None, repr=False,
+        description="Key(s) that encrypt stored credentials (Fernet keys, comma-separated, the first encrypts); "
+                    "default: the key file <data_dir>/secret.key, made on first start.")
+    max_stream_clients: int = Field(
+        100, ge=1, le=100_000,
+        description="WebSocket and Server-Sent Events clients one server process serves at once.")
     allow_private_networks: list[str] = Field(
         default_factory=list,
         description="Networks (CIDRs, comma-separated in the environment) that outbound requests may reach "
@@ -81,7 +105,7 @@ class Settings(BaseModel):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("load_plugins", "plugin_modules", "allow_private_networks", mode="before")
+    @field_validator("load_plugins", "plugin_modules", "allow_private_networks", "allowed_hosts", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -104,6 +128,28 @@ class Settings(BaseModel):
     def private_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """:attr:`allow_private_networks` parsed."""
         return tuple(ipaddress.ip_network(item) for item in self.allow_private_networks)
+
+    @property
+    def loopback_bind(self) -> bool:
+        """Whether :attr:`host` is a loopback address, which only this machine can reach."""
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False  # a name: it may resolve to anything
+
+    @property
+    def resolved_allowed_hosts(self) -> tuple[str, ...]:
+        """:attr:`allowed_hosts` lower-cased without IPv6 brackets, or the default: the loopback names and
+        :attr:`host` when it is one address (not 0.0.0.0 or ::, which stand for every address)."""
+        if self.allowed_hosts is not None:
+            return tuple(dict.fromkeys(name.strip().strip("[]").lower() for name in self.allowed_hosts))
+        names = ["localhost", "127.0.0.1", "::1"]
+        host = self.host.strip("[]").lower()
+        if host not in ("", "0.0.0.0", "::", *names):
+            names.append(host)
+        return tuple(names)
 
     # Derived values, computed so that changing data_dir moves everything with it.
     @property
@@ -145,7 +191,7 @@ def _problems(exc: ValidationError, model: type[BaseModel], origin: Mapping[str,
         elif error["type"] == "missing" and missing is not None:
             problems.append(f"{prefix}setting {key!r} is required: {missing(key)}")
         else:
-            got = f" (got {error.get('input')!r})" if show_input else ""
+            got = f" (got {error.get('input')!r})" if show_input and key not in SECRET_SETTINGS else ""
             problems.append(f"{prefix}setting {key!r} from {where}: {error['msg']}{got}")
     return ConfigError("; ".join(problems), detail=problems)
 

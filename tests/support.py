@@ -44,10 +44,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
 
 
 
+#: The default allowed hosts and the one Starlette's TestClient sends.
+TEST_HOSTS = ["localhost", "127.0.0.1", "::1", "testserver"]
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values = dict(data_dir=tmp_path / "data", worker_processes=0, worker_threads=4,
                   plugin_modules=["quaero.testing.actions"], definitions_dir=tmp_path / "defs", monitor_interval=0.2,
-                  queue_lease_ms=2000)
+                  queue_lease_ms=2000, allowed_hosts=TEST_HOSTS)
     values.update(overrides)
     return load_settings(environ={}, overrides=values)
 

@@ -68,7 +68,7 @@ from quaero.web.app import create_app
 data = Path(sys.argv[1])
 settings = load_settings(environ={}, overrides={"data_dir": data, "definitions_dir": data / "defs",
                                                 "worker_processes": 0, "worker_threads": 1})
-with TestClient(create_app(settings)) as client:
+with TestClient(create_app(settings), base_url="http://localhost") as client:  # an allowed host
     page, css = client.get("/plugins"), client.get("/static/quaero.css")
 print(quaero_templates.__file__, page.status_code, css.status_code, page.text, sep="\n")
 """

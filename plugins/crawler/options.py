@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from quaero.api import StepOptions
+from quaero.api.credentials import is_credential_header
+from quaero.api.settings import references
 
 DEFAULT_USER_AGENT = "QuaeroBot/0.1 (+https://github.com/quaero; self-hosted knowledge base)"
 
@@ -30,7 +32,9 @@ class CrawlOptions(StepOptions):
     user_agent: str = DEFAULT_USER_AGENT
     timeout: float = Field(30.0, gt=0, le=600, description="Seconds for one request.")
     max_body_bytes: int = Field(5_000_000, ge=1024, le=500_000_000, description="Longer bodies are cut off.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    headers: dict[str, str] = Field(default_factory=dict, description=(
+        "Extra request headers; a credential header (Authorization, Cookie, X-Api-Key...) only as a ${ENV_VAR} "
+        "reference, read by the worker (or use auth_id)."))
     auth_id: str | None = Field(None, description="Stored credentials (cookies, headers) to send.")
     refresh: bool = Field(False, description="Re-crawl with conditional requests; unchanged pages stay as they are.")
     max_redirects: int = Field(10, ge=0, le=50)
@@ -47,6 +51,18 @@ class CrawlOptions(StepOptions):
             except re.error as exc:
                 raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
         return patterns
+
+    @field_validator("headers")
+    @classmethod
+    def _no_literal_secrets(cls, headers: dict[str, str]) -> dict[str, str]:
+        # The definition and its jobs' payloads are stored and shown: a secret in them would be too.
+        for name, value in headers.items():
+            if is_credential_header(name) and not references(value):
+                raise ValueError(
+                    f"header {name!r} carries a credential, which a definition must not hold in clear: store it "
+                    f"with POST /api/auth (or on the settings page) and name it with auth_id, or write a "
+                    f"reference such as {name}: \"${{MY_SECRET}}\" and export MY_SECRET for the workers")
+        return headers
 
     @field_validator("start_urls")
     @classmethod

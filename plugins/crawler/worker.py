@@ -11,6 +11,7 @@ import httpx
 
 from quaero.api import (
     ChildSpec,
+    ConfigError,
     Credentials,
     Document,
     DocumentInput,
@@ -20,6 +21,7 @@ from quaero.api import (
     JobWorker,
 )
 from quaero.api.outbound import retry_after
+from quaero.api.settings import expand_references
 
 from .extract import decode_body, parse_page
 from .fetch import Fetched, RedirectError, fetch
@@ -40,8 +42,13 @@ MAX_STORED_LINKS = 1000
 
 def request_headers(options: CrawlOptions, credentials: Credentials | None) -> dict[str, str]:
     """User agent, the step's headers, and stored credentials for the URL's site."""
+    # ${ENV_VAR} references are read here, in the worker: the definition and the payload keep them unread.
+    try:
+        extra = {name: expand_references(value) for name, value in options.headers.items()}
+    except ConfigError as exc:  # not set: no retry will set it
+        raise JobError(f"headers: {exc.message}", retryable=False) from None
     headers = {"User-Agent": options.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
-               **options.headers}
+               **extra}
     if credentials is not None:
         headers.update(credentials.request_headers())
     return headers

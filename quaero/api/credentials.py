@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+#: Headers that carry credentials on any site, and the shape of the names of the others (``X-Api-Key``,
+#: ``X-Auth-Token``, ``Private-Token``): their values are refused in definitions and masked in every log.
+CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie")
+CREDENTIAL_HEADER_NAME = r"(?:authorization|proxy-authorization|cookie|set-cookie|" \
+                         r"[a-z0-9-]*(?:api-?key|token|secret|password|passwd|auth))"
+_CREDENTIAL_HEADER = re.compile(CREDENTIAL_HEADER_NAME, re.IGNORECASE)
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a header of this name carries a credential (its value is a secret)."""
+    return _CREDENTIAL_HEADER.fullmatch(name.strip().replace("_", "-")) is not None
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ the GIL, so use processes to convert in parallel).
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Callable
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import html2text
@@ -297,10 +298,18 @@ def html_to_markdown(html: str, base_url: str, converter: str = DEFAULT_CONVERTE
     return _BLANK_LINES.sub("\n\n", markdown).strip() + "\n" if markdown.strip() else ""
 
 
-def _rust_converter(html: str) -> str:
+@functools.cache
+def _rust_options() -> Any:
     import html_to_markdown as converter  # imported on first use: html2text users never load it
 
-    return converter.convert(html).content or ""
+    # No YAML front matter: the <base> and <meta> tags a page puts in its body are not part of its text.
+    return converter.ConversionOptions(extract_metadata=False)
+
+
+def _rust_converter(html: str) -> str:
+    import html_to_markdown as converter
+
+    return converter.convert(html, _rust_options()).content or ""
 
 
 def _html2text(html: str) -> str:

@@ -88,6 +88,32 @@ class Secret:
                 "description": "a value, or ${ENV_VAR} to read it from the environment at use"}
 
 
+_ANY_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def references(text: str) -> list[str]:
+    """The environment variables ``text`` names as ``${ENV_VAR}``, in order."""
+    return _ANY_REFERENCE.findall(text)
+
+
+def expand_references(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with each ``${ENV_VAR}`` replaced by the variable's value (``Bearer ${API_TOKEN}``).
+
+    Call it where the value is used, in the worker, so that the definition and the job's payload keep the
+    reference and never the value. Raises :class:`quaero.api.ConfigError` naming a variable that is not set.
+    """
+    env = os.environ if environ is None else environ
+
+    def value(match: re.Match[str]) -> str:
+        found = env.get(match.group(1))
+        if not found:
+            raise ConfigError(f"${{{match.group(1)}}} is not set: export {match.group(1)} in the environment of "
+                              f"every Quaero process (server and workers)")
+        return found
+
+    return _ANY_REFERENCE.sub(value, text)
+
+
 def _reference_only(secret: Secret) -> Secret:
     if secret.reference is None:
         raise ValueError("write a secret in a definition as a reference, e.g. \"${MY_API_KEY}\", and export "

@@ -20,6 +20,7 @@ from quaero.registry import Registry
 from quaero.settings import Settings, validate_plugin_settings
 from quaero.stores.db import Database
 from quaero.stores.migrations import migrate
+from quaero.stores.redaction import process_redactor
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Host(PluginHost):
         registry = self._plugins.registry
         values = validate_plugin_settings(self._plugins.settings, self.name, model, known=registry.plugins)
         self._record.settings = values
+        process_redactor().remember_settings(values)  # a secret setting is masked in every log line
         info = registry.plugins.get(self.name)
         if info is not None:
             info.settings_schema = model.model_json_schema()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -47,24 +48,39 @@ class Scheduler:
             if not record.enabled or not record.schedule:
                 continue
             seen.add(record.id)
-            schedule, due = self._next.get(record.id, (None, None))
-            if schedule != record.schedule or due is None:
-                # A new or changed schedule counts from now: it never fires for times already past.
-                self._next[record.id] = (record.schedule, self._after(record.schedule, now))
-                continue
-            if due > now:
-                continue
-            self._next[record.id] = (record.schedule, self._after(record.schedule, now))
-            if self._running(record.id):
-                log.info("schedule of %s skipped: its previous execution is still running", record.id)
-                continue
+            # Each schedule on its own: one that cannot be computed (stored before validation refused it)
+            # is logged once and left aside until it changes; the others keep firing.
             try:
-                started.append(self.orchestrator.execute(record.id, trigger=f"schedule {record.schedule}"))
+                root_id = self._fire_if_due(record.id, record.schedule, now)
             except Exception:
-                log.exception("scheduled execution of %s could not start", record.id)
+                log.exception("schedule %r of %s cannot be computed: it is skipped until it changes",
+                              record.schedule, record.id)
+                self._next[record.id] = (record.schedule, math.inf)
+                continue
+            if root_id is not None:
+                started.append(root_id)
         for stale in set(self._next) - seen:
             del self._next[stale]
         return started
+
+    def _fire_if_due(self, definition_id: str, schedule: str, now: float) -> str | None:
+        """Start the definition if its schedule is due; the root job id, or ``None`` when nothing started."""
+        known, due = self._next.get(definition_id, (None, None))
+        if known != schedule or due is None:
+            # A new or changed schedule counts from now: it never fires for times already past.
+            self._next[definition_id] = (schedule, self._after(schedule, now))
+            return None
+        if due > now:
+            return None
+        self._next[definition_id] = (schedule, self._after(schedule, now))
+        if self._running(definition_id):
+            log.info("schedule of %s skipped: its previous execution is still running", definition_id)
+            return None
+        try:
+            return self.orchestrator.execute(definition_id, trigger=f"schedule {schedule}")
+        except Exception:
+            log.exception("scheduled execution of %s could not start", definition_id)
+            return None
 
     @staticmethod
     def _after(schedule: str, moment: float) -> float:

@@ -34,9 +34,12 @@ from quaero.engine.spawner import JobSpawner
 from quaero.engine.steps import Steps
 from quaero.errors import DefinitionError
 from quaero.registry import load_plugins
+from quaero.runtime.files import private_data_dir
+from quaero.runtime.logsetup import remember_secrets
 from quaero.settings import Settings
+from quaero.stores.accounts import AccountStore
 from quaero.stores.activity import ActivityStore
-from quaero.stores.credentials import CredentialStore
+from quaero.stores.credentials import CredentialStore, sealed_key_ids
 from quaero.stores.db import Database
 from quaero.stores.definition_store import DefinitionStore, record_dict
 from quaero.stores.definitions import JobDefinition
@@ -45,11 +48,13 @@ from quaero.stores.documents import DocumentStore
 from quaero.stores.events import EventBus, EventOutbox, EventRelay
 from quaero.stores.fulltext import full_text_index
 from quaero.stores.jobs import JobManager, job_view
+from quaero.stores.login_throttle import LoginThrottle
 from quaero.stores.logs import JobLogWriter
 from quaero.stores.maintenance import Maintenance
 from quaero.stores.models import JobDefinitionRecord, bind_models
 from quaero.stores.plugin_database import PluginTables
 from quaero.stores.rate_limits import RateLimits
+from quaero.stores.sealing import load_sealer
 from quaero.stores.search import DocumentSearch
 
 if TYPE_CHECKING:
@@ -77,11 +82,21 @@ class Runtime:
             raise ValueError(f"role must be one of {ROLES}")
         self.settings = settings
         self.role = role
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        private_data_dir(settings.data_dir)
+        remember_secrets(settings)
         self.registry = load_plugins(only=settings.load_plugins, plugin_modules=settings.plugin_modules,
                                      extra=extra_plugins)
         self.database = Database(settings.resolved_database_url)
         self.models = bind_models(self.database.db)
+        # Credentials are sealed with a key kept outside the database; what an older release stored in
+        # clear is sealed now. A key that is missing or wrong stops the start with a message saying why.
+        try:
+            sealer = load_sealer(settings, sealed_with=sealed_key_ids(self.models))
+            self.credentials = CredentialStore(self.database, self.models, sealer)
+            self.credentials.seal_stored()
+        except BaseException:
+            self.database.close()
+            raise
         self.bus = EventBus()
         queue_url = settings.resolved_queue_url
         options = {"lease_ms": settings.queue_lease_ms} if queue_url.startswith("sqlite:") else {}
@@ -96,7 +111,9 @@ class Runtime:
         self.logs = JobLogWriter(self.database, self.models, self.bus, keep_debug=settings.log_level == "DEBUG")
         self.documents = DocumentStore(self.database, self.models)
         self.definitions = DefinitionStore(self.database, self.models, self.registry)
-        self.credentials = CredentialStore(self.database, self.models)
+        self.accounts = AccountStore(self.database, self.models)
+        self.login_throttle = LoginThrottle(self.database, self.models, max_failures=settings.login_max_failures,
+                                            lockout=settings.login_lockout)
         self.search = DocumentSearch(self.database)
         self.activity = ActivityStore(self.database, self.models, job_timeout=settings.default_job_timeout)
         self.dead_letters = DeadLetters(self.queue, self.jobs, self.logs)

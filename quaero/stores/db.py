@@ -34,6 +34,10 @@ SQLITE_PRAGMAS = {
     "mmap_size": 256 * 1024 * 1024,
 }
 CHECKPOINT_EVERY = 0.5  # seconds
+#: The PostgreSQL advisory lock of every start-up DDL (bind_models takes it too): processes that start at
+#: once (``quaero serve`` and its workers) would otherwise race on CREATE ... IF NOT EXISTS, which is not
+#: safe against a concurrent CREATE of the same name there.
+SCHEMA_LOCK = 20261128
 
 
 class DBCursor(Cursor, Protocol):
@@ -116,6 +120,14 @@ class Database:
             callbacks, local.after = local.after, []
             for callback in callbacks:
                 callback()
+
+    @contextmanager
+    def schema(self) -> Iterator[pw.Database]:
+        """A write transaction for creating tables and indexes, one process at a time on PostgreSQL too."""
+        with self.write() as db:
+            if self.is_postgres:
+                self.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+            yield db
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current write transaction commits (at once outside of one)."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import yaml
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
@@ -18,6 +19,8 @@ from quaero.registry import Registry
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+#: A schedule with no firing time within this many years is refused: it would never run.
+CRON_HORIZON_YEARS = 5
 
 
 def parse_duration(value: Any) -> float:
@@ -107,8 +110,15 @@ class JobDefinition(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and not croniter.is_valid(value):
+        if value is None:
+            return value
+        if not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a cron expression (five fields, e.g. '*/15 * * * *')")
+        try:  # valid fields can still name a day that never comes, such as 31 February
+            croniter(value, datetime.now(UTC), max_years_between_matches=CRON_HORIZON_YEARS).get_next(float)
+        except CroniterBadDateError:
+            raise ValueError(f"{value!r} never fires: no time in the next {CRON_HORIZON_YEARS} years matches it "
+                             f"(check the day of the month against the month)") from None
         return value
 
     @model_validator(mode="after")

@@ -107,11 +107,12 @@ class EventBus:
 
 def _events_table(database: Database) -> None:
     autoinc = "INTEGER PRIMARY KEY AUTOINCREMENT" if database.is_sqlite else "BIGSERIAL PRIMARY KEY"
-    database.execute(
-        f"CREATE TABLE IF NOT EXISTS events (id {autoinc}, origin TEXT NOT NULL, type TEXT NOT NULL, "
-        "payload TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)"
-    )
-    database.execute("CREATE INDEX IF NOT EXISTS events_created ON events (created_at)")
+    with database.schema():  # the server and its workers start at once
+        database.execute(
+            f"CREATE TABLE IF NOT EXISTS events (id {autoinc}, origin TEXT NOT NULL, type TEXT NOT NULL, "
+            "payload TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)"
+        )
+        database.execute("CREATE INDEX IF NOT EXISTS events_created ON events (created_at)")
 
 
 @dataclass

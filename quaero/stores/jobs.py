@@ -34,6 +34,7 @@ from quaero.stores.job_reads import (
 )
 from quaero.stores.jsonutil import dumps
 from quaero.stores.models import TERMINAL_STATUSES, Job, Models
+from quaero.stores.redaction import redact
 
 __all__ = ["ALLOWED", "ChildSpec", "Counts", "JobFilter", "JobManager", "Transition", "first_id_at", "job_view",
            "new_job_id"]
@@ -165,7 +166,7 @@ class JobManager(JobReads):
             params.append(stamp)
         if error is not None:
             sets.append("error_message = ?")
-            params.append(error)
+            params.append(redact(error))  # shown by the API and the pages: no secret in it
         elif new == "completed":
             sets.append("error_message = NULL")  # an earlier attempt's error no longer describes the job
         marks = ", ".join("?" * len(allowed))

@@ -1,4 +1,4 @@
-"""Job logs: every line goes to the process log at once and to ``job_logs`` in batched writes."""
+"""Job logs: every line goes to the process log at once and to ``job_logs`` in batched writes, redacted."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from quaero.errors import QuaeroError
 from quaero.stores.db import Database
 from quaero.stores.events import JOB_LOG, EventBus, iso
 from quaero.stores.models import Models
+from quaero.stores.redaction import process_redactor
 
 LEVELS = ("debug", "info", "warn", "error")
 _PY_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
@@ -65,6 +66,10 @@ class JobLogWriter:
         if level == "debug" and not self.keep_debug:
             return
         stamp = time.time()
+        # Redacted once, here: the line is logged, stored and published as it is now.
+        redactor = process_redactor()
+        message = redactor.redact(message)
+        metadata = redactor.redact_data(metadata) if metadata else metadata
         log.log(_PY_LEVELS[level], "[%s] %s", job_id, message)
         with self._lock:
             self._buffer.append((job_id, level, message, stamp))

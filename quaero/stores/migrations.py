@@ -21,7 +21,7 @@ _LOCK_KEY = 20261201  # any constant: only migrations take this advisory lock
 
 def applied_versions(database: Database, plugin: str) -> list[int]:
     """The versions of a plugin's schema already applied, in order."""
-    with database.write():
+    with database.schema():
         database.execute(_TABLE)
     rows = database.execute("SELECT version FROM plugin_migrations WHERE plugin = ? ORDER BY version", (plugin,))
     return [row[0] for row in rows.fetchall()]
@@ -39,7 +39,7 @@ def migrate(database: Database, plugin: str, migrations: Sequence[Migration]) ->
         raise PluginError(f"plugin {plugin}: two migrations share a version ({sorted(versions)})")
     backend = "postgresql" if database.is_postgres else "sqlite"
     done: list[int] = []
-    with database.write():
+    with database.schema():
         database.execute(_TABLE)
         if database.is_postgres:
             database.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK_KEY,))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import peewee as pw
 
+from quaero.stores.account_models import ApiToken, LoginFailure, Session, User
+from quaero.stores.db import SCHEMA_LOCK
 from quaero.stores.jsonutil import loads
 
 JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
@@ -190,10 +192,15 @@ class Models:
     JobDefinitionRecord: type[JobDefinitionRecord]
     Document: type[Document]
     Credential: type[Credential]
+    User: type[User]
+    ApiToken: type[ApiToken]
+    Session: type[Session]
+    LoginFailure: type[LoginFailure]
     DefinitionFile: type[DefinitionFile]
 
     def all(self) -> list[type[pw.Model]]:
-        return [self.Job, self.JobLog, self.JobDefinitionRecord, self.Document, self.Credential, self.DefinitionFile]
+        return [self.Job, self.JobLog, self.JobDefinitionRecord, self.Document, self.Credential, self.User,
+                self.ApiToken, self.Session, self.LoginFailure, self.DefinitionFile]
 
 
 def _count_change(status: str) -> str:
@@ -312,13 +319,14 @@ def _install_full_text(database: pw.Database) -> None:
 def bind_models(database: pw.Database) -> Models:
     """Subclass every model for ``database``, create the tables that are missing, install the trigger."""
     bound = {}
-    for model in (Job, JobLog, JobDefinitionRecord, Document, Credential, DefinitionFile):
+    for model in (Job, JobLog, JobDefinitionRecord, Document, Credential, User, ApiToken, Session, LoginFailure,
+                  DefinitionFile):
         meta = type("Meta", (), {"database": database, "table_name": model._meta.table_name})
         bound[model.__name__] = type(model.__name__, (model,), {"Meta": meta, "__doc__": model.__doc__})
     models = Models(**bound)
     with database.atomic():
         if isinstance(database, pw.PostgresqlDatabase):
-            database.execute_sql("SELECT pg_advisory_xact_lock(20261128)")  # workers start together
+            database.execute_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")  # workers start together
         database.create_tables(models.all(), safe=True)  # and the indexes an existing table lacks
         _add_columns(database)
         for name in _REPLACED_INDEXES:

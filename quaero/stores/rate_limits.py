@@ -77,7 +77,7 @@ class RateLimits:
         if self._ready:
             return
         serial = "SERIAL PRIMARY KEY" if self.database.is_postgres else "INTEGER PRIMARY KEY AUTOINCREMENT"
-        with self.database.write():
+        with self.database.schema():
             self.database.execute(_TABLE.format(serial=serial))
             self.database.execute(_INDEX)
         self._ready = True

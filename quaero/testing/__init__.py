@@ -99,6 +99,8 @@ class Testbed:
             data_dir=Path(data_dir) / "quaero", worker_processes=0, worker_threads=4, monitor_interval=0.2,
             queue_lease_ms=2000, definitions_dir=Path(data_dir) / "no-definitions", load_plugins=list(load),
             plugins={name: dict(values) for name, values in (settings or {}).items()})
+        # The loopback names, and the host Starlette's TestClient sends (a plugin's tests may serve its pages).
+        values["allowed_hosts"] = ["localhost", "127.0.0.1", "::1", "testserver"]
         values.update(core or {})
         self.settings: Settings = load_settings(environ=dict(environ or {}), overrides=values)
         self._runtime: Runtime | None = None

@@ -17,7 +17,16 @@ from quaero.errors import DefinitionError
 from quaero.runtime import Runtime
 from quaero.stores.definition_store import definition_source
 from quaero.stores.views import page
-from quaero.web.http import bad_input, orchestrator_of, page_params, read_body, runtime_of
+from quaero.web.http import (
+    FORM_TYPES,
+    bad_input,
+    media_type,
+    orchestrator_of,
+    page_params,
+    read_body,
+    runtime_of,
+    unsupported,
+)
 
 T = TypeVar("T")
 
@@ -27,6 +36,9 @@ async def with_body(request: Request, work: Callable[..., T], *args: Any) -> T:
 
     A body nested deeper than any definition is (``[[[[...``) exhausts the parsers' recursion: a 400.
     """
+    media = media_type(request)
+    if media in FORM_TYPES:  # YAML or JSON, never what a cross-site form can send
+        raise unsupported(media, "YAML (Content-Type: application/yaml) or JSON (application/json)")
     try:
         source = definition_source(await read_body(request), request.headers.get("content-type"))
         return await asyncio.to_thread(work, *args, source)

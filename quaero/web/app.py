@@ -1,7 +1,7 @@
 """The Starlette application: the REST API, the pages and the event stream over one Runtime.
 
 Errors from the ``QuaeroError`` tree become ``{"error", "detail"}`` with their status code; nothing a
-client sends produces a 500.
+client sends produces a 500. A 500 (a bug) answers with an error id only; its traceback is logged under it.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -23,7 +24,18 @@ from quaero.errors import QuaeroError
 from quaero.runtime import Runtime
 from quaero.runtime.supervisor import WorkerSupervisor
 from quaero.settings import Settings
-from quaero.web import api, api_documents, live, metrics, openapi, pages, pages_documents, stream
+from quaero.web import (
+    api,
+    api_documents,
+    api_users,
+    live,
+    metrics,
+    openapi,
+    pages,
+    pages_accounts,
+    pages_documents,
+    stream,
+)
 from quaero.web.plugins import plugin_web
 from quaero.web.render import STATIC, layout, make_templates, templates_of
 from quaero.web.security import SecurityMiddleware, is_page
@@ -32,10 +44,11 @@ log = logging.getLogger(__name__)
 
 
 HEADINGS = {400: "That did not work", 401: "Sign in first", 403: "Not allowed", 404: "Not found",
-            405: "Not allowed here", 409: "Not now", 413: "Too large", 500: "Something went wrong"}
+            405: "Not allowed here", 409: "Not now", 413: "Too large", 429: "Wait a moment",
+            500: "Something went wrong"}
 
 
-def _error(request: Request, status: int, message: str, detail: object = None,
+def _error(request: HTTPConnection, status: int, message: str, detail: object = None,
            headers: Mapping[str, str] | None = None) -> Response:
     """JSON ``{"error", "detail"}`` for the API; an HTML page in the layout for the pages."""
     if is_page(request.url.path):
@@ -58,8 +71,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _error(request, 500, "internal error", str(exc))
+    """A bug's answer says only that it happened and under which id; the detail goes to the log."""
+    error_id = secrets.token_hex(6)
+    log.error("unhandled error %s on %s %s", error_id, request.method, request.url.path,
+              exc_info=(type(exc), exc, exc.__traceback__))
+    return _error(request, 500, f"internal error {error_id}: the server's log has the details under this id",
+                  {"error_id": error_id})
 
 
 async def _sample_queue(runtime: Runtime) -> None:
@@ -96,11 +113,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
 
     extra = plugin_web(served, taken=openapi.component_names())
     # The core's routes first: a plugin adds pages and endpoints, it cannot shadow the core's.
-    routes = [*stream.routes, *api.routes, *metrics.routes, *openapi.routes, *api_documents.routes, *pages.routes,
-              *pages_documents.routes, *live.routes, *extra.routes,
+    routes = [*stream.routes, *api.routes, *api_users.routes, *metrics.routes, *openapi.routes,
+              *api_documents.routes, *pages.routes, *pages_documents.routes, *pages_accounts.routes, *live.routes,
+              *extra.routes,
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(SecurityMiddleware, access_token=settings.access_token)],
+                    middleware=[Middleware(SecurityMiddleware, settings=settings, runtime=served, refuse=_error)],
                     exception_handlers={QuaeroError: _quaero_error, HTTPException: _http_error,
                                         Exception: _unexpected})
     app.state.runtime = served

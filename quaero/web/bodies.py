@@ -12,6 +12,8 @@ for errors with line and column and for each step's plugin options; its model de
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from quaero.stores.definitions import JobDefinition
@@ -31,8 +33,44 @@ class CredentialsInput(BaseModel):
     headers: dict[str, str] | None = Field(None, description="request header names to values; null for none")
 
 
+USER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
+Role = Literal["admin", "viewer"]
+
+
+class UserInput(BaseModel):
+    """A new account."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=USER_NAME,
+                      description="letters, digits and . _ @ -, starting with a letter or digit")
+    role: Role = Field(description="admin: everything; viewer: reads everything, changes nothing")
+    password: str = Field(min_length=8, max_length=1024, description="8 to 1024 characters")
+
+
+class UserUpdate(BaseModel):
+    """What changes in an account; a new password signs the user out everywhere."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    role: Role | None = Field(None, description="the new role; null or absent to keep it")
+    password: str | None = Field(None, min_length=8, max_length=1024,
+                                 description="the new password; null or absent to keep it")
+
+
+class TokenInput(BaseModel):
+    """A new API token for a user's scripts."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field("token", min_length=1, max_length=100, description="what the token is for, to tell it apart")
+
+
 #: Every body's model by its name under ``components/schemas``.
 BODIES: dict[str, type[BaseModel]] = {
     "CredentialsInput": CredentialsInput,
     "DefinitionInput": JobDefinition,
+    "UserInput": UserInput,
+    "UserUpdate": UserUpdate,
+    "TokenInput": TokenInput,
 }

@@ -3,7 +3,8 @@
 A bad parameter or body field is a 400 whose ``detail`` names it:
 ``[{"path": "limit", "in": "query", "message": ...}]``, the shape a bad field of a job definition has, so a
 client shows every error the same way. A JSON body is read into its typed model (``web/bodies.py``) by
-:func:`read_model`.
+:func:`read_model`, and only from a request that says it is JSON (``application/json`` or ``+json``): an
+HTML form on another site can send ``text/plain`` anywhere, so a JSON body sent that way is a 415.
 """
 
 from __future__ import annotations
@@ -105,10 +106,34 @@ async def read_body(request: Request) -> bytes:
     return body
 
 
+def media_type(request: Request) -> str:
+    """The body's media type, lower case, without its parameters (``""`` when none is given)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def is_json(media: str) -> bool:
+    """``application/json`` or a ``+json`` type (``application/merge-patch+json``)."""
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+#: What an HTML form can send without the page's own script: a cross-site page can make a browser send
+#: these anywhere, so no API body is read from them.
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+
+
+def unsupported(media: str, wanted: str) -> HTTPException:
+    """A 415 that says what to send instead."""
+    given = f"Content-Type {media!r}" if media else "no Content-Type"
+    return HTTPException(415, f"send the body as {wanted} (the request has {given})")
+
+
 async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object (an empty body is ``{}``)."""
+    """The body as a JSON object (an empty body is ``{}``); a body not sent as JSON is a 415."""
+    body = await read_body(request)
+    if body.strip() and not is_json(media_type(request)):
+        raise unsupported(media_type(request), "JSON with Content-Type: application/json")
     try:
-        data = json.loads(await read_body(request) or b"{}")
+        data = json.loads(body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_input(f"the body is not valid JSON: {exc}", "", "body") from None
     except RecursionError:

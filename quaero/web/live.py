@@ -27,7 +27,8 @@ from quaero.runtime import Runtime
 from quaero.stores.events import JOB_LOG, JOB_SPAWN, JOB_STATUS_CHANGE, Event
 from quaero.web import pages
 from quaero.web.http import runtime_of
-from quaero.web.render import blocks, templates_of
+from quaero.web.render import blocks, templates_of, viewer_context
+from quaero.web.slots import websocket_slot
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,12 @@ class _Connection:
 
 
 def _render(runtime: Runtime, view: LiveView, params: dict[str, str], state: dict[str, Any],
-            templates: jinja2.Environment) -> str:
-    """The view's live blocks, and with ``tails_log`` the log lines written since the last render."""
-    context = view.context(runtime, params)
+            templates: jinja2.Environment, viewer: Mapping[str, Any] | None = None) -> str:
+    """The view's live blocks, and with ``tails_log`` the log lines written since the last render.
+
+    ``viewer`` is what the page knew of who looks (:func:`~quaero.web.render.viewer_context`): the blocks'
+    forms keep their CSRF token and a viewer's blocks stay without buttons."""
+    context = {**view.context(runtime, params), **(viewer or {})}
     html = blocks(view.template, view.block_names, context, templates=templates)
     if view.tails_log:
         lines = runtime.logs.read([params["id"]], after_id=state["after_id"], level=context["level"] or None,
@@ -126,7 +130,13 @@ def _last_log_id(runtime: Runtime, params: Mapping[str, str]) -> int:
 
 
 async def live(websocket: WebSocket) -> None:
-    """Push a page's changed blocks while it is open."""
+    """Push a page's changed blocks while it is open (one of the process's stream slots)."""
+    async with websocket_slot(websocket) as admitted:
+        if admitted:
+            await _live(websocket)
+
+
+async def _live(websocket: WebSocket) -> None:
     runtime = runtime_of(websocket)
     view = VIEWS.get(websocket.path_params["view"])
     await websocket.accept()
@@ -147,6 +157,7 @@ async def live(websocket: WebSocket) -> None:
         await websocket.close(code=1008, reason="unknown job")
         return
     connection = _Connection(asyncio.get_running_loop())
+    viewer = viewer_context(websocket)
 
     def on_event(event: Event) -> None:
         if scope is None or event in scope:
@@ -163,7 +174,7 @@ async def live(websocket: WebSocket) -> None:
             if receiver.done():  # the page was closed
                 break
             connection.take()
-            html = await asyncio.to_thread(_render, runtime, view, params, state, templates_of(websocket))
+            html = await asyncio.to_thread(_render, runtime, view, params, state, templates_of(websocket), viewer)
             await websocket.send_text(html)
             await asyncio.sleep(view.min_interval)
     except (WebSocketDisconnect, RuntimeError):

@@ -26,6 +26,7 @@ from starlette.schemas import BaseSchemaGenerator, EndpointInfo
 
 from quaero import __version__
 from quaero.stores.events import EVENT_TYPES
+from quaero.web.auth import ADMIN_PATHS, OPEN_PATHS, SAFE_METHODS, under
 from quaero.web.bodies import BODIES
 from quaero.web.schemas import component_schemas
 
@@ -35,7 +36,13 @@ _PATH_PARAM = re.compile(r"{(\w+)}")
 DESCRIPTION = """\
 The JSON API of Quaero. Every list answers `{"items", "total", "limit", "offset", "next"}`; every error
 answers `{"error", "detail"}` with its status code, where `detail` lists the bad fields as
-`{"path", "message"}`. When the server has an access token, send it as `Authorization: Bearer <token>`.
+`{"path", "message"}`.
+
+Authentication: once the server has accounts or an access token, send `Authorization: Bearer <token>`
+(an API token from `quaero users token` or `POST /api/users/{name}/tokens`, or the `access_token`
+setting); a browser signed in at `/login` sends its session cookie. Without a credential every operation
+but `/api/health` answers 401. A `viewer` reads everything and changes nothing: its writes answer 403, as
+does all of `/api/users` (admins only).
 
 Live events: a WebSocket at `/ws` (see `x-websocket`) sends each event as JSON `{"type", "payload"}`;
 `?types=job_progress,job_log` keeps only those types and `?job_id=` only the events of one job and its
@@ -85,6 +92,12 @@ responses:
   NotImplemented:
     description: the configured queue backend cannot list its dead letters (only the embedded SQLite one can)
     content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
+  Unauthorized:
+    description: "no valid credential: send 'Authorization: Bearer <token>', or sign in at /login"
+    content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
+  Forbidden:
+    description: "the credential's role does not allow it (a viewer writing, or a viewer reading /api/users)"
+    content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
 schemas:
   Error:
     type: object
@@ -94,7 +107,8 @@ schemas:
       detail:
         description: >-
           null, a text, or a list of `{"path", "message"}` naming each bad field (with `in`: query, path or
-          body, or with `line` and `column` in a job definition)
+          body, or with `line` and `column` in a job definition); for a 500, `{"error_id"}`: the id its
+          traceback is logged under
         nullable: true
   JobStatus:
     type: string
@@ -254,6 +268,42 @@ schemas:
       snippet: {type: string, description: "HTML-escaped text, matches in <mark>"}
       snippet_text: {type: string}
       score: {type: number, nullable: true, description: "higher is better; null without words"}
+  Principal:
+    type: object
+    required: [kind, role, name]
+    properties:
+      kind:
+        type: string
+        enum: [session, token, access_token, open]
+        description: "how the request proved who sent it (open: the server has no accounts and no token)"
+      role: {type: string, enum: [admin, viewer]}
+      name: {type: string, nullable: true, description: the user; null for the access token and an open server}
+  User:
+    type: object
+    required: [name, role]
+    properties:
+      name: {type: string}
+      role: {type: string, enum: [admin, viewer]}
+      tokens: {type: integer, description: API tokens the user holds}
+      created_at: {type: string, format: date-time}
+      updated_at: {type: string, format: date-time}
+  Token:
+    type: object
+    description: an API token's description; the token itself is shown only when it is made
+    required: [id, name, user]
+    properties:
+      id: {type: integer}
+      name: {type: string}
+      user: {type: string}
+      created_at: {type: string, format: date-time}
+      last_used_at: {type: string, format: date-time, nullable: true, description: "to the minute"}
+  TokenCreated:
+    allOf:
+      - {$ref: '#/components/schemas/Token'}
+      - type: object
+        required: [token]
+        properties:
+          token: {type: string, description: "the token: shown this once, kept only as a hash"}
   JobAccepted:
     type: object
     required: [job_id]
@@ -340,6 +390,8 @@ PAGES = {
     "DefinitionPage": ("Definition", None),
     "PluginPage": ("Plugin", None),
     "CredentialPage": ("Credential", None),
+    "UserPage": ("User", None),
+    "TokenPage": ("Token", None),
     "DeadLetterPage": ("DeadLetter", None),
     "DocumentPage": ("DocumentSummary", None),
     "TagPage": ("TagCount", None),
@@ -419,9 +471,21 @@ def operation(endpoint: EndpointInfo) -> dict[str, Any] | None:
     declared = {p.get("name") for p in parsed.get("parameters", []) if p.get("in") == "path"}
     path_params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                    for name in _PATH_PARAM.findall(endpoint.path) if name not in declared]
+    responses = {str(code): response for code, response in parsed.get("responses", {}).items()}
     return {"summary": summary, "operationId": endpoint.func.__name__, **parsed,
             "parameters": [*path_params, *parsed.get("parameters", [])],
-            "responses": {str(code): response for code, response in parsed.get("responses", {}).items()}}
+            "responses": {**responses, **_access_responses(endpoint, responses)}}
+
+
+def _access_responses(endpoint: EndpointInfo, declared: dict[str, Any]) -> dict[str, Any]:
+    """The answers the security middleware may give before the view runs: 401 anywhere but the open paths,
+    403 to a viewer's writes and to a viewer anywhere under /api/users."""
+    if under(endpoint.path, OPEN_PATHS):
+        return {}
+    added = {"401": {"$ref": "#/components/responses/Unauthorized"}}
+    if endpoint.http_method.upper() not in SAFE_METHODS or under(endpoint.path, ADMIN_PATHS):
+        added["403"] = {"$ref": "#/components/responses/Forbidden"}
+    return {code: response for code, response in added.items() if code not in declared}
 
 
 class DocstringSchemas(BaseSchemaGenerator):

@@ -23,11 +23,12 @@ from quaero.runtime import Runtime
 from quaero.stores.jobs import JobFilter
 from quaero.stores.logs import LEVELS
 from quaero.stores.models import JOB_STATUSES
+from quaero.stores.redaction import mask_url
 from quaero.stores.views import job_dict
+from quaero.web.charts import time_chart
 from quaero.web.http import int_path, orchestrator_of, read_body, runtime_of
 from quaero.web.plugin_listing import plugins_context
 from quaero.web.render import Page, fragment, layout, page, url_maker
-from quaero.web.security import SESSION_COOKIE, session_value, token_matches
 
 PAGE_SIZE = 50
 LOG_LINES = 300
@@ -80,12 +81,22 @@ async def _form(request: Request) -> dict[str, str]:
 def dashboard_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     """Running executions, recent failures, and the last hour's throughput and queue depth."""
     activity = runtime.activity
+    now = time.time()
+    throughput = activity.throughput(minutes=60, now=now)
+    start = now - 3600
+    history = runtime_history(runtime)
     return {
         "running": [job_dict(j) for j in activity.running_executions(limit=20)],
         "failures": [job_dict(j) for j in activity.recent_failures(limit=10)],
         "executions": activity.executions_by_status(),
-        "throughput": activity.throughput(minutes=60).as_dict(),
-        "queue_depth": runtime_history(runtime).points(),
+        "throughput": throughput.as_dict(),
+        "throughput_chart": time_chart(
+            [(start + minute * 60, count) for minute, count in enumerate(throughput.values)],
+            label="jobs finished per minute over the last hour", unit="jobs/min", kind="bars", now=now,
+            empty="No job finished in the last hour."),
+        "queue_depth": history.points(),
+        "queue_chart": time_chart(history.samples, label="messages in the queue over the last hour", unit="messages",
+                                  kind="line", now=now, empty="No samples yet."),
     }
 
 
@@ -403,15 +414,26 @@ SHOWN_SETTINGS = ("data_dir", "database_url", "queue_url", "host", "port", "work
                   "definitions_dir", "log_level", "load_plugins", "plugin_modules")
 
 
+def shown_settings(runtime: Runtime) -> dict[str, object]:
+    """The configuration as the settings page shows it: no secret, and no password in a URL."""
+    shown: dict[str, object] = {name: getattr(runtime.settings, name) for name in SHOWN_SETTINGS}
+    for name in ("database_url", "queue_url"):  # postgresql://user:***@host/db
+        shown[name] = mask_url(getattr(runtime.settings, name))
+    # Of a secret, only whether it is set (and which key seals the credentials, by its public id).
+    shown["access_token"] = "set" if runtime.settings.access_token else "not set"
+    sealer = runtime.credentials.sealer
+    shown["secret_key"] = f"key {sealer.key_id}, from {sealer.source}"
+    return shown
+
+
 async def _settings(request: Request, *, error: str | None = None, form: dict[str, str] | None = None,
                     status_code: int = 200) -> Response:
     """The settings page: the stored credentials (names only) and the configuration in effect."""
     runtime = runtime_of(request)
     credentials = await asyncio.to_thread(runtime.credentials.listing)
-    shown = {name: getattr(runtime.settings, name) for name in SHOWN_SETTINGS}
-    shown["access_token"] = "set" if runtime.settings.access_token else "not set"
     return page("settings.html", layout(request, "/settings", title="Settings", credentials=credentials,
-                                        settings=shown, flash=_flash(request), error=error, form=form or {}),
+                                        settings=shown_settings(runtime), flash=_flash(request), error=error,
+                                        form=form or {}),
                 status_code=status_code)
 
 
@@ -454,27 +476,8 @@ async def credentials_delete(request: Request) -> Response:
     return _see("/settings", "credentials-deleted")
 
 
-# ---------------------------------------------------------------------------------------------- login
-async def login(request: Request) -> Response:
-    """Exchange the access token for a session cookie (only when a token is configured)."""
-    token = runtime_of(request).settings.access_token
-    target = request.query_params.get("next", "/")
-    target = target if target.startswith("/") and not target.startswith("//") else "/"
-    if request.method == "GET" or not token:
-        return page("login.html", layout(request, "", title="Sign in", next=target, error=None, needed=bool(token)))
-    form = await _form(request)
-    if not token_matches(form.get("token", ""), token):
-        return page("login.html", layout(request, "", title="Sign in", next=target, error="That token is not right.",
-                                         needed=True), status_code=401)
-    response = RedirectResponse(target, status_code=303)
-    # Lax, not Strict: a link from another site (a chat, a mail) opens the page signed in.
-    response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="lax")
-    return response
-
-
 routes = [
     Route("/", dashboard),
-    Route("/login", login, methods=["GET", "POST"]),
     Route("/jobs", jobs),
     Route("/jobs/{id}", job),
     Route("/jobs/{id}/logs", job_logs),

@@ -20,12 +20,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 
 import quaero_templates
 from quaero.errors import ConfigError
 from quaero.settings import Settings
+from quaero.web.auth import principal_of
 from quaero.web.security import csrf_token
 
 TEMPLATES: Path = quaero_templates.DIRECTORY
@@ -143,10 +144,18 @@ def url_maker(path: str, params: dict[str, Any]) -> Any:
     return url
 
 
-def layout(request: Request, section: str, **context: Any) -> dict[str, Any]:
+def layout(request: HTTPConnection, section: str, **context: Any) -> dict[str, Any]:
     """What every page's layout needs, plus the page's own context."""
-    return {"request": request, "csrf": csrf_token(request), "nav": NAV, "section": section, "flash": None,
-            "live_url": None, "oob": False, **context}
+    return {"request": request, "nav": NAV, "section": section, "flash": None, "live_url": None, "oob": False,
+            **viewer_context(request), **context}
+
+
+def viewer_context(connection: HTTPConnection) -> dict[str, Any]:
+    """What a page and its live blocks need to know of who looks: their CSRF token, who they are, and
+    ``read_only`` (hide the buttons that would change something: a viewer's, or nobody's yet)."""
+    principal = principal_of(connection)
+    return {"csrf": csrf_token(connection), "user": principal,
+            "read_only": principal is None or not principal.is_admin}
 
 
 def page(template: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:

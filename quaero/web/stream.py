@@ -22,6 +22,7 @@ from typing import Any
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import HTTPConnection, Request
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from quaero.errors import NotFound, QuaeroError
@@ -30,6 +31,7 @@ from quaero.stores.events import EVENT_TYPES, Event
 from quaero.stores.jsonutil import dumps
 from quaero.web.http import runtime_of
 from quaero.web.live import JobScope
+from quaero.web.slots import StreamSlots, take_sse_slot, websocket_slot
 
 QUEUE_LIMIT = 10_000
 BATCH_MAX = 500
@@ -158,6 +160,12 @@ async def open_feed(connection: HTTPConnection) -> EventFeed:
 
 async def events_ws(websocket: WebSocket) -> None:
     """Stream events as JSON: ``?types=a,b``, ``?job_id=`` and ``?batch=1`` narrow and shape the stream."""
+    async with websocket_slot(websocket) as admitted:
+        if admitted:
+            await _events_ws(websocket)
+
+
+async def _events_ws(websocket: WebSocket) -> None:
     await websocket.accept()
     try:
         feed = await open_feed(websocket)
@@ -223,8 +231,18 @@ async def events_sse(request: Request) -> EventSourceResponse:
         content:
           application/json:
             schema: {$ref: "#/components/schemas/Error"}
+      503:
+        description: "the server already serves max_stream_clients streams: try again after Retry-After seconds"
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Error"}
     """
-    feed = await open_feed(request)
+    slots = take_sse_slot(request)
+    try:
+        feed = await open_feed(request)
+    except BaseException:
+        slots.give_back()
+        raise
 
     async def messages() -> AsyncIterator[dict[str, str]]:
         try:
@@ -237,7 +255,21 @@ async def events_sse(request: Request) -> EventSourceResponse:
         finally:
             feed.close()
 
-    return EventSourceResponse(messages(), ping=15)
+    return _HoldingResponse(messages(), slots, ping=15)
+
+
+class _HoldingResponse(EventSourceResponse):
+    """An event stream that gives its client slot back when it ends, however it ends."""
+
+    def __init__(self, content: AsyncIterator[dict[str, str]], slots: StreamSlots, **options: Any) -> None:
+        super().__init__(content, **options)
+        self._slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slots.give_back()
 
 
 routes = [

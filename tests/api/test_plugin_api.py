@@ -300,7 +300,9 @@ def test_a_plugins_route_is_served_with_its_context_and_documented(tmp_path):
             bad = client.post("/api/notes", json={"count": "two", "extra": 1})
             assert bad.status_code == 400
             assert {item["path"] for item in bad.json()["detail"]} == {"count", "extra"}
-            assert client.post("/api/notes", content=b"[1]").status_code == 400
+            as_json = {"content-type": "application/json"}
+            assert client.post("/api/notes", content=b"[1]", headers=as_json).status_code == 400
+            assert client.post("/api/notes", content=b'{"count": 2}').status_code == 415  # not sent as JSON
             document = client.get("/api/openapi.json").json()
             assert "post" in document["paths"]["/api/notes"]
             listed = client.get("/api/plugins").json()["items"]

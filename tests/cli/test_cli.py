@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -124,8 +125,8 @@ def test_jobs_lists_executions_with_a_header_and_says_when_more_exist(tmp_path):
     shown = quaero("jobs", "--limit", "3", "--data-dir", "data", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     header, *rows, last = shown.stdout.splitlines()
-    assert header.split() == ["ID", "STATUS", "TYPE", "CREATED", "NAME"]
-    assert [row.split()[0] for row in rows] == roots[::-1][:3] and all("parent" in row for row in rows)
+    assert header.split() == ["ID", "STATUS", "CREATED", "NAME"]  # all executions: no type column
+    assert [row.split()[0] for row in rows] == roots[::-1][:3] and not any("parent" in row for row in rows)
     assert last == "3 of 5 executions; --limit to see more"
 
     everything = quaero("jobs", "--data-dir", "data", cwd=tmp_path).stdout.splitlines()
@@ -134,6 +135,7 @@ def test_jobs_lists_executions_with_a_header_and_says_when_more_exist(tmp_path):
     assert [row.split()[:2] for row in failed[1:]] == [[roots[0], "failed"]]
     assert quaero("jobs", "--status", "running", "--data-dir", "data", cwd=tmp_path).stdout == "no running executions\n"
     steps = quaero("jobs", "--type", "step", "--limit", "4", "--data-dir", "data", cwd=tmp_path).stdout
+    assert steps.splitlines()[0].split() == ["ID", "STATUS", "TYPE", "CREATED", "NAME"]
     assert steps.splitlines()[-1] == "4 of 10 jobs of type step; --limit to see more"
     every_type = quaero("jobs", "--all", "--limit", "2", "--data-dir", "data", cwd=tmp_path).stdout
     assert every_type.splitlines()[-1] == "2 of 45 jobs; --limit to see more"
@@ -313,3 +315,21 @@ def test_the_live_bar_says_what_it_knows_before_the_total_is_known():
     display = _LiveDisplay("crawl", out)
     display.close()
     assert "0/?" in out.getvalue() and "None" not in out.getvalue()
+
+
+def test_jobs_rows_fit_an_80_column_terminal_and_cut_long_names():
+    from quaero.cli import _print_jobs
+
+    job = {"id": "job_01JF8ZQ3W4X5Y6Z7A8B9C0D1E2", "status": "completed", "created_at": "2026-12-02T06:42:56.123Z"}
+    listing = {"items": [{**job, "type": "parent", "name": "Crawl of the whole Python documentation, every page"},
+                         {**job, "type": "database_maintenance", "name": "Nightly vacuum"}], "total": 2}
+    out = io.StringIO()
+    _print_jobs(listing, "jobs", out, width=80)
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[0].split() == ["ID", "STATUS", "TYPE", "CREATED", "NAME"]
+    assert "12-02 06:42" in lines[1] and lines[1].endswith("…") and "Crawl of th" in lines[1]
+    assert "database_m  " in lines[2] and lines[2].endswith("Nightly vac…")  # type cut to its column
+    piped = io.StringIO()
+    _print_jobs(listing, "jobs", piped)  # not a terminal, no width: whole names
+    assert "every page" in piped.getvalue()

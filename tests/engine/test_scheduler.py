@@ -63,3 +63,36 @@ steps:
         assert all("schedule" in e.data["trigger"] for e in executions())
     finally:
         runtime.stop()
+
+
+def test_a_cron_that_never_fires_is_a_validation_error(runtime):
+    import pytest
+
+    from quaero.errors import DefinitionError
+
+    with pytest.raises(DefinitionError) as caught:
+        runtime.definitions.create('name: never\nschedule: "0 0 31 2 *"\nsteps:\n  - {name: a, action: test_fanout}\n')
+    assert "never fires" in str(caught.value) and "0 0 31 2 *" in str(caught.value)
+    # A rare one that does fire (29 February) is fine.
+    runtime.definitions.create('name: leap\nschedule: "0 0 29 2 *"\nsteps:\n  - {name: a, action: test_fanout}\n')
+
+
+def test_one_bad_schedule_is_logged_and_skipped_while_the_others_fire(runtime, caplog):
+    for name in ("a-bad", "b-good"):
+        runtime.definitions.create(f'id: {name}\nname: {name}\nschedule: "* * * * *"\nsteps:\n'
+                                   f'  - {{name: a, action: test_fanout, config: {{count: 1}}}}\n')
+    # Stored by a release that did not check (or written to the database by hand): it cannot be computed.
+    Record = runtime.models.JobDefinitionRecord
+    Record.update(schedule="0 0 31 2 *").where(Record.id == "a-bad").execute()
+    scheduler = Scheduler(runtime.definitions, runtime.jobs, runtime.orchestrator)
+    now = time.time()
+    assert scheduler.run_due(now) == []
+    [fired] = scheduler.run_due(now + 61)
+    assert runtime.jobs.get(fired).definition_id == "b-good"
+    messages = [r.getMessage() for r in caplog.records if r.name == "quaero.engine.scheduler"]
+    assert any("'0 0 31 2 *' of a-bad cannot be computed" in m for m in messages)
+    caplog.clear()
+    wait_done(runtime, fired)
+    [again] = scheduler.run_due(now + 122)  # still firing; the bad one is not logged every pass
+    assert runtime.jobs.get(again).definition_id == "b-good"
+    assert not [r for r in caplog.records if "cannot be computed" in r.getMessage()]

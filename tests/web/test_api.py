@@ -147,7 +147,8 @@ def test_errors_name_the_bad_field(client):
         "path": "cookie", "in": "body", "message": "unknown key 'cookie'; accepted: id, base_url, cookies, headers"}
     assert client.post("/api/auth", json={"id": "a", "headers": []}).json()["detail"][0]["path"] == "headers"
     assert client.post("/api/jobs/quick-crawl", json={"max_depth": 1}).json()["detail"][0]["path"] == "url"
-    assert client.post("/api/auth", content=b"[1]").json()["detail"][0] == {
+    not_an_object = client.post("/api/auth", content=b"[1]", headers={"content-type": "application/json"})
+    assert not_an_object.json()["detail"][0] == {
         "path": "", "in": "body", "message": "the body must be a JSON object"}
 
 

@@ -38,18 +38,30 @@ steps:
 """
 
 
+# The idle app needs a credential: the generated requests create users, and the first one closes the server.
+ADMIN = {"Authorization": "Bearer contract-admin-token"}
+
+
 @pytest.fixture(scope="module")
 def idle_app(tmp_path_factory):
     """An app over a runtime that was never started: nothing executes what the tests throw at it."""
-    runtime = Runtime(make_settings(tmp_path_factory.mktemp("idle")), role="run")
+    runtime = Runtime(make_settings(tmp_path_factory.mktemp("idle"), access_token="contract-admin-token"), role="run")
     yield create_app(runtime.settings, runtime=runtime)
     runtime.stop()
 
 
 @pytest.fixture(scope="module")
 def idle_client(idle_app):
-    with TestClient(idle_app, raise_server_exceptions=False) as client:
+    with TestClient(idle_app, raise_server_exceptions=False, headers=ADMIN) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def viewer(idle_app):
+    """The headers of a viewer's API token on the idle app."""
+    accounts = idle_app.state.runtime.accounts
+    accounts.add("contract-viewer", "viewer", "viewer-password")
+    return {"Authorization": f"Bearer {accounts.create_token('contract-viewer', 'contract')[1]}"}
 
 
 @pytest.fixture
@@ -86,29 +98,33 @@ def test_openapi_document_is_valid_and_describes_every_route(idle_app, idle_clie
 NOT_APPLICABLE = {"POST /api/jobs/definitions/validate": [schemathesis.checks.negative_data_rejection]}
 
 
-def conformance_check(operation, mode):
+def conformance_check(operation, mode, headers):
     """A Hypothesis test that sends ``operation`` generated requests and validates each answer."""
     excluded = [schemathesis.checks.positive_data_acceptance, *NOT_APPLICABLE.get(operation.label, [])]
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(case):
-        case.call_and_validate(excluded_checks=excluded)
+        case.call_and_validate(headers=headers, excluded_checks=excluded)
 
     return check
 
 
-@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
-def test_every_operation_answers_as_its_document_says(idle_app, mode):
-    """Schemathesis: generated requests (valid ones, then invalid ones) get documented statuses and bodies."""
-    schema = schemathesis.openapi.from_asgi("/api/openapi.json", idle_app)
+@pytest.mark.parametrize("role, mode", [("admin", schemathesis.GenerationMode.POSITIVE),
+                                        ("admin", schemathesis.GenerationMode.NEGATIVE),
+                                        ("viewer", schemathesis.GenerationMode.POSITIVE)])
+def test_every_operation_answers_as_its_document_says(idle_app, viewer, role, mode):
+    """Schemathesis: generated requests (valid ones, then invalid ones) get documented statuses and bodies,
+    from an admin and from a viewer (whose writes and reads of /api/users answer the documented 403)."""
+    headers = ADMIN if role == "admin" else viewer
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", idle_app, headers=headers)
     failures = []
     for result in schema.get_all_operations():
         operation = result.ok()
         if mode == schemathesis.GenerationMode.NEGATIVE and not (operation.query.items or operation.body.items):
             continue  # nothing to make invalid: a path id is any text
         try:
-            conformance_check(operation, mode)()
+            conformance_check(operation, mode, headers)()
         except Unsatisfiable:
             pass  # every parameter takes any text: nothing to make invalid
         except (Exception, BaseExceptionGroup) as exc:  # gather every operation's failure

@@ -134,3 +134,124 @@ def test_the_dashboard_and_jobs_list_follow_an_execution_live(live_server, page)
     expect(row).to_be_visible(timeout=10_000)
     expect(row.locator(".status")).to_have_text("completed", timeout=30_000)
     assert page.js_errors == []
+
+
+def test_a_document_with_remote_images_makes_the_browser_call_no_other_host(live_server, page):
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Pixel(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("content-type", "image/gif")
+            self.end_headers()
+            self.wfile.write(b"GIF89a")
+
+        def log_message(self, *args):
+            pass
+
+    tracker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pixel)
+    threading.Thread(target=tracker.serve_forever, daemon=True).start()
+    pixel = f"http://127.0.0.1:{tracker.server_address[1]}"
+    try:
+        from quaero.stores.documents import DocumentInput
+
+        doc_id = live_server.runtime.documents.upsert(DocumentInput(
+            "web", "https://x.example/pixel", title="Pixel page",
+            markdown=f"Hello ![tracker]({pixel}/md.gif) and [![logo]({pixel}/logo.gif)](https://example.org/)")).id
+        page.goto(f"{live_server.url}/documents/{doc_id}")
+        expect(page.locator("article.doc-body")).to_contain_text("[image: tracker]")
+        # Should an <img> get past the renderer, the policy still keeps the browser from loading it.
+        blocked = page.evaluate("""src => new Promise(done => {
+            document.addEventListener('securitypolicyviolation', e => done(e.blockedURI), {once: true});
+            setTimeout(() => done(null), 5000);
+            const img = document.createElement('img'); img.src = src;
+            document.querySelector('article.doc-body').append(img);
+        })""", f"{pixel}/injected.gif")
+        assert blocked == f"{pixel}/injected.gif"
+        page.wait_for_timeout(300)
+        assert hits == []
+        # The server does answer: the same browser fetching it directly reaches it.
+        assert page.request.get(f"{pixel}/direct.gif").status == 200 and hits == ["/direct.gif"]
+    finally:
+        tracker.shutdown()
+        tracker.server_close()
+
+
+def _sign_in(page, url: str, name: str, password: str) -> None:
+    page.goto(url + "/login?next=/definitions")
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(url + "/definitions")
+
+
+def test_a_viewer_sees_no_write_buttons_and_an_admin_runs_a_definition(live_server, page):
+    runtime = live_server.runtime
+    runtime.accounts.add("ada", "admin", "admin-password-1")
+    runtime.accounts.add("vic", "viewer", "viewer-password-1")
+    runtime.definitions.create(FANOUT)
+    # Not signed in: the pages send to the sign-in form.
+    page.goto(live_server.url + "/definitions")
+    expect(page).to_have_url(re.compile(r"/login\?next=/definitions"))
+    page.get_by_label("User name").fill("vic")
+    page.get_by_label("Password").fill("wrong-password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("do not match")
+
+    _sign_in(page, live_server.url, "vic", "viewer-password-1")
+    expect(page.locator("header .who")).to_contain_text("vic (viewer)")
+    expect(page.get_by_role("link", name="UI fan-out")).to_be_visible()
+    expect(page.get_by_role("button", name="Run UI fan-out")).to_have_count(0)
+    expect(page.get_by_role("link", name="New definition")).to_have_count(0)
+    expect(page.locator("header").get_by_role("link", name="Users")).to_have_count(0)
+    page.get_by_role("link", name="UI fan-out").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("UI fan-out")
+    expect(page.get_by_role("button", name="Run now")).to_have_count(0)
+    expect(page.get_by_role("link", name="Edit")).to_have_count(0)
+    # A write sent by hand, with the page's own CSRF token, is refused all the same.
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    response = page.request.post(live_server.url + "/definitions/ui-fan/execute", form={"csrf_token": token})
+    assert response.status == 403 and "viewer role" in response.text()
+    assert runtime.jobs.executions(definition_id="ui-fan", limit=1) == []
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+    _sign_in(page, live_server.url, "ada", "admin-password-1")
+    expect(page.locator("header .who")).to_contain_text("ada (admin)")
+    page.get_by_role("button", name="Run UI fan-out").click()
+    expect(page).to_have_url(re.compile(r"/jobs/job_"))
+    expect(page.locator("#live-state")).to_have_text("live")
+    expect(page.locator("#job-header .status")).to_have_text("completed", timeout=30_000)
+    assert page.js_errors == []
+
+
+def test_an_admin_makes_a_token_on_the_users_page_and_sees_it_once(live_server, page):
+    runtime = live_server.runtime
+    runtime.accounts.add("ada", "admin", "admin-password-1")
+    _sign_in(page, live_server.url, "ada", "admin-password-1")
+    page.locator("header").get_by_role("link", name="Users").click()
+    page.get_by_label("User name").fill("vic")
+    page.get_by_label("Role").select_option("viewer")
+    page.get_by_label("Password (at least 8 characters)").fill("viewer-password-1")
+    page.get_by_role("button", name="Add user").click()
+    expect(page.locator(".flash")).to_have_text("The user was added.")
+    expect(page.locator("#user-vic")).to_contain_text("viewer")
+    page.get_by_label("For user").select_option("vic")
+    page.get_by_label("Name (what it is for)").fill("wall screen")
+    page.get_by_role("button", name="Make token").click()
+    token = page.get_by_label("new token").inner_text().strip()
+    assert token.startswith("qk_")
+    import httpx
+
+    me = httpx.get(live_server.url + "/api/me", headers={"Authorization": f"Bearer {token}"}).json()
+    assert me == {"kind": "token", "role": "viewer", "name": "vic"}
+    page.goto(live_server.url + "/users")
+    assert token not in page.content()  # shown once
+    page.get_by_role("button", name=re.compile(r"Revoke token \d+")).click()
+    expect(page.locator(".flash")).to_contain_text("revoked")
+    assert httpx.get(live_server.url + "/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert page.js_errors == []

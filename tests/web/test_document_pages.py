@@ -107,3 +107,16 @@ def test_search_page_highlights_escapes_and_reports_bad_queries(client, runtime)
     assert bad.status_code == 400 and "quote" in bad.text.lower()
     recent = client.get("/search")
     assert "Newest documents" in recent.text and "Event loops" in recent.text
+
+
+def test_remote_images_are_links_and_the_policy_loads_no_image_from_another_host(client, runtime):
+    doc_id = _save(runtime, "https://pixel.example/a", "Pixel", "Text ![tracker](http://10.0.0.8/p.gif) and "
+                   "[![logo](https://cdn.example/logo.png)](https://example.org/)")
+    response = client.get(f"/documents/{doc_id}")
+    policy = dict(part.strip().split(" ", 1) for part in response.headers["content-security-policy"].split(";"))
+    assert policy["img-src"] == "'self' data:"
+    body = HTMLParser(response.text).css_first("article.doc-body")
+    assert body.css("img") == []
+    [image_link, outer] = body.css("a")
+    assert image_link.attributes["href"] == "http://10.0.0.8/p.gif" and image_link.text() == "[image: tracker]"
+    assert outer.attributes["href"] == "https://example.org/" and outer.text() == "[image: logo]"

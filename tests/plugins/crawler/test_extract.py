@@ -473,3 +473,12 @@ def test_both_converters_keep_the_essentials(converter: str) -> None:
 def test_unknown_converter_is_refused() -> None:
     with pytest.raises(ValueError, match="not one of"):
         html_to_markdown("<p>x</p>", "http://h.com/", "pandoc")
+
+
+@pytest.mark.parametrize("converter", ["html-to-markdown", "html2text"])
+def test_base_and_meta_tags_in_the_body_add_no_front_matter(converter: str) -> None:
+    # html-to-markdown turned these into a YAML header ("base: javascript:...") above the page's text.
+    html = ('<p>Intro words.</p><base href="javascript:alert(1)//"><meta name="description" content="evil">'
+            '<p>More words.</p>')
+    markdown = html_to_markdown(html, "https://example.com/", converter)
+    assert markdown == "Intro words.\n\nMore words.\n"
