@@ -154,7 +154,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         # The workers start first, beside the server's own start-up rather than after it: a restarted
         # server saves pages again as soon as they are up (each one reclaims what dead processes held).
         supervisor = WorkerSupervisor(settings, settings.resolved_worker_processes)
-        supervisor.start()
+        supervisor.start(fork=True)
     try:
         import uvicorn
 
@@ -176,34 +176,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Run workers only, until SIGINT or SIGTERM (or, when supervised, until the server is gone)."""
-    from quaero.runtime import Runtime
-    from quaero.runtime.logsetup import configure_logging
+    from quaero.runtime.worker_process import serve_worker
 
     index = os.environ.get("QUAERO_WORKER_INDEX")
-    configure_logging(settings, file_name=f"worker-{index if index is not None else os.getpid()}.log")
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    runtime = Runtime(settings, role="worker")
-    runtime.start()
-    if index is not None:
-        _exit_with_parent(stop)
-    try:
-        stop.wait()
-    finally:
-        runtime.stop()
-    return 0
-
-
-def _exit_with_parent(stop: threading.Event) -> None:
-    """A supervised worker stops when its server dies, even by SIGKILL, instead of living on as an orphan."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while not stop.wait(0.5):
-            if os.getppid() != parent:
-                stop.set()
-
-    threading.Thread(target=watch, name="quaero-parent-watch", daemon=True).start()
+    return serve_worker(settings, int(index) if index is not None else None)
 
 
 def _run_summary(runtime: Any, root_id: str, started: float) -> dict[str, Any]:
