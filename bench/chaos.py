@@ -12,6 +12,8 @@
   server is started again through the CLI. Then one SIGTERM (a drain) and one more start.
 - resume_to_progress_s: for each restart, seconds from spawning the new ``quaero serve`` to the first page
   saved after it (a new row in ``documents``), the default 30 s queue lease notwithstanding.
+- ``--server-python``: the interpreter of another installation of Quaero (an older release, say) to run the
+  server with; the checks and the site stay this one's.
 - crawl_s: from the crawl's start to its end, restarts included; checks: the execution completed, each page
   saved exactly once (documents == site pages, no duplicate URL, every step's result count == pages), no job
   pending or running, the queue empty, ``PRAGMA integrity_check`` ok for every SQLite file.
@@ -90,10 +92,10 @@ def problems(report: dict[str, Any], pages: int) -> list[str]:
 
 
 def run_backend(name: str, site: LocalSite, pages: int, kills: int, rng: random.Random,
-                workers: int, threads: int) -> dict[str, Any]:
+                workers: int, threads: int, python: str | None) -> dict[str, Any]:
     """One chaos run on one backend; its figures."""
     with backend(name) as urls, tempfile.TemporaryDirectory(prefix=f"quaero-chaos-{name}-") as tmp:
-        crawl = ChaosCrawl(Path(tmp), site, workers=workers, threads=threads, **urls)
+        crawl = ChaosCrawl(Path(tmp), site, workers=workers, threads=threads, python=python, **urls)
         resumes: list[float] = []
         killed_at: list[int] = []
         try:
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgres-redis", help="comma-separated: sqlite, postgres-redis")
     parser.add_argument("--workers", type=int, default=2, help="quaero serve --workers")
     parser.add_argument("--threads", type=int, default=4, help="quaero serve --threads")
+    parser.add_argument("--server-python", help="the python of another Quaero installation to run the server with")
     parser.add_argument("--seed", type=int, default=SEED, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     with LocalSite(args.pages, args.seed, slow_every=25, slow_s=0.5) as site:
         for name in args.backends.split(","):
             figures.update(run_backend(name.strip(), site, args.pages, args.kills, random.Random(args.seed),
-                                       args.workers, args.threads))
+                                       args.workers, args.threads, args.server_python))
     every = [value for key, values in figures.items() if key.endswith("_resume_to_progress_s") for value in values]
     figures["resume_to_progress_max_s"] = max(every) if every else None
     figures["resume_under_2s"] = sum(value < 2 for value in every)

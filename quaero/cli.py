@@ -139,6 +139,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Serve the pages and the API, with the monitor, the scheduler and the workers."""
     from quaero.runtime.logsetup import configure_logging
     from quaero.runtime.supervisor import WorkerSupervisor
+    from quaero.runtime.worker_process import preload, serve_worker
 
     if not (settings.loopback_bind or settings.access_token):
         # Only then can the accounts make the bind safe or not: reading them (the database, the web layer)
@@ -154,7 +155,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         # The workers start first, beside the server's own start-up rather than after it: a restarted
         # server saves pages again as soon as they are up (each one reclaims what dead processes held).
         supervisor = WorkerSupervisor(settings, settings.resolved_worker_processes)
-        supervisor.start(fork=True)
+        supervisor.start(fork=lambda index: serve_worker(settings, index), preload=lambda: preload(settings))
     try:
         import uvicorn
 

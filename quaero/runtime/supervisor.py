@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 from quaero.settings import Settings
 
@@ -84,16 +85,14 @@ class WorkerSupervisor:
         log.info("worker process %d started (pid %d)", index, process.pid)
         return process
 
-    def _fork(self, index: int) -> Forked:
-        from quaero.runtime.worker_process import serve_worker
-
+    def _fork(self, index: int, run: Callable[[int], int]) -> Forked:
         pid = os.fork()
         if pid == 0:  # the worker: it never returns into the server's code
             code = 1
             try:
                 os.environ["QUAERO_WORKER_INDEX"] = str(index)
                 os.dup2(2, 1)  # stdout is the server's stderr, as for a spawned worker
-                code = serve_worker(self.settings, index)
+                code = run(index)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -101,20 +100,16 @@ class WorkerSupervisor:
         log.info("worker process %d started (pid %d, forked)", index, pid)
         return Forked(pid)
 
-    def start(self, *, fork: bool = False) -> None:
-        """Start the workers; ``fork`` them from this process when it runs no other thread yet (else spawn).
-
-        Forking imports the worker's modules here first (:func:`~quaero.runtime.worker_process.preload`).
-        """
-        if fork and hasattr(os, "fork") and threading.active_count() == 1:
-            from quaero.runtime.worker_process import preload
-
-            preload(self.settings)
-            fork = threading.active_count() == 1  # nothing that was imported started a thread
-        else:
-            fork = False
+    def start(self, *, fork: Callable[[int], int] | None = None, preload: Callable[[], None] | None = None) -> None:
+        """Start the workers: spawned, or, given ``fork`` (a worker's main, by index), forked from this process
+        when it runs no other thread yet, after ``preload`` imported what they run
+        (:mod:`quaero.runtime.worker_process` has both)."""
+        forking = fork is not None and hasattr(os, "fork") and threading.active_count() == 1
+        if forking and preload is not None:
+            preload()
+            forking = threading.active_count() == 1  # nothing that was imported started a thread
         for index in range(self.count):
-            self.processes[index] = self._fork(index) if fork else self._spawn(index)
+            self.processes[index] = self._fork(index, fork) if forking and fork is not None else self._spawn(index)
         self._thread.start()
 
     def pids(self) -> list[int]:

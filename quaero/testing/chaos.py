@@ -78,11 +78,13 @@ class ChaosCrawl:
       workers, threads: ``quaero serve --workers --threads``.
       concurrency: the crawl's ``per_host_concurrency``.
       environ: more environment for the server (``QUAERO_*`` settings).
+      python: the interpreter that runs ``-m quaero`` (another installation's, to compare releases).
     """
 
     def __init__(self, workdir: Path, site: LocalSite, *, database_url: str | None = None,
                  queue_url: str | None = None, workers: int = 2, threads: int = 4, concurrency: int = 8,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, python: str | None = None) -> None:
+        self.python = python or sys.executable
         self.workdir = Path(workdir)
         self.site = site
         self.workers = workers
@@ -118,12 +120,14 @@ class ChaosCrawl:
         """Spawn ``quaero serve``; returns when it was spawned (``time.monotonic()``). ``wait``: until it answers."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("the server is still running")
-        command = [sys.executable, "-m", "quaero", "serve", "--data-dir", str(self.data_dir), "--definitions",
+        command = [self.python, "-m", "quaero", "serve", "--data-dir", str(self.data_dir), "--definitions",
                    str(self.definitions_dir), "--port", str(self.port), "--workers", str(self.workers),
                    "--threads", str(self.threads)]
         spawned = time.monotonic()
+        # In its own directory: `python -m` puts the working directory first on the path, where a source
+        # tree would shadow the installation being run.
         self.process = subprocess.Popen(command, env=self.environ, stdout=self._log, stderr=self._log,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL, cwd=self.workdir)
         if wait:
             self._wait_ready()
         return spawned

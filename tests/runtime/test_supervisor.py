@@ -14,13 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # In a process of its own: forking needs a process that runs no other thread (pytest's may).
 SCRIPT = """
     import json, os, signal, sys, time
-    from quaero.runtime.supervisor import Forked, WorkerSupervisor
+    from quaero.runtime.supervisor import WorkerSupervisor
+    from quaero.runtime.worker_process import preload, serve_worker
     from quaero.settings import load_settings
 
     settings = load_settings(environ={}, overrides={"data_dir": sys.argv[1], "worker_threads": 1,
                                                     "definitions_dir": sys.argv[1] + "/none"})
     supervisor = WorkerSupervisor(settings, 2)
-    supervisor.start(fork=True)
+    supervisor.start(fork=lambda index: serve_worker(settings, index), preload=lambda: preload(settings))
     forked = [type(p).__name__ for p in supervisor.processes]
     first = supervisor.pids()
     os.kill(first[0], signal.SIGKILL)
