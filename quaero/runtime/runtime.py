@@ -19,6 +19,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
 from quaero.broker import QueueInspector, inspector_for, make_broker
+from quaero.engine.addresses import AddressPolicy
 from quaero.engine.contexts import ContextFactory
 from quaero.engine.deadletters import DeadLetters
 from quaero.engine.monitor import JobMonitor
@@ -106,8 +107,9 @@ class Runtime:
         self._listen_for_deletions()
         self.job_queue = JobQueue(self.queue, self.registry)
         self.steps = Steps(self.jobs, self.registry)
-        # Every plugin's requests: one client per process, rate limits shared through the database.
-        self.outbound = Outbound(RateLimits(self.database))
+        # Every plugin's requests: one client per process, behind the address policy of the settings (a
+        # worker process gets them through QUAERO_SETTINGS_JSON), rate limits shared through the database.
+        self.outbound = Outbound(RateLimits(self.database), AddressPolicy.from_settings(settings))
         self.contexts = ContextFactory(
             database=self.database, jobs=self.jobs, logs=self.logs, documents=self.documents,
             reader=DocumentReader(self.documents, self.search), credentials=self.credentials,
