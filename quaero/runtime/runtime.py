@@ -190,6 +190,11 @@ class Runtime:
             loaded, errors = self.definitions.load_directory(Path(self.settings.definitions_dir))
             if loaded:
                 log.info("loaded %d job definition(s) from %s", len(loaded), self.settings.definitions_dir)
+            unscoped = self.credentials.unscoped()
+            if unscoped:
+                log.warning("credentials without a base URL are never sent (they were saved before one was "
+                            "required): %s; save them again with the base_url of their site",
+                            ", ".join(unscoped))
             # Always relay: workers started by the supervisor or by hand (`quaero worker`) both use the outbox.
             self.relay = EventRelay(events_database(self.settings), self.bus)
             self.relay.start()
