@@ -105,7 +105,10 @@ def _check_schema(schema: dict[str, Any]) -> None:
     """A JSON schema the answers can be validated against (a typo in it fails here, not per document)."""
     from jsonschema import Draft202012Validator, SchemaError
 
+    from .answers import check_patterns
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise ValueError(f"'schema' is not a valid JSON schema: {exc.message}") from None
+    check_patterns(schema, "'schema'")

@@ -211,6 +211,12 @@ def test_without_a_key_the_definition_cannot_run_and_says_where_it_looked(tmp_pa
     ({"operation": "summarization", "max_keywords": 50}, "less than or equal to 30"),
     ({"operation": "prompt", "provider": "openai", "prompt": "x", "result_key": "k", "schema": {"type": "thing"}},
      "not a valid JSON schema"),
+    ({"operation": "prompt", "provider": "openai", "prompt": "x", "result_key": "k",
+      "schema": {"type": "object", "properties": {"code": {"type": "string", "pattern": "(a)\\1"}}}},
+     "'schema'.properties.code: pattern '(a)\\\\1' cannot be used: invalid escape sequence"),
+    ({"operation": "prompt", "provider": "openai", "prompt": "x", "result_key": "k",
+      "schema": {"type": "object", "patternProperties": {"^x": {"type": "string"}}}},
+     "patternProperties is not supported in answer schemas"),
     ({"api_key": "sk-live-abc"}, "${MY_API_KEY}"),
     ({"operation": "keyword_extraction", "prompt": "x"}, "belong to the prompt operation"),
 ])

@@ -399,6 +399,16 @@ def test_a_connection_refused_is_transient_and_settles_nothing(harness):
     assert harness.settled == [0, 0]
 
 
+@pytest.mark.timeout(60)
+def test_answer_patterns_run_in_linear_time():
+    from quaero_plugins.agent.answers import AnswerInvalid, parse_answer, validator_for
+
+    validator = validator_for({"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a+)+$"}}})
+    with pytest.raises(AnswerInvalid, match="does not match"):
+        parse_answer(json.dumps({"code": "a" * 50_000 + "!"}), validator)
+    assert parse_answer(json.dumps({"code": "a" * 50_000}), validator) == {"code": "a" * 50_000}
+
+
 def test_an_address_the_outbound_policy_refuses_fails_at_once_naming_the_setting(harness):
     from quaero.engine.outbound import make_client
 
