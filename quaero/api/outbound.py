@@ -60,6 +60,10 @@ class OutboundRefused(httpx.ConnectError):
         self.reasons = tuple(reasons)
         super().__init__(refusal_message(host, self.addresses, self.reasons), request=request)
 
+    def __reduce__(self) -> tuple[type[OutboundRefused], tuple[str, tuple[str, ...], tuple[str, ...]]]:
+        # Pickled (to another process, say) with what it was made from, not with its message.
+        return type(self), (self.host, self.addresses, self.reasons)
+
 
 def refusal_message(host: str, addresses: Sequence[str], reasons: Sequence[str]) -> str:
     """Why a connection to ``host`` is refused, and what to change: the text of :class:`OutboundRefused`."""

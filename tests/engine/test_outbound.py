@@ -182,3 +182,14 @@ def test_the_connection_goes_to_the_address_that_was_checked(servers):
     [(path, headers)] = allowed.requests
     assert path == "/first" and headers["Host"] == f"rebinding.test:{port}"
     assert refused.requests == []
+
+
+def test_a_refusal_survives_pickling_with_its_message():
+    import pickle
+
+    refused = OutboundRefused("intranet.example", ["10.0.0.7"], ["private"])
+    again = pickle.loads(pickle.dumps(refused))
+    assert isinstance(again, OutboundRefused) and str(again) == str(refused)
+    assert (again.host, again.addresses, again.reasons) == ("intranet.example", ("10.0.0.7",), ("private",))
+    assert "intranet.example, which resolves to 10.0.0.7 (private)" in str(refused)
+    assert "QUAERO_ALLOW_PRIVATE_NETWORKS=10.0.0.7/32" in str(refused)
