@@ -14,7 +14,8 @@ reports and skips a plugin that needs a version it does not provide.
 
 1.1 added ``ctx.http``, ``ctx.rate_limit`` and :class:`RateReservation`, ``JobContext.update_document`` and
 ``stop_step``, :meth:`StepManager.readiness` (with :class:`ReadinessContext`), and :data:`SecretReference`
-for secrets in step options.
+for secrets in step options. The next minor version adds :class:`OutboundRefused` (the outbound policy
+refused an address; an :class:`httpx.ConnectError`) and ``ctx.outbound_refusal(url)``.
 """
 
 from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
@@ -35,7 +36,7 @@ from quaero.api.documents import (
 from quaero.api.hookspecs import hookimpl
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
 from quaero.api.maintenance import DatabaseMaintenance, Outcome
-from quaero.api.outbound import RateReservation
+from quaero.api.outbound import OutboundRefused, RateReservation
 from quaero.api.settings import PluginSettings, Secret, SecretReference
 from quaero.api.web import WebContext, WebRegistry
 from quaero.errors import (
@@ -54,8 +55,9 @@ VERSION = "1.1"
 __all__ = [
     "VERSION", "Action", "ChildSpec", "ConfigError", "Conflict", "Credentials", "DatabaseMaintenance",
     "DefinitionError", "DefinitionInfo", "Document", "DocumentFilter", "DocumentInput", "Documents",
-    "FullTextIndex", "IndexReport", "JobCancelled", "JobContext", "JobError", "JobView", "JobWorker",
-    "Migration", "NotFound", "Outcome", "PluginContext", "PluginDatabase", "PluginHost", "PluginSettings",
+    "FullTextIndex", "IndexReport", "JobCancelled", "JobContext", "JobError", "JobView", "JobWorker", "Migration",
+    "NotFound", "Outcome", "OutboundRefused", "PluginContext", "PluginDatabase", "PluginHost", "PluginSettings",
     "QuaeroError", "QueryError", "RateReservation", "ReadinessContext", "SaveResult", "SearchHit", "SearchPage",
-    "Secret", "SecretReference", "StepContext", "StepManager", "StepOptions", "WebContext", "WebRegistry", "hookimpl",
+    "Secret", "SecretReference", "StepContext", "StepManager", "StepOptions", "WebContext", "WebRegistry",
+    "hookimpl",
 ]
