@@ -56,7 +56,9 @@ def measure_remote(docs: int = 700, rpm: int = 600, latency: float = 0.05) -> di
     texts = build_documents(docs)
     with FakeLLM(latency=latency) as fake, tempfile.TemporaryDirectory() as directory:
         os.environ[KEY_VARIABLE] = fake.api_key
-        with Testbed(directory, plugins=[agent], core={"worker_threads": 16}) as testbed:
+        # The fake service listens on 127.0.0.1, which the outbound policy refuses unless allowed.
+        core = {"worker_threads": 16, "allow_private_networks": ["127.0.0.0/8"]}
+        with Testbed(directory, plugins=[agent], core=core) as testbed:
             for i, text in enumerate(texts):
                 testbed.runtime.documents.upsert(DocumentInput("web", f"https://bench.example/{i}",
                                                                title=f"Document {i}", markdown=text))

@@ -227,11 +227,12 @@ class TreeRssSampler:
         self._thread.join()
 
 
-def run_measured(command: list[str], cwd: str, timeout: float) -> tuple[int, str, str, float, TreeRssSampler]:
+def run_measured(command: list[str], cwd: str, timeout: float,
+                 env: dict[str, str] | None = None) -> tuple[int, str, str, float, TreeRssSampler]:
     """Run a crawler to its exit: (exit code, stdout, stderr, wall seconds, its process tree's memory)."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               stdin=subprocess.DEVNULL, text=True)
+                               stdin=subprocess.DEVNULL, text=True, env=env)
     sampler = TreeRssSampler(process.pid)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
@@ -287,7 +288,9 @@ def run_quaero(url: str, concurrency: int, workers: int | None, timeout: float) 
         command = [sys.executable, "-m", "quaero", "run", str(definition), "--json", "--data-dir", str(data_dir)]
         if workers is not None:
             command += ["--workers", str(workers)]
-        returncode, stdout, stderr, wall, sampler = run_measured(command, tmp, timeout)
+        # The generated site is served on 127.0.0.1, which the outbound policy refuses unless allowed.
+        env = {**os.environ, "QUAERO_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128"}
+        returncode, stdout, stderr, wall, sampler = run_measured(command, tmp, timeout, env=env)
         documents = _count_documents(data_dir / "quaero.stores.db")
     summary: dict[str, Any] = {}
     for line in reversed(stdout.strip().splitlines()):

@@ -16,6 +16,13 @@ from quaero.runtime import Runtime
 from quaero.settings import Settings, load_settings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: What the tests' outbound requests may reach although it is private: the local servers they start.
+LOCAL_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
+def local(**core: Any) -> dict[str, Any]:
+    """Core settings for a :class:`quaero.testing.Testbed` whose plugins call servers on 127.0.0.1."""
+    return {**core, "allow_private_networks": LOCAL_NETWORKS}
 
 
 def need_service(name: str, host: str, port: int) -> None:
@@ -49,9 +56,10 @@ TEST_HOSTS = ["localhost", "127.0.0.1", "::1", "testserver"]
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a test process; outbound requests may reach the local test servers (LOCAL_NETWORKS)."""
     values = dict(data_dir=tmp_path / "data", worker_processes=0, worker_threads=4,
                   plugin_modules=["quaero.testing.actions"], definitions_dir=tmp_path / "defs", monitor_interval=0.2,
-                  queue_lease_ms=2000, allowed_hosts=TEST_HOSTS)
+                  queue_lease_ms=2000, allowed_hosts=TEST_HOSTS, allow_private_networks=LOCAL_NETWORKS)
     values.update(overrides)
     return load_settings(environ={}, overrides=values)
 

@@ -41,9 +41,14 @@ class AgentManager(StepManager):
     manager_type = "agent"
 
     def readiness(self, ctx: ReadinessContext, options: AgentOptions) -> str | None:
-        if options.operation == "prompt" and not target(options, settings_of(ctx)).remote:
+        where = target(options, settings_of(ctx))
+        if options.operation == "prompt" and not where.remote:
             return ("the prompt operation needs a remote provider, and the settings' default is local: set "
                     "provider: openai or gemini on the step")
+        if where.remote:  # a server on this machine (Ollama on localhost, say) must be allowed first
+            refusal = ctx.outbound_refusal(where.base_url)
+            if refusal is not None:
+                return f"{where.provider} at {where.base_url}: {refusal}"
         return self._key_problem(ctx, options)
 
     def _key_problem(self, ctx: ReadinessContext | StepContext, options: AgentOptions) -> str | None:

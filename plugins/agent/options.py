@@ -24,7 +24,9 @@ class AgentSettings(PluginSettings):
 
     provider: ProviderName = Field("local", description="The provider of steps that name none.")
     openai_api_key: Secret | None = Field(None, description="Key for the openai provider (default: $OPENAI_API_KEY).")
-    openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1.")
+    openai_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (a local one needs "
+                          "allow_private_networks, e.g. 127.0.0.0/8).")
     openai_model: str | None = Field(None, description=f"Model of the openai provider ({DEFAULT_MODELS['openai']}).")
     gemini_api_key: Secret | None = Field(None, description="Key for the gemini provider (default: $GEMINI_API_KEY).")
     gemini_base_url: str | None = Field(None, description="Gemini endpoint (https://generativelanguage.googleapis.com).")
@@ -105,7 +107,10 @@ def _check_schema(schema: dict[str, Any]) -> None:
     """A JSON schema the answers can be validated against (a typo in it fails here, not per document)."""
     from jsonschema import Draft202012Validator, SchemaError
 
+    from .answers import check_patterns
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise ValueError(f"'schema' is not a valid JSON schema: {exc.message}") from None
+    check_patterns(schema, "'schema'")

@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from quaero.api import OutboundRefused
+
 from .answers import AnswerInvalid, parse_answer, repair_request, validator_for
 from .backoff import backoff
 from .gemini import GeminiProvider
@@ -164,6 +166,8 @@ class _Call:
         timeout = self.config.timeout
         try:
             response = self.client.post(request.url, headers=request.headers, json=request.body, timeout=timeout)
+        except OutboundRefused as exc:  # refused again on every retry: said at once
+            return ProviderError(f"{self.label}: {exc}"), 0
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             return ProviderError(f"{self.label}: cannot connect ({type(exc).__name__}: {exc})",
                                  transient=True), 0

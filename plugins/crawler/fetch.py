@@ -1,4 +1,10 @@
-"""HTTP for the crawler, on the core's client (``ctx.http``): redirects followed by hand, bodies capped."""
+"""HTTP for the crawler, on the core's client (``ctx.http``): redirects followed by hand, bodies capped.
+
+Each redirect hop is a new request through the core's client, so the outbound policy checks the address
+of every hop, and its headers are made for that hop: the stored credentials are asked for again
+(``credentials(hop_url)``, which gives nothing for another site), and the step's own ``Authorization``,
+``Cookie`` and ``Proxy-Authorization`` headers are dropped once a hop leaves the first URL's origin.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,29 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from quaero.api import OutboundRefused
+
 from .urls import normalize_url
 
 REDIRECTS = {301, 302, 303, 307, 308}
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+#: Headers that carry a user's identity: never sent to an origin the request did not start at.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+#: Why a redirect was not followed when the hop's address was refused by the outbound policy.
+BLOCKED = "blocked_address"
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a normalised URL."""
+    return "/".join(url.split("/", 3)[:3])
+
+
+def hop_headers(headers: dict[str, str], first: str, hop: str,
+                credentials: Callable[[str], dict[str, str]] | None) -> dict[str, str]:
+    """The headers of the request to ``hop`` in a chain of redirects that started at ``first``."""
+    if origin_of(hop) != origin_of(first):
+        headers = {name: value for name, value in headers.items() if name.lower() not in CREDENTIAL_HEADERS}
+    return {**headers, **(credentials(hop) if credentials is not None else {})}
 
 
 class RedirectError(Exception):
@@ -29,6 +54,7 @@ class Fetched:
     is_html: bool = False
     redirects: list[str] = field(default_factory=list)
     skipped: str | None = None  # a reason when a redirect led somewhere the crawl must not go
+    detail: str | None = None  # what the outbound policy said, when a hop's address was refused
 
 
 def fetch(
@@ -40,17 +66,29 @@ def fetch(
     max_bytes: int,
     max_redirects: int,
     check_hop: Callable[[str], str | None],
+    credentials: Callable[[str], dict[str, str]] | None = None,
     any_content: bool = False,
 ) -> Fetched:
     """GET ``url``, following redirects while ``check_hop(next_url)`` allows them (it returns a reason to stop).
 
-    Only HTML bodies are read, unless ``any_content`` (sitemaps are XML or gzip).
+    ``headers`` go with every request (less the credential headers once the origin changes),
+    ``credentials(hop_url)`` adds the stored ones that apply to each. Only HTML bodies are read, unless
+    ``any_content`` (sitemaps are XML or gzip). The first request's :class:`OutboundRefused` is raised; a
+    hop refused by the outbound policy ends the chain with ``skipped="blocked_address"``.
     """
     seen = {url}
     redirects: list[str] = []
     current = url
     while True:
-        with client.stream("GET", current, headers=headers, timeout=timeout) as response:
+        request = client.build_request("GET", current, headers=hop_headers(headers, url, current, credentials),
+                                       timeout=timeout)
+        try:
+            response = client.send(request, stream=True)
+        except OutboundRefused as exc:
+            if current == url:
+                raise
+            return Fetched(current, 0, httpx.Headers(), redirects=redirects, skipped=BLOCKED, detail=str(exc))
+        try:
             location = response.headers.get("location")
             if response.status_code in REDIRECTS and location:
                 target = normalize_url(location, current)
@@ -85,3 +123,5 @@ def fetch(
                     break
             body = b"".join(chunks)[:max_bytes]
             return Fetched(current, response.status_code, response.headers, body, truncated, True, redirects)
+        finally:
+            response.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quaero.api import ChildSpec, JobView, PluginContext, StepContext, StepManager
+from quaero.api import ChildSpec, JobView, PluginContext, ReadinessContext, StepContext, StepManager
 
 from .options import CrawlOptions
 from .process import process_of, start_urls
@@ -14,6 +14,15 @@ class CrawlerManager(StepManager):
     """Opens the crawl's books and admits its start URLs; the workers do the fetching."""
 
     manager_type = "crawl"
+
+    def readiness(self, ctx: ReadinessContext, options: CrawlOptions) -> str | None:
+        # A start URL whose host is a refused address (or localhost) cannot be crawled; a name that
+        # resolves to one is found out when the crawl connects, and fails its job the same way.
+        for url in start_urls(options):
+            refusal = ctx.outbound_refusal(url)
+            if refusal is not None:
+                return f"start URL {url}: {refusal}"
+        return None
 
     def start_step(self, ctx: StepContext) -> None:
         options: CrawlOptions = ctx.options

@@ -11,6 +11,8 @@ from quaero.api import StepOptions
 from quaero.api.credentials import is_credential_header
 from quaero.api.settings import references
 
+from .patterns import compile_pattern
+
 DEFAULT_USER_AGENT = "QuaeroBot/0.1 (+https://github.com/quaero; self-hosted knowledge base)"
 
 
@@ -18,8 +20,12 @@ class CrawlOptions(StepOptions):
     """Options of the ``crawl`` action."""
 
     start_urls: list[str] = Field(min_length=1, description="Where the crawl starts (depth 0).")
-    include_patterns: list[str] = Field(default_factory=list, description="Regexes; a URL must match one.")
-    exclude_patterns: list[str] = Field(default_factory=list, description="Regexes; a matching URL is skipped.")
+    include_patterns: list[str] = Field(default_factory=list,
+                                        description="Regexes (RE2 syntax: no backreferences or lookaround); a URL "
+                                                    "must match one.")
+    exclude_patterns: list[str] = Field(default_factory=list,
+                                        description="Regexes (RE2 syntax: no backreferences or lookaround); a "
+                                                    "matching URL is skipped.")
     allowed_domains: list[str] | None = Field(None, description="Default: the start URLs' hosts.")
     max_depth: int = Field(2, ge=0, le=100, description="Links are followed from pages at depth < max_depth.")
     max_pages: int = Field(100, ge=1, le=10_000_000, description="Pages saved in the whole crawl, exactly.")
@@ -46,10 +52,7 @@ class CrawlOptions(StepOptions):
     @classmethod
     def _regexes(cls, patterns: list[str]) -> list[str]:
         for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+            compile_pattern(pattern)  # RE2: a pattern it cannot run in linear time is refused here
         return patterns
 
     @field_validator("headers")

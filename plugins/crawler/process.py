@@ -12,47 +12,68 @@ from typing import Any
 
 import httpx
 
-from quaero.api import PluginDatabase
+from quaero.api import OutboundRefused, PluginDatabase
 
+from .fetch import RedirectError, fetch
 from .options import CrawlOptions
-from .robots import RobotsRules, rules_for_status
+from .robots import MAX_ROBOTS_CHARS, RobotsRules, rules_for_status
 from .state import CrawlState
 from .urls import UrlFilter, host_of, normalize_url
 
 ROBOTS_TTL = 3600.0
+#: Redirects followed to reach a robots.txt (RFC 9309 §2.3.1.2: at least five).
+MAX_ROBOTS_REDIRECTS = 5
 #: Seconds the rules of a site whose robots.txt could not be fetched are kept before asking again.
 UNREACHABLE_TTL = 1.0
 CACHED_CRAWLS = 100
 
 
 class RobotsCache:
-    """robots.txt per origin, fetched once per process and kept for an hour."""
+    """robots.txt per origin (and crawl scope), fetched once per process and kept for an hour.
+
+    The file is fetched through the core's client (the outbound policy checks each address), following at
+    most :data:`MAX_ROBOTS_REDIRECTS` redirects and only within the crawl's allowed domains, and at most
+    :data:`~.robots.MAX_ROBOTS_CHARS` bytes of it are read (RFC 9309 §2.3.1.2 and §2.5). A redirect the
+    crawl may not follow, or too many, leave the file unavailable (everything allowed, as for a 4xx).
+    """
 
     def __init__(self) -> None:
-        self._rules: dict[str, tuple[RobotsRules, float]] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._rules: dict[tuple[str, tuple[str, ...]], tuple[RobotsRules, float]] = {}
+        self._locks: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def rules(self, client: httpx.Client, url: str, user_agent: str, timeout: float) -> RobotsRules:
-        """The rules of ``url``'s origin (fetched now when not known or expired)."""
-        origin = url.split("/", 3)[:3]
-        key = "/".join(origin)
+    def rules(self, client: httpx.Client, crawl: Crawl, url: str) -> RobotsRules:
+        """The rules of ``url``'s origin for ``crawl`` (fetched now when not known or expired)."""
+        origin = "/".join(url.split("/", 3)[:3])
+        key = (origin, crawl.filter.domains)
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             cached = self._rules.get(key)
             if cached is not None and cached[1] > time.monotonic():
                 return cached[0]
-            try:
-                response = client.get(key + "/robots.txt", headers={"User-Agent": user_agent}, timeout=timeout,
-                                      follow_redirects=True)
-                rules = rules_for_status(response.status_code, response.text[:500_000])
-            except httpx.HTTPError as exc:
-                rules = rules_for_status(None, None, error=f"{type(exc).__name__}: {exc}")
+            rules = self._fetch(client, crawl, origin + "/robots.txt")
             # An unreachable site is asked again soon: the next job (or its retry) may find it back.
             ttl = UNREACHABLE_TTL if rules.unreachable else ROBOTS_TTL
             self._rules[key] = (rules, time.monotonic() + ttl)
             return rules
+
+    @staticmethod
+    def _fetch(client: httpx.Client, crawl: Crawl, robots_url: str) -> RobotsRules:
+        options = crawl.options
+        try:
+            fetched = fetch(client, robots_url, headers={"User-Agent": options.user_agent}, timeout=options.timeout,
+                            max_bytes=MAX_ROBOTS_CHARS, max_redirects=MAX_ROBOTS_REDIRECTS, any_content=True,
+                            check_hop=lambda hop: None if crawl.filter.in_scope(hop) else "domain")
+        except OutboundRefused as exc:
+            return RobotsRules.disallow_all(refused=str(exc))
+        except RedirectError:
+            return RobotsRules.allow_all()
+        except httpx.HTTPError as exc:
+            return rules_for_status(None, None, error=f"{type(exc).__name__}: {exc}")
+        if fetched.skipped:  # redirected out of the crawl's scope, or to a refused address
+            return RobotsRules.allow_all()
+        return rules_for_status(fetched.status, fetched.body.decode("utf-8", "replace"))
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,8 @@ class Crawl:
 
     options: CrawlOptions
     filter: UrlFilter
+    #: The start URLs, normalised: a refused address among them fails its job rather than being skipped.
+    starts: frozenset[str] = frozenset()
 
 
 def start_urls(options: CrawlOptions) -> list[str]:
@@ -88,13 +111,13 @@ class CrawlerProcess:
             crawl = self._crawls.get(step_id)
             if crawl is not None:
                 return crawl
-        crawl = Crawl(options, UrlFilter(allowed_domains(options), options.include_patterns, options.exclude_patterns))
+        crawl = Crawl(options, UrlFilter(allowed_domains(options), options.include_patterns, options.exclude_patterns),
+                      frozenset(start_urls(options)))
         with self._lock:
             self._crawls[step_id] = crawl
             while len(self._crawls) > CACHED_CRAWLS:
                 self._crawls.popitem(last=False)
         return crawl
-
 
 
 def process_of(ctx: Any) -> CrawlerProcess:

@@ -111,11 +111,14 @@ class RobotsRules:
         *,
         default_allow: bool = True,
         unreachable: str | None = None,
+        refused: str | None = None,
     ) -> None:
         self._groups: dict[str, _Group] = dict(groups or {})
         #: Why robots.txt could not be had (a network error, a 5xx answer): the site is disallowed because
         #: it could not be reached, not because it said so.
         self.unreachable = unreachable
+        #: What the outbound policy said when it refused the site's address (then ``unreachable`` too).
+        self.refused = refused
         self.sitemaps: list[str] = list(sitemaps or [])
         self._default_allow = default_allow
         self._lock = threading.Lock()
@@ -127,10 +130,10 @@ class RobotsRules:
         return cls(default_allow=True)
 
     @classmethod
-    def disallow_all(cls, unreachable: str | None = None) -> RobotsRules:
+    def disallow_all(cls, unreachable: str | None = None, *, refused: str | None = None) -> RobotsRules:
         """Rules that allow no URL but ``/robots.txt`` (a 5xx answer or a network error: ``unreachable``
-        says which)."""
-        return cls(default_allow=False, unreachable=unreachable)
+        says which; ``refused``, what the outbound policy said when it refused the site's address)."""
+        return cls(default_allow=False, unreachable=unreachable or refused, refused=refused)
 
     def __repr__(self) -> str:
         agents = ", ".join(sorted(self._groups)) or ("allow all" if self._default_allow else "disallow all")

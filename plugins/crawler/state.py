@@ -5,6 +5,8 @@
   ``failed``. URLs become jobs in the same transaction that admits them, so nothing is lost in between.
 - ``crawl_state``: the page budget. ``saved + queued`` never exceeds ``max_pages``, and a page is counted
   once even when its job runs twice, so ``max_pages`` is exact under concurrency and redelivery.
+- ``crawl_sitemaps``: the sitemaps a crawl has queued, once each, so that indexes that list one another
+  (or themselves) end, and a crawl reads at most :data:`MAX_SITEMAPS`.
 - ``crawl_hosts`` and ``crawl_slots``: politeness per host (a delay between requests, a number of requests
   in flight) and the crawl-wide ``concurrency``, shared by every worker process. Slots are leases: a
   killed process's slot frees itself, at once when a process of the same host sees that its holder is
@@ -20,7 +22,11 @@ from collections.abc import Callable, Iterable
 from quaero.api import ChildSpec, JobContext, Migration, PluginDatabase, StepContext, holder_gone, lease_holder
 
 URL_JOB = "crawler_url"
-NOT_FETCHED = {"robots", "domain", "excluded", "not_included", "invalid"}
+SITEMAP_JOB = "crawler_sitemap"
+#: Sitemaps one crawl reads at most, and how deep sitemap indexes may nest (robots.txt's are depth 0).
+MAX_SITEMAPS = 1000
+MAX_SITEMAP_NESTING = 3
+NOT_FETCHED = {"robots", "domain", "excluded", "not_included", "invalid", "blocked_address"}
 SLOT_LEASE = 15.0  # seconds a politeness slot outlives a process that died holding it
 FREE_DEAD_EVERY = 0.5  # seconds between looks for slots held by dead processes, while waiting for one
 #: The crawler's tables. Version 1 is what earlier releases created on their own (hence IF NOT EXISTS: a
@@ -38,6 +44,10 @@ MIGRATIONS = [Migration(1, description="seen-set, page budget, host politeness a
     """CREATE TABLE IF NOT EXISTS crawl_slots (
         name TEXT NOT NULL, slot INTEGER NOT NULL, holder TEXT, lease_until DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (name, slot))""",
+]), Migration(2, description="sitemaps read once per crawl, bounded", sqlite=[
+    """CREATE TABLE crawl_sitemaps (
+        step_id VARCHAR(40) NOT NULL, url TEXT NOT NULL, nested INTEGER NOT NULL,
+        added_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (step_id, url))""",
 ])]
 
 Spawner = StepContext | JobContext
@@ -48,6 +58,7 @@ class CrawlState:
 
     def __init__(self, database: PluginDatabase) -> None:
         self.database = database
+        self.max_sitemaps = MAX_SITEMAPS
         self.owner = lease_holder()  # identifies this process's slot leases, and tells when it is gone
         self._next_dead_check = 0.0
         self._slots_made: set[tuple[str, int]] = set()
@@ -109,6 +120,37 @@ class CrawlState:
         for depth, specs in sorted(by_depth.items()):
             # The crawl keeps its own depth limit (links are followed below max_depth): spawn exactly these.
             ctx.spawn_many(specs, depth=depth)
+
+    def admit_sitemaps(self, ctx: JobContext, urls: Iterable[str], *, nested: int, depth: int) -> tuple[int, int]:
+        """Queue a job for each of ``urls`` that the crawl has not queued yet, while it has read fewer than
+        :attr:`max_sitemaps`; returns ``(queued, left_out_for_the_bound)``.
+
+        Recorded and spawned in one transaction, as pages are: a redelivered job finds its sitemaps
+        queued already and queues none twice.
+        """
+        step = ctx.step
+        stamp = time.time()
+        wanted = list(dict.fromkeys(urls))
+        with self.database.transaction():
+            self._lock(step.id)
+            count = self.database.execute("SELECT COUNT(*) FROM crawl_sitemaps WHERE step_id = ?",
+                                          (step.id,)).fetchone()[0]
+            new: list[str] = []
+            over = 0
+            for url in wanted:
+                if self.database.execute("SELECT 1 FROM crawl_sitemaps WHERE step_id = ? AND url = ?",
+                                         (step.id, url)).fetchone():
+                    continue
+                if count + len(new) >= self.max_sitemaps:
+                    over += 1
+                    continue
+                self.database.execute("INSERT INTO crawl_sitemaps (step_id, url, nested, added_at) VALUES (?, ?, ?, ?)",
+                                      (step.id, url, nested, stamp))
+                new.append(url)
+            if new:
+                ctx.spawn_many([ChildSpec(SITEMAP_JOB, f"sitemap {url}", {"url": url, "nested": nested}, item_ref=url)
+                                for url in new], depth=depth)
+        return len(new), over
 
     def claim_page(self, step_id: str, url: str, key: str) -> bool:
         """Turn the budget ``url`` holds into a saved page under ``key`` (its canonical URL, or itself).
@@ -306,3 +348,4 @@ def forget_crawls(database: PluginDatabase, step_ids: list[str]) -> None:
         marks = ", ".join("?" * len(chunk))
         database.execute(f"DELETE FROM crawl_urls WHERE step_id IN ({marks})", chunk)
         database.execute(f"DELETE FROM crawl_state WHERE step_id IN ({marks})", chunk)
+        database.execute(f"DELETE FROM crawl_sitemaps WHERE step_id IN ({marks})", chunk)

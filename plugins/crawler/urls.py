@@ -22,7 +22,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import lru_cache
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
+
+from .patterns import compile_pattern
 
 __all__ = [
     "MAX_URL_LENGTH",
@@ -306,16 +309,17 @@ class UrlFilter:
 
     ``allowed_domains`` limits hosts (an empty list allows every host); ``exclude_patterns`` are regular
     expressions any of which excludes a URL; ``include_patterns``, when given, are regular expressions one
-    of which must match. Patterns are applied with :func:`re.search` to the full URL (scheme and host
-    included). Immutable after construction, so one instance may be shared by threads.
+    of which must match. Patterns run on RE2 (:mod:`.patterns`: linear time, whatever the pattern) and are
+    searched for anywhere in the full URL (scheme and host included). Immutable after construction, so
+    one instance may be shared by threads.
     """
 
     __slots__ = ("_domains", "_exclude", "_include")
 
     def __init__(self, allowed_domains: list[str], include_patterns: list[str], exclude_patterns: list[str]):
         self._domains: tuple[str, ...] = tuple(d for d in map(_clean_domain, allowed_domains) if d)
-        self._include: tuple[re.Pattern[str], ...] = tuple(_compile(p) for p in include_patterns)
-        self._exclude: tuple[re.Pattern[str], ...] = tuple(_compile(p) for p in exclude_patterns)
+        self._include: tuple[Any, ...] = tuple(_compile(p) for p in include_patterns)
+        self._exclude: tuple[Any, ...] = tuple(_compile(p) for p in exclude_patterns)
 
     def check(self, url: str) -> str | None:
         """Return None when ``url`` is allowed, else why not.
@@ -339,9 +343,17 @@ class UrlFilter:
         """Shorthand for ``check(url) is None``."""
         return self.check(url) is None
 
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """The allowed domains, cleaned (empty: every host)."""
+        return self._domains
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except (re.error, TypeError, OverflowError, RecursionError) as error:
-        raise ValueError(f"invalid URL pattern {pattern!r}: {error}") from None
+    def in_scope(self, url: str) -> bool:
+        """Whether ``url`` is a valid URL on an allowed host (the patterns, which are for pages, aside):
+        what robots.txt redirects, sitemaps and sitemap indexes must keep to."""
+        host = host_of(url)
+        return bool(host) and (not self._domains or _matches(_clean_domain(host), self._domains))
+
+
+def _compile(pattern: str) -> Any:
+    return compile_pattern(pattern)

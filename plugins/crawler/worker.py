@@ -5,53 +5,60 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 
 from quaero.api import (
-    ChildSpec,
     ConfigError,
-    Credentials,
     Document,
     DocumentInput,
     JobContext,
     JobError,
     JobView,
     JobWorker,
+    OutboundRefused,
 )
 from quaero.api.outbound import retry_after
 from quaero.api.settings import expand_references
 
 from .extract import decode_body, parse_page
-from .fetch import Fetched, RedirectError, fetch
+from .fetch import BLOCKED, Fetched, RedirectError, fetch
 from .options import CrawlOptions
 from .process import Crawl, CrawlerProcess, process_of
 from .robots import RobotsRules
-from .sitemaps import parse_sitemap
-from .state import CrawlState
+from .sitemaps import MAX_DECOMPRESSED_BYTES, parse_sitemap
+from .state import MAX_SITEMAP_NESTING, CrawlState
 from .urls import host_of, normalize_url
 
 log = logging.getLogger(__name__)
 SOURCE_TYPE = "web"
 MAX_RETRY_WAIT = 60.0  # longest Retry-After a job waits for in place
 BUSY_RETRIES = 3
-MAX_SITEMAPS = 50
 MAX_STORED_LINKS = 1000
+#: The most a sitemap body may be (sitemaps.org: 50 MB uncompressed; a gzip one inflates to as much).
+MAX_SITEMAP_BYTES = MAX_DECOMPRESSED_BYTES
 
 
-def request_headers(options: CrawlOptions, credentials: Credentials | None) -> dict[str, str]:
-    """User agent, the step's headers, and stored credentials for the URL's site."""
+def request_headers(options: CrawlOptions) -> dict[str, str]:
+    """User agent and the step's headers (stored credentials are added per URL: :func:`credentials_of`)."""
     # ${ENV_VAR} references are read here, in the worker: the definition and the payload keep them unread.
     try:
         extra = {name: expand_references(value) for name, value in options.headers.items()}
     except ConfigError as exc:  # not set: no retry will set it
         raise JobError(f"headers: {exc.message}", retryable=False) from None
-    headers = {"User-Agent": options.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
-               **extra}
-    if credentials is not None:
-        headers.update(credentials.request_headers())
-    return headers
+    return {"User-Agent": options.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
+            **extra}
+
+
+def credentials_of(ctx: JobContext, options: CrawlOptions) -> Callable[[str], dict[str, str]]:
+    """The headers of the stored credentials that apply to a URL (none for another site)."""
+
+    def headers_for(url: str) -> dict[str, str]:
+        credentials = ctx.credentials_for(url, auth_id=options.auth_id)
+        return credentials.request_headers() if credentials is not None else {}
+
+    return headers_for
 
 
 def crawl_of(ctx: JobContext) -> Crawl:
@@ -86,23 +93,27 @@ class _Base(JobWorker):
         finally:
             state.release_slots(held)
 
-    def get(self, ctx: JobContext, crawl: Crawl, url: str, *, any_content: bool = False,
+    def get(self, ctx: JobContext, crawl: Crawl, url: str, *, sitemap: bool = False,
             extra_headers: dict[str, str] | None = None) -> Fetched:
-        """Fetch politely, waiting out 429/503 answers as ``Retry-After`` asks (a few times)."""
+        """Fetch politely, waiting out 429/503 answers as ``Retry-After`` asks (a few times).
+
+        A ``sitemap`` is read whatever its type, up to :data:`MAX_SITEMAP_BYTES`, and its redirects keep to
+        the crawl's allowed domains (the page patterns aside).
+        """
         options = crawl.options
         process = process_of(ctx)
         client = ctx.http
-        rules = (process.robots.rules(client, url, options.user_agent, options.timeout)
-                 if options.respect_robots_txt else None)
-        headers = {**request_headers(options, ctx.credentials_for(url, auth_id=options.auth_id)),
-                   **(extra_headers or {})}
+        rules = process.robots.rules(client, crawl, url) if options.respect_robots_txt else None
+        headers = {**request_headers(options), **(extra_headers or {})}
         for attempt in range(BUSY_RETRIES + 1):
             ctx.check_cancelled()
             with self.polite(ctx, crawl, url, rules):
-                response = fetch(client, url, headers=headers, timeout=options.timeout,
-                                 max_bytes=options.max_body_bytes, max_redirects=options.max_redirects,
-                                 check_hop=lambda hop: self.refuse(process, client, crawl, hop),
-                                 any_content=any_content)
+                response = fetch(client, url, headers=headers, credentials=credentials_of(ctx, options),
+                                 timeout=options.timeout,
+                                 max_bytes=MAX_SITEMAP_BYTES if sitemap else options.max_body_bytes,
+                                 max_redirects=options.max_redirects,
+                                 check_hop=lambda hop: self.refuse(process, client, crawl, hop, pages=not sitemap),
+                                 any_content=sitemap)
             if response.status not in (429, 503) or attempt == BUSY_RETRIES:
                 return response
             asked = retry_after(response.headers)
@@ -113,16 +124,35 @@ class _Base(JobWorker):
             ctx.sleep(wait)
         return response
 
-    def refuse(self, process: CrawlerProcess, client: httpx.Client, crawl: Crawl, url: str) -> str | None:
-        """Why the crawl must not fetch ``url`` (filters, robots.txt), or ``None``."""
-        reason = crawl.filter.check(url)
-        if reason is not None:
-            return reason
+    def refuse(self, process: CrawlerProcess, client: httpx.Client, crawl: Crawl, url: str, *,
+               pages: bool = True) -> str | None:
+        """Why the crawl must not fetch ``url`` (filters, robots.txt, a refused address), or ``None``.
+
+        ``pages=False`` (sitemaps) checks the allowed domains but not the page patterns.
+        """
+        if pages:
+            reason = crawl.filter.check(url)
+            if reason is not None:
+                return reason
+        elif not crawl.filter.in_scope(url):
+            return "domain"
         if crawl.options.respect_robots_txt:
-            rules = process.robots.rules(client, url, crawl.options.user_agent, crawl.options.timeout)
+            rules = process.robots.rules(client, crawl, url)
+            if rules.refused:
+                return BLOCKED
             if not rules.allowed(url, crawl.options.user_agent):
                 return "robots_unreachable" if rules.unreachable else "robots"
         return None
+
+    def blocked(self, ctx: JobContext, crawl: Crawl, url: str, message: str) -> None:
+        """The outbound policy refused ``url``'s address: a start URL fails its job with the policy's
+        message (nothing could be crawled), any other page is skipped as ``blocked_address``."""
+        state = process_of(ctx).books
+        if url in crawl.starts:
+            state.finish(ctx, url, "failed", BLOCKED)
+            raise JobError(f"{url}: {message}", retryable=False)
+        ctx.log("warn", f"skipped {url}: {message}")
+        state.finish(ctx, url, "skipped", BLOCKED)
 
 
 class CrawlerWorker(_Base):
@@ -145,10 +175,13 @@ class CrawlerWorker(_Base):
         process = process_of(ctx)
         state = process.books
         reason = self.refuse(process, ctx.http, crawl, url)
+        if reason == BLOCKED:
+            self.blocked(ctx, crawl, url, process.robots.rules(ctx.http, crawl, url).refused or BLOCKED)
+            return
         if reason == "robots_unreachable":
             # Not a site's "no": it could not be reached at all. The job fails, saying why (and a crawl
             # whose start pages all fail is failed), instead of passing as a page the site disallowed.
-            rules = process.robots.rules(ctx.http, url, crawl.options.user_agent, crawl.options.timeout)
+            rules = process.robots.rules(ctx.http, crawl, url)
             raise JobError(f"{url}: the site could not be reached: its robots.txt gave {rules.unreachable} "
                            f"(RFC 9309: nothing may be fetched from it until robots.txt can be)")
         if reason is not None:
@@ -165,6 +198,9 @@ class CrawlerWorker(_Base):
         except RedirectError as exc:
             ctx.log("warn", f"skipped {url}: {exc}")
             state.finish(ctx, url, "skipped", "redirect_loop")
+            return
+        except OutboundRefused as exc:
+            self.blocked(ctx, crawl, url, str(exc))
             return
         except httpx.HTTPError as exc:
             raise JobError(f"{url}: {type(exc).__name__}: {exc}") from None
@@ -183,7 +219,8 @@ class CrawlerWorker(_Base):
                response: Fetched, previous: Document | None) -> None:
         step_id = ctx.step.id
         if response.skipped:
-            ctx.log("info", f"skipped {url}: redirected to {response.url} ({response.skipped})")
+            detail = f": {response.detail}" if response.detail else ""
+            ctx.log("info", f"skipped {url}: redirected to {response.url} ({response.skipped}){detail}")
             state.finish(ctx, url, "skipped", response.skipped)
             return
         if response.status == 304 and previous is not None:
@@ -249,40 +286,71 @@ class CrawlerWorker(_Base):
 
 
 class SitemapWorker(_Base):
-    """Reads one sitemap (or finds them via robots.txt) and admits its pages at depth 0."""
+    """Reads one sitemap and admits its pages at depth 0; the first one of an origin finds them via
+    robots.txt (or ``/sitemap.xml``).
+
+    Sitemaps keep to the crawl's allowed domains: a robots.txt ``Sitemap:`` line or an index entry for
+    another host is not fetched. Each sitemap is read once per crawl, indexes nest at most
+    :data:`~.state.MAX_SITEMAP_NESTING` deep and a crawl reads at most :data:`~.state.MAX_SITEMAPS`
+    (:meth:`CrawlState.admit_sitemaps`).
+    """
 
     worker_type = "crawler_sitemap"
 
     def execute(self, ctx: JobContext, job: JobView) -> None:
         crawl = crawl_of(ctx)
         process = process_of(ctx)
-        state = process.books
-        urls = ([job.config["url"]] if job.config.get("url")
-                else self.discover(process, ctx.http, crawl, job.config["origin"]))
-        for sitemap_url in urls:
-            try:
-                response = self.get(ctx, crawl, sitemap_url, any_content=True)
-            except (RedirectError, httpx.HTTPError) as exc:
-                ctx.log("warn", f"sitemap {sitemap_url}: {exc}")
-                continue
-            if response.status != 200:
-                ctx.log("info", f"no sitemap at {sitemap_url} (HTTP {response.status})")
-                continue
-            pages, children = parse_sitemap(response.body)
-            allowed = [(page, 0) for page in (normalize_url(p) for p in pages)
-                       if page and crawl.filter.check(page) is None]
-            ctx.log("info", f"sitemap {sitemap_url}: {len(pages)} pages ({len(allowed)} allowed), "
-                            f"{len(children)} nested sitemaps")
-            if allowed:
-                state.admit(ctx, allowed)
-            nested = job.config.get("nested", 0)
-            # Nested sitemaps are not links: the crawl's max_depth does not apply to them.
-            specs = [ChildSpec("crawler_sitemap", f"sitemap {child}", {"url": child, "nested": nested + 1},
-                               item_ref=child) for child in children[: max(0, MAX_SITEMAPS - nested)]]
-            if specs:
-                ctx.spawn_many(specs, depth=job.depth)
+        if not job.config.get("url"):
+            found = self.discover(process, ctx.http, crawl, job.config["origin"])
+            self.follow(ctx, crawl, job, found, nested=0, source=f"robots.txt of {job.config['origin']}")
+            return
+        sitemap_url = job.config["url"]
+        try:
+            response = self.get(ctx, crawl, sitemap_url, sitemap=True)
+        except (RedirectError, httpx.HTTPError) as exc:
+            ctx.log("warn", f"sitemap {sitemap_url}: {exc}")
+            return
+        if response.skipped:
+            ctx.log("info", f"sitemap {sitemap_url}: redirected to {response.url} ({response.skipped})")
+            return
+        if response.status != 200:
+            ctx.log("info", f"no sitemap at {sitemap_url} (HTTP {response.status})")
+            return
+        if response.truncated:
+            ctx.log("warn", f"sitemap {sitemap_url}: cut off at {MAX_SITEMAP_BYTES} bytes")
+        pages, children = parse_sitemap(response.body)
+        allowed = [(page, 0) for page in (normalize_url(p) for p in pages)
+                   if page and crawl.filter.check(page) is None]
+        ctx.log("info", f"sitemap {sitemap_url}: {len(pages)} pages ({len(allowed)} allowed), "
+                        f"{len(children)} nested sitemaps")
+        if allowed:
+            process.books.admit(ctx, allowed)
+        if children:
+            self.follow(ctx, crawl, job, children, nested=job.config.get("nested", 0) + 1,
+                        source=f"sitemap {sitemap_url}")
+
+    def follow(self, ctx: JobContext, crawl: Crawl, job: JobView, urls: list[str], *, nested: int,
+               source: str) -> None:
+        """Queue the sitemaps ``source`` names that the crawl may read (in scope, not read yet, within
+        the bounds); say what was left out."""
+        in_scope = [url for url in urls if crawl.filter.in_scope(url)]
+        if len(in_scope) < len(urls):
+            outside = [url for url in urls if url not in in_scope]
+            ctx.log("warn", f"{source}: {len(outside)} sitemap(s) outside the allowed domains not read "
+                            f"(first: {outside[0]})")
+        if not in_scope:
+            return
+        if nested > MAX_SITEMAP_NESTING:
+            ctx.log("warn", f"{source}: {len(in_scope)} nested sitemap(s) not read: sitemap indexes nest at "
+                            f"most {MAX_SITEMAP_NESTING} deep")
+            return
+        # Nested sitemaps are not links: the crawl's max_depth does not apply to them.
+        books = process_of(ctx).books
+        _, over = books.admit_sitemaps(ctx, in_scope, nested=nested, depth=job.depth)
+        if over:
+            ctx.log("warn", f"{source}: {over} sitemap(s) not read: a crawl reads at most {books.max_sitemaps}")
 
     def discover(self, process: CrawlerProcess, client: httpx.Client, crawl: Crawl, origin: str) -> list[str]:
         """The sitemaps robots.txt lists, else /sitemap.xml."""
-        rules = process.robots.rules(client, origin + "/", crawl.options.user_agent, crawl.options.timeout)
+        rules = process.robots.rules(client, crawl, origin + "/")
         return list(rules.sitemaps) or [origin + "/sitemap.xml"]

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
-from quaero.api import JobContext, JobError
+from quaero.api import JobContext, JobError, OutboundRefused
 from quaero.api.outbound import retry_after
 
 from .google import DETAILS_PATH, NEARBY_SEARCH_PATH, TEXT_SEARCH_PATH, GoogleError, details_mask, error_of, search_mask
@@ -78,6 +78,8 @@ class PlacesClient:
             try:
                 response = self.ctx.http.request(verb, url, json=json, params=params, headers=headers,
                                                  timeout=self.options.timeout)
+            except OutboundRefused as exc:  # refused again on every try: said at once
+                raise PlacesFailure(f"{method}: {exc}", retryable=False) from None
             except httpx.TransportError as exc:
                 problem, wait = f"no answer from {self.options.api_base_url} ({type(exc).__name__})", None
             else:

@@ -23,6 +23,9 @@ class PlacesManager(StepManager):
         ctx.spawn_many([ChildSpec(SEARCH_TYPE, options.describe(), {}, item_ref=options.search_type)])
 
     def readiness(self, ctx: ReadinessContext, options: Any) -> str | None:
+        refusal = ctx.outbound_refusal(options.api_base_url)
+        if refusal is not None:
+            return f"api_base_url {options.api_base_url}: {refusal}"
         return keys.readiness(ctx, options)
 
     def stats(self, ctx: PluginContext, step: JobView) -> dict[str, Any] | None:

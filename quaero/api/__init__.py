@@ -14,8 +14,10 @@ reports and skips a plugin that needs a version it does not provide.
 
 1.1 added ``ctx.http``, ``ctx.rate_limit`` and :class:`RateReservation`, ``JobContext.update_document`` and
 ``stop_step``, :meth:`StepManager.readiness` (with :class:`ReadinessContext`), and :data:`SecretReference`
-for secrets in step options. 1.2 added :meth:`JobWorker.after_failure` and, in :mod:`quaero.api.processes`,
-names for lease holders that tell when their process is gone (:func:`lease_holder`, :func:`holder_gone`).
+for secrets in step options. 1.2 added :class:`OutboundRefused` (the outbound policy refused an address; an
+:class:`httpx.ConnectError`), ``ctx.outbound_refusal(url)``, :meth:`JobWorker.after_failure`, and, in
+:mod:`quaero.api.processes`, names for lease holders that tell when their process is gone
+(:func:`lease_holder`, :func:`holder_gone`).
 """
 
 from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
@@ -36,7 +38,7 @@ from quaero.api.documents import (
 from quaero.api.hookspecs import hookimpl
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
 from quaero.api.maintenance import DatabaseMaintenance, Outcome
-from quaero.api.outbound import RateReservation
+from quaero.api.outbound import OutboundRefused, RateReservation
 from quaero.api.processes import ProcessIdentity, holder_gone, lease_holder, this_process
 from quaero.api.settings import PluginSettings, Secret, SecretReference
 from quaero.api.web import WebContext, WebRegistry
@@ -56,10 +58,9 @@ VERSION = "1.2"
 __all__ = [
     "VERSION", "Action", "ChildSpec", "ConfigError", "Conflict", "Credentials", "DatabaseMaintenance",
     "DefinitionError", "DefinitionInfo", "Document", "DocumentFilter", "DocumentInput", "Documents",
-    "FullTextIndex", "IndexReport", "JobCancelled", "JobContext", "JobError", "JobView", "JobWorker",
-    "Migration", "NotFound", "Outcome", "PluginContext", "PluginDatabase", "PluginHost", "PluginSettings",
-    "ProcessIdentity",
-    "QuaeroError", "QueryError", "RateReservation", "ReadinessContext", "SaveResult", "SearchHit", "SearchPage",
-    "Secret", "SecretReference", "StepContext", "StepManager", "StepOptions", "WebContext", "WebRegistry",
-    "holder_gone", "hookimpl", "lease_holder", "this_process",
+    "FullTextIndex", "IndexReport", "JobCancelled", "JobContext", "JobError", "JobView", "JobWorker", "Migration",
+    "NotFound", "Outcome", "OutboundRefused", "PluginContext", "PluginDatabase", "PluginHost", "PluginSettings",
+    "ProcessIdentity", "QuaeroError", "QueryError", "RateReservation", "ReadinessContext", "SaveResult",
+    "SearchHit", "SearchPage", "Secret", "SecretReference", "StepContext", "StepManager", "StepOptions",
+    "WebContext", "WebRegistry", "holder_gone", "hookimpl", "lease_holder", "this_process",
 ]

@@ -79,6 +79,15 @@ class PluginContext(ABC):
         """
 
     @abstractmethod
+    def outbound_refusal(self, url: str) -> str | None:
+        """Why the outbound policy refuses requests to ``url`` as far as can be told without a DNS lookup
+        (its host is a refused address, or ``localhost`` while loopback is refused); ``None`` otherwise.
+
+        A cheap early check for :meth:`StepManager.readiness`; the policy itself is enforced on every
+        connection :attr:`http` makes (:class:`quaero.api.outbound.OutboundRefused`).
+        """
+
+    @abstractmethod
     def rate_limit(self, bucket: str, *, requests_per_minute: int | None = None,
                    tokens_per_minute: int | None = None, tokens: int = 0) -> RateReservation:
         """Wait until one more request of ``tokens`` fits ``bucket``'s limits over the last 60 seconds, and
@@ -159,7 +168,9 @@ class _StepWork(PluginContext):
     @abstractmethod
     def credentials_for(self, url: str, *, auth_id: str | None = None) -> Credentials | None:
         """The stored credentials a request to ``url`` may carry: those of ``auth_id`` (default: the
-        definition's), when their ``base_url`` is ``url``'s host; ``None`` otherwise.
+        definition's), when ``url`` has their ``base_url``'s scheme, host and port and a path under its path
+        (:meth:`Credentials.applies_to`); ``None`` otherwise. Ask again for every URL, each redirect hop
+        included: what applies to one page does not apply to the page it redirects to.
 
         Raises :class:`quaero.api.NotFound` when the ``auth_id`` names no stored credentials.
         """

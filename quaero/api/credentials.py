@@ -1,9 +1,16 @@
-"""Stored credentials as a worker applies them (``ctx.credentials_for(url)``)."""
+"""Stored credentials as a worker applies them (``ctx.credentials_for(url)``).
+
+Credentials belong to their ``base_url``: they apply to a URL with the same scheme, host and port (so https
+credentials never go over plain http) whose path is under the base URL's path, segment by segment
+(``https://h/wiki`` covers ``/wiki`` and ``/wiki/x``, not ``/wikipedia``). Credentials without a base URL
+apply nowhere.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 #: Headers that carry credentials on any site, and the shape of the names of the others (``X-Api-Key``,
@@ -17,6 +24,41 @@ _CREDENTIAL_HEADER = re.compile(CREDENTIAL_HEADER_NAME, re.IGNORECASE)
 def is_credential_header(name: str) -> bool:
     """Whether a header of this name carries a credential (its value is a secret)."""
     return _CREDENTIAL_HEADER.fullmatch(name.strip().replace("_", "-")) is not None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class Scope(NamedTuple):
+    """Where credentials may be sent: an origin (scheme, host, port) and a path prefix."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    def covers(self, url: str) -> bool:
+        """Whether ``url`` is of this origin and under this path."""
+        other = scope_of(url)
+        if other is None or other[:3] != self[:3]:
+            return False
+        prefix = self.path
+        return other.path == prefix or other.path.startswith(prefix if prefix.endswith("/") else prefix + "/")
+
+
+def scope_of(url: str) -> Scope | None:
+    """The :class:`Scope` of an absolute http(s) URL (host lower-case, default port filled in); ``None``
+    for anything else."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower().rstrip(".")
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port that is not a number or out of range
+        return None
+    if scheme not in _DEFAULT_PORTS or not host or port is None:
+        return None
+    return Scope(scheme, host, port, parts.path or "/")
 
 
 @dataclass(frozen=True)
@@ -33,11 +75,10 @@ class Credentials:
     headers: dict[str, str] = field(default_factory=dict, repr=False)
 
     def applies_to(self, url: str) -> bool:
-        """Whether a request to ``url`` may carry these credentials: same host as ``base_url`` (any host
-        when ``base_url`` is empty)."""
-        if not self.base_url:
-            return True
-        return (urlsplit(url).hostname or "").lower() == (urlsplit(self.base_url).hostname or "").lower()
+        """Whether a request to ``url`` may carry these credentials: same scheme, host and port as
+        ``base_url``, and a path under its path. Never when ``base_url`` is empty."""
+        scope = scope_of(self.base_url) if self.base_url else None
+        return scope is not None and scope.covers(url)
 
     def request_headers(self) -> dict[str, str]:
         """The headers to add to a request: the stored ones and a ``Cookie`` header for the cookies."""

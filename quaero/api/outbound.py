@@ -2,7 +2,15 @@
 
 Every context has ``ctx.http``, the process's outbound :class:`httpx.Client`: pooled, redirects not
 followed, no proxy or netrc taken from the environment, no cookie kept between requests. A plugin makes
-every request through it, so the core's outbound policy applies to all of them.
+every request through it, so the core's outbound policy applies to all of them: a host name is resolved,
+and a connection goes only to an address the policy allows, the very address that was checked. Private,
+loopback, link-local, multicast, unspecified and reserved addresses (IPv4 and IPv6, IPv4-mapped IPv6
+included) are refused unless a network of the setting ``allow_private_networks`` contains them; a
+refused connection raises :class:`OutboundRefused`, an :class:`httpx.ConnectError`, so code that handles
+``httpx.HTTPError`` handles it too (do not retry it: it will be refused again). A caller that follows
+redirects makes each hop a new request through ``ctx.http``, so every hop is checked.
+``ctx.outbound_refusal(url)`` tells, without a request, whether a URL's host is an address (or
+``localhost``) the policy refuses, for :meth:`~quaero.api.StepManager.readiness`.
 
 ``ctx.rate_limit(bucket, requests_per_minute=..., tokens_per_minute=..., tokens=...)`` waits until one more
 request fits the limits of ``bucket`` over the last 60 seconds, counted in the database, so the limit
@@ -17,15 +25,59 @@ name, so a key in it never reaches the database.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import httpx
 
 #: The window rate limits count over, in seconds.
 RATE_WINDOW = 60.0
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+#: The setting, and its environment variable, that lets outbound requests reach private networks.
+ALLOW_SETTING = "allow_private_networks"
+ALLOW_ENVIRONMENT = "QUAERO_ALLOW_PRIVATE_NETWORKS"
+
+
+class OutboundRefused(httpx.ConnectError):
+    """The outbound policy refused to connect: every address of the host is private, loopback, link-local,
+    multicast, unspecified or reserved, and outside the networks of ``allow_private_networks``.
+
+    The message names the host, the address, why it is refused and the setting that would allow it.
+    ``host`` is the name asked for; ``addresses`` the refused addresses it resolved to, with ``reasons``
+    (one each: ``"loopback"``, ``"private"``, ...).
+    """
+
+    def __init__(self, host: str, addresses: Sequence[str], reasons: Sequence[str], *,
+                 request: httpx.Request | None = None) -> None:
+        self.host = host
+        self.addresses = tuple(addresses)
+        self.reasons = tuple(reasons)
+        super().__init__(refusal_message(host, self.addresses, self.reasons), request=request)
+
+    def __reduce__(self) -> tuple[type[OutboundRefused], tuple[str, tuple[str, ...], tuple[str, ...]]]:
+        # Pickled (to another process, say) with what it was made from, not with its message.
+        return type(self), (self.host, self.addresses, self.reasons)
+
+
+def refusal_message(host: str, addresses: Sequence[str], reasons: Sequence[str]) -> str:
+    """Why a connection to ``host`` is refused, and what to change: the text of :class:`OutboundRefused`."""
+    named = ", ".join(f"{address} ({reason})" for address, reason in zip(addresses, reasons))
+    where = named if [host] == list(addresses) else f"{host}, which resolves to {named}"
+    try:
+        first = ipaddress.ip_address(addresses[0].split("%", 1)[0])
+        mapped = first.ipv4_mapped if isinstance(first, ipaddress.IPv6Address) else None
+        example = str(ipaddress.ip_network(mapped or first))
+    except (ValueError, IndexError):
+        example = "127.0.0.0/8,::1/128"
+    return (f"outbound request refused: {where}: outbound requests may not reach private, loopback, "
+            f"link-local or reserved addresses unless the setting {ALLOW_SETTING} (environment "
+            f"{ALLOW_ENVIRONMENT}, e.g. {ALLOW_ENVIRONMENT}={example}) lists a network that contains it")
 
 
 class RateReservation(ABC):

@@ -112,6 +112,9 @@ class BaseContext(PluginContext):
     def http(self) -> httpx.Client:
         return self._f.outbound.client
 
+    def outbound_refusal(self, url: str) -> str | None:
+        return self._f.outbound.policy.url_refusal(url)
+
     def rate_limit(self, bucket: str, *, requests_per_minute: int | None = None,
                    tokens_per_minute: int | None = None, tokens: int = 0) -> RateReservation:
         return self._f.outbound.admit(bucket, requests_per_minute=requests_per_minute,

@@ -1,18 +1,22 @@
 """The core's side of outbound calls: one HTTP client per process, and the shared rate limits.
 
-Every plugin's requests go through :attr:`Outbound.client` (``ctx.http``), so a policy for what may be
-fetched has one place to live.
+Every plugin's requests go through :attr:`Outbound.client` (``ctx.http``), so the policy for what may be
+reached lives in one place: the client's connection pool connects through
+:class:`~quaero.engine.addresses.GuardedBackend`, which checks every address after DNS resolution.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 
+import httpcore
 import httpx
 
 from quaero.api.outbound import RateReservation
+from quaero.engine.addresses import AddressPolicy, GuardedBackend, Resolver
 from quaero.stores.rate_limits import RateLimits
 
 #: Connections the process's client keeps open at most, and idle ones it keeps for reuse.
@@ -22,17 +26,30 @@ MAX_KEEPALIVE = 50
 MAX_TRY_WAIT = 5.0
 
 
-def make_client() -> httpx.Client:
-    """A pooled HTTP client for one process.
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's own transport, whose connection pool connects through a :class:`GuardedBackend`."""
 
-    Redirects are not followed (a caller that follows them checks each hop), ``trust_env`` is off (no
-    proxy or netrc from the environment), and no Set-Cookie is kept: one site's or service's cookies must
-    not reach another request.
+    def __init__(self, policy: AddressPolicy, *, limits: httpx.Limits, resolver: Resolver = socket.getaddrinfo) -> None:
+        super().__init__(trust_env=False, limits=limits)
+        # httpx 0.28 takes no network backend (encode/httpx#3749 would add one): the pool it made is
+        # replaced by the same pool built with the guarded backend (tests/engine/test_outbound.py checks it).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(policy, resolver=resolver))
+
+
+def make_client(policy: AddressPolicy | None = None) -> httpx.Client:
+    """A pooled HTTP client for one process, behind ``policy`` (default: no private network allowed).
+
+    Redirects are not followed (a caller that follows them makes each hop a new request, checked like the
+    first), ``trust_env`` is off (no proxy or netrc from the environment), and no Set-Cookie is kept: one
+    site's or service's cookies must not reach another request.
     """
     no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE)
     return httpx.Client(follow_redirects=False, cookies=no_cookies, trust_env=False,
-                        limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
-                                            max_keepalive_connections=MAX_KEEPALIVE))
+                        transport=GuardedTransport(policy or AddressPolicy(), limits=limits))
 
 
 class Unlimited(RateReservation):
@@ -50,10 +67,11 @@ class Unlimited(RateReservation):
 
 
 class Outbound:
-    """The process's HTTP client (made when first asked for) and its rate limits."""
+    """The process's HTTP client (made when first asked for), its address policy and its rate limits."""
 
-    def __init__(self, limits: RateLimits) -> None:
+    def __init__(self, limits: RateLimits, policy: AddressPolicy | None = None) -> None:
         self.limits = limits
+        self.policy = policy or AddressPolicy()
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
@@ -63,7 +81,7 @@ class Outbound:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = make_client()
+                    self._client = make_client(self.policy)
                 client = self._client
         return client
 

@@ -20,6 +20,7 @@ from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 
 from quaero.broker import QueueInspector, inspector_for, make_broker
 from quaero.broker.reclaimer import Reclaimer
+from quaero.engine.addresses import AddressPolicy
 from quaero.engine.contexts import ContextFactory
 from quaero.engine.deadletters import DeadLetters
 from quaero.engine.monitor import JobMonitor
@@ -124,8 +125,9 @@ class Runtime:
         self._listen_for_deletions()
         self.job_queue = JobQueue(self.queue, self.registry)
         self.steps = Steps(self.jobs, self.registry)
-        # Every plugin's requests: one client per process, rate limits shared through the database.
-        self.outbound = Outbound(RateLimits(self.database))
+        # Every plugin's requests: one client per process, behind the address policy of the settings (a
+        # worker process gets them through QUAERO_SETTINGS_JSON), rate limits shared through the database.
+        self.outbound = Outbound(RateLimits(self.database), AddressPolicy.from_settings(settings))
         self.contexts = ContextFactory(
             database=self.database, jobs=self.jobs, logs=self.logs, documents=self.documents,
             reader=DocumentReader(self.documents, self.search), credentials=self.credentials,
@@ -210,6 +212,11 @@ class Runtime:
             loaded, errors = self.definitions.load_directory(Path(self.settings.definitions_dir))
             if loaded:
                 log.info("loaded %d job definition(s) from %s", len(loaded), self.settings.definitions_dir)
+            unscoped = self.credentials.unscoped()
+            if unscoped:
+                log.warning("credentials without a base URL are never sent (they were saved before one was "
+                            "required): %s; save them again with the base_url of their site",
+                            ", ".join(unscoped))
             # Always relay: workers started by the supervisor or by hand (`quaero worker`) both use the outbox.
             self.relay = EventRelay(events_database(self.settings), self.bus)
             self.relay.start()

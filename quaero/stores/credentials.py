@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from quaero.api.credentials import Credentials
+from quaero.api.credentials import Credentials, scope_of
 from quaero.errors import NotFound, QuaeroError
 from quaero.stores.db import Database
 from quaero.stores.events import iso
@@ -71,6 +71,10 @@ class CredentialStore:
         """Create or replace the credentials of ``auth_id``."""
         if not auth_id or len(auth_id) > 200:
             raise QuaeroError("an auth id is 1 to 200 characters")
+        if scope_of(base_url or "") is None:
+            raise QuaeroError(f"give base_url, the http:// or https:// address of the site the credentials are "
+                              f"for (such as https://intranet.example.com/): they are sent only to URLs of its "
+                              f"scheme, host and port under its path (got {base_url!r})")
         for name, given in (("cookies", cookies or {}), ("headers", headers or {})):
             if not all(isinstance(k, str) and isinstance(v, str) for k, v in given.items()):
                 raise QuaeroError(f"{name} must map names to text values")
@@ -96,6 +100,12 @@ class CredentialStore:
         with self.database.write():
             if not Credential.delete().where(Credential.id == auth_id).execute():
                 raise NotFound(f"no credentials are stored for auth_id {auth_id!r}")
+
+    def unscoped(self) -> list[str]:
+        """The auth ids stored without a usable base URL (saved before one was required): never sent."""
+        Credential = self.models.Credential
+        return [row.id for row in Credential.select(Credential.id, Credential.base_url).order_by(Credential.id)
+                if scope_of(row.base_url or "") is None]
 
     def listing(self) -> list[dict[str, Any]]:
         """Every auth id with the names (never the values) of what it holds."""

@@ -87,6 +87,10 @@ class Testbed:
     settings as ``[plugins.NAME]`` would (a plugin given as a module is named after it: ``my_plugin``);
     ``environ`` stands in for the environment (``QUAERO_PLUGIN_<NAME>_<KEY>`` variables); ``core`` overrides
     core settings (``worker_threads``, ``time_limit``...).
+
+    The outbound policy applies as in production: ``ctx.http`` refuses loopback and private addresses. A
+    test whose plugin calls a fake service on 127.0.0.1 says so:
+    ``Testbed(tmp_path, plugins=[my_plugin], core={"allow_private_networks": ["127.0.0.0/8", "::1/128"]})``.
     """
 
     __test__ = False  # a harness, not a test class, though its name starts with "Test"

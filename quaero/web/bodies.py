@@ -28,7 +28,10 @@ class CredentialsInput(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     id: str = Field(min_length=1, max_length=MAX_ID, description="the auth id definitions refer to as `auth_id`")
-    base_url: str | None = Field(None, max_length=MAX_URL, description="the site they are for; null for none")
+    # Optional in the model only so that a body without it gets the store's message, which says what to give.
+    base_url: str | None = Field(None, max_length=MAX_URL,
+                                 description="required: the site they are for, such as https://intranet.example.com/; "
+                                             "they are sent only to URLs of its scheme, host and port under its path")
     cookies: dict[str, str] | None = Field(None, description="cookie names to values; null for none")
     headers: dict[str, str] | None = Field(None, description="request header names to values; null for none")
 

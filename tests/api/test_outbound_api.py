@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from starlette.testclient import TestClient
+from support import local
 
 from quaero.api import (
     Action,
@@ -187,7 +188,7 @@ def test_settling_tokens_frees_the_window_for_the_next_request(tmp_path):
 
 def test_workers_call_out_through_the_core_client_within_the_rate_limit(tmp_path, service, monkeypatch):
     monkeypatch.setenv("CALLER_KEY", "k-123")
-    with Testbed(tmp_path, plugins=[("caller", CallerPlugin())]) as testbed:
+    with Testbed(tmp_path, plugins=[("caller", CallerPlugin())], core=local()) as testbed:
         run = testbed.run(caller(url=service, calls=3, api_key="${CALLER_KEY}", children=2))
         assert run.status == "completed", run.error
         results = [job.result for job in run.children()]
@@ -201,9 +202,21 @@ def test_workers_call_out_through_the_core_client_within_the_rate_limit(tmp_path
     assert not [path for path in tmp_path.rglob("*") if path.is_file() and b"k-123" in path.read_bytes()]
 
 
+def test_without_allow_private_networks_the_core_client_refuses_a_service_on_this_machine(tmp_path, service,
+                                                                                           monkeypatch):
+    monkeypatch.setenv("CALLER_KEY", "k")
+    with Testbed(tmp_path, plugins=[("caller", CallerPlugin())]) as testbed:  # the Testbed allows nothing
+        run = testbed.run(caller(url=service, api_key="${CALLER_KEY}"))
+        assert run.status == "failed"
+        [job] = run.children()
+        assert "OutboundRefused" in job.error_message and "127.0.0.1 (loopback)" in job.error_message
+        assert "allow_private_networks" in job.error_message
+    assert _Hits.hits == []
+
+
 def test_a_job_waiting_for_the_rate_limit_ends_when_cancelled(tmp_path, service, monkeypatch):
     monkeypatch.setenv("CALLER_KEY", "k-1")
-    with Testbed(tmp_path, plugins=[("caller", CallerPlugin())]) as testbed:
+    with Testbed(tmp_path, plugins=[("caller", CallerPlugin())], core=local()) as testbed:
         root = testbed.start_run(caller(url=service, calls=3, per_minute=1, api_key="${CALLER_KEY}"))
         deadline = time.monotonic() + 20
         while len(_Hits.hits) < 1 and time.monotonic() < deadline:
@@ -335,7 +348,7 @@ def test_update_document_changes_only_the_given_fields_and_respects_the_content_
 
 def test_stop_step_cancels_what_has_not_started_and_says_why(tmp_path, service, monkeypatch):
     monkeypatch.setenv("CALLER_KEY", "k")
-    with Testbed(tmp_path, plugins=[("caller", CallerPlugin())], core={"worker_threads": 1}) as testbed:
+    with Testbed(tmp_path, plugins=[("caller", CallerPlugin())], core=local(worker_threads=1)) as testbed:
         run = testbed.run(caller(url=service, api_key="${CALLER_KEY}", children=20, stop_at=0))
         step = run.step("call")
         assert step.result["stopped"] == "the budget is spent"

@@ -326,14 +326,22 @@ def test_a_query_token_opens_the_streams_and_never_reaches_the_log(live_server, 
     runtime.accounts.add("vic", "viewer", VIEWER_PASSWORD)
     _, token = runtime.accounts.create_token("vic", "dashboard")
     caplog.set_level(logging.INFO, logger="uvicorn")
-    with httpx.Client(base_url=live_server.url, timeout=20) as http:
-        refused = http.get("/api/jobs", params={"access_token": token, "limit": 5})
-        assert refused.status_code == 401
-        with http.stream("GET", "/api/events", params={"access_token": token, "types": "job_status_change"}) as sse:
-            assert sse.status_code == 200 and sse.headers["content-type"].startswith("text/event-stream")
-    ws_url = live_server.url.replace("http://", "ws://") + f"/ws?types=job_log&access_token={token}"
-    with connect(ws_url, open_timeout=10) as ws:
-        ws.send("hello")
+    # Straight on the access logger: a test before this one may have configured logging (a process's
+    # log setup stops uvicorn's loggers propagating to the root, where caplog listens).
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(caplog.handler)
+    try:
+        with httpx.Client(base_url=live_server.url, timeout=20) as http:
+            refused = http.get("/api/jobs", params={"access_token": token, "limit": 5})
+            assert refused.status_code == 401
+            with http.stream("GET", "/api/events",
+                             params={"access_token": token, "types": "job_status_change"}) as sse:
+                assert sse.status_code == 200 and sse.headers["content-type"].startswith("text/event-stream")
+        ws_url = live_server.url.replace("http://", "ws://") + f"/ws?types=job_log&access_token={token}"
+        with connect(ws_url, open_timeout=10) as ws:
+            ws.send("hello")
+    finally:
+        access.removeHandler(caplog.handler)
     logged = caplog.text
     assert "/api/jobs?limit=5" in logged and "/api/events?types=job_status_change" in logged and "/ws?" in logged
     assert token not in logged and "access_token" not in logged

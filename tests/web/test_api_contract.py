@@ -324,7 +324,7 @@ def test_logs_tail_with_after_id_level_and_children(client, runtime):
 
 def test_every_list_has_the_same_page_shape(client):
     client.post("/api/jobs/definitions", content=FANOUT)
-    client.post("/api/auth", json={"id": "site", "cookies": {"session": "s"}})
+    client.post("/api/auth", json={"id": "site", "base_url": "https://site.example/", "cookies": {"session": "s"}})
     for path in ("/api/jobs", "/api/jobs/definitions", "/api/auth", "/api/plugins", "/api/queue/dead"):
         page = client.get(path, params={"limit": 1}).json()
         assert set(page) == {"items", "total", "limit", "offset", "next"}, path

@@ -55,10 +55,13 @@ def test_a_body_that_is_not_an_object_or_not_readable_is_a_400(client):
 
 
 def test_credentials_are_stored_from_a_valid_body(client):
+    unscoped = client.post("/api/auth", json={"id": "site", "cookies": {"sid": "s"}, "base_url": None})
+    assert unscoped.status_code == 400 and unscoped.json()["error"].startswith("give base_url")
     assert client.post("/api/auth", json={"id": "site", "cookies": {"sid": "s"}, "headers": None,
-                                          "base_url": None}).status_code == 201
+                                          "base_url": "https://intranet.example/"}).status_code == 201
     [stored] = client.get("/api/auth").json()["items"]
-    assert (stored["id"], stored["base_url"], stored["cookies"], stored["headers"]) == ("site", "", ["sid"], [])
+    assert (stored["id"], stored["base_url"], stored["cookies"], stored["headers"]) == (
+        "site", "https://intranet.example/", ["sid"], [])
 
 
 def test_quick_crawl_passes_only_the_given_options_to_the_crawl(client):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fake_llm import gemini_rate_limited, openai_answer, openai_error
 from starlette.testclient import TestClient
+from support import local
 
 import quaero_plugins.agent as agent
 from quaero.api import DocumentInput
@@ -54,7 +55,7 @@ def files_holding(root: Path, secret: str) -> list[Path]:
 
 
 def test_local_keywords_and_summaries_are_stored_searchable_and_not_made_twice(tmp_path):
-    with Testbed(tmp_path, plugins=[agent]) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local()) as testbed:
         ids = add_documents(testbed)
         run = testbed.run(definition(operation="keyword_extraction", tags=["docs"], max_keywords=8))
         assert run.status == "completed", run.error
@@ -76,8 +77,19 @@ def test_local_keywords_and_summaries_are_stored_searchable_and_not_made_twice(t
         assert changed.step("agent").result["to_do"] == 4  # another recipe: made again
 
 
+def test_a_provider_on_this_machine_cannot_run_until_the_private_network_is_allowed(tmp_path, fake_llm, key):
+    with Testbed(tmp_path, plugins=[agent]) as testbed:  # no allow_private_networks: loopback is refused
+        add_documents(testbed)
+        step = remote(fake_llm, operation="summarization")
+        [reason] = testbed.not_runnable(step)
+        assert reason.startswith(f"step 'agent': openai at {fake_llm.openai_url}: outbound request refused: "
+                                 f"127.0.0.1 (loopback)")
+        assert "allow_private_networks" in reason
+    assert fake_llm.requests == []
+
+
 def test_openai_summaries_with_a_json_schema_and_tokens_on_the_step(tmp_path, fake_llm, key):
-    with Testbed(tmp_path, plugins=[agent]) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local()) as testbed:
         ids = add_documents(testbed)
         fake_llm.script(*[openai_answer(json.dumps({"summary": f"Summary {i}."}), prompt_tokens=100 + i,
                                         completion_tokens=10) for i in range(4)])
@@ -100,7 +112,7 @@ def test_openai_summaries_with_a_json_schema_and_tokens_on_the_step(tmp_path, fa
 
 
 def test_gemini_keywords_after_a_rate_limit_that_names_its_delay(tmp_path, fake_llm, key):
-    with Testbed(tmp_path, plugins=[agent]) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local()) as testbed:
         [doc_id] = add_documents(testbed, 1)
         fake_llm.script(gemini_rate_limited("0.2s"))
         run = testbed.run(remote(fake_llm, "gemini", operation="keyword_extraction", max_keywords=3))
@@ -114,7 +126,7 @@ def test_gemini_keywords_after_a_rate_limit_that_names_its_delay(tmp_path, fake_
 
 
 def test_an_exhausted_quota_stops_the_step_at_once(tmp_path, fake_llm, key):
-    with Testbed(tmp_path, plugins=[agent], core={"worker_threads": 1}) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local(worker_threads=1)) as testbed:
         add_documents(testbed, 12)
         fake_llm.script(openai_error(429, "You exceeded your current quota, please check your plan.",
                                      type="insufficient_quota", code="insufficient_quota"))
@@ -128,7 +140,7 @@ def test_an_exhausted_quota_stops_the_step_at_once(tmp_path, fake_llm, key):
 
 def test_the_token_budget_holds_under_concurrent_jobs(tmp_path, fake_llm, key):
     fake_llm.latency = 0.05
-    with Testbed(tmp_path, plugins=[agent], core={"worker_threads": 8}) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local(worker_threads=8)) as testbed:
         add_documents(testbed, 24)
         budget = 6000
         run = testbed.run(remote(fake_llm, operation="summarization", max_total_tokens=budget,
@@ -142,7 +154,7 @@ def test_the_token_budget_holds_under_concurrent_jobs(tmp_path, fake_llm, key):
 def test_a_prompt_with_a_schema_stores_its_answer_under_the_result_key(tmp_path, fake_llm, key):
     schema = {"type": "object", "properties": {"topic": {"type": "string"}, "level": {"enum": ["basic", "expert"]}},
               "required": ["topic", "level"], "additionalProperties": False}
-    with Testbed(tmp_path, plugins=[agent]) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local()) as testbed:
         [doc_id] = add_documents(testbed, 1)
         fake_llm.script(openai_answer("not json at all"), openai_answer('{"topic": "memory", "level": "expert"}'))
         run = testbed.run(remote(fake_llm, operation="prompt", prompt="Classify {title} ({url}):\n{markdown}",
@@ -156,7 +168,7 @@ def test_a_prompt_with_a_schema_stores_its_answer_under_the_result_key(tmp_path,
 
 
 def test_a_long_document_is_cut_at_a_paragraph_boundary_and_the_cut_logged(tmp_path, fake_llm, key):
-    with Testbed(tmp_path, plugins=[agent]) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local()) as testbed:
         paragraphs = [f"Paragraph {i} " + "word " * 200 for i in range(40)]
         testbed.runtime.documents.upsert(DocumentInput("web", "long", title="Long", markdown="\n\n".join(paragraphs)))
         run = testbed.run(remote(fake_llm, operation="summarization", max_input_tokens=1000))
@@ -170,7 +182,7 @@ def test_without_a_key_the_definition_cannot_run_and_says_where_it_looked(tmp_pa
     from quaero.web.app import create_app
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    testbed = Testbed(tmp_path, plugins=[agent])
+    testbed = Testbed(tmp_path, plugins=[agent], core=local())
     app = create_app(testbed.settings.replace(access_token=None), runtime=testbed.start().runtime)
     try:
         assert testbed.not_runnable(definition(operation="summarization")) == []  # local needs nothing
@@ -199,13 +211,19 @@ def test_without_a_key_the_definition_cannot_run_and_says_where_it_looked(tmp_pa
     ({"operation": "summarization", "max_keywords": 50}, "less than or equal to 30"),
     ({"operation": "prompt", "provider": "openai", "prompt": "x", "result_key": "k", "schema": {"type": "thing"}},
      "not a valid JSON schema"),
+    ({"operation": "prompt", "provider": "openai", "prompt": "x", "result_key": "k",
+      "schema": {"type": "object", "properties": {"code": {"type": "string", "pattern": "(a)\\1"}}}},
+     "'schema'.properties.code: pattern '(a)\\\\1' cannot be used: invalid escape sequence"),
+    ({"operation": "prompt", "provider": "openai", "prompt": "x", "result_key": "k",
+      "schema": {"type": "object", "patternProperties": {"^x": {"type": "string"}}}},
+     "patternProperties is not supported in answer schemas"),
     ({"api_key": "sk-live-abc"}, "${MY_API_KEY}"),
     ({"operation": "keyword_extraction", "prompt": "x"}, "belong to the prompt operation"),
 ])
 def test_bad_options_say_what_to_fix(tmp_path, config, message):
     from quaero.api import DefinitionError
 
-    with Testbed(tmp_path, plugins=[agent]) as testbed, pytest.raises(DefinitionError) as caught:
+    with Testbed(tmp_path, plugins=[agent], core=local()) as testbed, pytest.raises(DefinitionError) as caught:
         testbed.definition(definition(**config))
     assert message in str(caught.value.detail) + caught.value.message
 
@@ -213,7 +231,7 @@ def test_bad_options_say_what_to_fix(tmp_path, config, message):
 def test_the_rate_limit_holds_across_two_worker_processes(tmp_path, fake_llm, key):
     import time
 
-    with Testbed(tmp_path, load=["agent"], core={"worker_processes": 2, "worker_threads": 4}) as testbed:
+    with Testbed(tmp_path, load=["agent"], core=local(worker_processes=2, worker_threads=4)) as testbed:
         add_documents(testbed, 12)
         root = testbed.start_run(remote(fake_llm, operation="keyword_extraction", requests_per_minute=5))
         deadline = time.monotonic() + 60
@@ -230,7 +248,7 @@ def test_the_rate_limit_holds_across_two_worker_processes(tmp_path, fake_llm, ke
 
 def test_a_key_kept_as_stored_credentials_is_found_by_readiness_and_used(tmp_path, fake_llm, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with Testbed(tmp_path, plugins=[agent]) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local()) as testbed:
         [doc_id] = add_documents(testbed, 1)
         testbed.runtime.credentials.save("llm", base_url=fake_llm.base_url,
                                          headers={"Authorization": f"Bearer {fake_llm.api_key}"})
@@ -247,7 +265,7 @@ def test_a_key_kept_as_stored_credentials_is_found_by_readiness_and_used(tmp_pat
 
 def test_a_server_that_needs_no_key_gets_none(tmp_path, fake_llm, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with Testbed(tmp_path, plugins=[agent]) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local()) as testbed:
         [doc_id] = add_documents(testbed, 1)
         steps = definition(provider="openai", base_url=fake_llm.openai_url, model="llama3", key_required=False,
                            operation="keyword_extraction")
@@ -262,7 +280,7 @@ def test_a_server_that_needs_no_key_gets_none(tmp_path, fake_llm, monkeypatch):
 def test_a_budget_reservation_whose_process_died_expires(tmp_path):
     from quaero_plugins.agent.books import AgentBooks
 
-    with Testbed(tmp_path, plugins=[agent]) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local()) as testbed:
         books = AgentBooks(testbed.runtime.tables)
         books.open_step("step-1", 1000)
         crashed = books.reserve("step-1", 800, lease=0.2)  # its process is killed before it settles
@@ -278,7 +296,7 @@ def test_a_budget_reservation_whose_process_died_expires(tmp_path):
 
 
 def test_on_postgresql_results_tokens_and_the_budget_are_kept_the_same_way(tmp_path, fake_llm, key, postgres_url):
-    with Testbed(tmp_path, plugins=[agent], core={"database_url": postgres_url}) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local(database_url=postgres_url)) as testbed:
         ids = add_documents(testbed)
         run = testbed.run(remote(fake_llm, operation="keyword_extraction", max_total_tokens=100_000))
         assert run.status == "completed", run.error
@@ -291,7 +309,7 @@ def test_on_postgresql_results_tokens_and_the_budget_are_kept_the_same_way(tmp_p
 
 def test_a_query_and_a_limit_select_the_newest_matching_documents(tmp_path):
     collector = (DATA / "garbage_collection.txt").read_text()
-    with Testbed(tmp_path, plugins=[agent]) as testbed:
+    with Testbed(tmp_path, plugins=[agent], core=local()) as testbed:
         store = testbed.runtime.documents
 
         def save(ref: str, title: str, markdown: str) -> int:

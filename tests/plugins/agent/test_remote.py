@@ -399,6 +399,25 @@ def test_a_connection_refused_is_transient_and_settles_nothing(harness):
     assert harness.settled == [0, 0]
 
 
+@pytest.mark.timeout(60)
+def test_answer_patterns_run_in_linear_time():
+    from quaero_plugins.agent.answers import AnswerInvalid, parse_answer, validator_for
+
+    validator = validator_for({"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a+)+$"}}})
+    with pytest.raises(AnswerInvalid, match="does not match"):
+        parse_answer(json.dumps({"code": "a" * 50_000 + "!"}), validator)
+    assert parse_answer(json.dumps({"code": "a" * 50_000}), validator) == {"code": "a" * 50_000}
+
+
+def test_an_address_the_outbound_policy_refuses_fails_at_once_naming_the_setting(harness):
+    from quaero.engine.outbound import make_client
+
+    harness.client = make_client()  # the core's client, as ctx.http is: loopback is not allowed
+    error = harness.fails(max_retries=3, min_backoff=0.01, max_backoff=0.01)
+    assert not error.transient and "127.0.0.1 (loopback)" in str(error) and "allow_private_networks" in str(error)
+    assert harness.fake.requests == [] and harness.sleeps == [] and harness.settled == [0]
+
+
 def test_cancellation_in_the_wait_or_the_limiter_goes_through(harness):
     harness.fake.script(openai_error(429, "slow down", code="rate_limit_exceeded", headers={"retry-after": "1"}))
 

@@ -14,12 +14,13 @@ def make_site() -> Iterator[Callable[..., Site]]:
     """A factory: ``make_site(*builders) -> Site``, a started site with each ``builder(site)`` applied.
 
     ``make_site(basic, robots)`` or ``make_site(lambda s: slow(s, delay=1))``; call it several times
-    for several origins (each site has its own port). Every site is closed at teardown.
+    for several origins (each site has its own port; ``address="127.0.0.2"`` makes it another host too).
+    Every site is closed at teardown.
     """
     sites: list[Site] = []
 
-    def factory(*builders: Callable[[Site], Any]) -> Site:
-        site = Site()
+    def factory(*builders: Callable[[Site], Any], address: str = "127.0.0.1") -> Site:
+        site = Site(address)
         sites.append(site)
         for builder in builders:
             builder(site)

@@ -157,9 +157,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     allow_reuse_address = True
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, host: str = "127.0.0.1") -> None:
         self.site = site
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((host, 0), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
@@ -292,9 +292,12 @@ def _normalise(response: Response) -> tuple[int, list[tuple[str, str]], bytes | 
 
 
 class Site:
-    """A test website on 127.0.0.1 (a free port), served by a thread; see the module docstring."""
+    """A test website on 127.0.0.1 (a free port), served by a thread; see the module docstring.
 
-    def __init__(self) -> None:
+    ``address`` puts it elsewhere in 127/8 (all loopback on Linux), e.g. ``127.0.0.2``: another host.
+    """
+
+    def __init__(self, address: str = "127.0.0.1") -> None:
         self.requests: list[Request] = []
         self.errors: list[BaseException] = []
         self.state: dict[str, Any] = {}
@@ -306,9 +309,9 @@ class Site:
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._connection_counter = 0
-        self._server = _Server(self)
+        self._server = _Server(self, address)
         self.port: int = self._server.server_address[1]
-        self.host = f"127.0.0.1:{self.port}"
+        self.host = f"{address}:{self.port}"
         self.base_url = f"http://{self.host}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"sitekit-{self.port}", daemon=True)

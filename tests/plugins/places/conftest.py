@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fake_places import FakePlaces, make_place
 from places_support import KEY, KEY_VARIABLE
+from support import local
 
 from quaero.testing import Testbed
 
@@ -30,11 +31,13 @@ def fake() -> Iterator[FakePlaces]:
 @pytest.fixture
 def bed(tmp_path: Path, fake: FakePlaces) -> Iterator[Callable[..., Testbed]]:
     """``bed(settings={...}, core={...})``: a started Testbed with the places plugin (closed at teardown),
-    whose settings allow the key to go to the fake (and to Google) unless ``settings`` say otherwise."""
+    whose settings allow the key to go to the fake (and to Google) unless ``settings`` say otherwise, and
+    whose outbound requests may reach the fake on 127.0.0.1."""
     beds: list[Testbed] = []
 
     def factory(*, settings: dict[str, Any] | None = None, core: dict[str, Any] | None = None) -> Testbed:
         settings = {"allowed_base_urls": ["https://places.googleapis.com", fake.url], **(settings or {})}
+        core = {**local(), **(core or {})}
         testbed = Testbed(tmp_path, load=["places"], settings={"places": settings}, core=core).start()
         beds.append(testbed)
         return testbed

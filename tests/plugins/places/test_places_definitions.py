@@ -119,6 +119,15 @@ def test_the_key_goes_only_to_the_base_urls_the_settings_allow(bed, fake, monkey
     assert bed(settings={"allowed_base_urls": [fake.url.upper() + "/"]}).not_runnable(elsewhere) == []
 
 
+def test_a_places_api_on_a_private_address_needs_the_network_allowed(bed, fake, monkeypatch):
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    testbed = bed(core={"allow_private_networks": []})
+    [reason] = testbed.not_runnable(definition(fake, search_query="cafés"))
+    assert reason.startswith(f"step 'search': api_base_url {fake.url}: outbound request refused: 127.0.0.1 (loopback)")
+    assert "allow_private_networks" in reason and "QUAERO_ALLOW_PRIVATE_NETWORKS" in reason
+    assert fake.requests == []
+
+
 def test_over_the_web_api_a_definition_without_a_key_is_not_runnable_and_not_run(bed, fake, monkeypatch):
     from quaero.web.app import create_app
 
