@@ -48,3 +48,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests run last: pytest-playwright keeps an event loop running for the rest of the session,
     which breaks async tests collected after it (TOOLING.md)."""
     items.sort(key=lambda item: "test_browser" in item.nodeid)
+
+
+@pytest.fixture(autouse=True)
+def _uvicorn_loggers_as_new() -> None:
+    """uvicorn's loggers as a fresh process has them (propagating, enabled, no handlers of their own):
+    a library's logging config applied by an earlier test must not hide a later test's access log."""
+    import logging
+
+    for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.propagate, logger.disabled = True, False
+        logger.setLevel(logging.NOTSET)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
