@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +84,32 @@ def wait_done(runtime: Runtime, job_id: str, timeout: float = 30.0):
 def csrf_of(client: Any, path: str = "/") -> str:
     """The CSRF token a page gives this test client (its cookie is set by the same response)."""
     return re.search(r'name="csrf-token" content="([^"]+)"', client.get(path).text).group(1)
+
+
+@contextlib.contextmanager
+def served(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server on a free port of 127.0.0.1 answering with ``handler``; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def app_client(settings: Settings) -> Iterator[Any]:
+    """A started runtime of ``settings`` and Starlette's test client over its app; both stopped afterwards."""
+    from starlette.testclient import TestClient
+
+    from quaero.web.app import create_app
+
+    runtime = Runtime(settings, role="run")
+    runtime.start()
+    try:
+        with TestClient(create_app(settings, runtime=runtime)) as client:
+            yield client
+    finally:
+        runtime.stop()

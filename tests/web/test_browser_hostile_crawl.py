@@ -8,14 +8,13 @@ asserts that no marker was set, no beacon was asked for, and no link in the page
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from support import execute, make_settings, wait_for
+from support import execute, make_settings, served, wait_for
 
 from quaero.settings import Settings
 
@@ -79,15 +78,8 @@ class _Hostile(BaseHTTPRequestHandler):
 @pytest.fixture
 def hostile_site() -> Iterator[tuple[str, list[str]]]:
     beacons: list[str] = []
-    handler = type("Handler", (_Hostile,), {"beacons": beacons})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", beacons
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served(type("Handler", (_Hostile,), {"beacons": beacons})) as url:
+        yield url, beacons
 
 
 @pytest.fixture

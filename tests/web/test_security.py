@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
-from support import csrf_of, make_settings
-
-from quaero.runtime import Runtime
-from quaero.web.app import create_app
+from support import app_client, csrf_of, make_settings
 
 TOKEN = "s3cret-token-for-tests"
 
 
 @pytest.fixture
 def locked(tmp_path):
-    settings = make_settings(tmp_path, access_token=TOKEN)
-    runtime = Runtime(settings, role="run")
-    runtime.start()
-    try:
-        with TestClient(create_app(settings, runtime=runtime)) as client:
-            yield client
-    finally:
-        runtime.stop()
+    with app_client(make_settings(tmp_path, access_token=TOKEN)) as client:
+        yield client
 
 
 def test_the_api_needs_the_token_when_one_is_set(locked):

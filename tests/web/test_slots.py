@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
-from support import make_settings
-
-from quaero.runtime import Runtime
-from quaero.web.app import create_app
+from support import app_client, make_settings
 
 
 @pytest.fixture
 def small(tmp_path):
-    settings = make_settings(tmp_path, max_stream_clients=2)
-    runtime = Runtime(settings, role="run")
-    runtime.start()
-    try:
-        with TestClient(create_app(settings, runtime=runtime)) as client:
-            yield client
-    finally:
-        runtime.stop()
+    with app_client(make_settings(tmp_path, max_stream_clients=2)) as client:
+        yield client
 
 
 def refused_with(client, path: str) -> int:
