@@ -108,6 +108,7 @@ def time_chart(samples: Sequence[tuple[float, float]], *, label: str, unit: str,
     y_ticks = tuple(Tick(y_of(v), _count(v)) for v in values)
     marks: list[Mark] = []
     points: list[str] = []
+    last_y: float | None = None
     for t, v in inside:
         stamp = datetime.fromtimestamp(t, UTC).strftime("%H:%M UTC")
         title = f"{stamp}: {_count(v)} {unit}"
@@ -115,9 +116,10 @@ def time_chart(samples: Sequence[tuple[float, float]], *, label: str, unit: str,
             width = max(1.0, bucket / window * (right - left) - 1)
             marks.append(Mark(x_of(t), y_of(v), width, title))
         else:
-            if points:  # hold the last level until this sample
-                points.append(f"{x_of(t):.1f},{float(points[-1].split(',')[1]):.1f}")
-            points.append(f"{x_of(t):.1f},{y_of(v):.1f}")
+            if last_y is not None:  # hold the last level until this sample
+                points.append(f"{x_of(t):.1f},{last_y:.1f}")
+            last_y = y_of(v)
+            points.append(f"{x_of(t):.1f},{last_y:.1f}")
             marks.append(Mark(x_of(t), y_of(v), 0.0, title))
     has_data = any(v for _, v in inside) if kind == "bars" else bool(inside)
     return Chart(label=label, unit=unit, kind=kind, marks=tuple(marks), x_ticks=x_ticks, y_ticks=y_ticks,
