@@ -25,6 +25,9 @@ PLUGIN_ENV_PREFIX = "QUAERO_PLUGIN_"
 #: Environment names kept for settings that were renamed.
 _RENAMED = {"plugins": "load_plugins"}
 CONFIG_FILE_NAME = "quaero.toml"
+#: Where ``quaero serve`` serves its user guide: the one path of the server's own address that outbound
+#: requests may read without ``allow_private_networks`` (the shipped example crawl reads it).
+GUIDE_PATH = "/guide/"
 # Variables with the prefix that are not settings: the config file's path, and what a supervisor passes
 # to the worker processes it starts.
 _NOT_SETTINGS = {"QUAERO_CONFIG", "QUAERO_SETTINGS_JSON", "QUAERO_WORKER_INDEX"}
@@ -128,6 +131,20 @@ class Settings(BaseModel):
     def private_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """:attr:`allow_private_networks` parsed."""
         return tuple(ipaddress.ip_network(item) for item in self.allow_private_networks)
+
+    @property
+    def server_url(self) -> str | None:
+        """The web server's own base URL seen from this machine (``http://127.0.0.1:8085``), or ``None``
+        when :attr:`host` is a name (which may resolve to anything)."""
+        host = self.host.strip("[]").lower()
+        if host in ("", "0.0.0.0", "::", "localhost"):
+            return f"http://127.0.0.1:{self.port}"
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        shown = f"[{address}]" if address.version == 6 else str(address)
+        return f"http://{shown}:{self.port}"
 
     @property
     def loopback_bind(self) -> bool:

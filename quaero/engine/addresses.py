@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpcore
 
 from quaero.api.outbound import OutboundRefused, refusal_message
-from quaero.settings import Settings
+from quaero.settings import GUIDE_PATH, Settings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -84,15 +84,46 @@ def address_kind(address: Address) -> str | None:
 
 
 class AddressPolicy:
-    """Which addresses outbound connections may reach: the public ones, and those inside ``allowed``."""
+    """Which addresses outbound connections may reach: the public ones, and those inside ``allowed``.
 
-    def __init__(self, allowed: Iterable[Network] = ()) -> None:
+    ``readable``: URLs (``http://127.0.0.1:8085/robots.txt``) and URL prefixes ending in ``/``
+    (``http://127.0.0.1:8085/guide/``), with a literal address or ``localhost`` as the host, that GET and
+    HEAD requests may read although their address is refused, and nothing else of that address: the
+    server's own user guide and its robots.txt, which the shipped example crawls.
+    """
+
+    def __init__(self, allowed: Iterable[Network] = (), readable: Iterable[str] = ()) -> None:
         self.allowed: tuple[Network, ...] = tuple(allowed)
+        self.readable: tuple[tuple[str, str, int, str], ...] = tuple(filter(None, map(_prefix, readable)))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AddressPolicy:
-        """The policy of the setting ``allow_private_networks``."""
-        return cls(settings.private_networks)
+        """The policy of the setting ``allow_private_networks``, reading the server's own user guide."""
+        own = settings.server_url
+        return cls(settings.private_networks, readable=[own + GUIDE_PATH, own + "/robots.txt"] if own else [])
+
+    def reads(self, method: str, url: str) -> bool:
+        """Whether ``url`` is under a :attr:`readable` prefix and ``method`` only reads it. A path with a
+        dot segment or an escaped dot or slash is never under one (it could mean another path)."""
+        if method.upper() not in ("GET", "HEAD") or not self.readable:
+            return False
+        place = _prefix(url)
+        if place is None:
+            return False
+        path = place[3]
+        if "%2e" in path.lower() or "%2f" in path.lower() or "%5c" in path.lower() or "\\" in path \
+                or any(segment in (".", "..") for segment in path.split("/")):
+            return False
+        return any(place[:3] == prefix[:3] and (path.startswith(prefix[3]) if prefix[3].endswith("/")
+                                                else path == prefix[3]) for prefix in self.readable)
+
+    def readable_networks(self) -> tuple[Network, ...]:
+        """The addresses of the :attr:`readable` prefixes (``localhost``: both loopback addresses)."""
+        networks: list[Network] = []
+        for _, host, _, _ in self.readable:
+            hosts = ["127.0.0.1", "::1"] if host == "localhost" else [host]
+            networks.extend(ipaddress.ip_network(item) for item in hosts)
+        return tuple(dict.fromkeys(networks))
 
     def is_allowed(self, address: Address) -> bool:
         """Whether a network of :attr:`allowed` contains ``address`` (or the IPv4 address it carries)."""
@@ -123,12 +154,31 @@ class AddressPolicy:
         return None if reason is None else refusal_message(host, [str(address)], [reason])
 
     def url_refusal(self, url: str) -> str | None:
-        """:meth:`host_refusal` of ``url``'s host (``None`` for a URL without one)."""
+        """:meth:`host_refusal` of ``url``'s host (``None`` for a URL without one, or one it :meth:`reads`)."""
+        if self.reads("GET", url):
+            return None
         try:
             host = urlsplit(url).hostname
         except ValueError:
             return None
         return self.host_refusal(host) if host else None
+
+
+def _prefix(url: str) -> tuple[str, str, int, str] | None:
+    """``url`` as (scheme, host, port, path), the host a literal address or ``localhost``; else ``None``."""
+    try:
+        parts = urlsplit(url)
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or parts.username or parts.password:
+        return None
+    if host != "localhost":
+        try:
+            host = str(ipaddress.ip_address(host))
+        except ValueError:
+            return None
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), parts.path or "/"
 
 
 #: How names are resolved: :func:`socket.getaddrinfo`'s signature (tests give a resolver of their own).

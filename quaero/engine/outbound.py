@@ -39,6 +39,28 @@ class GuardedTransport(httpx.HTTPTransport):
             network_backend=GuardedBackend(policy, resolver=resolver))
 
 
+class PolicyTransport(httpx.BaseTransport):
+    """The guarded transport, and for what the policy :meth:`~AddressPolicy.reads` (the server's own user
+    guide), a second one whose pool may connect to those addresses only: a connection it opens is never
+    used for any other request."""
+
+    def __init__(self, policy: AddressPolicy, *, limits: httpx.Limits, resolver: Resolver = socket.getaddrinfo) -> None:
+        self.policy = policy
+        self.guarded = GuardedTransport(policy, limits=limits, resolver=resolver)
+        self.reader = (GuardedTransport(AddressPolicy(policy.readable_networks()), limits=limits, resolver=resolver)
+                       if policy.readable else None)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.reader is not None and self.policy.reads(request.method, str(request.url)):
+            return self.reader.handle_request(request)
+        return self.guarded.handle_request(request)
+
+    def close(self) -> None:
+        self.guarded.close()
+        if self.reader is not None:
+            self.reader.close()
+
+
 def make_client(policy: AddressPolicy | None = None) -> httpx.Client:
     """A pooled HTTP client for one process, behind ``policy`` (default: no private network allowed).
 
@@ -49,7 +71,7 @@ def make_client(policy: AddressPolicy | None = None) -> httpx.Client:
     no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
     limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE)
     return httpx.Client(follow_redirects=False, cookies=no_cookies, trust_env=False,
-                        transport=GuardedTransport(policy or AddressPolicy(), limits=limits))
+                        transport=PolicyTransport(policy or AddressPolicy(), limits=limits))
 
 
 class Unlimited(RateReservation):

@@ -124,10 +124,15 @@ class WorkerSupervisor:
                     continue
                 failures[index] += 1
                 delay = min(30.0, 0.5 * 2 ** min(failures[index], 6))
-                log.warning("worker process %d (pid %d) exited with %s; restarting in %.1f s",
-                            index, process.pid, process.returncode, delay)
+                # A worker exits with 0 only when it was told to stop: on Ctrl-C the whole process group
+                # gets the signal, and the server stops it too within the delay, so that is not news.
+                if process.returncode != 0:
+                    log.warning("worker process %d (pid %d) exited with %s; restarting in %.1f s",
+                                index, process.pid, process.returncode, delay)
                 if self._stopped.wait(delay):
                     return
+                if process.returncode == 0:
+                    log.warning("worker process %d (pid %d) stopped on its own; restarting it", index, process.pid)
                 self.processes[index] = self._spawn(index)
 
     def stop(self, timeout: float = 15.0) -> None:

@@ -23,11 +23,12 @@ from starlette.staticfiles import StaticFiles
 from quaero.errors import QuaeroError
 from quaero.runtime import Runtime
 from quaero.runtime.supervisor import WorkerSupervisor
-from quaero.settings import Settings
+from quaero.settings import GUIDE_PATH, Settings
 from quaero.web import (
     api,
     api_documents,
     api_users,
+    guide,
     live,
     metrics,
     openapi,
@@ -103,6 +104,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owned:
             await asyncio.to_thread(served.start)
+            url = settings.server_url or f"http://{settings.host}:{settings.port}"
+            log.info("Quaero is ready: open %s/ in a browser (first steps: %s%sfirst-steps); data in %s", url, url,
+                     GUIDE_PATH, settings.data_dir.resolve())
         sampler = asyncio.create_task(_sample_queue(served))
         try:
             yield
@@ -115,6 +119,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     # The core's routes first: a plugin adds pages and endpoints, it cannot shadow the core's.
     routes = [*stream.routes, *api.routes, *api_users.routes, *metrics.routes, *openapi.routes,
               *api_documents.routes, *pages.routes, *pages_documents.routes, *pages_accounts.routes, *live.routes,
+              *guide.routes,
               *extra.routes,
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan,

@@ -33,8 +33,9 @@ SESSION_COOKIE = "quaero_session"
 QUERY_TOKEN = "access_token"
 #: Where ``?access_token=`` is accepted: the clients that cannot send a header.
 QUERY_TOKEN_PATHS = frozenset({"/ws", "/api/events"})
-#: Paths anyone may open: the sign-in page, the static files and the liveness probe.
-OPEN_PATHS = ("/login", "/static/", "/api/health")
+#: Paths anyone may open: the sign-in page, the static files, the liveness probe, and the user guide (the
+#: README, public anyway) with the robots.txt that lets crawlers read only it.
+OPEN_PATHS = ("/login", "/static/", "/api/health", "/guide", "/guide/", "/robots.txt")
 #: Paths only an admin may open, reading included.
 ADMIN_PATHS = ("/api/users", "/users")
 #: Writes every signed-in role may make: signing in and out.

@@ -35,6 +35,7 @@ STATIC = Path(__file__).parent / "static"
 NAV = (
     ("/", "Dashboard"), ("/definitions", "Definitions"), ("/jobs", "Jobs"), ("/documents", "Documents"),
     ("/search", "Search"), ("/queue", "Queue"), ("/plugins", "Plugins"), ("/settings", "Settings"),
+    ("/guide/", "Guide"),
 )
 
 
