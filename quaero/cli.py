@@ -360,18 +360,22 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
 
 
 def _print_hits(page: SearchPage, out: TextIO) -> None:
-    """Rank, title, URL and snippet; the matches in bold on a terminal, in [brackets] otherwise."""
+    """Rank, title, URL and snippet. On a terminal, the matches in colour and the snippet wrapped under its
+    hit; otherwise one line each, the matches in ``**bold**`` (brackets would read as the text's own)."""
     from rich.console import Console
     from rich.markup import escape
+    from rich.padding import Padding
 
     from quaero.stores.search import mark_matches
 
-    console = Console(file=out, highlight=False, soft_wrap=True)
-    start, stop = ("[bold yellow]", "[/bold yellow]") if console.is_terminal else ("\\[", "]")
+    console = Console(file=out, highlight=False, soft_wrap=not out.isatty())
+    terminal = console.is_terminal
+    start, stop = ("[bold yellow]", "[/bold yellow]") if terminal else ("**", "**")
     for rank, hit in enumerate(page.items, 1):
         console.print(f"{rank:>2}. [bold]{escape(hit.title or '(untitled)')}[/bold]")
-        console.print(f"    {escape(hit.source_ref)}")
-        console.print(f"    {mark_matches(hit.marked, escape=escape, start=start, stop=stop)}")
+        console.print(f"    {escape(hit.source_ref)}", overflow="ellipsis", no_wrap=True, crop=terminal)
+        snippet = mark_matches(hit.marked, escape=escape, start=start, stop=stop)
+        console.print(Padding(snippet, (0, 0, 0, 4)) if terminal else f"    {snippet}")
     shown = f"{len(page.items)} of {page.total}" if page.total > len(page.items) else f"{page.total}"
     console.print(f"{shown} result{'s' if page.total != 1 else ''} for {escape(repr(page.query))}")
 

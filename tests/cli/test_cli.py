@@ -294,8 +294,9 @@ def test_search_prints_ranked_results_and_refuses_a_malformed_query(tmp_path):
     result = quaero("search", "python", "--data-dir", "data", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:3] == [" 1. Python tutorial", "    https://a.test/python", "    Learn [python] today."]
-    assert lines[3:6] == [" 2. Snakes", "    https://a.test/snakes", "    A [python] is a [large] snake."]
+    assert lines[:3] == [" 1. Python tutorial", "    https://a.test/python", "    Learn **python** today."]
+    # The text's own brackets stay as they are, and cannot be taken for a match.
+    assert lines[3:6] == [" 2. Snakes", "    https://a.test/snakes", "    A **python** is a [large] snake."]
     assert lines[-1] == "2 results for 'python'"
 
     as_json = quaero("search", "python -snake", "--json", "--data-dir", "data", cwd=tmp_path)
@@ -304,6 +305,43 @@ def test_search_prints_ranked_results_and_refuses_a_malformed_query(tmp_path):
 
     bad = quaero("search", "python OR", "--data-dir", "data", cwd=tmp_path)
     assert bad.returncode == 2 and "the query ends with OR" in bad.stderr and bad.stdout == ""
+
+
+def test_search_on_a_terminal_colours_the_matches_and_wraps_each_snippet_under_its_hit(tmp_path, monkeypatch):
+    import io
+    import re
+
+    from quaero.cli import _print_hits
+    from quaero.settings import load_settings
+    from quaero.stores.db import Database
+    from quaero.stores.documents import DocumentInput, DocumentStore
+    from quaero.stores.models import bind_models
+    from quaero.stores.search import DocumentSearch
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    database = Database(load_settings(environ={}, overrides={"data_dir": tmp_path / "data"}).resolved_database_url)
+    store = DocumentStore(database, bind_models(database.db))
+    long_url = "https://a.test/" + "deep/" * 30 + "python"
+    words = " ".join(f"word{i}" for i in range(12))
+    store.upsert(DocumentInput("web", long_url, "Python tutorial", f"{words} learn python today {words}."))
+    page = DocumentSearch(database).search("python", limit=5)
+    database.close()
+
+    out = Terminal()
+    _print_hits(page, out)
+    text = out.getvalue()
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert "\x1b[" in text and "**" not in plain and "[python]" not in plain
+    lines = plain.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[1].startswith("    https://a.test/deep/") and lines[1].endswith("…")
+    snippet = lines[2:-1]
+    assert len(snippet) >= 2 and all(line.startswith("    ") for line in snippet), lines
 
 
 def test_the_live_bar_says_what_it_knows_before_the_total_is_known():
