@@ -78,6 +78,10 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- dashboard
+#: The shipped example the dashboard offers before anything has run (job-definitions/crawl-quaero-guide.yaml).
+FIRST_CRAWL = "crawl-quaero-guide"
+
+
 def dashboard_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     """Running executions, recent failures, and the last hour's throughput and queue depth."""
     activity = runtime.activity
@@ -85,10 +89,14 @@ def dashboard_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, 
     throughput = activity.throughput(minutes=60, now=now)
     start = now - 3600
     history = runtime_history(runtime)
+    executions = activity.executions_by_status()
     return {
         "running": [job_dict(j) for j in activity.running_executions(limit=20)],
         "failures": [job_dict(j) for j in activity.recent_failures(limit=10)],
-        "executions": activity.executions_by_status(),
+        "executions": executions,
+        # Nothing has run yet: the dashboard points at the first crawl, which needs no internet.
+        "first_crawl": FIRST_CRAWL if not any(executions.values()) and runtime.definitions.exists(FIRST_CRAWL)
+        else None,
         "throughput": throughput.as_dict(),
         "throughput_chart": time_chart(
             [(start + minute * 60, count) for minute, count in enumerate(throughput.values)],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from starlette.routing import Route
 from support import csrf_of, execute, wait_done, wait_for
@@ -137,6 +138,16 @@ def test_dashboard_counts_the_jobs_finished_this_hour(client, runtime):
     assert context["throughput"]["total"] == 122  # 120 children, their step and the execution
     assert context["executions"]["completed"] == 1 and context["running"] == []
     assert "122 in all" in client.get("/").text
+
+
+def test_the_dashboard_offers_the_first_crawl_until_something_has_run(client, runtime):
+    assert "Nothing has run yet" not in client.get("/").text  # the example is not stored here
+    shipped = (Path(__file__).resolve().parents[2] / "job-definitions" / "crawl-quaero-guide.yaml").read_text()
+    runtime.definitions.create(shipped)
+    page = client.get("/").text
+    assert "Nothing has run yet" in page and 'href="/definitions/crawl-quaero-guide"' in page
+    wait_done(runtime, execute(runtime, FAN))
+    assert "Nothing has run yet" not in client.get("/").text
 
 
 def test_every_page_names_an_icon_that_is_served(client):
