@@ -306,6 +306,7 @@ class JobRecovery:
         definitions: set[str] = set()
         roots: dict[str, bool] = {}
         children: dict[str, Job] = {}
+        acted = 0  # matched steps and jobs whose children or selves are queued again
         for job_id in ids:
             job = self.jobs.find(job_id)
             if job is None:
@@ -320,14 +321,17 @@ class JobRecovery:
                 kids = self.resets.find_many(self.resets.children_ids(job.id, RERUNNABLE))
                 if not kids:
                     outcome.skip("nothing_failed")
+                else:
+                    acted += 1
                 children.update(kids)
             elif job.status == "completed":
                 outcome.skip("completed")
             else:
+                acted += 1
                 children[job.id] = job
         if children:
             requeued = self._requeue(children.values())
-            outcome.done += requeued.done
+            outcome.done += max(0, acted - sum(requeued.skipped.values()))
             outcome.skipped.update(requeued.skipped)
             outcome.errors += requeued.errors
             outcome.extra["requeued"] = requeued.done
