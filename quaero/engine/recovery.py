@@ -21,6 +21,7 @@ apply to are skipped and counted by reason.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -181,8 +182,7 @@ class JobRecovery:
                 if self.resets.reopen(step.id, _without_handled):
                     reopened.setdefault(root_id, []).append(step.id)
             for root_id, steps in reopened.items():
-                root = self.jobs.get(root_id)
-                self.resets.reopen(root_id, lambda data, r=root, s=steps: _reopened_root(r, data, s))
+                self.resets.reopen(root_id, functools.partial(_reopened_root, self.jobs.get(root_id), steps=steps))
         self._announce(queued, reopened)
         return outcome
 
@@ -360,7 +360,7 @@ def _without_handled(data: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if key != "handled"}
 
 
-def _reopened_root(root: Job, data: dict[str, Any], steps: list[str]) -> dict[str, Any]:
+def _reopened_root(root: Job, data: dict[str, Any], *, steps: list[str]) -> dict[str, Any]:
     """A reopened execution's payload: which of its earlier steps run again, how it had ended, and since when
     it runs again (its timeout counts from then). Its last step, when reopened, goes on as it would have."""
     step_jobs = data.get("step_jobs", [])

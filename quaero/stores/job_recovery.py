@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from peewee import SQL, fn
 
@@ -49,7 +49,8 @@ class JobResets:
         query = Job_.select(Job_.id)
         if conditions:
             query = query.where(*conditions)
-        return [row[0] for row in query.order_by(Job_.id.desc()).limit(limit).tuples()]
+        rows: list[tuple[str]] = list(cast(Any, query.order_by(Job_.id.desc()).limit(limit).tuples()))
+        return [row[0] for row in rows]
 
     def by_status(self, where: JobFilter) -> dict[str, int]:
         """How many jobs ``where`` matches, by status (only the statuses that have some)."""
@@ -58,7 +59,8 @@ class JobResets:
         query = Job_.select(Job_.status, fn.COUNT(SQL("*")))
         if conditions:
             query = query.where(*conditions)
-        return {status: count for status, count in query.group_by(Job_.status).tuples()}
+        rows: list[tuple[str, int]] = list(cast(Any, query.group_by(Job_.status).tuples()))
+        return dict(rows)
 
     def find_many(self, job_ids: list[str]) -> dict[str, Job]:
         """These jobs by id (the ones that exist)."""

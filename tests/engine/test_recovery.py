@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from support import execute, make_settings, wait_done, wait_for
 
@@ -32,6 +34,7 @@ class MendWorker(JobWorker):
 
     def execute(self, ctx, job):
         index = job.config["i"]
+        self.plugin.gate.wait(30)
         if not self.plugin.mended and index in ctx.options.broken:
             raise JobError(f"item {index} is broken")
         ctx.save_document(DocumentInput(source_type="mend", source_ref=f"mend://{ctx.step.id}/{index}",
@@ -45,6 +48,8 @@ class MendPlugin:
     def __init__(self) -> None:
         self.mended = False
         self.reruns: list[str] = []
+        self.gate = threading.Event()  # items wait until it is set: an execution that runs for sure
+        self.gate.set()
 
     @hookimpl
     def register_actions(self, register):
@@ -142,9 +147,11 @@ def test_rerun_failed_is_refused_where_it_does_not_apply(mend):
     child = runtime.jobs.children(steps_of(runtime, root_id)[0].id, status="failed")[0]
     with pytest.raises(Conflict, match="from a step or an execution"):
         runtime.recovery.rerun_failed(child.id)
-    runtime.recovery.rerun_failed(root_id)  # still broken: they fail again, but it runs meanwhile
+    plugin.gate.clear()
+    runtime.recovery.rerun_failed(root_id)  # still broken: they will fail again, once the gate opens
     with pytest.raises(Conflict, match="still running"):
         runtime.recovery.rerun_failed(root_id)
+    plugin.gate.set()
     wait_done(runtime, root_id)
     assert runtime.jobs.get(root_id).status == "completed"
     assert agree(runtime, root_id).result_count == 7

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support import csrf_of, execute, wait_done, wait_for
+from support import csrf_of, wait_done, wait_for
 from test_accounts import VIEWER_PASSWORD, signed_in
 
 FAILING = """id: failing
