@@ -1,4 +1,4 @@
-"""The ``quaero`` command: serve, worker, run, jobs, search, plugins, validate, users.
+"""The ``quaero`` command: serve, worker, run, jobs (and its actions), search, plugins, validate, users.
 
 Each ``cmd_*`` writes its output to the stream it is given. With ``--json`` that stream is the real stdout
 and nothing else may write there: logs go to stderr (``runtime/logsetup.py``), supervised workers' stdout
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from quaero import cli_users
+from quaero import cli_jobs, cli_users
 from quaero.errors import ConfigError, QuaeroError
 from quaero.settings import Settings, load_settings
 
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     kinds.add_argument("--all", dest="all_types", action="store_true", help="jobs of every type")
     jobs.add_argument("--limit", type=int, default=20, help=f"rows to show (1 to {MAX_LIMIT}; default 20)")
     jobs.add_argument("--json", action="store_true", help="print the page as the API returns it")
+    cli_jobs.add_jobs_actions(jobs, _common)
 
     search = sub.add_parser("search", help="full-text search of the documents")
     _common(search)
@@ -275,6 +276,8 @@ class _LiveDisplay:
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """The newest executions (or jobs of one type, or of all), a page at a time as the API gives them."""
+    if getattr(args, "jobs_action", None):
+        return cli_jobs.cmd_jobs_action(args, settings, out)
     from quaero.stores.db import Database
     from quaero.stores.events import EventBus
     from quaero.stores.jobs import JobFilter, JobManager

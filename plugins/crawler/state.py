@@ -212,6 +212,19 @@ class CrawlState:
                 self.database.execute("UPDATE crawl_state SET queued = queued - 1 WHERE step_id = ?", (step.id,))
             self._promote(ctx)
 
+    def reopen(self, ctx: Spawner, url: str) -> bool:
+        """Give a failed URL its place back in the seen-set and the budget, for its job to run again (a re-run
+        of failed children); True when it had failed. A cancelled job's URL kept its place: nothing to do."""
+        step = ctx.step
+        with self.database.transaction():
+            self._lock(step.id)
+            changed = self.database.execute(
+                "UPDATE crawl_urls SET state = 'queued', reason = NULL, updated_at = ? WHERE step_id = ? AND url = ? "
+                "AND state = 'failed' RETURNING url", (time.time(), step.id, url)).fetchall()
+            if changed:
+                self.database.execute("UPDATE crawl_state SET queued = queued + 1 WHERE step_id = ?", (step.id,))
+        return bool(changed)
+
     def stats(self, step_id: str) -> dict[str, object]:
         """Pages saved, skipped by reason, failed, still to come, and pages per second."""
         rows = self.database.execute(

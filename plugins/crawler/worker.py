@@ -168,6 +168,11 @@ class CrawlerWorker(_Base):
         # page budget, and a deferred URL takes it.
         process_of(ctx).books.finish(ctx, job.config["url"], "failed", type(error).__name__)
 
+    def before_rerun(self, ctx: JobContext, job: JobView) -> None:
+        # Run again by request: the URL takes back the place after_failure gave up, so that the job may
+        # fetch and save it (it counts against max_pages again; a deferred URL that took its place stays).
+        process_of(ctx).books.reopen(ctx, job.config["url"])
+
     def crawl_page(self, ctx: JobContext, job: JobView) -> None:
         """Fetch, save and follow one URL."""
         url, depth = job.config["url"], job.config.get("depth", job.depth)

@@ -92,6 +92,14 @@ class JobWorker(ABC):
         share of a budget. It runs just before the job is marked failed; an error it raises is logged."""
         return None  # optional: by default a failed job holds nothing
 
+    def before_rerun(self, ctx: JobContext, job: JobView) -> None:
+        """Called when ``job``, failed or cancelled, is about to be put back to pending to run again (a re-run of
+        a step's failed children, or a bulk re-run): take back here what :meth:`after_failure` gave back, such
+        as the job's share of a budget or its place in a seen-set, so that it can do its work again. It runs in
+        the transaction that resets the job (statements on ``ctx.db`` commit or roll back with it); raising
+        refuses the whole re-run with the error's message."""
+        return None  # optional: by default a job needs nothing back to run again
+
 
 @dataclass(frozen=True)
 class Action:

@@ -199,7 +199,8 @@ class JobMonitor:
         if parent.type != "parent" or parent.started_at is None:
             return False
         timeout = parent.data.get("timeout") or self.default_timeout
-        if time.time() - parent.started_at <= timeout:
+        # A reopened execution (its failed children re-run) has its timeout again from then.
+        if time.time() - max(parent.started_at, parent.data.get("reopened_at") or 0) <= timeout:
             return False
         error = f"timed out after {timeout:g} s"
         self.logs.write(parent.id, "error", f"execution {error}; cancelling its jobs")

@@ -200,6 +200,9 @@ class JobDefinitionOrchestrator:
         if root is None or root.is_terminal or root.type != "parent":
             return
         step_jobs = root.data.get("step_jobs", [])
+        if step_job_id in root.data.get("reopened", []):
+            self._reopened_step_finished(root, step_job_id)
+            return
         if not step_jobs or step_jobs[-1] != step_job_id:
             return  # an old attempt's step, or already handled
         step_job = jobs.get(step_job_id)
@@ -229,7 +232,29 @@ class JobDefinitionOrchestrator:
         else:
             self._finish(root, "failed", f"step {step.name!r} {status}: {reason}")
 
+    def _reopened_step_finished(self, root: Job, step_job_id: str) -> None:
+        """An earlier step whose failed children ran again (engine/recovery.py) is done: once no reopened step
+        is left and the last step is done too, the execution ends again, as it had ended (or as its last step
+        decided meanwhile)."""
+        left = [step for step in root.data.get("reopened", []) if step != step_job_id]
+        self._save_state(root, reopened=left)
+        if left:
+            return
+        root = self.jobs.get(root.id)
+        deferred = root.data.get("deferred_finish")
+        step_jobs = root.data.get("step_jobs", [])
+        last = self.jobs.find(step_jobs[-1]) if step_jobs else None
+        if deferred:
+            self._finish(root, deferred[0], deferred[1])
+        elif last is None or (last.is_terminal and last.data.get("handled")):
+            before = root.data.get("reopened_from") or {}
+            self._finish(root, before.get("status", "completed"), before.get("error"))
+
     def _finish(self, root: Job, status: str, error: str | None) -> None:
+        if self.jobs.get(root.id).data.get("reopened"):
+            # Earlier steps still re-run their failed children: the execution ends when they are done.
+            self._save_state(root, deferred_finish=[status, error])
+            return
         change = self.jobs.transition(root.id, status, allowed_from=("running",), error=error)
         if change is not None:
             self.logs.write(root.id, "info" if status == "completed" else "error",

@@ -4,7 +4,9 @@ Roles:
 - ``server`` (``quaero serve``): monitor, orchestrator, scheduler, event relay, and workers either as
   threads in the process or as supervised ``quaero worker`` processes;
 - ``run`` (``quaero run``): the same without the web server and scheduler;
-- ``worker`` (``quaero worker``): Dramatiq workers only; its events go to the outbox for the server.
+- ``worker`` (``quaero worker``): Dramatiq workers only; its events go to the outbox for the server;
+- ``control`` (``quaero jobs cancel|delete|rerun|rerun-failed``): the services of a server without any of
+  its background parts started, for one command; its events go to the outbox for the server.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from quaero.engine.plugin_host import Plugins
 from quaero.engine.processor import JobProcessor
 from quaero.engine.queue import JobQueue
 from quaero.engine.readiness import not_runnable
+from quaero.engine.recovery import JobRecovery
 from quaero.engine.scheduler import Scheduler
 from quaero.engine.spawner import JobSpawner
 from quaero.engine.steps import Steps
@@ -62,7 +65,7 @@ if TYPE_CHECKING:
     from quaero.runtime.supervisor import WorkerSupervisor
 
 log = logging.getLogger(__name__)
-ROLES = ("server", "run", "worker")
+ROLES = ("server", "run", "worker", "control")
 SWITCH_INTERVAL = 0.001
 
 
@@ -146,9 +149,9 @@ class Runtime:
         self.supervisor: WorkerSupervisor | None = supervisor
         # Messages that this host's dead processes held come back at once, not when their leases lapse.
         self.reclaimer = Reclaimer(self.queue)
-        if role == "worker":
+        if role in ("worker", "control"):
             self.bus.outbox = EventOutbox(events_database(settings))
-        else:
+        if role != "worker":
             self.monitor = JobMonitor(jobs=self.jobs, logs=self.logs, bus=self.bus, queue=self.job_queue,
                                       inspector=self.queue, registry=self.registry, interval=settings.monitor_interval,
                                       default_timeout=settings.default_job_timeout,
@@ -159,6 +162,10 @@ class Runtime:
                 default_timeout=settings.default_job_timeout, on_cancelled=self.processor.watcher.signal)
             if role == "server":
                 self.scheduler = Scheduler(self.definitions, self.jobs, self.orchestrator)
+        #: Re-runs of failed children and bulk actions: what the API, the pages and the CLI call.
+        self.recovery = JobRecovery(jobs=self.jobs, logs=self.logs, queue=self.job_queue, registry=self.registry,
+                                    contexts=self.contexts, bus=self.bus, orchestrator=self.orchestrator,
+                                    monitor=self.monitor)
 
     def _listen_for_deletions(self) -> None:
         """Deleted jobs and documents take the plugins' rows for them along, in the same transaction."""

@@ -26,6 +26,7 @@ from quaero.runtime.supervisor import WorkerSupervisor
 from quaero.settings import GUIDE_PATH, Settings
 from quaero.web import (
     api,
+    api_bulk,
     api_documents,
     api_users,
     guide,
@@ -34,6 +35,7 @@ from quaero.web import (
     openapi,
     pages,
     pages_accounts,
+    pages_bulk,
     pages_documents,
     stream,
 )
@@ -118,7 +120,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     extra = plugin_web(served, taken=openapi.component_names())
     # The core's routes first: a plugin adds pages and endpoints, it cannot shadow the core's.
     routes = [*stream.routes, *api.routes, *api_users.routes, *metrics.routes, *openapi.routes,
-              *api_documents.routes, *pages.routes, *pages_documents.routes, *pages_accounts.routes, *live.routes,
+              *api_documents.routes,
+              *api_bulk.routes,
+              *pages_bulk.routes,  # before pages.routes, whose /jobs/{id}/{action} would take its paths
+              *pages.routes, *pages_documents.routes, *pages_accounts.routes, *live.routes,
               *guide.routes,
               *extra.routes,
               Mount("/static", StaticFiles(directory=STATIC), name="static")]

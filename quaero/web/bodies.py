@@ -12,9 +12,9 @@ for errors with line and column and for each step's plugin options; its model de
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from quaero.stores.definitions import JobDefinition
 
@@ -69,6 +69,53 @@ class TokenInput(BaseModel):
     name: str = Field("token", min_length=1, max_length=100, description="what the token is for, to tell it apart")
 
 
+JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
+class BulkFilter(BaseModel):
+    """Which jobs a bulk action takes: the filters of ``GET /api/jobs`` (every job when empty)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    status: JobStatus | None = Field(None, description="only jobs in this status")
+    type: str | None = Field(None, max_length=200, description="parent for executions, step, or a worker type")
+    parent_id: str | None = Field(None, max_length=200, description="only the children of this job")
+    definition_id: str | None = Field(None, max_length=200, description="only the jobs of this definition's runs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(cls.model_fields))
+            if unknown:
+                raise ValueError(f"has an unknown key {unknown[0]!r}; the filter takes: {', '.join(cls.model_fields)}")
+        return data
+
+
+class BulkInput(BaseModel):
+    """A bulk action over every job a filter matches, or only a count of them (``dry_run``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    action: Literal["cancel", "delete", "rerun"] = Field(
+        description="cancel: unfinished jobs and their descendants; delete: finished jobs with their descendants "
+                    "and logs; rerun: executions run afresh (once per definition), steps' failed and cancelled "
+                    "children and failed or cancelled jobs run again")
+    filter: BulkFilter = Field(default_factory=BulkFilter, description="which jobs")
+    dry_run: bool = Field(False, description="true: only count the matching jobs and list the first 100")
+    confirm_count: int | None = Field(None, ge=0, le=10_000_000,
+                                      description="the dry run's count: required above 10,000 jobs; when given, "
+                                                  "the action is refused (409) if the filter now matches another count")
+
+
+class RerunFailedInput(BaseModel):
+    """What a re-run of failed children takes along."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    include_cancelled: bool = Field(False, description="also the cancelled children")
+
+
 #: Every body's model by its name under ``components/schemas``.
 BODIES: dict[str, type[BaseModel]] = {
     "CredentialsInput": CredentialsInput,
@@ -76,4 +123,6 @@ BODIES: dict[str, type[BaseModel]] = {
     "UserInput": UserInput,
     "UserUpdate": UserUpdate,
     "TokenInput": TokenInput,
+    "BulkInput": BulkInput,
+    "RerunFailedInput": RerunFailedInput,
 }

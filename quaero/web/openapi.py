@@ -309,6 +309,38 @@ schemas:
     required: [job_id]
     properties:
       job_id: {type: string, description: the root job of the new execution}
+  RecoveryOutcome:
+    type: object
+    description: "what a re-run of failed children or a bulk action did"
+    required: [done, skipped, skipped_total, errors]
+    properties:
+      done: {type: integer, description: jobs acted on}
+      skipped:
+        type: object
+        additionalProperties: {type: integer}
+        description: "jobs left as they were, by reason: finished, running, gone, execution_running, completed,
+          same_definition, cannot_run, no_worker, nothing_failed"
+      skipped_total: {type: integer}
+      errors: {type: array, items: {type: string}, description: "the first messages of what could not be done"}
+  BulkResult:
+    type: object
+    required: [action, filter, matched, by_status, dry_run]
+    properties:
+      action: {type: string, enum: [cancel, delete, rerun]}
+      filter: {type: object, additionalProperties: {type: string}, description: the filter's keys that are set}
+      matched: {type: integer, description: how many jobs the filter matches now}
+      by_status: {type: object, additionalProperties: {type: integer}}
+      dry_run: {type: boolean}
+      ids: {type: array, items: {type: string}, description: "dry run: the first 100 matching ids, newest first"}
+      confirm_required: {type: boolean, description: "dry run: acting needs confirm_count (more than 10,000)"}
+      too_many: {type: boolean, description: "dry run: more than 100,000 match, more than one action may take"}
+      done: {type: integer}
+      skipped: {type: object, additionalProperties: {type: integer}}
+      skipped_total: {type: integer}
+      errors: {type: array, items: {type: string}}
+      jobs_removed: {type: integer, description: "delete: jobs removed, descendants included"}
+      started: {type: array, items: {type: string}, description: "rerun: the new executions (the first 100)"}
+      requeued: {type: integer, description: "rerun: child jobs put back on the queue"}
   Event:
     type: object
     description: one message of the `/ws` stream

@@ -39,6 +39,7 @@ FLASH = {
     "credentials-saved": "The credentials were saved.", "credentials-deleted": "The credentials were deleted.",
     "requeued": "The message was put back on its queue.", "document-deleted": "The document was deleted.",
     "dead-deleted": "The dead letter was deleted.",
+    "rerun-failed": "The failed children were queued to run again.",
 }
 
 

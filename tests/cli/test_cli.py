@@ -371,3 +371,43 @@ def test_jobs_rows_fit_an_80_column_terminal_and_cut_long_names():
     piped = io.StringIO()
     _print_jobs(listing, "jobs", piped)  # not a terminal, no width: whole names
     assert "every page" in piped.getvalue()
+
+
+FAILING = "name: cli failing\nsteps:\n  - {name: fan, action: test_fanout, config: {count: 6, fail_every: 3}}\n"
+
+
+def test_jobs_actions_count_first_then_act(tmp_path):
+    (tmp_path / "failing.yaml").write_text(FAILING)
+    run = quaero("run", "failing.yaml", "--json", "--data-dir", "data", "--workers", "0", cwd=tmp_path)
+    summary = json.loads(run.stdout)
+    assert summary["status"] == "completed" and summary["counts"]["failed"] == 2
+    failed = ("--all", "--status", "failed", "--data-dir", "data")
+
+    dry = quaero("jobs", "delete", *failed, "--dry-run", "--json", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["matched"] == 2 and len(json.loads(dry.stdout)["ids"]) == 2
+    declined = quaero("jobs", "delete", *failed, cwd=tmp_path)  # stdin is no terminal: it asks for --yes
+    assert declined.returncode == 2 and "add --yes to delete these 2 job(s)" in declined.stderr
+
+    # Re-run the failed children of the step: they are queued again (no server runs them here).
+    steps = json.loads(quaero("jobs", "--type", "step", "--json", "--data-dir", "data", cwd=tmp_path).stdout)
+    step_id = steps["items"][0]["id"]
+    rerun = quaero("jobs", "rerun-failed", step_id, "--json", "--data-dir", "data", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["requeued"] == 2
+    pending = json.loads(quaero("jobs", "--all", "--status", "pending", "--json", "--data-dir", "data",
+                                cwd=tmp_path).stdout)
+    assert pending["total"] == 2
+    refused = quaero("jobs", "rerun-failed", step_id, "--data-dir", "data", cwd=tmp_path)
+    assert refused.returncode == 2 and "is still running" in refused.stderr
+
+    # Cancel what is pending; deleting it is refused while its execution runs; the execution goes whole.
+    cancel = quaero("jobs", "cancel", "--all", "--status", "pending", "--yes", "--data-dir", "data", cwd=tmp_path)
+    assert cancel.returncode == 0 and "cancel: 2 of 2 done" in cancel.stdout, cancel.stderr
+    delete = quaero("jobs", "delete", "--all", "--status", "cancelled", "--yes", "--json", "--data-dir", "data",
+                    cwd=tmp_path)
+    assert json.loads(delete.stdout)["skipped"] == {"execution_running": 2}
+    assert "cancel: 1 of 1 done" in quaero("jobs", "cancel", "--yes", "--data-dir", "data", cwd=tmp_path).stdout
+    gone = json.loads(quaero("jobs", "delete", "--yes", "--json", "--data-dir", "data", cwd=tmp_path).stdout)
+    assert gone["done"] == 1 and gone["jobs_removed"] == 1 + 1 + 6
+    assert json.loads(quaero("jobs", "--all", "--json", "--data-dir", "data", cwd=tmp_path).stdout)["total"] == 0
