@@ -102,8 +102,9 @@ class JobDefinition(BaseModel):
         None, description="cron, 5 fields (or 6 with seconds); never overlaps a running execution")
     timeout: Annotated[float | None, WithJsonSchema(_DURATION_SCHEMA)] = Field(
         None, description="for the whole execution, in seconds or as a duration (default: default_job_timeout)")
-    error_tolerance: ErrorTolerance = Field(default_factory=ErrorTolerance)
-    steps: list[JobStep] = Field(min_length=1)
+    error_tolerance: ErrorTolerance = Field(
+        default_factory=ErrorTolerance, description="how many failed children each step tolerates")
+    steps: list[JobStep] = Field(min_length=1, description="run in order, each after the previous one finished")
 
     @field_validator("id")
     @classmethod
