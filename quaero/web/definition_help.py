@@ -22,11 +22,14 @@ def field_rows(model: type[BaseModel]) -> list[dict[str, Any]]:
     """One row per key ``model`` accepts: name, type, default (or "required") and description."""
     schema = model.model_json_schema()
     required = set(schema.get("required", ()))
-    by_alias = {field.alias or name: field for name, field in model.model_fields.items()}
+    by_alias = {field.alias or name: (name, field) for name, field in model.model_fields.items()}
+    by_name = model.model_config.get("populate_by_name") or model.model_config.get("validate_by_name")
     rows = []
     for name, prop in schema.get("properties", {}).items():
-        field = by_alias.get(name)
-        rows.append({"name": name, "type": type_text(prop), "required": name in required,
+        attribute, field = by_alias.get(name, (name, None))
+        # A field with an alias may be written under its own name too, when the model allows it.
+        also = [attribute] if by_name and attribute != name else []
+        rows.append({"name": name, "also": also, "type": type_text(prop), "required": name in required,
                      "default": "required" if name in required else _default_text(field, prop),
                      "description": (field.description if field else None) or prop.get("description") or ""})
     return rows
