@@ -243,8 +243,8 @@ def _problems_from(exc: ValidationError, root: yaml.Node | None, prefix: tuple[A
         message = message.removeprefix("Value error, ")
         if error["type"] == "string_type" and isinstance(error.get("input"), bool):
             message += " (YAML reads yes/no/on/off/true/false as booleans: put the value in quotes)"
-        line_col = _locate(root, loc)
-        problems.append(Problem(_path_text(loc), message, *(line_col or (None, None)), suggestion))
+        line, column = _locate(root, loc) or (None, None)
+        problems.append(Problem(_path_text(loc), message, line, column, suggestion))
     return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
 
 
@@ -353,7 +353,8 @@ def validate_definition(
             line_col = _locate(node, (*where, "action"))
             message = f"step {step.name!r}: {registry.why_unknown(step.action)}"
             close = difflib.get_close_matches(step.action, list(registry.actions), n=1)
-            problems.append(Problem(f"steps[{index}].action", message, *(line_col or (None, None)),
+            line, column = line_col or (None, None)
+            problems.append(Problem(f"steps[{index}].action", message, line, column,
                                     close[0] if close and step.action not in registry.unavailable else None))
             continue
         try:

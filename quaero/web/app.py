@@ -27,6 +27,7 @@ from quaero.settings import Settings
 from quaero.web import (
     api,
     api_documents,
+    api_settings,
     api_users,
     live,
     metrics,
@@ -114,8 +115,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     extra = plugin_web(served, taken=openapi.component_names())
     # The core's routes first: a plugin adds pages and endpoints, it cannot shadow the core's.
     routes = [*stream.routes, *api.routes, *api_users.routes, *metrics.routes, *openapi.routes,
-              *api_documents.routes, *pages.routes, *pages_documents.routes, *pages_accounts.routes, *live.routes,
-              *extra.routes,
+              *api_documents.routes, *api_settings.routes, *pages.routes, *pages_documents.routes,
+              *pages_accounts.routes, *live.routes, *extra.routes,
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(SecurityMiddleware, settings=settings, runtime=served, refuse=_error)],

@@ -57,9 +57,10 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 def model_sections(model: type[BaseModel], path: str = "") -> list[dict[str, Any]]:
     """``model``'s rows, then a section for each model nested in it (a step, the error tolerance, ...)."""
-    sections = [{"path": path or "definition", "description": (model.__doc__ or "").strip().split("\n")[0],
-                 "rows": field_rows(model)}]
-    shown = {row["name"] for row in sections[0]["rows"]}
+    rows = field_rows(model)
+    sections: list[dict[str, Any]] = [
+        {"path": path or "definition", "description": (model.__doc__ or "").strip().split("\n")[0], "rows": rows}]
+    shown = {row["name"] for row in rows}
     for name, field in model.model_fields.items():
         key = field.alias or name
         if key not in shown:

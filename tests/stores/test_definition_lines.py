@@ -61,7 +61,8 @@ def test_an_unknown_key_without_a_near_miss_lists_the_accepted_keys(registry):
 
 
 def test_a_top_level_and_a_nested_typo_get_suggestions(registry):
-    text = "name: t\nshedule: '* * * * *'\nerror_tolerance:\n  max_child_failure: 3\nsteps:\n  - {name: s, action: test_fanout}\n"
+    text = ("name: t\nshedule: '* * * * *'\nerror_tolerance:\n  max_child_failure: 3\n"
+            "steps:\n  - {name: s, action: test_fanout}\n")
     found = {p["path"]: p for p in problems(registry, text)}
     assert found["shedule"]["suggestion"] == "schedule" and found["shedule"]["line"] == 2
     assert found["error_tolerance.max_child_failure"]["suggestion"] == "max_child_failures"
