@@ -79,6 +79,9 @@ def test_the_gutter_and_the_mark_scroll_with_the_text(live_server, page):
     page.evaluate("document.getElementById('source').scrollTop = 100000")
     page.evaluate("document.getElementById('source').dispatchEvent(new Event('scroll'))")
     area = line_box(page, "#source")
+    # The text area keeps its own height: 73 numbered lines do not stretch the editor.
+    assert abs(line_box(page, ".editor")["height"] - area["height"]) < 4
+    assert area["height"] < 80 * 16
     number, band = line_box(page, ".gutter .ln.error"), line_box(page, ".marks .mark")
     # Scrolled to the end, line 72 is in view and its number and band moved with it.
     assert area["y"] <= number["y"] <= area["y"] + area["height"]
