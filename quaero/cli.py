@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(validate)
     validate.add_argument("files", type=Path, nargs="+")
 
+    shown = sub.add_parser("settings", help="every setting in effect and where it came from (no secrets)")
+    _common(shown)
+    shown.add_argument("--json", action="store_true", help="print {name: {value, source, description}}")
+
     cli_users.add_users_parser(sub, _common)
     return parser
 
@@ -398,6 +402,20 @@ def cmd_plugins(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
             status = (f"FAILED: {item['error']}" if item["error"]
                       else ", ".join(action["name"] for action in item["actions"]) or "(no actions)")
             print(f"{item['name']} {item['version'] or ''}  {status}", file=out)
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Every setting in effect, with where its value came from, as the settings page shows it."""
+    from quaero.web.settings_view import settings_table, value_text
+
+    table = settings_table(settings)
+    if args.json:
+        _print_json(table, out, indent=2)
+        return 0
+    width = max(len(name) for name in table)
+    for name, row in table.items():
+        print(f"{name:<{width}}  {value_text(row['value'])}  ({row['source']})", file=out)
     return 0
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from quaero.errors import ConfigError
 
@@ -33,6 +33,8 @@ GUIDE_PATH = "/guide/"
 _NOT_SETTINGS = {"QUAERO_CONFIG", "QUAERO_SETTINGS_JSON", "QUAERO_WORKER_INDEX"}
 #: Settings whose values are never shown: not in an error, a page or a log.
 SECRET_SETTINGS = frozenset({"access_token", "secret_key"})
+#: Where a setting that no layer set comes from.
+DEFAULT_SOURCE = "default"
 
 
 class Settings(BaseModel):
@@ -102,6 +104,15 @@ class Settings(BaseModel):
         default_factory=list,
         description="Networks (CIDRs, comma-separated in the environment) that outbound requests may reach "
                     "although they are private, loopback, link-local or reserved: e.g. 127.0.0.0/8,::1/128.")
+
+    #: Where each value that a layer set came from (see :attr:`sources`); not a setting itself.
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Where each setting's value came from, for every setting: ``default``, ``file PATH``,
+        ``environment variable QUAERO_X`` or ``flag --x``."""
+        return {name: self._sources.get(name, DEFAULT_SOURCE) for name in type(self).model_fields}
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -213,11 +224,13 @@ def _problems(exc: ValidationError, model: type[BaseModel], origin: Mapping[str,
     return ConfigError("; ".join(problems), detail=problems)
 
 
-def _validate(values: Mapping[str, Any], origin: dict[str, str]) -> Settings:
+def _validate(values: Mapping[str, Any], origin: dict[str, str], sources: Mapping[str, str]) -> Settings:
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as exc:
         raise _problems(exc, Settings, origin) from None
+    settings._sources = {key: sources[key] for key in values if key in sources}
+    return settings
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -270,6 +283,8 @@ def load_settings(
     """
     values: dict[str, Any] = base.model_dump(exclude_unset=True) if base else {}
     origin: dict[str, str] = {key: "settings" for key in values}
+    # What pages and the API say of each value's origin (``origin`` words the errors).
+    sources: dict[str, str] = {key: base.sources[key] for key in values} if base else {}
     if base is None:
         env = os.environ if environ is None else environ
         path = config_file or env.get(ENV_PREFIX + "CONFIG")
@@ -279,16 +294,29 @@ def load_settings(
             from_file = read_config_file(Path(path))
             values.update(from_file)
             origin.update({key: str(path) for key in from_file})
+            sources.update({key: f"file {Path(path).resolve()}" for key in from_file})
         from_env = read_environment(env)
         values.update(from_env)
-        origin.update({key: f"environment variable {ENV_PREFIX}{key.upper()}" for key in from_env})
+        for key in from_env:
+            variable = _variable_of(key, env)
+            origin[key] = sources[key] = f"environment variable {variable}"
         if "plugin_environment" in from_env:
             origin["plugin_environment"] = f"environment variables {PLUGIN_ENV_PREFIX}*"
+            sources["plugin_environment"] = f"environment variables {PLUGIN_ENV_PREFIX}*"
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value
             origin[key] = f"--{key.replace('_', '-')}"
-    return _validate(values, origin)
+            sources[key] = f"flag --{key.replace('_', '-')}"
+    return _validate(values, origin, sources)
+
+
+def _variable_of(key: str, environ: Mapping[str, str]) -> str:
+    """The environment variable a setting was read from (a renamed setting keeps its old name too)."""
+    for old, new in _RENAMED.items():
+        if new == key and ENV_PREFIX + old.upper() in environ:
+            return ENV_PREFIX + old.upper()
+    return ENV_PREFIX + key.upper()
 
 
 def _env_key(name: str) -> str:

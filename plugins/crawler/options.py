@@ -32,10 +32,10 @@ class CrawlOptions(StepOptions):
     concurrency: int | None = Field(None, ge=1, le=1000, description="Fetches in flight for the whole crawl.")
     per_host_delay_ms: int = Field(250, ge=0, le=600_000, description="Pause between requests to one host.")
     per_host_concurrency: int = Field(4, ge=1, le=1000, description="Requests in flight to one host.")
-    respect_robots_txt: bool = True
+    respect_robots_txt: bool = Field(True, description="Skip the pages a site's robots.txt disallows.")
     use_sitemap: bool = Field(False, description="Also seed from sitemap.xml and robots.txt sitemaps.")
-    follow_links: bool = True
-    user_agent: str = DEFAULT_USER_AGENT
+    follow_links: bool = Field(True, description="Queue the links found on each page (false: the start URLs only).")
+    user_agent: str = Field(DEFAULT_USER_AGENT, description="The User-Agent header sent, and matched in robots.txt.")
     timeout: float = Field(30.0, gt=0, le=600, description="Seconds for one request.")
     max_body_bytes: int = Field(5_000_000, ge=1024, le=500_000_000, description="Longer bodies are cut off.")
     headers: dict[str, str] = Field(default_factory=dict, description=(
@@ -43,7 +43,7 @@ class CrawlOptions(StepOptions):
         "reference, read by the worker (or use auth_id)."))
     auth_id: str | None = Field(None, description="Stored credentials (cookies, headers) to send.")
     refresh: bool = Field(False, description="Re-crawl with conditional requests; unchanged pages stay as they are.")
-    max_redirects: int = Field(10, ge=0, le=50)
+    max_redirects: int = Field(10, ge=0, le=50, description="Redirects followed for one request.")
     keep_html: bool = Field(False, description="Store the fetched HTML beside the markdown.")
     converter: Literal["html-to-markdown", "html2text"] = Field(
         "html-to-markdown", description="HTML to markdown converter (html-to-markdown is about 10x faster).")

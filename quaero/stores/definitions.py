@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ import yaml
 from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from quaero.api.actions import StepOptions
 from quaero.errors import DefinitionError
@@ -61,6 +64,12 @@ class JobStep(BaseModel):
     #: The validated options (set by :func:`validate_definition`; not part of the YAML).
     options: SkipJsonSchema[Any] = Field(None, exclude=True)
 
+    @field_validator("options", mode="before")
+    @classmethod
+    def _not_from_input(cls, value: Any) -> Any:
+        # Only validation sets it (model_copy, which does not validate): in a definition it is an unknown key.
+        raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")
+
 
 def _id_from_name(schema: dict[str, Any]) -> None:
     # The model always gets an id, but a definition may leave it out: the loader takes the name's slug.
@@ -81,10 +90,11 @@ class JobDefinition(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_id_from_name)
     id: str = Field(description="letters, digits, '_', '-' or '.' (default: the name, slugified)")
-    name: str = Field(min_length=1)
-    description: str = ""
-    source_type: str = "web"
-    base_url: str | None = None
+    name: str = Field(min_length=1, description="what the pages and the CLI call it")
+    description: str = Field("", description="a sentence shown under its name")
+    source_type: str = Field("web", description="what kind of source it reads; passed to its steps")
+    base_url: str | None = Field(
+        None, description="the site the definition is about; passed to its steps for the actions that use it")
     auth_id: str | None = Field(None, description="stored credentials (cookies, headers) its steps send")
     tags: list[str] = Field(default_factory=list, description="passed to its steps: a crawl tags the pages it saves")
     enabled: bool = Field(True, description="a disabled definition is neither executed nor scheduled")
@@ -92,8 +102,9 @@ class JobDefinition(BaseModel):
         None, description="cron, 5 fields (or 6 with seconds); never overlaps a running execution")
     timeout: Annotated[float | None, WithJsonSchema(_DURATION_SCHEMA)] = Field(
         None, description="for the whole execution, in seconds or as a duration (default: default_job_timeout)")
-    error_tolerance: ErrorTolerance = Field(default_factory=ErrorTolerance)
-    steps: list[JobStep] = Field(min_length=1)
+    error_tolerance: ErrorTolerance = Field(
+        default_factory=ErrorTolerance, description="how many failed children each step tolerates")
+    steps: list[JobStep] = Field(min_length=1, description="run in order, each after the previous one finished")
 
     @field_validator("id")
     @classmethod
@@ -143,13 +154,16 @@ class Problem:
     message: str
     line: int | None = None
     column: int | None = None
+    #: The known name closest to a mistyped key or action ("did you mean ...?").
+    suggestion: str | None = None
 
     def __str__(self) -> str:
         where = f"line {self.line}, column {self.column}: " if self.line else ""
         return f"{where}{self.path}: {self.message}" if self.path else f"{where}{self.message}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "message": self.message, "line": self.line, "column": self.column}
+        return {"path": self.path, "message": self.message, "line": self.line, "column": self.column,
+                "suggestion": self.suggestion}
 
 
 def _path_text(loc: tuple[Any, ...]) -> str:
@@ -184,21 +198,78 @@ def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[int, int] | N
     return best
 
 
-def _problems_from(exc: ValidationError, root: yaml.Node | None, prefix: tuple[Any, ...] = ()) -> list[Problem]:
+def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema node with its ``$ref`` followed; of an ``anyOf``, the choice that is an object or array."""
+    while "$ref" in schema:
+        schema = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
+    for choice in schema.get("anyOf", ()):
+        choice = _resolve(choice, defs)
+        if "properties" in choice or "items" in choice:
+            return choice
+    return schema
+
+
+def keys_at(schema: dict[str, Any], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the mapping at ``loc`` accepts, from a model's JSON schema (empty when it is not a model)."""
+    defs = schema.get("$defs", {})
+    node = _resolve(schema, defs)
+    for part in loc:
+        node = _resolve(node.get("items", {}) if isinstance(part, int) else node.get("properties", {}).get(part, {}),
+                        defs)
+    return list(node.get("properties", {}))
+
+
+def unknown_key(key: str, known: list[str], subject: str = "") -> tuple[str, str | None]:
+    """The message for an unknown key, with the closest known key as a suggestion (or the known keys)."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    message = f"unknown key {key!r}{subject}"
+    if close:
+        return f"{message}; did you mean {close[0]!r}?", close[0]
+    return (f"{message} (accepted: {', '.join(known)})" if known else message), None
+
+
+def _problems_from(exc: ValidationError, root: yaml.Node | None, prefix: tuple[Any, ...] = (),
+                   schema: dict[str, Any] | None = None, subject: str = "") -> list[Problem]:
     problems = []
     for error in exc.errors():
         loc = prefix + tuple(error["loc"])
         message = error["msg"]
+        suggestion = None
         if error["type"] == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r}"
+            known = keys_at(schema, tuple(error["loc"])[:-1]) if schema is not None else []
+            message, suggestion = unknown_key(str(loc[-1]), known, subject)
         elif error["type"] == "missing":
             message = f"required key {loc[-1]!r} is missing"
         message = message.removeprefix("Value error, ")
         if error["type"] == "string_type" and isinstance(error.get("input"), bool):
             message += " (YAML reads yes/no/on/off/true/false as booleans: put the value in quotes)"
-        line_col = _locate(root, loc)
-        problems.append(Problem(_path_text(loc), message, *(line_col or (None, None))))
-    return problems
+        line, column = _locate(root, loc) or (None, None)
+        problems.append(Problem(_path_text(loc), message, line, column, suggestion))
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
+
+
+def _duplicate_keys(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> list[Problem]:
+    """A key written twice in one mapping: YAML keeps the last silently, so the first would be lost unseen."""
+    problems: list[Problem] = []
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(node, path)] if node is not None else []
+    while stack:
+        current, where = stack.pop()
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend((child, (*where, index)) for index, child in enumerate(current.value))
+        elif isinstance(current, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in first:
+                        problems.append(Problem(
+                            _path_text((*where, key.value)),
+                            f"key {key.value!r} is written twice in this mapping (first on line {first[key.value]}); "
+                            f"YAML would keep only the last one: remove or rename one of them",
+                            key.start_mark.line + 1, key.start_mark.column + 1))
+                    else:
+                        first[key.value] = key.start_mark.line + 1
+                stack.append((value, (*where, key.value if isinstance(key, yaml.ScalarNode) else "?")))
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
 
 
 MAX_NODES = 100_000
@@ -241,6 +312,9 @@ def parse_yaml(text: str, *, origin: str = "definition") -> tuple[dict[str, Any]
     if _expanded_size(node) > MAX_NODES:
         problem = Problem("", f"the definition expands to more than {MAX_NODES} values (YAML aliases?)")
         raise DefinitionError(f"{origin}: {problem}", detail=[problem.as_dict()])
+    duplicates = _duplicate_keys(node)
+    if duplicates:
+        raise DefinitionError(_summary(origin, duplicates), detail=[p.as_dict() for p in duplicates])
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -267,7 +341,7 @@ def validate_definition(
     try:
         definition = JobDefinition.model_validate(data)
     except ValidationError as exc:
-        invalid = _problems_from(exc, node)
+        invalid = _problems_from(exc, node, schema=_schema(JobDefinition))
         raise DefinitionError(_summary(origin, invalid), detail=[p.as_dict() for p in invalid]) from None
 
     problems: list[Problem] = []
@@ -278,14 +352,18 @@ def validate_definition(
         if action is None:
             line_col = _locate(node, (*where, "action"))
             message = f"step {step.name!r}: {registry.why_unknown(step.action)}"
-            problems.append(Problem(f"steps[{index}].action", message, *(line_col or (None, None))))
+            close = difflib.get_close_matches(step.action, list(registry.actions), n=1)
+            line, column = line_col or (None, None)
+            problems.append(Problem(f"steps[{index}].action", message, line, column,
+                                    close[0] if close and step.action not in registry.unavailable else None))
             continue
         try:
             options: StepOptions = action.options.model_validate(step.config)
         except ValidationError as exc:
-            for problem in _problems_from(exc, node, (*where, "config")):
+            for problem in _problems_from(exc, node, (*where, "config"), schema=_schema(action.options),
+                                          subject=f" for action {action.name}"):
                 problems.append(Problem(problem.path, f"step {step.name!r}: {problem.message}",
-                                        problem.line, problem.column))
+                                        problem.line, problem.column, problem.suggestion))
             continue
         steps.append(step.model_copy(update={"options": options}))
     if problems:
@@ -298,6 +376,11 @@ def load_definition_text(text: str, registry: Registry, *, origin: str = "defini
     """Parse and validate YAML (or JSON, which is YAML) text."""
     data, node = parse_yaml(text, origin=origin)
     return validate_definition(data, registry, origin=origin, node=node, default_id=default_id)
+
+
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
 
 
 def _summary(origin: str, problems: list[Problem]) -> str:

@@ -37,7 +37,7 @@ QUERY_TOKEN_PATHS = frozenset({"/ws", "/api/events"})
 #: README, public anyway) with the robots.txt that lets crawlers read only it.
 OPEN_PATHS = ("/login", "/static/", "/api/health", "/guide", "/guide/", "/robots.txt")
 #: Paths only an admin may open, reading included.
-ADMIN_PATHS = ("/api/users", "/users")
+ADMIN_PATHS = ("/api/users", "/users", "/api/settings")
 #: Writes every signed-in role may make: signing in and out.
 SELF_SERVICE = frozenset({"/login", "/logout"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -133,7 +133,7 @@ def refusal(principal: Principal, method: str, path: str) -> str | None:
     if principal.is_admin:
         return None
     if under(path, ADMIN_PATHS):
-        return "only an admin may see the users and their tokens"
+        return "only an admin may see the users, their tokens and the settings"
     if method not in SAFE_METHODS and path not in SELF_SERVICE:
         who = f"user {principal.name!r}" if principal.name else "this credential"
         return f"{who} has the {principal.role} role, which can read but not change anything: an admin can"

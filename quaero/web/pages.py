@@ -23,12 +23,13 @@ from quaero.runtime import Runtime
 from quaero.stores.jobs import JobFilter
 from quaero.stores.logs import LEVELS
 from quaero.stores.models import JOB_STATUSES
-from quaero.stores.redaction import mask_url
 from quaero.stores.views import job_dict
 from quaero.web.charts import time_chart
+from quaero.web.definition_help import definition_help
 from quaero.web.http import int_path, orchestrator_of, read_body, runtime_of
 from quaero.web.plugin_listing import plugins_context
 from quaero.web.render import Page, fragment, layout, page, url_maker
+from quaero.web.settings_view import settings_in_effect, value_text
 
 PAGE_SIZE = 50
 LOG_LINES = 300
@@ -292,12 +293,21 @@ steps:
 """
 
 
+def problems_context(errors: list[dict[str, Any]] | None, error: str | None) -> dict[str, Any]:
+    """What the editor's problems block shows: each problem once (the list, or the one message when the
+    error has no list), and the lines to mark in the editor."""
+    errors = [e for e in errors or [] if isinstance(e, dict)]
+    lines = sorted({e["line"] for e in errors if isinstance(e.get("line"), int)})
+    return {"errors": errors, "error": None if errors else error, "error_lines": lines}
+
+
 def _editor(request: Request, *, definition_id: str | None, source: str, errors: list[dict[str, Any]] | None = None,
             error: str | None = None, status_code: int = 200) -> HTMLResponse:
     title = f"Edit {definition_id}" if definition_id else "New job definition"
-    return page("definition_edit.html", layout(request, "/definitions", title=title, definition_id=definition_id,
-                                               source=source, errors=errors or [], error=error),
-                status_code=status_code)
+    return page("definition_edit.html", layout(
+        request, "/definitions", title=title, definition_id=definition_id, source=source,
+        line_count=source.count("\n") + 1, help=definition_help(runtime_of(request).registry),
+        **problems_context(errors, error)), status_code=status_code)
 
 
 async def definition_new(request: Request) -> Response:
@@ -358,9 +368,10 @@ async def definition_check(request: Request) -> Response:
     try:
         definition = await asyncio.to_thread(store.parse, form.get("source", ""),
                                              default_id=form.get("definition_id") or None)
-        context = {"errors": [], "error": None, "valid": definition.name}
+        context = {**problems_context(None, None), "valid": definition.name}
     except DefinitionError as exc:
-        context = {"errors": exc.detail if isinstance(exc.detail, list) else [], "error": exc.message, "valid": None}
+        context = {**problems_context(exc.detail if isinstance(exc.detail, list) else None, exc.message),
+                   "valid": None}
     return fragment("definition_edit.html", ["problems"], {"request": request, **context})
 
 
@@ -419,20 +430,10 @@ async def plugins(request: Request) -> Response:
     return page("plugins.html", layout(request, "/plugins", title="Plugins", **context))
 
 
-SHOWN_SETTINGS = ("data_dir", "database_url", "queue_url", "host", "port", "worker_processes", "worker_threads",
-                  "definitions_dir", "log_level", "load_plugins", "plugin_modules")
-
-
-def shown_settings(runtime: Runtime) -> dict[str, object]:
-    """The configuration as the settings page shows it: no secret, and no password in a URL."""
-    shown: dict[str, object] = {name: getattr(runtime.settings, name) for name in SHOWN_SETTINGS}
-    for name in ("database_url", "queue_url"):  # postgresql://user:***@host/db
-        shown[name] = mask_url(getattr(runtime.settings, name))
-    # Of a secret, only whether it is set (and which key seals the credentials, by its public id).
-    shown["access_token"] = "set" if runtime.settings.access_token else "not set"
-    sealer = runtime.credentials.sealer
-    shown["secret_key"] = f"key {sealer.key_id}, from {sealer.source}"
-    return shown
+def shown_settings(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """Every setting in effect with where it came from, as the settings page shows it: no secret, no password
+    in a URL (of the key that seals the credentials, only its public id)."""
+    return {name: {**row, "text": value_text(row["value"])} for name, row in settings_in_effect(runtime).items()}
 
 
 async def _settings(request: Request, *, error: str | None = None, form: dict[str, str] | None = None,

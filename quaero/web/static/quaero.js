@@ -23,7 +23,71 @@
     var log = event.detail.target && event.detail.target.closest ? event.detail.target.closest(".log") : null;
     if (log) { tidyLog(log); }
   });
+  // The definition editor: line numbers beside the text, the lines with problems marked, both kept in step
+  // with the text as it scrolls and changes; "line N" in a problem moves the caret to that line.
+  function setUpEditor(root) {
+    var area = root.querySelector("textarea"), gutter = root.querySelector(".gutter-lines");
+    var marks = root.querySelector(".marks");
+    var errorLines = [], shownCount = -1, shownErrors = "";
+    function lineHeight() { return parseFloat(getComputedStyle(area).lineHeight) || 18; }
+    function padTop() { return parseFloat(getComputedStyle(area).paddingTop) || 0; }
+    function render() {
+      var count = area.value.split("\n").length, key = errorLines.join(",");
+      if (count !== shownCount || key !== shownErrors) {
+        var lines = document.createDocumentFragment();
+        for (var n = 1; n <= count; n++) {
+          var span = document.createElement("span");
+          span.className = errorLines.indexOf(n) >= 0 ? "ln error" : "ln";
+          span.textContent = String(n);
+          lines.appendChild(span);
+        }
+        gutter.replaceChildren(lines);
+        var bands = document.createDocumentFragment();
+        errorLines.forEach(function (n) {
+          var band = document.createElement("div");
+          band.className = "mark";
+          band.setAttribute("data-line", String(n));
+          band.style.top = (padTop() + (n - 1) * lineHeight()) + "px";
+          bands.appendChild(band);
+        });
+        marks.replaceChildren(bands);
+        shownCount = count; shownErrors = key;
+      }
+      follow();
+    }
+    function follow() {
+      gutter.style.transform = "translateY(" + (-area.scrollTop) + "px)";
+      marks.style.transform = "translateY(" + (-area.scrollTop) + "px)";
+    }
+    function readProblems() {
+      var problems = document.getElementById("problems");
+      var text = problems ? problems.getAttribute("data-lines") || "" : "";
+      errorLines = text ? text.split(",").map(Number) : [];
+      render();
+    }
+    area.addEventListener("input", render);
+    area.addEventListener("scroll", follow);
+    document.addEventListener("htmx:afterSettle", readProblems);
+    document.addEventListener("click", function (event) {
+      var link = event.target.closest ? event.target.closest("a.goto-line") : null;
+      if (!link) { return; }
+      event.preventDefault();
+      var line = parseInt(link.getAttribute("data-line"), 10), start = 0;
+      for (var i = 1; i < line; i++) {
+        var next = area.value.indexOf("\n", start);
+        if (next < 0) { break; }
+        start = next + 1;
+      }
+      var end = area.value.indexOf("\n", start);
+      area.focus();
+      area.setSelectionRange(start, end < 0 ? area.value.length : end);
+      area.scrollTop = Math.max(0, (line - 1) * lineHeight() - area.clientHeight / 3);
+      follow();
+    });
+    readProblems();
+  }
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-editor]").forEach(setUpEditor);
     document.querySelectorAll(".log").forEach(tidyLog);
     var state = document.getElementById("live-state");
     if (state) {
