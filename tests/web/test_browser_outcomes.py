@@ -56,4 +56,17 @@ def test_the_job_page_shows_each_childs_outcome_and_filters_by_it(live_server, p
     expect(badges).to_have_count(1)
     expect(badges.first).to_have_attribute("data-outcome", "failed")
     expect(children.locator("tbody")).to_contain_text("/reset")
+
+    # The log is in time order; a live line older than those shown (another process's) moves to its place.
+    stamps = page.locator("#log-lines .line").evaluate_all("els => els.map(e => e.dataset.ts)")
+    assert len(stamps) >= 5 and stamps == sorted(stamps)
+    page.evaluate("""() => {
+        const lines = document.getElementById("log-lines");
+        const late = document.createElement("div");
+        late.className = "line"; late.dataset.id = "999999"; late.dataset.ts = "2000-01-01T00:00:00.000Z";
+        late.textContent = "a line stamped before all the others";
+        lines.appendChild(late);
+        document.body.dispatchEvent(new CustomEvent("htmx:oobAfterSwap", {bubbles: true, detail: {target: lines}}));
+    }""")
+    expect(page.locator("#log-lines .line").first).to_have_text("a line stamped before all the others")
     assert page.js_errors == []

@@ -57,6 +57,9 @@ def test_every_child_records_its_outcome_and_the_counts_agree_everywhere(tmp_pat
         assert stats["pages_saved"] == 2 == step_json["result_count"] == root_json["result_count"]
         assert stats["pages_failed"] == 1 and stats["skipped_by_reason"] == {"robots": 1, "http_404": 1}
         assert step_json["counts"]["failed"] == 1 and step_json["counts"]["waiting"] == 0
+        page = client.get(f"/jobs/{step.id}").text
+        assert "http_404 1, robots 1" in page and "{&#39;" not in page  # skipped by reason, not a dict
+        assert page.count('class="outcome outcome-skipped"') == 2 + 2  # the chips, then the badges
 
         def listed(outcome):
             answer = client.get(f"/api/jobs/{step.id}/children", params={"outcome": outcome})
