@@ -8,7 +8,7 @@ from .options import AgentOptions, AgentSettings
 from .state import AgentState
 from .worker import AgentWorker
 
-QUAERO_API = "1.1"
+QUAERO_API = "1.3"
 
 
 @hookimpl

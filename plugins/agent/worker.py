@@ -147,6 +147,10 @@ class AgentWorker(JobWorker):
         if where.remote:
             figures.update(prompt_tokens=tokens["prompt_tokens"], completion_tokens=tokens["completion_tokens"])
         ctx.set_result(**figures)
+        if tally["stored"]:
+            ctx.set_outcome("saved")
+        elif tally["unchanged"]:
+            ctx.set_outcome("unchanged")
         described = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in figures.items())
         ctx.log("info", f"{options.operation} of {len(job.config['ids'])} document(s): {described}", **figures)
 

@@ -37,4 +37,4 @@ class CrawlerManager(StepManager):
                             for origin in origins])
 
     def stats(self, ctx: PluginContext, step: JobView) -> dict[str, Any] | None:
-        return process_of(ctx).books.stats(step.id)
+        return process_of(ctx).books.stats(step.id, started_at=step.started_at, finished_at=step.finished_at)

@@ -200,7 +200,16 @@ class CrawlState:
                               "WHERE step_id = ? AND url = ?", (state, reason, stamp, step_id, url))
 
     def finish(self, ctx: Spawner, url: str, state: str, reason: str) -> None:
-        """Close a queued URL that produced no page (skipped or failed) and let a deferred one take its place."""
+        """Close a queued URL that produced no page (skipped or failed) and let a deferred one take its place.
+
+        The job that fetched it records the same as its outcome: ``skipped:<reason>``, or ``failed`` (with
+        the reason only for a refused address: the error message says the rest).
+        """
+        if isinstance(ctx, JobContext):
+            if state == "skipped":
+                ctx.set_outcome("skipped", reason=reason)
+            else:
+                ctx.set_outcome("failed", reason=reason if reason == "blocked_address" else None)
         step = ctx.step
         stamp = time.time()
         with self.database.transaction():
@@ -225,8 +234,14 @@ class CrawlState:
                 self.database.execute("UPDATE crawl_state SET queued = queued + 1 WHERE step_id = ?", (step.id,))
         return bool(changed)
 
-    def stats(self, step_id: str) -> dict[str, object]:
-        """Pages saved, skipped by reason, failed, still to come, and pages per second."""
+    def stats(self, step_id: str, *, started_at: float | None = None,
+              finished_at: float | None = None) -> dict[str, object]:
+        """Pages saved, skipped by reason, failed, still to come, and pages per second.
+
+        The rate is over the step's own run time, ``started_at`` to ``finished_at`` (to now while it runs;
+        from when the crawl's books were opened when no start is given): a finished crawl's rate stays
+        what it was, however long after it is read.
+        """
         rows = self.database.execute(
             "SELECT state, COALESCE(reason, ''), COUNT(*) FROM crawl_urls WHERE step_id = ? GROUP BY state, reason",
             (step_id,)).fetchall()
@@ -239,7 +254,8 @@ class CrawlState:
             if state == "skipped":
                 skipped[reason or "other"] = count
         saved = head[1] if head else counts.get("saved", 0)
-        elapsed = time.time() - head[2] if head else 0.0
+        start = started_at if started_at is not None else (head[2] if head else None)
+        elapsed = ((finished_at if finished_at is not None else time.time()) - start) if start is not None else 0.0
         # Skips decided before any request was sent (robots.txt, filters) are not fetches.
         fetched = saved + counts.get("failed", 0) + sum(
             count for reason, count in skipped.items() if reason not in NOT_FETCHED)
@@ -262,12 +278,14 @@ class CrawlState:
         assert row is not None  # an upsert with RETURNING always returns its row
         return row[0] - delay
 
-    def acquire_slots(self, wanted: list[tuple[str, int]], wait: Callable[[float], None]) -> list[tuple[str, int]]:
+    def acquire_slots(self, wanted: list[tuple[str, int]], wait: Callable[[float], None],
+                      on_wait: Callable[[], None] | None = None) -> list[tuple[str, int]]:
         """Take one slot of each ``(name, limit)`` at once (waiting with ``wait(seconds)``); returns them.
 
         All or none, in one transaction: holding a host's slot while waiting for the crawl's would block
         the host for nothing. A slot is a lease that this process's heartbeat renews while it is held, so
-        the slots of a process that dies come free within :data:`SLOT_LEASE` seconds.
+        the slots of a process that dies come free within :data:`SLOT_LEASE` seconds. ``on_wait`` is called
+        once, when the first try finds no free slot (the job shows it waits).
         """
         for name, limit in wanted:
             if (name, limit) not in self._slots_made:
@@ -284,6 +302,9 @@ class CrawlState:
                 with self._held_lock:
                     self._held += len(taken)
                 return taken
+            if on_wait is not None:
+                on_wait()
+                on_wait = None
             self._free_dead_holders()
             wait(pause)
             pause = min(pause * 2, 0.02)

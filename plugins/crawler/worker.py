@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 SOURCE_TYPE = "web"
 MAX_RETRY_WAIT = 60.0  # longest Retry-After a job waits for in place
 BUSY_RETRIES = 3
+MIN_WAIT_SHOWN = 0.25  # seconds: a shorter wait for a host's turn is not worth a write to show it
 MAX_STORED_LINKS = 1000
 #: The most a sitemap body may be (sitemaps.org: 50 MB uncompressed; a gzip one inflates to as much).
 MAX_SITEMAP_BYTES = MAX_DECOMPRESSED_BYTES
@@ -80,15 +81,19 @@ class _Base(JobWorker):
         wanted = [(f"host:{host}", options.per_host_concurrency)]
         if options.concurrency:
             wanted.insert(0, (f"crawl:{ctx.step.id}", options.concurrency))
-        held = state.acquire_slots(wanted, ctx.sleep)
+        # Waiting for a slot or for the host's turn shows the job as waiting (a write only when it waits).
+        held = state.acquire_slots(wanted, ctx.sleep, on_wait=lambda: ctx.waiting(f"a per-host slot for {host}"))
         try:
             delay = options.per_host_delay_ms / 1000
             if rules is not None:
                 delay = max(delay, min(rules.crawl_delay(options.user_agent) or 0.0, 60.0))
             if delay > 0:
                 turn = state.reserve_host_turn(host, delay)
+                if turn - time.time() > MIN_WAIT_SHOWN:
+                    ctx.waiting(f"its turn at {host} (a delay of {delay:g} s between requests)")
                 if turn > time.time():
                     ctx.sleep(turn - time.time())
+            ctx.waiting(None)
             yield
         finally:
             state.release_slots(held)
@@ -153,6 +158,13 @@ class _Base(JobWorker):
             raise JobError(f"{url}: {message}", retryable=False)
         ctx.log("warn", f"skipped {url}: {message}")
         state.finish(ctx, url, "skipped", BLOCKED)
+
+
+def _as_input(document: Document) -> DocumentInput:
+    """A stored page as the input that would save it exactly as it is."""
+    return DocumentInput(source_type=document.source_type, source_ref=document.source_ref, title=document.title,
+                         markdown=document.markdown or "", html=document.html, metadata=document.metadata,
+                         tags=list(document.tags), keywords=list(document.keywords), summary=document.summary)
 
 
 class CrawlerWorker(_Base):
@@ -229,8 +241,15 @@ class CrawlerWorker(_Base):
             state.finish(ctx, url, "skipped", response.skipped)
             return
         if response.status == 304 and previous is not None:
-            if state.claim_page(step_id, url, url):
-                ctx.log("debug", f"unchanged: {url}")
+            # Not modified: the stored page is still the page. Saving it as it is makes it this crawl's (one of
+            # its results, as it is one of its pages saved) and writes nothing else.
+            with ctx.db.transaction():
+                result = ctx.save_document(_as_input(previous)) if state.claim_page(step_id, url, url) else None
+            if result is not None:
+                ctx.set_outcome("unchanged")
+                ctx.log("info", f"unchanged {url} (HTTP 304)", item_id=url, depth=depth, result_id=str(result.id))
+            else:
+                state.finish(ctx, url, "skipped", "duplicate")
             links = previous.metadata.get("links", [])
             self.admit(ctx, crawl, state, depth, links, nofollow=False)
             return
@@ -275,8 +294,9 @@ class CrawlerWorker(_Base):
             ctx.log("info", f"skipped {url}: a duplicate of {key}")
             state.finish(ctx, url, "skipped", "duplicate")
             return
-        ctx.log("debug", f"saved {key} ({len(page.markdown)} characters, "
-                         f"{'new' if result.created else 'updated' if result.changed else 'unchanged'})",
+        kind = "new" if result.created else "updated" if result.changed else "unchanged"
+        ctx.set_outcome("unchanged" if kind == "unchanged" else "saved")
+        ctx.log("info", f"saved {key} ({kind}, {len(page.markdown)} characters, HTTP {response.status})",
                 item_id=key, depth=depth, result_id=str(result.id), title=page.title)
 
     def admit(self, ctx: JobContext, crawl: Crawl, state: CrawlState, depth: int, links: list[str], *,

@@ -10,7 +10,7 @@ from .manager import PlacesManager
 from .options import PlacesOptions
 from .worker import DetailsWorker, SearchWorker
 
-QUAERO_API = "1.1"
+QUAERO_API = "1.3"
 
 
 @hookimpl

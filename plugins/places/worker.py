@@ -47,6 +47,10 @@ class SearchWorker(JobWorker):
                 self._take(ctx, options, answer.get("places") or [], tally, seen)
         finally:  # a failed search still reports what it saved
             ctx.set_result(**self._figures(tally, client))
+        if tally["created"] or tally["updated"]:
+            ctx.set_outcome("saved")
+        elif tally["unchanged"]:
+            ctx.set_outcome("unchanged")
         ctx.log("info", f"{options.describe()}: {self._summary(tally)}")
 
     def _text_search(self, ctx: JobContext, client: PlacesClient, options: PlacesOptions, tally: Counter[str],
@@ -140,4 +144,5 @@ class DetailsWorker(JobWorker):
         place.update({name: value for name, value in details.items() if name != "id"})
         outcome = save_place(ctx, place)
         ctx.set_result(saved=outcome, details=True)
+        ctx.set_outcome("unchanged" if outcome == "unchanged" else "saved")
         ctx.log("debug", f"{place['id']}: details added ({', '.join(sorted(details)) or 'none sent'}), {outcome}")

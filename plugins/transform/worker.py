@@ -40,6 +40,10 @@ class TransformWorker(JobWorker):
         result = {outcome: tally[outcome] for outcome in
                   ("converted", "unchanged", "has_markdown", "no_html", "deleted")}
         ctx.set_result(**result)
+        if result["converted"]:
+            ctx.set_outcome("saved")
+        elif result["unchanged"] or result["has_markdown"]:
+            ctx.set_outcome("unchanged")
         summary = ", ".join(f"{count} {outcome.replace('_', ' ')}" for outcome, count in result.items())
         ctx.log("info", f"{len(ids)} document(s): {summary}")
 

@@ -17,7 +17,10 @@ reports and skips a plugin that needs a version it does not provide.
 for secrets in step options. 1.2 added :class:`OutboundRefused` (the outbound policy refused an address; an
 :class:`httpx.ConnectError`), ``ctx.outbound_refusal(url)``, :meth:`JobWorker.after_failure`, and, in
 :mod:`quaero.api.processes`, names for lease holders that tell when their process is gone
-(:func:`lease_holder`, :func:`holder_gone`).
+(:func:`lease_holder`, :func:`holder_gone`). 1.3 added job outcomes: ``JobContext.set_outcome`` (``saved``,
+``unchanged``, ``skipped`` with a reason, ``failed``: :mod:`quaero.api.outcomes`, with :data:`OUTCOMES`),
+``JobContext.waiting`` (a job that waits for a politeness slot is shown as waiting, not running), and
+``outcome`` and ``waiting`` on :class:`JobView`.
 """
 
 from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
@@ -39,6 +42,7 @@ from quaero.api.hookspecs import hookimpl
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
 from quaero.api.maintenance import DatabaseMaintenance, Outcome
 from quaero.api.outbound import OutboundRefused, RateReservation
+from quaero.api.outcomes import OUTCOMES
 from quaero.api.processes import ProcessIdentity, holder_gone, lease_holder, this_process
 from quaero.api.settings import PluginSettings, Secret, SecretReference
 from quaero.api.web import WebContext, WebRegistry
@@ -53,13 +57,14 @@ from quaero.errors import (
     QueryError,
 )
 
-VERSION = "1.2"
+VERSION = "1.3"
 
 __all__ = [
     "VERSION", "Action", "ChildSpec", "ConfigError", "Conflict", "Credentials", "DatabaseMaintenance",
     "DefinitionError", "DefinitionInfo", "Document", "DocumentFilter", "DocumentInput", "Documents",
     "FullTextIndex", "IndexReport", "JobCancelled", "JobContext", "JobError", "JobView", "JobWorker", "Migration",
-    "NotFound", "Outcome", "OutboundRefused", "PluginContext", "PluginDatabase", "PluginHost", "PluginSettings",
+    "NotFound", "OUTCOMES", "Outcome", "OutboundRefused", "PluginContext", "PluginDatabase", "PluginHost",
+    "PluginSettings",
     "ProcessIdentity", "QuaeroError", "QueryError", "RateReservation", "ReadinessContext", "SaveResult",
     "SearchHit", "SearchPage", "Secret", "SecretReference", "StepContext", "StepManager", "StepOptions",
     "WebContext", "WebRegistry", "holder_gone", "hookimpl", "lease_holder", "this_process",

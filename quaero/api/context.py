@@ -202,11 +202,33 @@ class JobContext(_StepWork):
         """Say what the job is doing now (a ``task_progress`` event); ``current``/``total`` are stored."""
 
     @abstractmethod
+    def waiting(self, reason: str | None) -> None:
+        """Say that the job waits instead of working, and for what (``"per-host slot for example.com"``);
+        ``None`` when it works again. The pages and the API show the job as waiting, apart from the running
+        ones, until then (or until it finishes).
+
+        Call it only when a wait really happens: setting it is a write, clearing it is one only when it was
+        set. :meth:`progress` and :meth:`save_document` clear it too.
+        """
+
+    @abstractmethod
+    def set_outcome(self, outcome: str, *, reason: str | None = None) -> None:
+        """Record what the job came to (:mod:`quaero.api.outcomes`): ``saved``, ``unchanged``, ``skipped``
+        with a ``reason`` (``robots``, ``noindex``, ``duplicate``, ``not_html``, ``http_404``, ...), or
+        ``failed`` (a failed job gets it anyway; a reason says why).
+
+        Stored with the job's last status change (no write of its own); the last call wins. The job page
+        shows it as a badge and filters children by it; ``GET /api/jobs/{id}/children?outcome=`` too. A
+        completed job that sets none has none. :class:`ValueError` for an unknown outcome or a bad reason.
+        """
+
+    @abstractmethod
     def save_document(self, document: DocumentInput) -> SaveResult:
         """Save a document: created, updated when any stored field differs, or left as it is.
 
-        The definition's tags are added to the document's; a document the job saved for the first time
-        counts as one result of the step and its execution. Inside ``db.transaction()`` it commits with it.
+        The definition's tags are added to the document's. A document the job saved for the first time
+        (created, changed, or found as it was but saved last by another job) counts as one result of the
+        job, its step and its execution. Inside ``db.transaction()`` it commits with it.
         """
 
     @abstractmethod

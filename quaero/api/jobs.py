@@ -29,7 +29,9 @@ class JobView:
     """One job, read-only: a snapshot taken when the context was made (it does not follow later changes).
 
     ``config`` is the job's configuration (a child's work item); ``result`` the figures the job reported with
-    ``ctx.set_result`` (shown by the API and the job page). Times are UTC epoch seconds.
+    ``ctx.set_result`` (shown by the API and the job page). ``outcome`` is what a finished job came to
+    (``saved``, ``skipped:robots``, ...: :mod:`quaero.api.outcomes`), ``waiting`` why a running job waits
+    (``ctx.waiting``). Times are UTC epoch seconds.
     """
 
     id: str
@@ -48,6 +50,8 @@ class JobView:
     result_count: int = 0
     progress_current: int = 0
     progress_total: int = 0
+    outcome: str | None = None
+    waiting: str | None = None
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None

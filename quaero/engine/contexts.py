@@ -20,6 +20,7 @@ from quaero.api.documents import DocumentInput, Documents, FullTextIndex, SaveRe
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
 from quaero.api.maintenance import DatabaseMaintenance
 from quaero.api.outbound import RateReservation
+from quaero.api.outcomes import outcome_text
 from quaero.engine.outbound import Outbound
 from quaero.engine.plugin_host import Plugins
 from quaero.engine.spawner import JobSpawner
@@ -225,6 +226,9 @@ class CoreJobContext(_StepWorkBase, JobContext):
     def __init__(self, factory: ContextFactory, step: Step, job: JobView) -> None:
         super().__init__(factory, step, job)
         self.cancel_event = threading.Event()
+        #: What the job came to (``ctx.set_outcome``), stored by the processor with its last transition.
+        self.outcome: str | None = None
+        self._waiting = False
 
     @property
     def job(self) -> JobView:
@@ -237,21 +241,40 @@ class CoreJobContext(_StepWorkBase, JobContext):
                  total: int | None = None) -> None:
         if current is not None and total is not None:
             self._f.jobs.set_progress(self._job.id, current, total)
+        if self._waiting:
+            self.waiting(None)
         self._f.bus.publish(TASK_PROGRESS, {
             "job_id": self._job.id, "parent_id": self._job.parent_id, "status": "running",
             "job_type": self._job.type, "current_item": current_item or self._job.name,
             "current_activity": activity, "depth": self._job.depth, "timestamp": iso(),
         })
 
+    def waiting(self, reason: str | None) -> None:
+        if reason is None and not self._waiting:
+            return  # nothing to clear: no write on the hot path
+        self._f.jobs.set_waiting(self._job.id, reason)
+        self._waiting = reason is not None
+        if reason is not None:
+            self._f.bus.publish(TASK_PROGRESS, {
+                "job_id": self._job.id, "parent_id": self._job.parent_id, "status": "running",
+                "job_type": self._job.type, "current_item": self._job.name,
+                "current_activity": f"waiting for {reason}", "depth": self._job.depth, "timestamp": iso(),
+            })
+
+    def set_outcome(self, outcome: str, *, reason: str | None = None) -> None:
+        self.outcome = outcome_text(outcome, reason)
+
     def save_document(self, document: DocumentInput) -> SaveResult:
+        if self._waiting:
+            self.waiting(None)
         step = self._step.job
         extra = [tag for tag in self._step.definition.tags if tag not in document.tags]
         if extra:  # the definition's tags go on every document its steps save
             document = DocumentInput(**{**document.__dict__, "tags": [*document.tags, *extra]})
         with self._f.database.write():  # the document and its count, together
             result = self._f.documents.upsert(document, job_id=self._job.id)
-            if result.first_for_job:
-                self._f.jobs.add_results(*filter(None, (step.id, step.parent_id)))
+            if result.first_for_job:  # the job's own count, its step's and its execution's: child first
+                self._f.jobs.add_results(*dict.fromkeys(filter(None, (self._job.id, step.id, step.parent_id))))
         if result.changed:
             self._announce(result, document.title, document.source_ref)
         return result

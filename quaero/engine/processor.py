@@ -180,7 +180,7 @@ class JobProcessor:
             finally:
                 entry.executing = False
             if not context.cancelled:
-                jobs.transition(job_id, "completed")
+                jobs.transition(job_id, "completed", outcome=context.outcome)
         except (JobCancelled, CancelInterrupt):
             jobs.transition(job_id, "cancelled", allowed_from=("running",))
             logs.write(job_id, "info", "stopped: the job was cancelled")
@@ -229,7 +229,8 @@ class JobProcessor:
                 worker.after_failure(context, context.job, exc)
             except Exception:
                 log.exception("after_failure of %s failed for job %s", type(worker).__name__, job_id)
-        if self.jobs.transition(job_id, "failed", allowed_from=("running",), error=error) is None:
+        outcome = failed[1].outcome if failed is not None else None  # a failed:<reason> the worker named
+        if self.jobs.transition(job_id, "failed", allowed_from=("running",), error=error, outcome=outcome) is None:
             return False
         self.logs.write(job_id, "error", f"failed: {error}" + (f"\n{detail}" if detail else ""))
         return True

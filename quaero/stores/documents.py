@@ -143,8 +143,12 @@ class DocumentStore:
         self._select_by_ref = _SELECT_BY_REF.format(same_html=same_html)
 
     def upsert(self, item: DocumentInput, *, job_id: str | None = None) -> SaveResult:
-        """Insert or update by ``(source_type, source_ref)``; a save that changes no stored field writes
-        nothing, and the result names the fields a save changed."""
+        """Insert or update by ``(source_type, source_ref)``; the result names the fields a save changed.
+
+        A save that changes no stored field writes nothing, except that a document another job saved
+        becomes this job's (its ``job_id``; ``updated_at`` stays): a re-run that finds a page as it was has
+        still saved it, and counts it as one of its results, once (``first_for_job``).
+        """
         row = _Written(item.title, item.markdown, item.html, dumps(item.metadata), dumps(sorted(set(item.tags))),
                        dumps(item.keywords), item.summary, content_hash(item.markdown, item.html), job_id,
                        time.time())
@@ -173,7 +177,10 @@ class DocumentStore:
             }
             changed = tuple(name for name in STORED_FIELDS if different[name])
             if not changed:
-                return SaveResult(doc_id, created=False, changed=(), first_for_job=False)
+                claimed = row.job_id is not None and old_job != row.job_id
+                if claimed:
+                    self.database.execute("UPDATE documents SET job_id = ? WHERE id = ?", (row.job_id, doc_id))
+                return SaveResult(doc_id, created=False, changed=(), first_for_job=claimed)
             self.database.execute(_UPDATE, (*row, doc_id))
             return SaveResult(doc_id, created=False, changed=changed, first_for_job=old_job != row.job_id)
 

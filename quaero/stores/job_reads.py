@@ -15,6 +15,7 @@ from typing import Any
 from peewee import SQL, fn
 
 from quaero.api.jobs import JobView
+from quaero.api.outcomes import OUTCOMES
 from quaero.errors import NotFound
 from quaero.stores.db import Database
 from quaero.stores.jsonutil import loads
@@ -126,13 +127,55 @@ class JobReads:
         found = dict(rows)
         return Counts(*(found.get(status, 0) for status in JOB_STATUSES))
 
-    def children(self, job_id: str, *, status: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
-        """Direct children, oldest first."""
+    def children(self, job_id: str, *, status: str | None = None, limit: int = 100, offset: int = 0,
+                 outcome: str | None = None) -> list[Job]:
+        """Direct children, oldest first; ``outcome`` a kind (``skipped``: any reason) or ``skipped:robots``."""
         Job_ = self.models.Job
         query = Job_.select().where(Job_.parent_id == job_id)
         if status:
             query = query.where(Job_.status == status)
+        if outcome:
+            query = query.where(_outcome_matches(Job_, outcome))
         return list(query.order_by(Job_.id).limit(limit).offset(offset))
+
+    def outcome_counts(self, job_id: str, *, descendants: bool = False) -> dict[str, int]:
+        """A parent's children by outcome (``{"saved": 3, "skipped:robots": 1}``; those without one left
+        out), in one grouped query that reads the (parent_id, outcome) index alone.
+
+        ``descendants`` (an execution): every job below it but its steps, through the root_id index."""
+        if descendants:
+            rows = self.database.execute(
+                "SELECT outcome, COUNT(*) FROM jobs WHERE root_id = ? AND outcome IS NOT NULL "
+                "AND type NOT IN ('step', 'parent') GROUP BY outcome", (job_id,)).fetchall()
+        else:
+            rows = self.database.execute(
+                "SELECT outcome, COUNT(*) FROM jobs WHERE parent_id = ? AND outcome IS NOT NULL GROUP BY outcome",
+                (job_id,)).fetchall()
+        return {outcome: count for outcome, count in sorted(rows, key=_outcome_order)}
+
+    def count_children(self, job_id: str, *, status: str | None = None, outcome: str | None = None) -> int:
+        """How many children have this status and outcome (either may be ``None``: any)."""
+        if outcome is None:
+            counts = self.counts(job_id)
+            return getattr(counts, status) if status else counts.total
+        Job_ = self.models.Job
+        query = Job_.select(fn.COUNT(SQL("*"))).where(Job_.parent_id == job_id, _outcome_matches(Job_, outcome))
+        if status:
+            query = query.where(Job_.status == status)
+        return query.scalar()
+
+    def waiting_counts(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """How many running children of each of these jobs wait (``ctx.waiting``); jobs with none left out.
+
+        Reads the running children only, through the (parent_id, status) index."""
+        found: dict[str, int] = {}
+        for start in range(0, len(job_ids), ID_BATCH):
+            chunk = list(job_ids[start:start + ID_BATCH])
+            marks = ", ".join("?" * len(chunk))
+            found.update(self.database.execute(
+                f"SELECT parent_id, COUNT(*) FROM jobs WHERE parent_id IN ({marks}) AND status = 'running' "
+                "AND waiting IS NOT NULL GROUP BY parent_id", chunk).fetchall())
+        return found
 
     def listing(self, where: JobFilter, *, limit: int = 50, offset: int = 0,
                 before: str | None = None) -> tuple[list[Job], int]:
@@ -266,6 +309,18 @@ class JobReads:
         return found
 
 
+def _outcome_matches(model: builtins.type[Job], outcome: str) -> Any:
+    """``skipped`` matches every ``skipped:<reason>`` too; ``skipped:robots`` only itself."""
+    if ":" in outcome:
+        return model.outcome == outcome
+    return (model.outcome == outcome) | model.outcome.startswith(outcome + ":")
+
+
+def _outcome_order(row: tuple[str, int]) -> tuple[int, str]:
+    kind = row[0].partition(":")[0]
+    return (OUTCOMES.index(kind) if kind in OUTCOMES else len(OUTCOMES), row[0])
+
+
 def job_view(job: Job) -> JobView:
     """A stored job as the plugin API's read-only :class:`~quaero.api.JobView`."""
     return job_view_of(job.__data__)
@@ -281,4 +336,5 @@ def job_view_of(row: Mapping[str, Any]) -> JobView:
         config=data.get("config", {}), item_ref=data.get("item_ref"), result=data.get("result", {}),
         error_message=row["error_message"], result_count=row["result_count"],
         progress_current=row["progress_current"], progress_total=row["progress_total"],
-        created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"])
+        outcome=row.get("outcome"), waiting=row.get("waiting"), created_at=row["created_at"],
+        started_at=row["started_at"], finished_at=row["finished_at"])

@@ -147,17 +147,28 @@ class JobManager(JobReads):
         error: str | None = None,
         publish: bool = True,
         generation: int | None = None,
+        outcome: str | None = None,
     ) -> Transition | None:
         """Move a job to ``new`` if its current state allows it; ``None`` when it does not.
 
         One conditional ``UPDATE ... RETURNING``; a trigger moves the job between its parent's counts in
         the same statement. This runs twice for every job, so it stays one statement. ``generation``: only
         if the job's message generation is this one (a message sent before :meth:`supersede` does nothing).
+        ``outcome`` (:mod:`quaero.api.outcomes`) is stored with the change; a failed job's is ``failed``
+        unless a ``failed:<reason>`` is given, and a job sent back to pending loses its outcome. Every
+        transition ends a wait (``waiting``): the job is doing something else now.
         """
         allowed = tuple(allowed_from) if allowed_from is not None else ALLOWED[new]
         stamp = time.time()
-        sets = ["previous_status = status", "status = ?", "updated_at = ?"]
+        sets = ["previous_status = status", "status = ?", "updated_at = ?", "waiting = NULL"]
         params: list[Any] = [new, stamp]
+        if new == "failed":
+            outcome = outcome if outcome is not None and outcome.startswith("failed") else "failed"
+        if outcome is not None:
+            sets.append("outcome = ?")
+            params.append(outcome)
+        elif new == "pending":
+            sets.append("outcome = NULL")
         if new == "running":
             sets += ["started_at = COALESCE(started_at, ?)", "attempts = attempts + 1"]
             params.append(stamp)
@@ -205,6 +216,11 @@ class JobManager(JobReads):
                 "UPDATE jobs SET progress_current = ?, progress_total = ?, updated_at = ? WHERE id = ?",
                 (current, total, time.time(), job_id),
             )
+
+    def set_waiting(self, job_id: str, reason: str | None) -> None:
+        """Say why a running job waits (``None``: it works again); a job that finished meanwhile keeps none."""
+        self.database.write_one("UPDATE jobs SET waiting = ? WHERE id = ? AND status = 'running'",
+                                (reason[:200] if reason else None, job_id))
 
     def add_results(self, *job_ids: str, count: int = 1) -> None:
         """Add to jobs' result counts (a step's and its execution's: what ``job_progress`` reports).

@@ -92,6 +92,8 @@ class JobLogWriter:
                 batch, self._buffer = self._buffer, []
             if not batch:
                 return
+            # In time order, so that ids follow it within a batch (threads stamp a line before they append it).
+            batch.sort(key=lambda line: line[3])
             sql = self.database.sql("INSERT INTO job_logs (job_id, level, message, timestamp) VALUES (?, ?, ?, ?)")
             try:
                 with self.database.write() as db:
@@ -162,10 +164,14 @@ class JobLogWriter:
         limit: int = 500,
         descendants: bool = False,
     ) -> list[dict[str, Any]]:
-        """Log lines of the given jobs (and, with ``descendants``, of the jobs below them), oldest first.
+        """Log lines of the given jobs (and, with ``descendants``, of the jobs below them), in time order
+        (timestamp, then id).
 
-        ``after_id`` tails: lines newer than the last one a reader has. ``before_id`` pages backwards:
-        the ``limit`` lines just before it (``before_id=0`` means the newest lines). Pending lines are
+        ``after_id`` tails: lines stored after the last one a reader has. ``before_id`` pages backwards:
+        the ``limit`` lines stored just before it (``before_id=0`` means the newest lines). Which lines is
+        decided by id (a cursor that never skips nor repeats a line), their order by time: processes write
+        their lines in batches, so a line can be stored after a later one of another process. The cursor
+        to go on from is the largest id (:func:`last_id`), to go back from the smallest. Pending lines are
         flushed first so a reader sees what was logged a moment ago.
         """
         self.flush()
@@ -186,8 +192,19 @@ class JobLogWriter:
             if before_id:
                 query = query.where(JobLog.id < before_id)
             rows = list(query.order_by(JobLog.id.desc()).limit(limit))[::-1]
+        rows.sort(key=lambda row: (row.timestamp, row.id))
         return [
             {"id": row.id, "job_id": row.job_id, "level": row.level, "message": row.message,
              "timestamp": iso(row.timestamp)}
             for row in rows
         ]
+
+
+def last_id(lines: list[dict[str, Any]], default: int = 0) -> int:
+    """The cursor after these lines (:meth:`JobLogWriter.read`'s ``after_id``): their largest id."""
+    return max((line["id"] for line in lines), default=default)
+
+
+def first_id(lines: list[dict[str, Any]], default: int = 0) -> int:
+    """The cursor before these lines (``before_id``): their smallest id."""
+    return min((line["id"] for line in lines), default=default)

@@ -52,6 +52,11 @@ class Job(pw.Model):
     count_failed = pw.IntegerField(default=0)
     count_cancelled = pw.IntegerField(default=0)
     result_count = pw.IntegerField(default=0)
+    # What a finished job came to, beyond its status: ``saved``, ``unchanged``, ``skipped:<reason>`` or
+    # ``failed[:<reason>]`` (quaero.api.outcomes); None for a job that reported none (a plain "completed").
+    outcome = pw.CharField(max_length=80, null=True)
+    # Why a running job is not working right now (waiting for a politeness slot, say); None while it works.
+    waiting = pw.CharField(max_length=200, null=True)
     created_at = pw.DoubleField(default=now)
     updated_at = pw.DoubleField(default=now)
     started_at = pw.DoubleField(null=True)
@@ -85,18 +90,24 @@ class Job(pw.Model):
             (("status", "id"), False),
             (("type", "id"), False),
             (("definition_id", "id"), False),
+            (("parent_id", "outcome"), False),  # a step's children by outcome: its counts, the outcome filter
         )
 
 
 # Indexes of earlier versions that a later one replaced: dropped at start so that writes stop paying for them.
 _REPLACED_INDEXES = ("job_definition_id_created_at", "job_created_at")
 # Columns later versions added to tables that exist already: (table, column, definition).
-_ADDED_COLUMNS = (("jobs", "generation", "INTEGER NOT NULL DEFAULT 0"),)
+_ADDED_COLUMNS = (
+    ("jobs", "generation", "INTEGER NOT NULL DEFAULT 0"),
+    ("jobs", "outcome", "VARCHAR(80)"),
+    ("jobs", "waiting", "VARCHAR(200)"),
+)
 
 
 def _add_columns(database: pw.Database) -> None:
+    """Add the columns an existing table lacks (before the indexes on them are made)."""
     for table, column, definition in _ADDED_COLUMNS:
-        if column not in {c.name for c in database.get_columns(table)}:
+        if database.table_exists(table) and column not in {c.name for c in database.get_columns(table)}:
             database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
@@ -327,8 +338,8 @@ def bind_models(database: pw.Database) -> Models:
     with database.atomic():
         if isinstance(database, pw.PostgresqlDatabase):
             database.execute_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")  # workers start together
-        database.create_tables(models.all(), safe=True)  # and the indexes an existing table lacks
         _add_columns(database)
+        database.create_tables(models.all(), safe=True)  # and the indexes an existing table lacks
         for name in _REPLACED_INDEXES:
             database.execute_sql(f"DROP INDEX IF EXISTS {name}")
         if isinstance(database, pw.PostgresqlDatabase):

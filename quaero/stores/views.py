@@ -9,21 +9,38 @@ from quaero.stores.jobs import Counts, JobFilter, JobManager
 from quaero.stores.models import Job
 
 
-def job_dict(job: Job) -> dict[str, Any]:
-    """A job as JSON-ready data, with its children's counts and the seed's progress text."""
-    counts = Counts.of(job)
+def job_dict(job: Job, *, waiting: int = 0) -> dict[str, Any]:
+    """A job as JSON-ready data, with its children's counts and the seed's progress text.
+
+    ``waiting``: how many of its running children wait (:meth:`JobReads.waiting_counts`); they are
+    counted as ``waiting``, apart from ``running``. ``outcome`` is what the job came to (``saved``,
+    ``skipped:robots``, ...), ``waiting`` (a text) why it waits while it runs.
+    """
+    stored = Counts.of(job)
+    waiting = min(waiting, stored.running)
+    counts = {**stored.as_dict(), "running": stored.running - waiting, "waiting": waiting}
+    text = stored.progress_text if stored.total else ""
+    if waiting:
+        text = text.replace(f"{stored.running} running", f"{stored.running - waiting} running, {waiting} waiting")
     return {
         "id": job.id, "parent_id": job.parent_id, "root_id": job.root_id, "definition_id": job.definition_id,
         "type": job.type, "name": job.name, "phase": job.phase, "status": job.status,
         "error_message": job.error_message, "progress_current": job.progress_current,
         "progress_total": job.progress_total, "depth": job.depth, "attempts": job.attempts,
         "discovered_by": job.discovered_by, "result_count": job.result_count,
-        "counts": counts.as_dict(), "progress_text": counts.progress_text if counts.total else "",
+        "outcome": job.outcome, "waiting": job.waiting,
+        "counts": counts, "progress_text": text,
         "payload": job.data,
         "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at) if job.started_at else None,
         "finished_at": iso(job.finished_at) if job.finished_at else None,
     }
+
+
+def job_dicts(jobs: JobManager, items: list[Job]) -> list[dict[str, Any]]:
+    """Several jobs as :func:`job_dict` gives them, their waiting children counted in one query."""
+    waiting = jobs.waiting_counts([job.id for job in items if job.count_running]) if items else {}
+    return [job_dict(job, waiting=waiting.get(job.id, 0)) for job in items]
 
 
 def page(items: list[Any], total: int, limit: int, offset: int, cursor: Any = None) -> dict[str, Any]:
@@ -40,4 +57,4 @@ def job_page(jobs: JobManager, where: JobFilter, *, limit: int, offset: int = 0,
     """
     items, total = jobs.listing(where, limit=limit, offset=offset, before=before)
     cursor = items[-1].id if len(items) == limit else None
-    return page([job_dict(job) for job in items], total, limit, offset, cursor)
+    return page(job_dicts(jobs, items), total, limit, offset, cursor)

@@ -17,8 +17,8 @@ from starlette.routing import Route
 
 from quaero import __version__
 from quaero.stores.jobs import Counts, JobFilter
-from quaero.stores.logs import LEVELS
-from quaero.stores.views import job_dict, job_page, page
+from quaero.stores.logs import LEVELS, last_id
+from quaero.stores.views import job_dicts, job_page, page
 from quaero.web import api_definitions, api_queue
 from quaero.web.api_queue import dead_letter_delete, dead_letter_requeue
 from quaero.web.bodies import CredentialsInput
@@ -27,6 +27,7 @@ from quaero.web.http import (
     choice_param,
     int_param,
     orchestrator_of,
+    outcome_param,
     page_params,
     read_model,
     runtime_of,
@@ -159,7 +160,8 @@ async def list_jobs(request: Request) -> JSONResponse:
 
 
 async def get_job(request: Request) -> JSONResponse:
-    """One job with its children's counts; a step job also with its action's figures.
+    """One job with its children's counts; a step or execution also with its children's outcomes counted
+    (an execution: every job below its steps), a step also with its action's figures.
     ---
     responses:
       200: {description: the job, content: {application/json: {schema: {$ref: '#/components/schemas/Job'}}}}
@@ -167,7 +169,10 @@ async def get_job(request: Request) -> JSONResponse:
     """
     runtime = runtime_of(request)
     found = await asyncio.to_thread(runtime.jobs.get, request.path_params["id"])
-    data = job_dict(found)
+    [data] = await asyncio.to_thread(job_dicts, runtime.jobs, [found])
+    if found.type in ("step", "parent"):
+        data["outcomes"] = await asyncio.to_thread(runtime.jobs.outcome_counts, found.id,
+                                                   descendants=found.type == "parent")
     if found.type == "step":
         data["stats"] = await asyncio.to_thread(runtime.step_stats, found)
     return JSONResponse(data)
@@ -193,7 +198,7 @@ async def delete_job(request: Request) -> JSONResponse:
 
 
 async def job_logs(request: Request) -> JSONResponse:
-    """A job's log lines, oldest first; tail it by passing the last `next` back as `after_id`.
+    """A job's log lines in time order (timestamp, then id); tail it by passing `next` back as `after_id`.
     ---
     parameters:
       - name: after_id
@@ -226,14 +231,23 @@ async def job_logs(request: Request) -> JSONResponse:
     lines = await asyncio.to_thread(runtime.logs.read, [job_id], after_id=after_id, level=level, limit=limit,
                                     descendants=descendants)
     total = await asyncio.to_thread(runtime.jobs.count_logs, job_id, descendants=descendants, level=level)
-    return JSONResponse(page(lines, total, limit, 0, lines[-1]["id"] if lines else after_id))
+    return JSONResponse(page(lines, total, limit, 0, last_id(lines, after_id)))
 
 
 async def job_children(request: Request) -> JSONResponse:
-    """A job's direct children, oldest first.
+    """A job's direct children, oldest first, narrowed by status and by outcome.
     ---
     parameters:
       - {$ref: '#/components/parameters/status'}
+      - name: outcome
+        in: query
+        description: >-
+          what the child came to: saved, unchanged, skipped or failed (any reason), or one reason of them,
+          like skipped:robots or skipped:http_404; any other value is a 400 that lists what is allowed
+        schema:
+          type: string
+          maxLength: 68
+          pattern: '^(saved|unchanged|skipped|failed|(skipped|failed):[a-z0-9][a-z0-9_.-]{0,59})$'
       - {$ref: '#/components/parameters/limit'}
       - {$ref: '#/components/parameters/offset'}
     responses:
@@ -247,9 +261,15 @@ async def job_children(request: Request) -> JSONResponse:
     status = status_param(request)
     limit, offset = page_params(request)
     parent = await asyncio.to_thread(jobs.get, request.path_params["id"])
-    items = await asyncio.to_thread(jobs.children, parent.id, status=status, limit=limit, offset=offset)
-    counts = Counts.of(parent).as_dict()
-    return JSONResponse(page([job_dict(j) for j in items], counts[status or "total"], limit, offset))
+    if request.query_params.get("outcome"):
+        present = await asyncio.to_thread(jobs.outcome_counts, parent.id)
+        outcome = outcome_param(request, present)
+        total = await asyncio.to_thread(jobs.count_children, parent.id, status=status, outcome=outcome)
+    else:
+        outcome, total = None, Counts.of(parent).as_dict()[status or "total"]
+    items = await asyncio.to_thread(jobs.children, parent.id, status=status, limit=limit, offset=offset,
+                                    outcome=outcome)
+    return JSONResponse(page(await asyncio.to_thread(job_dicts, jobs, items), total, limit, offset))
 
 
 async def cancel_job(request: Request) -> JSONResponse:

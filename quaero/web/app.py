@@ -121,17 +121,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     extra = plugin_web(served, taken=openapi.component_names())
     # The core's routes first: a plugin adds pages and endpoints, it cannot shadow the core's.
     routes = [*stream.routes, *api.routes, *api_users.routes, *metrics.routes, *openapi.routes,
-<<<<<<< HEAD
-              *api_documents.routes,
+              *api_documents.routes, *api_settings.routes,
               *api_bulk.routes,
               *pages_bulk.routes,  # before pages.routes, whose /jobs/{id}/{action} would take its paths
               *pages.routes, *pages_documents.routes, *pages_accounts.routes, *live.routes,
               *guide.routes,
               *extra.routes,
-=======
-              *api_documents.routes, *api_settings.routes, *pages.routes, *pages_documents.routes,
-              *pages_accounts.routes, *live.routes, *extra.routes,
->>>>>>> editor
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(SecurityMiddleware, settings=settings, runtime=served, refuse=_error)],

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 
+from quaero.api.outcomes import outcome_filter
 from quaero.engine.orchestrator import JobDefinitionOrchestrator
 from quaero.errors import NotFound, QuaeroError
 from quaero.runtime import Runtime
@@ -86,6 +88,19 @@ def bool_param(request: Request, name: str) -> bool:
 def status_param(request: Request) -> str | None:
     """The ``status`` query parameter, checked."""
     return choice_param(request, "status", JOB_STATUSES)
+
+
+def outcome_param(request: Request, present: Iterable[str] = ()) -> str | None:
+    """The ``outcome`` query parameter (``skipped`` or ``skipped:robots``), checked; the 400 lists what is
+    allowed, with the ``present`` outcomes (those the children have)."""
+    value = request.query_params.get("outcome") or None
+    if value is None:
+        return None
+    try:
+        return outcome_filter(value)
+    except ValueError as exc:
+        found = ", ".join(present)
+        raise bad_input(f"{exc}" + (f"; this job's children have: {found}" if found else ""), "outcome") from None
 
 
 def page_params(request: Request) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from quaero.errors import QuaeroError
 from quaero.runtime import Runtime
 from quaero.stores.events import JOB_LOG, JOB_SPAWN, JOB_STATUS_CHANGE, Event
+from quaero.stores.logs import last_id
 from quaero.web import pages
 from quaero.web.http import runtime_of
 from quaero.web.render import blocks, templates_of, viewer_context
@@ -118,7 +119,7 @@ def _render(runtime: Runtime, view: LiveView, params: dict[str, str], state: dic
         lines = runtime.logs.read([params["id"]], after_id=state["after_id"], level=context["level"] or None,
                                            limit=500, descendants=True)
         if lines:
-            state["after_id"] = lines[-1]["id"]
+            state["after_id"] = last_id(lines)
             html += blocks(view.template, ["new_lines"], {**context, "lines": lines}, templates=templates)
     return html
 
@@ -126,7 +127,7 @@ def _render(runtime: Runtime, view: LiveView, params: dict[str, str], state: dic
 def _last_log_id(runtime: Runtime, params: Mapping[str, str]) -> int:
     """Where the page's log ends now (the page itself was rendered a moment ago)."""
     lines = runtime.logs.read([params["id"]], before_id=0, limit=1, descendants=True)
-    return lines[-1]["id"] if lines else 0
+    return last_id(lines)
 
 
 async def live(websocket: WebSocket) -> None:

@@ -119,7 +119,8 @@ schemas:
     properties:
       total: {type: integer}
       pending: {type: integer}
-      running: {type: integer}
+      running: {type: integer, description: running and working (those that wait are counted in waiting)}
+      waiting: {type: integer, description: "running, but waiting (for a per-host politeness slot, say)"}
       completed: {type: integer}
       failed: {type: integer}
       cancelled: {type: integer}
@@ -141,7 +142,24 @@ schemas:
       depth: {type: integer}
       attempts: {type: integer}
       discovered_by: {type: string, nullable: true, description: the job whose work found this one}
-      result_count: {type: integer}
+      result_count: {type: integer, description: "documents the job (and the jobs below it) saved"}
+      outcome:
+        type: string
+        nullable: true
+        description: >-
+          what a finished job came to: saved, unchanged, skipped:<reason> (robots, noindex, duplicate,
+          not_html, http_404, blocked_address, redirect_loop, ...) or failed[:<reason>]; null for a job that
+          reported none (a plain completed one) and for one not finished
+      waiting:
+        type: string
+        nullable: true
+        description: "why a running job waits instead of working (e.g. a per-host slot for example.com); null otherwise"
+      outcomes:
+        type: object
+        additionalProperties: {type: integer}
+        description: >-
+          only on one step or execution: its children (an execution: every job below its steps) counted by
+          outcome, e.g. {"saved": 3, "skipped:robots": 1, "skipped:http_404": 1, "failed": 1}
       counts: {$ref: '#/components/schemas/JobCounts'}
       progress_text: {type: string, description: "the seed's text, e.g. '3 pending, 1 running, 6 completed, 0 failed'"}
       payload: {type: object, description: "the job's configuration and, for an execution, its definition and state"}

@@ -18,12 +18,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from quaero.api.outcomes import OUTCOMES, outcome_filter
 from quaero.errors import DefinitionError, NotFound, QuaeroError
 from quaero.runtime import Runtime
 from quaero.stores.jobs import JobFilter
-from quaero.stores.logs import LEVELS
+from quaero.stores.logs import LEVELS, first_id, last_id
 from quaero.stores.models import JOB_STATUSES
-from quaero.stores.views import job_dict
+from quaero.stores.views import job_dict, job_dicts
 from quaero.web.charts import time_chart
 from quaero.web.definition_help import definition_help
 from quaero.web.http import int_path, orchestrator_of, read_body, runtime_of
@@ -171,24 +172,54 @@ async def jobs(request: Request) -> Response:
 
 def job_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     """A job with its steps and one page of its children: what the job page and its live blocks show."""
-    job = runtime.jobs.get(params["id"])
-    data = job_dict(job)
+    jobs = runtime.jobs
+    job = jobs.get(params["id"])
+    [data] = job_dicts(jobs, [job])
     status_filter = _param(params, "child_status", JOB_STATUSES)
+    outcome_filter, outcome_error = _outcome_param(params)
     offset = _offset(params)
-    children = runtime.jobs.children(job.id, status=status_filter or None, limit=PAGE_SIZE, offset=offset)
+    children = jobs.children(job.id, status=status_filter or None, outcome=outcome_filter or None, limit=PAGE_SIZE,
+                             offset=offset)
     counts = data["counts"]
-    child_total = counts[status_filter] if status_filter else counts["total"]
+    if outcome_filter:
+        child_total = jobs.count_children(job.id, status=status_filter or None, outcome=outcome_filter)
+    else:
+        child_total = counts[status_filter] + (counts["waiting"] if status_filter == "running" else 0) \
+            if status_filter else counts["total"]
+    outcomes = jobs.outcome_counts(job.id) if counts["total"] else {}
     level = _param(params, "level", LEVELS)
-    root = job_dict(runtime.jobs.get(job.root_id)) if job.root_id and job.root_id != job.id else None
+    root = job_dict(jobs.get(job.root_id)) if job.root_id and job.root_id != job.id else None
     stats = runtime.step_stats(job)
-    params_kept = {"child_status": status_filter, "level": level, "offset": offset}
+    params_kept = {"child_status": status_filter, "child_outcome": outcome_filter, "level": level, "offset": offset}
     stored = job.definition_id is not None and runtime.definitions.exists(job.definition_id)
     return {
-        "job": data, "root": root, "children": [job_dict(c) for c in children], "child_status": status_filter,
+        "job": data, "root": root, "children": job_dicts(jobs, children), "child_status": status_filter,
+        "child_outcome": outcome_filter, "outcome_error": outcome_error, "outcomes": outcomes,
+        "outcome_kinds": _outcome_kinds(outcomes),
         "statuses": JOB_STATUSES, "levels": LEVELS, "level": level, "stats": stats,
         "duration": _duration(job), "definition_stored": stored,
         "pagination": Page(child_total, PAGE_SIZE, offset), "url": url_maker(f"/jobs/{job.id}", params_kept),
     }
+
+
+def _outcome_param(params: Mapping[str, str]) -> tuple[str, str | None]:
+    """The children's outcome filter, and the message for a bad one (shown beside the filter)."""
+    value = _param(params, "child_outcome")
+    if not value:
+        return "", None
+    try:
+        return outcome_filter(value), None
+    except ValueError as exc:
+        return "", str(exc)
+
+
+def _outcome_kinds(outcomes: Mapping[str, int]) -> dict[str, int]:
+    """Outcome counts by kind (``skipped`` for every ``skipped:<reason>``), the kinds in their order."""
+    kinds = dict.fromkeys(OUTCOMES, 0)
+    for outcome, count in outcomes.items():
+        kind = outcome.partition(":")[0]
+        kinds[kind] = kinds.get(kind, 0) + count
+    return {kind: count for kind, count in kinds.items() if count}
 
 
 def _duration(job: Any) -> float | None:
@@ -203,7 +234,7 @@ def job_page_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, A
     context = job_context(runtime, params)
     lines = runtime.logs.read([params["id"]], before_id=0, level=context["level"] or None,
                                        limit=LOG_LINES, descendants=True)
-    return {**context, "lines": lines, "last_log_id": lines[-1]["id"] if lines else 0}
+    return {**context, "lines": lines, "last_log_id": last_id(lines), "first_log_id": first_id(lines)}
 
 
 async def job(request: Request) -> Response:
@@ -227,7 +258,7 @@ async def job_logs(request: Request) -> Response:
                                     before_id=int(before) if before.isdigit() and len(before) < 19 else 0,
                                     descendants=True)
     return fragment("job.html", ["older_lines"], {"request": request, "job": {"id": job_id}, "older": lines,
-                                                  "level": level})
+                                                  "older_first_id": first_id(lines), "level": level})
 
 
 CONFIRM = {

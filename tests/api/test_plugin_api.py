@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from quaero.api import (
+    VERSION,
     Action,
     ChildSpec,
     DocumentInput,
@@ -266,7 +267,8 @@ def test_a_plugin_needing_a_newer_api_is_reported_and_skipped(tmp_path):
         QUAERO_API = "one"
 
     with Testbed(tmp_path, plugins=[("future", Future()), ("malformed", Malformed())]) as testbed:
-        assert "needs plugin API 1.9 and this Quaero provides 1.2; upgrade Quaero" in testbed.plugin_error("future")
+        error = testbed.plugin_error("future")
+        assert f"needs plugin API 1.9 and this Quaero provides {VERSION}; upgrade Quaero" in error
         assert "is not a version such as '1.0'" in testbed.plugin_error("malformed")
         assert testbed.runtime.registry.actions == {}
 

@@ -63,8 +63,10 @@ def test_documents_missing_markdown_are_converted_in_batches_keeping_tables_code
     jobs = children(runtime, root)
     assert sorted(job.config["ids"] for job in jobs) == [ids[0:2], ids[2:4], ids[4:5]]
     assert all(job.status == "completed" for job in jobs)
+    assert all(job.outcome == "saved" for job in jobs)
     assert sum(result["converted"] for result in results(runtime, root)) == 5
     assert only_step(runtime, root).result_count == 5
+    assert sorted(job.result_count for job in jobs) == [1, 2, 2]  # each child counts what it saved
     for n, doc_id in enumerate(ids):
         markdown = runtime.documents.get(doc_id).markdown
         assert f"# Usage {n}" in markdown
@@ -97,6 +99,7 @@ def test_converting_everything_again_changes_nothing(runtime):
     assert results(runtime, second) == [{"converted": 0, "unchanged": 3, "has_markdown": 0, "no_html": 0,
                                          "deleted": 0}]
     assert only_step(runtime, second).result_count == 0
+    assert [job.outcome for job in children(runtime, second)] == ["unchanged"]
     assert snapshot(runtime) == converted  # same markdown, content hash and updated_at
 
 

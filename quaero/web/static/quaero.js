@@ -7,8 +7,24 @@
     if (meta) { event.detail.headers["X-CSRF-Token"] = meta.content; }
   });
   // A log panel follows new lines while it is scrolled to the bottom, and keeps at most data-max lines.
+  // Lines come in time order, but a live batch can hold a line older than one shown already (several
+  // processes write their lines in batches): such a line moves back to its place (timestamp, then id).
+  function key(line) { return [line.getAttribute("data-ts") || "", parseInt(line.getAttribute("data-id") || "0", 10)]; }
+  function before(a, b) { var x = key(a), y = key(b); return x[0] < y[0] || (x[0] === y[0] && x[1] < y[1]); }
+  function orderLines(container) {
+    var lines = Array.prototype.slice.call(container.querySelectorAll(":scope > .line"));
+    for (var i = 1; i < lines.length; i++) {
+      if (before(lines[i], lines[i - 1])) {
+        lines.sort(function (a, b) { return before(a, b) ? -1 : before(b, a) ? 1 : 0; });
+        lines.forEach(function (line) { container.appendChild(line); });
+        return;
+      }
+    }
+  }
   function tidyLog(log) {
     var max = parseInt(log.getAttribute("data-max") || "2000", 10);
+    var container = log.querySelector("#log-lines");
+    if (container) { orderLines(container); }
     var lines = log.querySelectorAll(".line");
     for (var i = 0; i < lines.length - max; i++) { lines[i].remove(); }
     if (log.dataset.follow !== "no") { log.scrollTop = log.scrollHeight; }

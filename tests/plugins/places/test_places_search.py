@@ -215,8 +215,12 @@ def test_a_rerun_updates_each_place_in_place_and_duplicates_nothing(bed, fake, m
     after = {doc.source_ref: doc for doc in testbed.documents.list(limit=100)}
     assert testbed.documents.count() == 5 and set(after) == set(before)
     assert all(after[ref].id == before[ref].id for ref in before)
-    figures = second.children("search")[0].result
+    [search] = second.children("search")
+    figures = search.result
     assert (figures["created"], figures["updated"], figures["unchanged"]) == (0, 2, 3)
+    assert search.outcome == "saved" and first.children("search")[0].outcome == "saved"
+    # Each place it saved is one of its results, the three found as they were included.
+    assert search.result_count == 5 == second.step("search").result_count
     assert after["ChIJplace002"].metadata["rating"] == 4.9 and after["ChIJplace003"].title == "Café Três"
     assert after["ChIJplace001"].updated_at == before["ChIJplace001"].updated_at
     assert after["ChIJplace001"].content_hash == before["ChIJplace001"].content_hash
