@@ -18,6 +18,9 @@ import pytest
 from quaero.runtime import Runtime
 from quaero.settings import Settings, load_settings
 
+#: Where browser tests save their screenshots.
+ARTIFACTS = Path(os.environ.get("QUAERO_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 #: What the tests' outbound requests may reach although it is private: the local servers they start.
 LOCAL_NETWORKS = ["127.0.0.0/8", "::1/128"]

@@ -20,7 +20,8 @@ for secrets in step options. 1.2 added :class:`OutboundRefused` (the outbound po
 (:func:`lease_holder`, :func:`holder_gone`). 1.3 added job outcomes: ``JobContext.set_outcome`` (``saved``,
 ``unchanged``, ``skipped`` with a reason, ``failed``: :mod:`quaero.api.outcomes`, with :data:`OUTCOMES`),
 ``JobContext.waiting`` (a job that waits for a politeness slot is shown as waiting, not running), and
-``outcome`` and ``waiting`` on :class:`JobView`.
+``outcome`` and ``waiting`` on :class:`JobView`, and :meth:`JobWorker.before_rerun` (take back what
+``after_failure`` gave up, before a failed job runs again).
 """
 
 from quaero.api.actions import Action, JobWorker, StepManager, StepOptions

@@ -71,3 +71,11 @@ def test_mask_url_masks_only_the_password():
     assert mask_url("redis://:pw@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
     assert mask_url("sqlite:////data/quaero.stores.db") == "sqlite:////data/quaero.stores.db"
     assert mask_url(None) is None
+
+
+def test_a_word_like_secret_in_a_url_path_is_not_taken_for_a_header():
+    redactor = Redactor()
+    line = "skipped http://a.test/private/secret: robots"
+    assert redactor.redact(line) == line
+    assert redactor.redact("secret: abc") == "secret: ***"
+    assert redactor.redact("then Authorization: Bearer abc") == "then Authorization: ***"

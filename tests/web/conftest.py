@@ -11,19 +11,17 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import uvicorn
 from starlette.testclient import TestClient
-from support import IN_CI
+from support import ARTIFACTS, IN_CI
 
 from quaero.runtime import Runtime
 from quaero.web.app import create_app
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(os.environ.get("QUAERO_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 
 
 def chromium_path() -> str | None:

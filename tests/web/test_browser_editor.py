@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from conftest import ARTIFACTS
 from playwright.sync_api import expect
+from support import ARTIFACTS
 
 BAD = """id: typo
 name: Typo in a crawl

@@ -4,14 +4,10 @@ outcome filter (with its counts) narrows the list."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 from outcome_site import EXPECTED, outcome_site
 from playwright.sync_api import expect
-from support import wait_done
-
-ARTIFACTS = Path(os.environ.get("QUAERO_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+from support import ARTIFACTS, wait_done
 
 
 def test_the_job_page_shows_each_childs_outcome_and_filters_by_it(live_server, page):
