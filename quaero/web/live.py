@@ -165,6 +165,9 @@ async def _live(websocket: WebSocket) -> None:
             connection.mark()
 
     unsubscribe = runtime.bus.subscribe(on_event, view.event_types)
+    # What changed between the page's render and this subscription had no one to tell it: the first
+    # render goes out at once (the log goes on from the page's last line, so nothing shows twice).
+    connection.mark()
     receiver = asyncio.create_task(_drain(websocket))
     try:
         while True:

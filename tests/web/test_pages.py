@@ -150,6 +150,27 @@ def test_the_dashboard_offers_the_first_crawl_until_something_has_run(client, ru
     assert "Nothing has run yet" not in client.get("/").text
 
 
+def test_a_live_page_is_brought_up_to_date_as_soon_as_it_connects(client, runtime):
+    """What changed between a page's render and its live connection (no event is left to tell it) is sent
+    at once on connecting, not at the next event or the minute's refresh."""
+    import queue
+    import threading
+
+    root_id = execute(runtime, FAN)
+    page = client.get(f"/jobs/{root_id}").text  # rendered while it may still run
+    wait_done(runtime, root_id)
+    frames: queue.Queue[str] = queue.Queue()
+
+    def listen() -> None:
+        with client.websocket_connect(f"/live/job/{root_id}") as ws:
+            frames.put(ws.receive_text())
+
+    threading.Thread(target=listen, daemon=True).start()
+    first = frames.get(timeout=20)  # the idle refresh would come only after 60 s
+    assert 'id="job-header"' in first and "status-completed" in first
+    assert "job-header" in page
+
+
 def test_every_page_names_an_icon_that_is_served(client):
     page = client.get("/").text
     assert 'rel="icon" type="image/svg+xml"' in page
