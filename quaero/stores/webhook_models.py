@@ -69,7 +69,7 @@ BEGIN
     INSERT INTO webhook_events (job_id, status, created_at) VALUES (NEW.id, NEW.status, NEW.updated_at);
 END"""
 POSTGRES_TRIGGER = [
-    f"""CREATE OR REPLACE FUNCTION quaero_webhook_events() RETURNS trigger AS $$
+    """CREATE OR REPLACE FUNCTION quaero_webhook_events() RETURNS trigger AS $$
 BEGIN
     INSERT INTO webhook_events (job_id, status, created_at) VALUES (NEW.id, NEW.status, NEW.updated_at);
     RETURN NEW;

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from quaero.api.settings import Secret
 from quaero.errors import Conflict, NotFound
 from quaero.settings import Settings, Webhook
 from quaero.stores.db import Database
@@ -51,6 +52,14 @@ def shown_url(url: str) -> str:
     query string (where tokens often travel), no fragment."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path or '/'}"
+
+
+def shown_webhook(hook: Webhook) -> str:
+    """A webhook as the settings page lists it: its URL as :func:`shown_url` makes it, its events, and of its
+    secret only the ``${ENV_VAR}`` it names, or a mask."""
+    secret = hook.secret_text
+    signed = "unsigned" if secret is None else f"secret {Secret(secret).shown()}"
+    return f"{shown_url(hook.url)} ({', '.join(hook.events)}; {signed})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from quaero.web import (
     api,
     api_documents,
     api_users,
+    api_webhooks,
     live,
     metrics,
     openapi,
@@ -114,6 +115,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     extra = plugin_web(served, taken=openapi.component_names())
     # The core's routes first: a plugin adds pages and endpoints, it cannot shadow the core's.
     routes = [*stream.routes, *api.routes, *api_users.routes, *metrics.routes, *openapi.routes,
+              *api_webhooks.routes,  # before the pages: /jobs/{id}/webhooks is not a job action
               *api_documents.routes, *pages.routes, *pages_documents.routes, *pages_accounts.routes, *live.routes,
               *extra.routes,
               Mount("/static", StaticFiles(directory=STATIC), name="static")]

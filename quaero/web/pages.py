@@ -25,6 +25,7 @@ from quaero.stores.logs import LEVELS
 from quaero.stores.models import JOB_STATUSES
 from quaero.stores.redaction import mask_url
 from quaero.stores.views import job_dict
+from quaero.stores.webhooks import shown_webhook
 from quaero.web.charts import time_chart
 from quaero.web.http import int_path, orchestrator_of, read_body, runtime_of
 from quaero.web.plugin_listing import plugins_context
@@ -423,6 +424,7 @@ def shown_settings(runtime: Runtime) -> dict[str, object]:
     shown["access_token"] = "set" if runtime.settings.access_token else "not set"
     sealer = runtime.credentials.sealer
     shown["secret_key"] = f"key {sealer.key_id}, from {sealer.source}"
+    shown["webhooks"] = "; ".join(shown_webhook(hook) for hook in runtime.settings.webhooks) or "none"
     return shown
 
 
