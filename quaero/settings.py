@@ -42,7 +42,7 @@ _REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 def check_webhook_url(url: str) -> str:
     """``url`` when it is an http(s) URL with a host; ``${ENV_VAR}`` references in it count as text."""
-    probe = _REFERENCE.sub("x", url.strip())
+    probe = _REFERENCE.sub("1", url.strip())  # a digit: a reference may stand for a port too
     try:
         parts = urlsplit(probe)
         parts.port  # noqa: B018 - raises on a port that is not a number
