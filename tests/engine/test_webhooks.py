@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def test_a_400_is_not_retried_and_the_answer_is_kept(tmp_path):
 
 
 def test_attempts_stop_at_the_limit_and_a_failed_delivery_can_be_sent_again(tmp_path):
-    with receiving(503, 503, 503) as receiver:
+    with receiving(503, 503, 503, 503) as receiver:
         settings = settings_for(tmp_path, receiver.url, webhook_attempts=2, webhooks=[
             {"url": receiver.url + "/hook", "events": ["completed"]}])
         runtime = Runtime(settings, role="run")
@@ -128,14 +129,23 @@ def test_attempts_stop_at_the_limit_and_a_failed_delivery_can_be_sent_again(tmp_
                 again = client.post(f"/api/jobs/{job_id}/webhooks/{delivery['id']}/redeliver")
                 assert again.status_code == 202 and again.json()["status"] == "pending"
                 (delivery,) = wait_for(settled(runtime, job_id, 1), what="the second round")
+                # A fresh set of two attempts, both 503 again: given up again.
+                assert delivery["status"] == "failed" and delivery["attempts"] == 2 and len(receiver.requests) == 4
+                # The page's button does the same (a form with its CSRF token, redirected back to the job).
+                section = client.get(f"/jobs/{job_id}/webhooks").text
+                token = re.search(r'name="csrf_token" value="([^"]+)"', section).group(1)
+                form = client.post(f"/jobs/{job_id}/webhooks/{delivery['id']}/redeliver",
+                                   data={"csrf_token": token}, follow_redirects=False)
+                assert form.status_code == 303 and form.headers["location"] == f"/jobs/{job_id}#job-webhooks"
+                (delivery,) = wait_for(settled(runtime, job_id, 1), what="the third round")
                 refused = client.post(f"/api/jobs/{job_id}/webhooks/{delivery['id']}/redeliver")
                 unknown = client.post(f"/api/jobs/{job_id}/webhooks/whd_nope/redeliver")
         finally:
             runtime.stop()
-    # Unsigned without a secret; the third attempt (503) failed, the fourth (200) delivered.
+    # Unsigned without a secret; requests 1-4 answered 503, the fifth (200) delivered at its first attempt.
     assert "x-quaero-signature" not in receiver.requests[0].headers
-    assert len(receiver.requests) == 4
-    assert delivery["status"] == "delivered" and delivery["attempts"] == 2
+    assert len(receiver.requests) == 5
+    assert delivery["status"] == "delivered" and delivery["attempts"] == 1
     assert refused.status_code == 409 and "only a failed delivery" in refused.json()["error"]
     assert unknown.status_code == 404
 
