@@ -263,3 +263,15 @@ steps:
 def test_backoff_multiplies_by_four_up_to_the_cap(tmp_path, attempts, wait):
     settings = make_settings(tmp_path, webhook_backoff=1, webhook_backoff_max=600)
     assert backoff(settings, attempts) == wait
+
+
+def test_an_execution_on_postgresql_is_notified_once_per_transition(tmp_path, postgres_url):
+    with receiving(500) as receiver:
+        settings = settings_for(tmp_path, receiver.url, database_url=postgres_url)
+        with Runtime(settings, role="run") as runtime:
+            job_id = execute(runtime, FANOUT)
+            found = wait_for(settled(runtime, job_id, 2), what="both deliveries")
+    assert sorted(receiver.events()) == ["completed", "started", "started"]  # the first answer was a 500
+    assert [(d["event"], d["status"], d["attempts"]) for d in found] == [("started", "delivered", 2),
+                                                                         ("completed", "delivered", 1)]
+    assert all(request.signed_with(SECRET) for request in receiver.requests)
