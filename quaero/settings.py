@@ -7,13 +7,18 @@ layer it came from.
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import ipaddress
 import json
 import os
+import re
+import socket
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -32,9 +37,87 @@ GUIDE_PATH = "/guide/"
 # to the worker processes it starts.
 _NOT_SETTINGS = {"QUAERO_CONFIG", "QUAERO_SETTINGS_JSON", "QUAERO_WORKER_INDEX"}
 #: Settings whose values are never shown: not in an error, a page or a log.
-SECRET_SETTINGS = frozenset({"access_token", "secret_key"})
+SECRET_SETTINGS = frozenset({"access_token", "secret_key", "webhooks"})
 #: Where a setting that no layer set comes from.
 DEFAULT_SOURCE = "default"
+#: What an execution notifies a webhook of: it started (running), and how it ended.
+WEBHOOK_EVENTS = ("started", "completed", "failed", "cancelled")
+_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` when it is an http(s) URL with a host; ``${ENV_VAR}`` references in it count as text."""
+    probe = _REFERENCE.sub("1", url.strip())  # a digit: a reference may stand for a port too
+    try:
+        parts = urlsplit(probe)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname or " " in probe:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL with a host, such as "
+                         f"https://example.com/hooks/quaero")
+    return url.strip()
+
+
+def check_webhook_events(events: list[str]) -> list[str]:
+    """The events, each one of :data:`WEBHOOK_EVENTS` (a typo gets a suggestion), without repeats."""
+    if not events:
+        raise ValueError(f"list at least one event: {', '.join(WEBHOOK_EVENTS)}")
+    for event in events:
+        if event not in WEBHOOK_EVENTS:
+            close = difflib.get_close_matches(event, WEBHOOK_EVENTS, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown event {event!r}: {hint}the events are {', '.join(WEBHOOK_EVENTS)}")
+    return list(dict.fromkeys(events))
+
+
+class Webhook(BaseModel):
+    """A URL that is sent a JSON body when an execution starts, completes, fails or is cancelled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="http:// or https:// URL; ${ENV_VAR} references in it are read when sending")
+    events: list[str] = Field(default_factory=lambda: list(WEBHOOK_EVENTS),
+                              description=f"which of {', '.join(WEBHOOK_EVENTS)} (default: all)")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_webhook_url(value)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        return check_webhook_events(value)
+
+    @property
+    def secret_text(self) -> str | None:
+        """The key that signs deliveries as configured (a value or a ``${ENV_VAR}`` reference), or ``None``:
+        deliveries unsigned. ``Secret(text).reveal()`` reads it."""
+        raise NotImplementedError
+
+
+class GlobalWebhook(Webhook):
+    """A webhook of the settings (``[[webhooks]]`` in quaero.toml): every execution's, or some definitions'."""
+
+    # A plain string, like the other secret settings, so that a copy of the settings keeps it; never shown.
+    secret: str | None = Field(
+        None, min_length=1, repr=False,
+        description="key of the HMAC-SHA256 signature (X-Quaero-Signature): a value or ${ENV_VAR}; without one, "
+                    "deliveries are not signed")
+    definitions: list[str] | None = Field(
+        None, description="only executions of these definition ids (shell patterns such as crawl-*); default: all")
+
+    @property
+    def secret_text(self) -> str | None:
+        return self.secret
+
+    def applies_to(self, definition_id: str | None) -> bool:
+        """Whether executions of ``definition_id`` notify this webhook."""
+        if self.definitions is None:
+            return True
+        return definition_id is not None and any(fnmatch.fnmatchcase(definition_id, pattern)
+                                                 for pattern in self.definitions)
 
 
 class Settings(BaseModel):
@@ -104,6 +187,20 @@ class Settings(BaseModel):
         default_factory=list,
         description="Networks (CIDRs, comma-separated in the environment) that outbound requests may reach "
                     "although they are private, loopback, link-local or reserved: e.g. 127.0.0.0/8,::1/128.")
+    webhooks: list[GlobalWebhook] = Field(
+        default_factory=list,
+        description="Webhooks notified of every execution: [[webhooks]] tables of quaero.toml with url, secret, "
+                    "events and definitions (a JSON list in the environment). Definitions add their own.")
+    webhook_timeout: float = Field(10.0, gt=0, le=300, description="Seconds one webhook delivery attempt may take.")
+    webhook_attempts: int = Field(5, ge=1, le=100, description="Attempts of a webhook delivery before it fails.")
+    webhook_backoff: float = Field(
+        1.0, gt=0, le=86400,
+        description="Seconds before a webhook delivery's second attempt; each later wait is four times longer.")
+    webhook_backoff_max: float = Field(600.0, gt=0, le=86400,
+                                       description="The longest wait between two attempts of a webhook delivery.")
+    public_url: str | None = Field(
+        None, description="The server's address as others reach it (https://quaero.example.com), for the links of "
+                          "webhook bodies; default http://<host>:<port>.")
 
     #: Where each value that a layer set came from (see :attr:`sources`); not a setting itself.
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -125,6 +222,27 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # QUAERO_WEBHOOKS='[{"url": "https://...", "secret": "${HOOK_SECRET}"}]'
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError("write webhooks in the environment as a JSON list of tables, e.g. "
+                                 '[{"url": "https://example.com/hook", "secret": "${HOOK_SECRET}"}]') from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not the server's address: write it as https://host[:port][/path]")
+        return value.strip().rstrip("/")
 
     @field_validator("allow_private_networks")
     @classmethod
@@ -179,6 +297,17 @@ class Settings(BaseModel):
             names.append(host)
         return tuple(names)
 
+    @property
+    def resolved_public_url(self) -> str:
+        """:attr:`public_url`, or this server's own address (its host name when it binds every address)."""
+        if self.public_url:
+            return self.public_url
+        host = self.host.strip("[]")
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname()
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.port}"
+
     # Derived values, computed so that changing data_dir moves everything with it.
     @property
     def resolved_database_url(self) -> str:
@@ -219,7 +348,8 @@ def _problems(exc: ValidationError, model: type[BaseModel], origin: Mapping[str,
         elif error["type"] == "missing" and missing is not None:
             problems.append(f"{prefix}setting {key!r} is required: {missing(key)}")
         else:
-            got = f" (got {error.get('input')!r})" if show_input and key not in SECRET_SETTINGS else ""
+            secret = str(error["loc"][0]) in SECRET_SETTINGS if error["loc"] else False
+            got = f" (got {error.get('input')!r})" if show_input and not secret else ""
             problems.append(f"{prefix}setting {key!r} from {where}: {error['msg']}{got}")
     return ConfigError("; ".join(problems), detail=problems)
 

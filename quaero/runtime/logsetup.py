@@ -53,5 +53,6 @@ def configure_logging(settings: Settings, *, file_name: str = "quaero.log", cons
 def remember_secrets(settings: Settings) -> None:
     """Tell the process's redactor the secrets the settings and the environment hold."""
     redactor = redaction.process_redactor()
-    redactor.remember(settings.access_token, *(settings.secret_key or "").split(","))
+    redactor.remember(settings.access_token, *(settings.secret_key or "").split(","),
+                      *(hook.secret for hook in settings.webhooks))
     redactor.remember_environment(os.environ)

@@ -36,6 +36,7 @@ from quaero.engine.recovery import JobRecovery
 from quaero.engine.scheduler import Scheduler
 from quaero.engine.spawner import JobSpawner
 from quaero.engine.steps import Steps
+from quaero.engine.webhooks import WebhookSender
 from quaero.errors import DefinitionError
 from quaero.registry import load_plugins
 from quaero.runtime.files import private_data_dir
@@ -60,6 +61,7 @@ from quaero.stores.plugin_database import PluginTables
 from quaero.stores.rate_limits import RateLimits
 from quaero.stores.sealing import load_sealer
 from quaero.stores.search import DocumentSearch
+from quaero.stores.webhooks import WebhookStore
 
 if TYPE_CHECKING:
     from quaero.runtime.supervisor import WorkerSupervisor
@@ -138,6 +140,10 @@ class Runtime:
             plugins=self.plugins, bus=self.bus, tables=self.tables, full_text=full_text_index(self.database),
             maintenance=Maintenance(self.database, self.models, self.jobs),
             outbound=self.outbound)
+        # Webhook deliveries: made from the executions' events and sent by the server (and `quaero run`).
+        self.webhooks = WebhookStore(self.database, self.models, self.jobs, self.credentials.sealer, settings)
+        self.jobs.deletion_listeners.append(self.webhooks.forget_jobs)
+        self.webhook_sender: WebhookSender | None = None
         self.processor = JobProcessor(self.broker, self.jobs, self.logs, self.registry, self.contexts, settings)
         self.processor.declare_actors()
         self.monitor: JobMonitor | None = None
@@ -162,6 +168,8 @@ class Runtime:
                 default_timeout=settings.default_job_timeout, on_cancelled=self.processor.watcher.signal)
             if role == "server":
                 self.scheduler = Scheduler(self.definitions, self.jobs, self.orchestrator)
+            self.webhook_sender = WebhookSender(self.webhooks, self.outbound.client, self.bus, settings,
+                                                logs=self.logs, poll=min(1.0, settings.monitor_interval))
         #: Re-runs of failed children and bulk actions: what the API, the pages and the CLI call.
         self.recovery = JobRecovery(jobs=self.jobs, logs=self.logs, queue=self.job_queue, registry=self.registry,
                                     contexts=self.contexts, bus=self.bus, orchestrator=self.orchestrator,
@@ -233,6 +241,8 @@ class Runtime:
             self.orchestrator.resume()
             if self.scheduler:
                 self.scheduler.start()
+            if self.webhook_sender:
+                self.webhook_sender.start()
         if self.worker_processes:
             if self.supervisor is None:
                 from quaero.runtime.supervisor import WorkerSupervisor
@@ -263,6 +273,10 @@ class Runtime:
             self.orchestrator.close()
         if self.monitor:
             self.monitor.close()
+        if self.webhook_sender:
+            # `quaero run` stops right after its execution ends: its last event goes out first, if it can.
+            self.webhook_sender.close(drain=min(self.settings.webhook_timeout, 5.0) if self.role == "run" else 0.0)
+            self.webhook_sender = None
         if self.relay:
             self.relay.close()
             self.relay = None

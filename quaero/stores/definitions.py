@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from croniter import CroniterBadDateError, croniter
@@ -16,8 +17,11 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from quaero.api.actions import StepOptions
+from quaero.api.credentials import is_credential_header
+from quaero.api.settings import Secret, references
 from quaero.errors import DefinitionError
 from quaero.registry import Registry
+from quaero.settings import Webhook
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -71,6 +75,49 @@ class JobStep(BaseModel):
         raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")
 
 
+#: Query parameter names that carry a credential besides those shaped like credential headers.
+_CREDENTIAL_PARAMS = frozenset({"key", "sig", "signature", "code", "session", "pass", "pwd"})
+
+
+class DefinitionWebhook(Webhook):
+    """A webhook of one definition: its executions' events are sent there (besides the settings' webhooks).
+
+    The definition is stored and shown, so a secret in it is only a ``${ENV_VAR}`` reference, read when sending.
+    """
+
+    secret: Secret | None = Field(
+        None, description="key of the HMAC-SHA256 signature (X-Quaero-Signature), as a ${ENV_VAR} reference; "
+                          "without one, deliveries are not signed")
+
+    @field_validator("secret")
+    @classmethod
+    def _reference(cls, value: Secret | None) -> Secret | None:
+        if value is not None and value.reference is None:
+            raise ValueError("a webhook's secret is written in a definition as a reference, e.g. secret: "
+                             "\"${HOOK_SECRET}\", with HOOK_SECRET exported for the server: a value written here "
+                             "would be stored and shown with the definition (or give the webhook its secret in the "
+                             "settings, [[webhooks]] in quaero.toml)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _no_literal_credentials(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.username or parts.password:
+            raise ValueError("a webhook URL in a definition must not carry a user name or password: the definition "
+                             "is stored and shown; sign the deliveries with secret: \"${HOOK_SECRET}\" instead")
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if (is_credential_header(name) or name.lower() in _CREDENTIAL_PARAMS) and not references(value):
+                raise ValueError(f"the URL's query parameter {name!r} carries a credential, which a definition must "
+                                 f"not hold in clear: write it as a reference, {name}=${{HOOK_TOKEN}}, and export "
+                                 f"HOOK_TOKEN for the server")
+        return url
+
+    @property
+    def secret_text(self) -> str | None:
+        return self.secret.shown() if self.secret is not None else None  # a reference: shown() is the text
+
+
 def _id_from_name(schema: dict[str, Any]) -> None:
     # The model always gets an id, but a definition may leave it out: the loader takes the name's slug.
     schema["required"] = [name for name in schema["required"] if name != "id"]
@@ -104,6 +151,9 @@ class JobDefinition(BaseModel):
         None, description="for the whole execution, in seconds or as a duration (default: default_job_timeout)")
     error_tolerance: ErrorTolerance = Field(
         default_factory=ErrorTolerance, description="how many failed children each step tolerates")
+    webhooks: list[DefinitionWebhook] = Field(
+        default_factory=list, description="URLs sent a signed JSON body when an execution of it starts, completes, "
+                                          "fails or is cancelled (besides the settings' webhooks)")
     steps: list[JobStep] = Field(min_length=1, description="run in order, each after the previous one finished")
 
     @field_validator("id")

@@ -10,6 +10,9 @@ import peewee as pw
 from quaero.stores.account_models import ApiToken, LoginFailure, Session, User
 from quaero.stores.db import SCHEMA_LOCK
 from quaero.stores.jsonutil import loads
+from quaero.stores.webhook_models import POSTGRES_TRIGGER as _POSTGRES_WEBHOOK_TRIGGER
+from quaero.stores.webhook_models import SQLITE_TRIGGER as _SQLITE_WEBHOOK_TRIGGER
+from quaero.stores.webhook_models import WebhookDelivery, WebhookEvent
 
 JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
@@ -208,10 +211,13 @@ class Models:
     Session: type[Session]
     LoginFailure: type[LoginFailure]
     DefinitionFile: type[DefinitionFile]
+    WebhookEvent: type[WebhookEvent]
+    WebhookDelivery: type[WebhookDelivery]
 
     def all(self) -> list[type[pw.Model]]:
         return [self.Job, self.JobLog, self.JobDefinitionRecord, self.Document, self.Credential, self.User,
-                self.ApiToken, self.Session, self.LoginFailure, self.DefinitionFile]
+                self.ApiToken, self.Session, self.LoginFailure, self.DefinitionFile, self.WebhookEvent,
+                self.WebhookDelivery]
 
 
 def _count_change(status: str) -> str:
@@ -331,7 +337,7 @@ def bind_models(database: pw.Database) -> Models:
     """Subclass every model for ``database``, create the tables that are missing, install the trigger."""
     bound = {}
     for model in (Job, JobLog, JobDefinitionRecord, Document, Credential, User, ApiToken, Session, LoginFailure,
-                  DefinitionFile):
+                  DefinitionFile, WebhookEvent, WebhookDelivery):
         meta = type("Meta", (), {"database": database, "table_name": model._meta.table_name})
         bound[model.__name__] = type(model.__name__, (model,), {"Meta": meta, "__doc__": model.__doc__})
     models = Models(**bound)
@@ -343,9 +349,10 @@ def bind_models(database: pw.Database) -> Models:
         for name in _REPLACED_INDEXES:
             database.execute_sql(f"DROP INDEX IF EXISTS {name}")
         if isinstance(database, pw.PostgresqlDatabase):
-            for statement in _POSTGRES_TRIGGER:
+            for statement in [*_POSTGRES_TRIGGER, *_POSTGRES_WEBHOOK_TRIGGER]:
                 database.execute_sql(statement)
         else:
             database.execute_sql(_SQLITE_TRIGGER)
+            database.execute_sql(_SQLITE_WEBHOOK_TRIGGER)
         _install_full_text(database)
     return models

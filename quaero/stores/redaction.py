@@ -42,7 +42,9 @@ _PARAM_NAMES = "|".join(map(re.escape, _PARAMS))
 _QUERY = re.compile(rf"""([?&;](?:{_PARAM_NAMES})=)[^&;#\s"'<>]+""", re.IGNORECASE)
 # 'Authorization': 'Bearer x' (a dict's repr, JSON) or Authorization: Bearer x (a header line).
 _QUOTED_HEADER = re.compile(rf"""(["']{CREDENTIAL_HEADER_NAME}["']\s*[:=]\s*)(["'])(?:(?!\2).)*\2""", re.IGNORECASE)
-_HEADER_LINE = re.compile(rf"""((?<![\w/.~%-]){CREDENTIAL_HEADER_NAME}\s*[:=]\s*)(?!["']|\*\*\*)[^\r\n"']+""", re.IGNORECASE)
+# Not inside a URL's path ("/private/secret: robots" is a path and a word, not a header).
+_HEADER_LINE = re.compile(rf"""((?<![\w/.~%-]){CREDENTIAL_HEADER_NAME}\s*[:=]\s*)(?!["']|\*\*\*)[^\r\n"']+""",
+                          re.IGNORECASE)
 # scheme://user:password@host
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+(@)", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|COOKIE|AUTH)", re.IGNORECASE)

@@ -30,6 +30,7 @@ from quaero.web import (
     api_documents,
     api_settings,
     api_users,
+    api_webhooks,
     guide,
     live,
     metrics,
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     routes = [*stream.routes, *api.routes, *api_users.routes, *metrics.routes, *openapi.routes,
               *api_documents.routes, *api_settings.routes,
               *api_bulk.routes,
+              *api_webhooks.routes,  # before the pages: /jobs/{id}/webhooks is not a job action
               *pages_bulk.routes,  # before pages.routes, whose /jobs/{id}/{action} would take its paths
               *pages.routes, *pages_documents.routes, *pages_accounts.routes, *live.routes,
               *guide.routes,

@@ -429,6 +429,22 @@ schemas:
       item_reference: {type: string}
       depth: {type: integer}
       timestamp: {type: string, format: date-time}
+  WebhookDelivery:
+    type: object
+    description: "one event of an execution sent to one webhook; its URL and secret themselves are never shown"
+    properties:
+      id: {type: string, description: "sent as X-Quaero-Delivery, the same on every attempt"}
+      job_id: {type: string}
+      event: {type: string, enum: [started, completed, failed, cancelled]}
+      url: {type: string, description: "scheme, host, port and path: no user info, no query string"}
+      status: {type: string, enum: [pending, delivered, failed]}
+      attempts: {type: integer, minimum: 0}
+      last_status_code: {type: integer, nullable: true, description: "the last attempt's HTTP status"}
+      last_error: {type: string, nullable: true}
+      next_attempt_at: {type: string, format: date-time, nullable: true, description: "while pending"}
+      created_at: {type: string, format: date-time}
+      last_attempt_at: {type: string, format: date-time, nullable: true}
+      delivered_at: {type: string, format: date-time, nullable: true}
 """
 
 # Each list's page: the item schema and what its ``next`` cursor is.
@@ -443,6 +459,7 @@ PAGES = {
     "UserPage": ("User", None),
     "TokenPage": ("Token", None),
     "DeadLetterPage": ("DeadLetter", None),
+    "WebhookDeliveryPage": ("WebhookDelivery", None),
     "DocumentPage": ("DocumentSummary", None),
     "TagPage": ("TagCount", None),
     "SearchPage": ("SearchHit", None),

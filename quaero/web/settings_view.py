@@ -20,6 +20,7 @@ from quaero.api.settings import MASK, Secret
 from quaero.runtime import Runtime
 from quaero.settings import SECRET_SETTINGS, Settings
 from quaero.stores.redaction import mask_url
+from quaero.stores.webhooks import shown_webhook
 
 #: A nested key whose value is a secret (a webhook's ``secret``, a plugin's ``api_key``, ...).
 SECRET_KEY_NAME = re.compile(r"secret|token|passw|api_?key|private|credential|authorization|cookie", re.I)
@@ -60,8 +61,10 @@ def settings_table(settings: Settings, *, sealed_by: str | None = None) -> dict[
     table = {}
     for name, field in type(settings).model_fields.items():
         raw = getattr(settings, name)
-        if name in SECRET_SETTINGS:
-            value: Any = "set" if raw else "not set"
+        if name == "webhooks":  # where each one goes and what it is sent; never its secret or query
+            value: Any = [shown_webhook(hook) for hook in raw]
+        elif name in SECRET_SETTINGS:
+            value = "set" if raw else "not set"
             if name == "secret_key" and sealed_by:
                 value = sealed_by
         elif not field.repr:  # kept out of repr because its values may be secrets: show their names only
