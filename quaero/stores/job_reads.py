@@ -245,6 +245,20 @@ class JobReads:
         rows = self.database.execute("SELECT id FROM jobs WHERE parent_id = ? ORDER BY id", (job_id,)).fetchall()
         return [row[0] for row in rows]
 
+    def steps_of(self, root_ids: Sequence[str]) -> dict[str, list[Job]]:
+        """The step jobs of each of these executions, oldest first: a few rows each, read from the
+        (parent_id, id) index (what an execution's progress is computed from)."""
+        found: dict[str, list[Job]] = {root_id: [] for root_id in root_ids}
+        ids = list(found)
+        for start in range(0, len(ids), ID_BATCH):
+            chunk = ids[start:start + ID_BATCH]
+            marks = ", ".join("?" * len(chunk))
+            for row in self.database.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE parent_id IN ({marks}) "
+                                             "AND type = 'step' ORDER BY parent_id, id", chunk).fetchall():
+                job = self.models.Job(**dict(zip(JOB_FIELDS, row)))
+                found[str(job.parent_id)].append(job)
+        return found
+
     def types(self, limit: int = 50) -> list[str]:
         """The job types stored (at most ``limit`` of them), sorted."""
         return sorted(row[0] for row in self.database.execute(JOB_TYPES, (limit,)).fetchall())

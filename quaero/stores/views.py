@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from quaero.stores.events import iso
+from quaero.stores.job_reads import JobReads
 from quaero.stores.jobs import Counts, JobFilter, JobManager
 from quaero.stores.models import Job
+from quaero.stores.progress import progress_of
 
 
-def job_dict(job: Job) -> dict[str, Any]:
-    """A job as JSON-ready data, with its children's counts and the seed's progress text."""
+def job_dict(job: Job, steps: Sequence[Job] | None = None) -> dict[str, Any]:
+    """A job as JSON-ready data, with its children's counts, the seed's progress text and its ``progress``
+    (:func:`~quaero.stores.progress.progress_of`; an execution's needs its ``steps``: see :func:`job_dicts`)."""
     counts = Counts.of(job)
     return {
         "id": job.id, "parent_id": job.parent_id, "root_id": job.root_id, "definition_id": job.definition_id,
@@ -19,11 +23,19 @@ def job_dict(job: Job) -> dict[str, Any]:
         "progress_total": job.progress_total, "depth": job.depth, "attempts": job.attempts,
         "discovered_by": job.discovered_by, "result_count": job.result_count,
         "counts": counts.as_dict(), "progress_text": counts.progress_text if counts.total else "",
+        "progress": progress_of(job, steps),
         "payload": job.data,
         "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at) if job.started_at else None,
         "finished_at": iso(job.finished_at) if job.finished_at else None,
     }
+
+
+def job_dicts(jobs: JobReads, items: Iterable[Job]) -> list[dict[str, Any]]:
+    """:func:`job_dict` of each job, an execution's progress from its steps (one query for all of them)."""
+    items = list(items)
+    steps = jobs.steps_of([job.id for job in items if job.type == "parent"])
+    return [job_dict(job, steps.get(job.id)) for job in items]
 
 
 def page(items: list[Any], total: int, limit: int, offset: int, cursor: Any = None) -> dict[str, Any]:
@@ -40,4 +52,4 @@ def job_page(jobs: JobManager, where: JobFilter, *, limit: int, offset: int = 0,
     """
     items, total = jobs.listing(where, limit=limit, offset=offset, before=before)
     cursor = items[-1].id if len(items) == limit else None
-    return page([job_dict(job) for job in items], total, limit, offset, cursor)
+    return page(job_dicts(jobs, items), total, limit, offset, cursor)

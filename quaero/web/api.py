@@ -18,7 +18,7 @@ from starlette.routing import Route
 from quaero import __version__
 from quaero.stores.jobs import Counts, JobFilter
 from quaero.stores.logs import LEVELS
-from quaero.stores.views import job_dict, job_page, page
+from quaero.stores.views import job_dict, job_dicts, job_page, page
 from quaero.web import api_definitions, api_queue
 from quaero.web.api_queue import dead_letter_delete, dead_letter_requeue
 from quaero.web.bodies import CredentialsInput
@@ -167,7 +167,7 @@ async def get_job(request: Request) -> JSONResponse:
     """
     runtime = runtime_of(request)
     found = await asyncio.to_thread(runtime.jobs.get, request.path_params["id"])
-    data = job_dict(found)
+    data = (await asyncio.to_thread(job_dicts, runtime.jobs, [found]))[0]
     if found.type == "step":
         data["stats"] = await asyncio.to_thread(runtime.step_stats, found)
     return JSONResponse(data)

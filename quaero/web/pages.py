@@ -24,11 +24,12 @@ from quaero.stores.jobs import JobFilter
 from quaero.stores.logs import LEVELS
 from quaero.stores.models import JOB_STATUSES
 from quaero.stores.redaction import mask_url
-from quaero.stores.views import job_dict
+from quaero.stores.views import job_dict, job_dicts
 from quaero.web.charts import time_chart
 from quaero.web.http import int_path, orchestrator_of, read_body, runtime_of
 from quaero.web.plugin_listing import plugins_context
-from quaero.web.render import Page, fragment, layout, page, url_maker
+from quaero.web.render import Page, fragment, layout, page, templates_of, url_maker
+from quaero.web.timeline import job_timeline
 
 PAGE_SIZE = 50
 LOG_LINES = 300
@@ -86,8 +87,8 @@ def dashboard_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, 
     start = now - 3600
     history = runtime_history(runtime)
     return {
-        "running": [job_dict(j) for j in activity.running_executions(limit=20)],
-        "failures": [job_dict(j) for j in activity.recent_failures(limit=10)],
+        "running": job_dicts(runtime.jobs, activity.running_executions(limit=20)),
+        "failures": job_dicts(runtime.jobs, activity.recent_failures(limit=10)),
         "executions": activity.executions_by_status(),
         "throughput": throughput.as_dict(),
         "throughput_chart": time_chart(
@@ -147,7 +148,7 @@ def jobs_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
                       parent_id=filters["parent_id"] or None, definition_id=filters["definition_id"] or None)
     offset = _offset(params)
     jobs, total = runtime.jobs.listing(where, limit=PAGE_SIZE, offset=offset)
-    return {"jobs": [job_dict(j) for j in jobs], "filters": filters, "statuses": JOB_STATUSES,
+    return {"jobs": job_dicts(runtime.jobs, jobs), "filters": filters, "statuses": JOB_STATUSES,
             "types": runtime.jobs.types(limit=50), "pagination": Page(total, PAGE_SIZE, offset),
             "url": url_maker("/jobs", {**filters, "offset": offset})}
 
@@ -162,19 +163,23 @@ async def jobs(request: Request) -> Response:
 def job_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     """A job with its steps and one page of its children: what the job page and its live blocks show."""
     job = runtime.jobs.get(params["id"])
-    data = job_dict(job)
+    data = job_dicts(runtime.jobs, [job])[0]
     status_filter = _param(params, "child_status", JOB_STATUSES)
     offset = _offset(params)
     children = runtime.jobs.children(job.id, status=status_filter or None, limit=PAGE_SIZE, offset=offset)
     counts = data["counts"]
     child_total = counts[status_filter] if status_filter else counts["total"]
     level = _param(params, "level", LEVELS)
-    root = job_dict(runtime.jobs.get(job.root_id)) if job.root_id and job.root_id != job.id else None
+    root_id = job.root_id if job.root_id != job.id else None
+    root = job_dicts(runtime.jobs, [runtime.jobs.get(root_id)])[0] if root_id else None
+    # A child's breadcrumb names its step (its parent below the root).
+    parent = runtime.jobs.find(job.parent_id) if job.parent_id and job.parent_id != job.root_id else None
     stats = runtime.step_stats(job)
     params_kept = {"child_status": status_filter, "level": level, "offset": offset}
     stored = job.definition_id is not None and runtime.definitions.exists(job.definition_id)
     return {
-        "job": data, "root": root, "children": [job_dict(c) for c in children], "child_status": status_filter,
+        "job": data, "root": root, "parent": {"id": parent.id, "name": parent.name} if parent else None,
+        "children": [job_dict(c) for c in children], "child_status": status_filter,
         "statuses": JOB_STATUSES, "levels": LEVELS, "level": level, "stats": stats,
         "duration": _duration(job), "definition_stored": stored,
         "pagination": Page(child_total, PAGE_SIZE, offset), "url": url_maker(f"/jobs/{job.id}", params_kept),
@@ -193,7 +198,8 @@ def job_page_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, A
     context = job_context(runtime, params)
     lines = runtime.logs.read([params["id"]], before_id=0, level=context["level"] or None,
                                        limit=LOG_LINES, descendants=True)
-    return {**context, "lines": lines, "last_log_id": lines[-1]["id"] if lines else 0}
+    timeline = job_timeline(runtime.jobs, runtime.jobs.get(params["id"]))
+    return {**context, "lines": lines, "last_log_id": lines[-1]["id"] if lines else 0, "timeline": timeline}
 
 
 async def job(request: Request) -> Response:
@@ -204,6 +210,18 @@ async def job(request: Request) -> Response:
     live = f"/live/job/{quote(request.path_params['id'])}?{urlencode(live_params)}"
     return page("job.html", layout(request, "/jobs", title=f"Job {context['job']['name']}", live_url=live,
                                    flash=_flash(request), **context))
+
+
+async def job_timeline_fragment(request: Request) -> Response:
+    """The job page's timeline alone: what the page reloads every few seconds while the job runs."""
+    runtime = runtime_of(request)
+
+    def context() -> dict[str, Any]:
+        found = runtime.jobs.get(request.path_params["id"])
+        return {"job": job_dicts(runtime.jobs, [found])[0], "timeline": job_timeline(runtime.jobs, found)}
+
+    html = templates_of(request).get_template("_job_timeline.html").render(await asyncio.to_thread(context))
+    return HTMLResponse(html)
 
 
 async def job_logs(request: Request) -> Response:
@@ -260,7 +278,7 @@ def definitions_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str
     items = []
     for record in runtime.definitions.list():
         last = runtime.jobs.executions(definition_id=record.id, limit=1)
-        items.append({**runtime.definition_dict(record), "last": job_dict(last[0]) if last else None})
+        items.append({**runtime.definition_dict(record), "last": job_dicts(runtime.jobs, last)[0] if last else None})
     return {"definitions": items}
 
 
@@ -310,7 +328,8 @@ def definition_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str,
     """A stored definition, its source and its latest executions."""
     record = runtime.definitions.record(params["id"])
     runs = runtime.jobs.executions(definition_id=record.id, limit=20)
-    return {"definition": runtime.definition_dict(record), "source": record.source, "runs": [job_dict(j) for j in runs]}
+    return {"definition": runtime.definition_dict(record), "source": record.source,
+            "runs": job_dicts(runtime.jobs, runs)}
 
 
 async def definition_view(request: Request) -> Response:
@@ -481,6 +500,7 @@ routes = [
     Route("/jobs", jobs),
     Route("/jobs/{id}", job),
     Route("/jobs/{id}/logs", job_logs),
+    Route("/jobs/{id}/timeline", job_timeline_fragment),
     Route("/jobs/{id}/{action:str}", job_confirm, methods=["GET"]),
     Route("/jobs/{id}/{action:str}", job_action, methods=["POST"]),
     Route("/definitions", definitions),
