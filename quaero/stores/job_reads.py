@@ -254,7 +254,7 @@ class JobReads:
             chunk = ids[start:start + ID_BATCH]
             marks = ", ".join("?" * len(chunk))
             for row in self.database.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE parent_id IN ({marks}) "
-                                             "AND type = 'step' ORDER BY parent_id, id", chunk).fetchall():
+                                             "AND type = 'step' ORDER BY parent_id, created_at, id", chunk).fetchall():
                 job = self.models.Job(**dict(zip(JOB_FIELDS, row)))
                 found[str(job.parent_id)].append(job)
         return found

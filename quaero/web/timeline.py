@@ -238,7 +238,9 @@ def _children(jobs: JobManager, step: Job, origin: float, end: float, buckets: B
     total = step.count_pending + step.count_running + step.count_completed + step.count_failed + step.count_cancelled
     if total > MAX_BARS:
         return density_timeline(buckets, origin=origin, end=end, total=total)
-    return _timeline("children over time", child_spans(jobs.database, step.id, limit=MAX_BARS),
+    spans = sorted(child_spans(jobs.database, step.id, limit=MAX_BARS),  # a waterfall: in the order they started
+                   key=lambda span: (span.started_at is None, span.started_at or span.created_at, span.id))
+    return _timeline("children over time", spans,
                      origin=origin, end=end, labels=total <= 30, empty="No child yet.")
 
 
