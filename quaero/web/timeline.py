@@ -164,7 +164,7 @@ def density_timeline(buckets: Buckets, *, origin: float, end: float, total: int)
             title = f"{elapsed_label_exact(begin)}–{elapsed_label_exact(begin + buckets.width)}: {number:,} {name}"
             cells.append((left, max(right - left, 0.5), number / peak, title))
         strips.append(Strip(4.0 + row * 22.0, f"{name} ({sum(counts):,})", tuple(cells)))
-    note = (f"{total:,} children: shown as how many started and finished per {elapsed_label(buckets.width)}, "
+    note = (f"{total:,} children: shown as how many started and finished per {duration(buckets.width)}, "
             "darker where more did")
     has_data = any(buckets.started) or any(buckets.finished)
     return Timeline("children started and finished over time", (), tuple(strips), time_ticks(span, x_of),
@@ -206,9 +206,13 @@ def rate_chart(buckets: Buckets, *, origin: float, end: float, unit: str) -> Cha
                  empty=None if has_data else "No child has finished yet: no rate yet.")
 
 
-def bucket_width(span: float) -> float:
-    """A round bucket width that cuts ``span`` into at most :data:`BUCKETS` buckets."""
-    return round_up(max(span, 0.001) / BUCKETS)
+def bucketing(span: float) -> tuple[int, float]:
+    """How many buckets cut ``span`` (at most :data:`BUCKETS`, each about a round number of seconds) and how
+    wide each is: exactly ``span`` over their number, so that no last bucket covers a sliver of time and
+    draws a rate out of two children in a millisecond."""
+    span = max(span, 0.001)
+    count = max(1, min(BUCKETS, math.ceil(span / round_up(span / BUCKETS))))
+    return count, span / count
 
 
 def durations(job: Job, now: float) -> dict[str, float | None]:
@@ -228,8 +232,7 @@ def _step_buckets(jobs: JobManager, step: Job, now: float) -> tuple[float, float
     started and finished per bucket of it."""
     origin = step.started_at or step.created_at
     end = step.finished_at or now
-    width = bucket_width(end - origin)
-    count = max(1, math.ceil((end - origin) / width))
+    count, width = bucketing(end - origin)
     return origin, end, child_buckets(jobs.database, step.id, start=origin, width=width, count=count)
 
 

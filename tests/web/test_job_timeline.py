@@ -149,6 +149,8 @@ def test_a_real_two_step_run_reports_its_steps_children_through_the_api(tmp_path
         step_id = runtime.jobs.steps_of([root_id])[root_id][1].id
         step = client.get(f"/api/jobs/{step_id}").json()["progress"]
         assert (step["done"], step["total"]) == (9, 9) and step["rate_per_s"] > 0
+        listing = client.get("/jobs").text  # the jobs list's bar and text come from the same helper
+        assert 'aria-valuetext="2 steps: 15/15"' in listing and ">2 steps: 15/15</div>" in listing
         page = client.get(f"/jobs/{root_id}").text
         assert 'aria-valuenow="100"' in page and "2 steps: 15/15" in page
         timeline = page[page.index('id="job-timeline"'):]
