@@ -20,6 +20,7 @@ from quaero.stores.db import Database
 from quaero.stores.jsonutil import loads
 from quaero.stores.logs import LEVELS, normalise_level
 from quaero.stores.models import JOB_STATUSES, Job, Models
+from quaero.stores.timeline import Buckets, Span, child_buckets, child_spans
 
 COUNT_COLUMNS = ", ".join(f"count_{status}" for status in JOB_STATUSES)
 JOB_FIELDS = tuple(Job._meta.sorted_field_names)
@@ -258,6 +259,14 @@ class JobReads:
                 job = self.models.Job(**dict(zip(JOB_FIELDS, row)))
                 found[str(job.parent_id)].append(job)
         return found
+
+    def child_spans(self, parent_id: str, *, limit: int) -> list[Span]:
+        """When each of a parent's first ``limit`` children was created, started and finished (its timeline)."""
+        return child_spans(self.database, parent_id, limit=limit)
+
+    def child_buckets(self, parent_id: str, *, start: float, width: float, count: int) -> Buckets:
+        """A parent's children started and finished per bucket of time, in one aggregate query."""
+        return child_buckets(self.database, parent_id, start=start, width=width, count=count)
 
     def types(self, limit: int = 50) -> list[str]:
         """The job types stored (at most ``limit`` of them), sorted."""

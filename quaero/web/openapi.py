@@ -158,7 +158,7 @@ schemas:
     description: "the job's work: an execution's is its steps' children done of children known, and its step"
     required: [done, total, percent, text, eta_s]
     properties:
-      done: {type: integer, description: children finished (completed, failed or cancelled) across the steps}
+      done: {type: integer, description: "children finished (completed, failed or cancelled) across the steps"}
       total: {type: integer, description: children known so far across the steps (a crawl finds more as it goes)}
       percent: {type: integer, minimum: 0, maximum: 100, description: "done of total; 100 only once finished"}
       completed: {type: integer}

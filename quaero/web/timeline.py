@@ -17,7 +17,7 @@ from typing import Any
 
 from quaero.stores.jobs import JobManager
 from quaero.stores.models import Job
-from quaero.stores.timeline import Buckets, Span, child_buckets, child_spans
+from quaero.stores.timeline import Buckets, Span
 from quaero.web.charts import BOTTOM, HEIGHT, LEFT, RIGHT, TOP, WIDTH, Chart, Mark, Tick, nice_peak
 from quaero.web.render import duration
 
@@ -233,7 +233,7 @@ def _step_buckets(jobs: JobManager, step: Job, now: float) -> tuple[float, float
     origin = step.started_at or step.created_at
     end = step.finished_at or now
     count, width = bucketing(end - origin)
-    return origin, end, child_buckets(jobs.database, step.id, start=origin, width=width, count=count)
+    return origin, end, jobs.child_buckets(step.id, start=origin, width=width, count=count)
 
 
 def _children(jobs: JobManager, step: Job, origin: float, end: float, buckets: Buckets) -> Timeline:
@@ -241,7 +241,7 @@ def _children(jobs: JobManager, step: Job, origin: float, end: float, buckets: B
     total = step.count_pending + step.count_running + step.count_completed + step.count_failed + step.count_cancelled
     if total > MAX_BARS:
         return density_timeline(buckets, origin=origin, end=end, total=total)
-    spans = sorted(child_spans(jobs.database, step.id, limit=MAX_BARS),  # a waterfall: in the order they started
+    spans = sorted(jobs.child_spans(step.id, limit=MAX_BARS),  # a waterfall: in the order they started
                    key=lambda span: (span.started_at is None, span.started_at or span.created_at, span.id))
     return _timeline("children over time", spans,
                      origin=origin, end=end, labels=total <= 30, empty="No child yet.")

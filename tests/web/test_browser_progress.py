@@ -27,9 +27,8 @@ def test_the_bar_of_a_running_execution_moves_with_its_childrens_work(live_serve
     assert 0 < first < 100  # children done of children known, not 0 of 2 steps done
     expect(page.locator("#job-progress-text")).to_contain_text("step 2/2 fan out: ")
     # The bar moves while the page stays open (the live stream re-renders the header).
-    page.wait_for_function(
-        f"() => Number(document.querySelector('#job-header [role=progressbar]').getAttribute('aria-valuenow')) > {first}",
-        timeout=20_000)
+    value = "Number(document.querySelector('#job-header [role=progressbar]').getAttribute('aria-valuenow'))"
+    page.wait_for_function(f"() => {value} > {first}", timeout=20_000)
     second = int(bar.get_attribute("aria-valuenow"))
     assert second > first
     # The timeline shows both steps; no "Run again" while it runs.
