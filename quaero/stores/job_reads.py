@@ -21,6 +21,7 @@ from quaero.stores.db import Database
 from quaero.stores.jsonutil import loads
 from quaero.stores.logs import LEVELS, normalise_level
 from quaero.stores.models import JOB_STATUSES, Job, Models
+from quaero.stores.timeline import Buckets, Span, child_buckets, child_spans
 
 COUNT_COLUMNS = ", ".join(f"count_{status}" for status in JOB_STATUSES)
 JOB_FIELDS = tuple(Job._meta.sorted_field_names)
@@ -287,6 +288,28 @@ class JobReads:
         """The ids of a job's direct children, oldest first (from the (parent_id, id) index alone)."""
         rows = self.database.execute("SELECT id FROM jobs WHERE parent_id = ? ORDER BY id", (job_id,)).fetchall()
         return [row[0] for row in rows]
+
+    def steps_of(self, root_ids: Sequence[str]) -> dict[str, list[Job]]:
+        """The step jobs of each of these executions, oldest first: a few rows each, read from the
+        (parent_id, id) index (what an execution's progress is computed from)."""
+        found: dict[str, list[Job]] = {root_id: [] for root_id in root_ids}
+        ids = list(found)
+        for start in range(0, len(ids), ID_BATCH):
+            chunk = ids[start:start + ID_BATCH]
+            marks = ", ".join("?" * len(chunk))
+            for row in self.database.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE parent_id IN ({marks}) "
+                                             "AND type = 'step' ORDER BY parent_id, created_at, id", chunk).fetchall():
+                job = self.models.Job(**dict(zip(JOB_FIELDS, row)))
+                found[str(job.parent_id)].append(job)
+        return found
+
+    def child_spans(self, parent_id: str, *, limit: int) -> list[Span]:
+        """When each of a parent's first ``limit`` children was created, started and finished (its timeline)."""
+        return child_spans(self.database, parent_id, limit=limit)
+
+    def child_buckets(self, parent_id: str, *, start: float, width: float, count: int) -> Buckets:
+        """A parent's children started and finished per bucket of time, in one aggregate query."""
+        return child_buckets(self.database, parent_id, start=start, width=width, count=count)
 
     def types(self, limit: int = 50) -> list[str]:
         """The job types stored (at most ``limit`` of them), sorted."""

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from quaero.stores.events import iso
+from quaero.stores.job_reads import JobReads
 from quaero.stores.jobs import Counts, JobFilter, JobManager
 from quaero.stores.models import Job
+from quaero.stores.progress import progress_of
 
 
-def job_dict(job: Job, *, waiting: int = 0) -> dict[str, Any]:
-    """A job as JSON-ready data, with its children's counts and the seed's progress text.
+def job_dict(job: Job, steps: Sequence[Job] | None = None, *, waiting: int = 0) -> dict[str, Any]:
+    """A job as JSON-ready data, with its children's counts, the seed's progress text and its ``progress``
+    (:func:`~quaero.stores.progress.progress_of`; an execution's needs its ``steps``: see :func:`job_dicts`).
 
     ``waiting``: how many of its running children wait (:meth:`JobReads.waiting_counts`); they are
     counted as ``waiting``, apart from ``running``. ``outcome`` is what the job came to (``saved``,
@@ -30,6 +34,7 @@ def job_dict(job: Job, *, waiting: int = 0) -> dict[str, Any]:
         "discovered_by": job.discovered_by, "result_count": job.result_count,
         "outcome": job.outcome, "waiting": job.waiting,
         "counts": counts, "progress_text": text,
+        "progress": progress_of(job, steps),
         "payload": job.data,
         "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at) if job.started_at else None,
@@ -37,10 +42,13 @@ def job_dict(job: Job, *, waiting: int = 0) -> dict[str, Any]:
     }
 
 
-def job_dicts(jobs: JobManager, items: list[Job]) -> list[dict[str, Any]]:
-    """Several jobs as :func:`job_dict` gives them, their waiting children counted in one query."""
+def job_dicts(jobs: JobReads, items: Iterable[Job]) -> list[dict[str, Any]]:
+    """:func:`job_dict` of each job: an execution's progress from its steps and the waiting children of
+    each, one query each for all of them."""
+    items = list(items)
+    steps = jobs.steps_of([job.id for job in items if job.type == "parent"])
     waiting = jobs.waiting_counts([job.id for job in items if job.count_running]) if items else {}
-    return [job_dict(job, waiting=waiting.get(job.id, 0)) for job in items]
+    return [job_dict(job, steps.get(job.id), waiting=waiting.get(job.id, 0)) for job in items]
 
 
 def page(items: list[Any], total: int, limit: int, offset: int, cursor: Any = None) -> dict[str, Any]:

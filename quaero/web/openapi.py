@@ -162,6 +162,7 @@ schemas:
           outcome, e.g. {"saved": 3, "skipped:robots": 1, "skipped:http_404": 1, "failed": 1}
       counts: {$ref: '#/components/schemas/JobCounts'}
       progress_text: {type: string, description: "the seed's text, e.g. '3 pending, 1 running, 6 completed, 0 failed'"}
+      progress: {$ref: '#/components/schemas/JobProgress'}
       payload: {type: object, description: "the job's configuration and, for an execution, its definition and state"}
       created_at: {type: string, format: date-time}
       updated_at: {type: string, format: date-time}
@@ -170,6 +171,29 @@ schemas:
       stats:
         type: object
         description: "only on one step job: its action's figures (a crawl's pages saved, skipped, ...)"
+  JobProgress:
+    type: object
+    description: "the job's work: an execution's is its steps' children done of children known, and its step"
+    required: [done, total, percent, text, eta_s]
+    properties:
+      done: {type: integer, description: "children finished (completed, failed or cancelled) across the steps"}
+      total: {type: integer, description: children known so far across the steps (a crawl finds more as it goes)}
+      percent: {type: integer, minimum: 0, maximum: 100, description: "done of total; 100 only once finished"}
+      completed: {type: integer}
+      failed: {type: integer}
+      cancelled: {type: integer}
+      step: {type: string, nullable: true, description: "an execution's current (or last) step's name"}
+      step_index: {type: integer, nullable: true, description: "which step of the definition it is on, from 1"}
+      steps: {type: integer, nullable: true, description: "how many steps the definition has"}
+      text: {type: string, description: "e.g. 'step 2/3 crawl: 140/400'; empty while nothing is known"}
+      rate_per_s:
+        type: number
+        nullable: true
+        description: "the current step's children finished per second of its run time"
+      eta_s:
+        type: number
+        nullable: true
+        description: "seconds until the current step's known children are done at that rate; null when unknown"
   JobLog:
     type: object
     required: [id, job_id, level, message, timestamp]

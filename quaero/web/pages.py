@@ -29,8 +29,9 @@ from quaero.web.charts import time_chart
 from quaero.web.definition_help import definition_help
 from quaero.web.http import int_path, orchestrator_of, read_body, runtime_of
 from quaero.web.plugin_listing import plugins_context
-from quaero.web.render import Page, fragment, layout, page, url_maker
+from quaero.web.render import Page, fragment, layout, page, templates_of, url_maker
 from quaero.web.settings_view import settings_in_effect, value_text
+from quaero.web.timeline import job_timeline
 
 PAGE_SIZE = 50
 LOG_LINES = 300
@@ -94,8 +95,8 @@ def dashboard_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, 
     history = runtime_history(runtime)
     executions = activity.executions_by_status()
     return {
-        "running": [job_dict(j) for j in activity.running_executions(limit=20)],
-        "failures": [job_dict(j) for j in activity.recent_failures(limit=10)],
+        "running": job_dicts(runtime.jobs, activity.running_executions(limit=20)),
+        "failures": job_dicts(runtime.jobs, activity.recent_failures(limit=10)),
         "executions": executions,
         # Nothing has run yet: the dashboard points at the first crawl, which needs no internet.
         "first_crawl": FIRST_CRAWL if not any(executions.values()) and runtime.definitions.exists(FIRST_CRAWL)
@@ -158,7 +159,7 @@ def jobs_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
                       parent_id=filters["parent_id"] or None, definition_id=filters["definition_id"] or None)
     offset = _offset(params)
     jobs, total = runtime.jobs.listing(where, limit=PAGE_SIZE, offset=offset)
-    return {"jobs": [job_dict(j) for j in jobs], "filters": filters, "statuses": JOB_STATUSES,
+    return {"jobs": job_dicts(runtime.jobs, jobs), "filters": filters, "statuses": JOB_STATUSES,
             "types": runtime.jobs.types(limit=50), "pagination": Page(total, PAGE_SIZE, offset),
             "url": url_maker("/jobs", {**filters, "offset": offset})}
 
@@ -188,12 +189,16 @@ def job_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
             if status_filter else counts["total"]
     outcomes = jobs.outcome_counts(job.id) if counts["total"] else {}
     level = _param(params, "level", LEVELS)
-    root = job_dict(jobs.get(job.root_id)) if job.root_id and job.root_id != job.id else None
+    root_id = job.root_id if job.root_id != job.id else None
+    root = job_dicts(jobs, [jobs.get(root_id)])[0] if root_id else None
+    # A child's breadcrumb names its step (its parent below the root).
+    parent = jobs.find(job.parent_id) if job.parent_id and job.parent_id != job.root_id else None
     stats = runtime.step_stats(job)
     params_kept = {"child_status": status_filter, "child_outcome": outcome_filter, "level": level, "offset": offset}
     stored = job.definition_id is not None and runtime.definitions.exists(job.definition_id)
     return {
-        "job": data, "root": root, "children": job_dicts(jobs, children), "child_status": status_filter,
+        "job": data, "root": root, "parent": {"id": parent.id, "name": parent.name} if parent else None,
+        "children": job_dicts(jobs, children), "child_status": status_filter,
         "child_outcome": outcome_filter, "outcome_error": outcome_error, "outcomes": outcomes,
         "outcome_kinds": _outcome_kinds(outcomes),
         "statuses": JOB_STATUSES, "levels": LEVELS, "level": level, "stats": stats,
@@ -234,7 +239,9 @@ def job_page_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, A
     context = job_context(runtime, params)
     lines = runtime.logs.read([params["id"]], before_id=0, level=context["level"] or None,
                                        limit=LOG_LINES, descendants=True)
-    return {**context, "lines": lines, "last_log_id": last_id(lines), "first_log_id": first_id(lines)}
+    timeline = job_timeline(runtime.jobs, runtime.jobs.get(params["id"]))
+    return {**context, "lines": lines, "last_log_id": last_id(lines), "first_log_id": first_id(lines),
+            "timeline": timeline}
 
 
 async def job(request: Request) -> Response:
@@ -245,6 +252,18 @@ async def job(request: Request) -> Response:
     live = f"/live/job/{quote(request.path_params['id'])}?{urlencode(live_params)}"
     return page("job.html", layout(request, "/jobs", title=f"Job {context['job']['name']}", live_url=live,
                                    flash=_flash(request), **context))
+
+
+async def job_timeline_fragment(request: Request) -> Response:
+    """The job page's timeline alone: what the page reloads every few seconds while the job runs."""
+    runtime = runtime_of(request)
+
+    def context() -> dict[str, Any]:
+        found = runtime.jobs.get(request.path_params["id"])
+        return {"job": job_dicts(runtime.jobs, [found])[0], "timeline": job_timeline(runtime.jobs, found)}
+
+    html = templates_of(request).get_template("_job_timeline.html").render(await asyncio.to_thread(context))
+    return HTMLResponse(html)
 
 
 async def job_logs(request: Request) -> Response:
@@ -301,7 +320,7 @@ def definitions_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str
     items = []
     for record in runtime.definitions.list():
         last = runtime.jobs.executions(definition_id=record.id, limit=1)
-        items.append({**runtime.definition_dict(record), "last": job_dict(last[0]) if last else None})
+        items.append({**runtime.definition_dict(record), "last": job_dicts(runtime.jobs, last)[0] if last else None})
     return {"definitions": items}
 
 
@@ -360,7 +379,8 @@ def definition_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str,
     """A stored definition, its source and its latest executions."""
     record = runtime.definitions.record(params["id"])
     runs = runtime.jobs.executions(definition_id=record.id, limit=20)
-    return {"definition": runtime.definition_dict(record), "source": record.source, "runs": [job_dict(j) for j in runs]}
+    return {"definition": runtime.definition_dict(record), "source": record.source,
+            "runs": job_dicts(runtime.jobs, runs)}
 
 
 async def definition_view(request: Request) -> Response:
@@ -522,6 +542,7 @@ routes = [
     Route("/jobs", jobs),
     Route("/jobs/{id}", job),
     Route("/jobs/{id}/logs", job_logs),
+    Route("/jobs/{id}/timeline", job_timeline_fragment),
     Route("/jobs/{id}/{action:str}", job_confirm, methods=["GET"]),
     Route("/jobs/{id}/{action:str}", job_action, methods=["POST"]),
     Route("/definitions", definitions),
