@@ -105,11 +105,14 @@ class DeadLetters:
         return [_letter_dict(letter, jobs.get(letter["message_id"])) for letter in letters]
 
 
-def _letter_dict(letter: DeadLetter, job: tuple[str, str | None] | None) -> dict[str, Any]:
-    """A dead letter as JSON-ready data: times in ISO 8601, the job's id, status and error beside it."""
+def _letter_dict(letter: DeadLetter, job: tuple[str, str | None, int] | None) -> dict[str, Any]:
+    """A dead letter as JSON-ready data: times in ISO 8601, the job's id, status, error and attempts beside it.
+
+    ``received`` counts the deliveries of this message; a retried job is sent a new message each time, so
+    ``attempts`` (the job's own count, as its log tells them) is what says how often it ran."""
     return {
         "id": letter["id"], "queue": letter["queue"], "actor_name": letter["actor_name"], "args": letter["args"],
-        "received": letter["received"],
+        "received": letter["received"], "attempts": max(job[2], letter["received"]) if job else letter["received"],
         "enqueued_at": iso(letter["enqueued_at"] / 1000), "dead_at": iso(letter["dead_at"] / 1000),
         "job_id": letter["message_id"], "job_status": job[0] if job else None,
         "job_error": job[1] if job else None,

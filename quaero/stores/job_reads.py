@@ -320,15 +320,15 @@ class JobReads:
         Job_ = self.models.Job
         return list(Job_.select().where(Job_.type == "parent", Job_.status.in_(("pending", "running"))))
 
-    def brief(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
-        """(status, error message) of each of these jobs that exists."""
-        found: dict[str, tuple[str, str | None]] = {}
+    def brief(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str | None, int]]:
+        """(status, error message, attempts) of each of these jobs that exists."""
+        found: dict[str, tuple[str, str | None, int]] = {}
         for start in range(0, len(job_ids), ID_BATCH):
             chunk = list(job_ids[start:start + ID_BATCH])
             marks = ", ".join("?" * len(chunk))
-            for job_id, status, error in self.database.execute(
-                    f"SELECT id, status, error_message FROM jobs WHERE id IN ({marks})", chunk).fetchall():
-                found[job_id] = (status, error)
+            for job_id, status, error, attempts in self.database.execute(
+                    f"SELECT id, status, error_message, attempts FROM jobs WHERE id IN ({marks})", chunk).fetchall():
+                found[job_id] = (status, error, int(attempts or 0))
         return found
 
 

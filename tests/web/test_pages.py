@@ -98,6 +98,9 @@ def test_queue_page_lists_dead_letters_and_requeues_them(client, runtime):
     assert "fails on purpose" in page and "quaero.job.test_flaky" in page
     letter_id = re.search(r'action="/queue/dead/(\d+)/requeue"', page).group(1)
     child_id = re.search(r'href="/jobs/(job_[0-9a-f]+)" class="mono small"', page).group(1)
+    # Attempts as the job's log counts them (each retry is a new message, delivered once).
+    attempts = runtime.jobs.get(child_id).attempts
+    assert attempts > 1 and f'<td class="num">{attempts}</td>' in page
     done = client.post(f"/queue/dead/{letter_id}/requeue", data={"csrf_token": csrf_of(client, "/queue")},
                        follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == "/queue?done=requeued"
