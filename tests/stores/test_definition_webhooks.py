@@ -47,4 +47,4 @@ def test_credentials_in_the_url_are_refused_unless_references(url):
 
 def test_an_unknown_key_is_named():
     (found,) = problems("  - {url: 'https://hooks.example/x', event: [failed]}\n")
-    assert found["path"] == "webhooks[0].event" and found["message"] == "unknown key 'event'"
+    assert found["path"] == "webhooks[0].event" and found["message"] == "unknown key 'event'; did you mean 'events'?"

@@ -98,9 +98,9 @@ def test_only_an_admin_reads_the_settings_api(tmp_path):
 
 def test_a_new_setting_shows_up_by_itself():
     class Extended(Settings):
-        webhooks: list[dict[str, str]] = Field(default_factory=list, description="Where to send events.")
+        notifiers: list[dict[str, str]] = Field(default_factory=list, description="Where to send events.")
 
-    extended = Extended(webhooks=[{"url": "https://user:pw-77@hooks.example/x", "secret": "hmac-secret-5"}])
+    extended = Extended(notifiers=[{"url": "https://user:pw-77@hooks.example/x", "secret": "hmac-secret-5"}])
     table = settings_table(extended)
-    assert table["webhooks"]["value"] == [{"url": "https://user:***@hooks.example/x", "secret": "********"}]
-    assert table["webhooks"]["description"] == "Where to send events."
+    assert table["notifiers"]["value"] == [{"url": "https://user:***@hooks.example/x", "secret": "********"}]
+    assert table["notifiers"]["description"] == "Where to send events."
