@@ -257,8 +257,8 @@ schemas:
       queue: {type: string}
       actor_name: {type: string, nullable: true}
       args: {type: array, nullable: true, items: {}}
-      received: {type: integer, description: deliveries of this message (a retry is sent as a new message)}
-      attempts: {type: integer, description: how often the job ran, retries included (its log tells each)}
+      received: {type: integer, description: "deliveries of this message (a retry is sent as a new message)"}
+      attempts: {type: integer, description: "how often the job ran, retries included (its log tells each)"}
       enqueued_at: {type: string, format: date-time}
       dead_at: {type: string, format: date-time}
       job_id: {type: string}
