@@ -116,3 +116,20 @@ def app_client(settings: Settings) -> Iterator[Any]:
             yield client
     finally:
         runtime.stop()
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now (for a server a test starts in a subprocess)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def healthy(client: Any) -> bool:
+    """Whether the Quaero server behind ``client`` (an ``httpx.Client`` with its base URL) answers yet."""
+    import httpx
+
+    try:
+        return bool(client.get("/api/health").status_code == 200)
+    except httpx.HTTPError:
+        return False

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import served, wait_for
+from support import free_port, healthy, served, wait_for
 
 SECRETS = {
     "access token": "tok-Sx9q2VbLm4Rw7PzK1dHf",
@@ -74,11 +73,6 @@ def site() -> Iterator[tuple[str, list[dict[str, str]]]]:
         yield url, seen
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _found(data: bytes) -> list[str]:
     """The names of the secrets that ``data`` holds in clear."""
@@ -87,7 +81,7 @@ def _found(data: bytes) -> list[str]:
 
 def test_no_secret_of_a_run_is_stored_logged_or_answered_in_clear(tmp_path: Path, site) -> None:
     site_url, seen = site
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "QUAERO_ACCESS_TOKEN": SECRETS["access token"], "SITE_API_KEY": SECRETS["env header"],
            "QUAERO_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128", "QUAERO_LOG_LEVEL": "DEBUG",
@@ -99,7 +93,7 @@ def test_no_secret_of_a_run_is_stored_logged_or_answered_in_clear(tmp_path: Path
     answers: list[tuple[str, bytes]] = []
     try:
         with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
-            wait_for(lambda: _healthy(client), 60, what="the server to answer")
+            wait_for(lambda: healthy(client), 60, what="the server to answer")
             created = client.post("/api/auth", json={
                 "id": "site", "base_url": site_url + "/", "cookies": {"session": SECRETS["cookie"]},
                 "headers": {"X-Stored": SECRETS["stored header"]}})
@@ -151,12 +145,6 @@ steps:
     in_files = [(str(p.relative_to(tmp_path)), names) for p in files if (names := _found(p.read_bytes()))]
     assert in_files == [], f"secrets in the data directory: {in_files}"
 
-
-def _healthy(client: httpx.Client) -> bool:
-    try:
-        return client.get("/api/health").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _every_get_answer(client: httpx.Client, root: str) -> list[tuple[str, bytes]]:

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import wait_for
+from support import free_port, wait_for
 
 FANOUT = "name: cli fan\nsteps:\n  - {name: fan, action: test_fanout, config: {count: 25}}\n"
 
@@ -174,11 +173,6 @@ def test_bad_setting_is_a_clear_error(tmp_path):
     result = quaero("plugins", cwd=tmp_path, QUAERO_PORTT="1")
     assert result.returncode == 2 and "unknown setting 'portt'" in result.stderr
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_serve_executes_over_the_api_with_worker_processes_and_stops_cleanly(tmp_path):

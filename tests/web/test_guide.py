@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from support import app_client, make_settings, wait_for
+from support import app_client, free_port, healthy, make_settings, wait_for
 
 from quaero.engine.addresses import AddressPolicy
 from quaero.engine.outbound import make_client
@@ -107,14 +106,9 @@ def test_a_connection_opened_for_the_guide_is_not_used_for_another_path(tmp_path
         server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def test_the_shipped_first_crawl_works_with_no_private_network_allowed(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     shipped = (ROOT / "job-definitions" / "crawl-quaero-guide.yaml").read_text()
     assert "127.0.0.1:8085" in shipped
@@ -126,7 +120,7 @@ def test_the_shipped_first_crawl_works_with_no_private_network_allowed(tmp_path:
                               cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
-            wait_for(lambda: _healthy(client), 60, what="the server to answer")
+            wait_for(lambda: healthy(client), 60, what="the server to answer")
             saved = client.post("/api/jobs/definitions", content=shipped.replace(":8085", f":{port}"),
                                 headers={"content-type": "application/yaml"})
             assert saved.status_code in (200, 201), saved.text
@@ -151,10 +145,3 @@ def test_the_shipped_first_crawl_works_with_no_private_network_allowed(tmp_path:
             server.wait()
     log = (tmp_path / "server.log").read_text()
     assert f"Quaero is ready: open {base}/" in log
-
-
-def _healthy(client: httpx.Client) -> bool:
-    try:
-        return client.get("/api/health").status_code == 200
-    except httpx.HTTPError:
-        return False
