@@ -8,7 +8,7 @@ from quaero.api import Action, PluginDatabase, PluginHost, WebRegistry, hookimpl
 
 from .manager import CrawlerManager
 from .options import CrawlOptions
-from .process import CrawlerProcess
+from .process import CrawlerProcess, CrawlerSettings
 from .quick_crawl import QuickCrawlInput, quick_crawl
 from .state import MIGRATIONS, forget_crawls
 from .worker import CrawlerWorker, SitemapWorker
@@ -25,7 +25,7 @@ def register_actions(register):
 @hookimpl
 def startup(plugin: PluginHost) -> CrawlerProcess:
     plugin.migrate(MIGRATIONS)
-    return CrawlerProcess(plugin.db)
+    return CrawlerProcess(plugin.db, plugin.configure(CrawlerSettings))
 
 
 @hookimpl
