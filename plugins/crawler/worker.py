@@ -317,7 +317,7 @@ class CrawlerWorker(_Base):
             state.finish(ctx, url, "skipped", "duplicate")
             return
         kind = "new" if result.created else "updated" if result.changed else "unchanged"
-        ctx.set_outcome("unchanged" if kind == "unchanged" else "saved")
+        ctx.set_outcome("unchanged" if kind == "unchanged" else "saved", reason="rendered" if rendered else None)
         if rendered is not None:
             ctx.set_result(rendered=rendered[1])
         ctx.log("info", f"saved {key} ({kind}, {len(page.markdown)} characters, HTTP {response.status})",
