@@ -71,6 +71,10 @@ class RenderError(Exception):
         self.retryable = retryable
 
 
+class BrowserMissing(RenderError):
+    """Playwright or Chromium is not installed (or ``browser_path`` is wrong): no page can be rendered."""
+
+
 class Refused(Exception):
     """Raised by a ``fetch`` to refuse a sub-request; the message is what the page's log says."""
 
@@ -127,14 +131,14 @@ def find_browser(configured: str | None) -> str:
     if configured:
         found = shutil.which(configured)
         if found is None:
-            raise RenderError(f"browser_path {configured!r} is not an executable: set [plugins.crawler] "
+            raise BrowserMissing(f"browser_path {configured!r} is not an executable: set [plugins.crawler] "
                               f"browser_path (or QUAERO_PLUGIN_CRAWLER_BROWSER_PATH) to Chromium's path")
         return found
     for name in BROWSER_NAMES:
         found = shutil.which(name)
         if found is not None:
             return found
-    raise RenderError("rendering pages needs Chromium, and none was found on PATH: install it (for example "
+    raise BrowserMissing("rendering pages needs Chromium, and none was found on PATH: install it (for example "
                       "apt-get install chromium) or set [plugins.crawler] browser_path")
 
 
@@ -234,7 +238,7 @@ class Renderer:
                 try:
                     import playwright.async_api  # noqa: F401  (fail here, with the fix, not in the loop)
                 except ImportError:
-                    raise RenderError("rendering pages needs Playwright: pip install 'quaero[browser]'") from None
+                    raise BrowserMissing("rendering pages needs Playwright: pip install 'quaero[browser]'") from None
                 find_browser(self.browser_path)
                 loop = asyncio.new_event_loop()
                 ready = threading.Event()
@@ -286,14 +290,15 @@ class Renderer:
                         seconds=time.monotonic() - started)
 
     def _failure(self, exc: Exception, state: _Page, holder: _Context) -> RenderError:
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
+
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not holder.browser.is_connected():
-            return RenderError(f"the browser closed while rendering {state.request.url}: {message}", retryable=True)
-        if "Timeout" in type(exc).__name__ or "Timeout" in message:
+            return RenderError(f"the browser closed while rendering: {message}", retryable=True)
+        if isinstance(exc, PlaywrightTimeout):
             return self._timeout(state)
-        if "crash" in message.lower() or "closed" in message.lower():
-            return RenderError(f"the page crashed while rendering: {message}", retryable=True)
-        return RenderError(f"rendering {state.request.url} failed: {message}")
+        # A crashed renderer ("Target crashed", "Page closed"): a new page may well succeed.
+        return RenderError(f"rendering failed: {message}", retryable=True)
 
     @staticmethod
     def _timeout(state: _Page) -> RenderError:
@@ -409,17 +414,21 @@ class Renderer:
                 return self._browser
             from playwright.async_api import async_playwright
 
+            executable = find_browser(self.browser_path)
             try:
                 if self._playwright is None:
                     self._playwright = await async_playwright().start()
                 self._browser = await self._playwright.chromium.launch(
-                    executable_path=find_browser(self.browser_path), args=list(BROWSER_ARGS),
-                    timeout=LAUNCH_TIMEOUT * 1000, handle_sigint=False, handle_sigterm=False, handle_sighup=False)
-            except RenderError:
-                raise
+                    executable_path=executable, args=list(BROWSER_ARGS), timeout=LAUNCH_TIMEOUT * 1000,
+                    handle_sigint=False, handle_sigterm=False, handle_sighup=False)
             except Exception as exc:
-                raise RenderError(f"Chromium could not be started: {str(exc).splitlines()[0]}",
-                                  retryable=True) from None
+                # Playwright's own driver may be what died: the next page starts it again too.
+                playwright, self._playwright = self._playwright, None
+                with contextlib.suppress(Exception):
+                    if playwright is not None:
+                        await playwright.stop()
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise RenderError(f"Chromium ({executable}) could not be started: {first}", retryable=True) from None
             self.launches += 1
             self._idle.clear()
             return self._browser

@@ -26,7 +26,7 @@ from .extract import decode_body, parse_page
 from .fetch import BLOCKED, Fetched, RedirectError, fetch
 from .options import CrawlOptions
 from .process import Crawl, CrawlerProcess, process_of
-from .render import RenderError, RenderRequest
+from .render import BrowserMissing, RenderError, RenderRequest
 from .robots import RobotsRules
 from .sitemaps import MAX_DECOMPRESSED_BYTES, parse_sitemap
 from .state import MAX_SITEMAP_NESTING, CrawlState
@@ -347,6 +347,9 @@ class CrawlerWorker(_Base):
                             user_agent=options.user_agent)
         try:
             rendered = process.renderer().render(job, cancelled=lambda: ctx.cancelled)
+        except BrowserMissing as exc:  # no page of the crawl can be rendered: it stops, saying what to install
+            ctx.stop_step(str(exc))
+            raise JobError(f"{url}: {exc}", retryable=False) from None
         except RenderError as exc:
             ctx.check_cancelled()
             raise JobError(f"{url}: {exc}", retryable=exc.retryable) from None
