@@ -343,8 +343,7 @@ class CrawlerWorker(_Base):
         # The body as decoded here, so that the browser reads the characters the crawler read.
         job = RenderRequest(url=url, body=html.encode("utf-8"), content_type="text/html; charset=utf-8",
                             fetch=requests, timeout=options.render_timeout, quiet=options.render_quiet_ms / 1000,
-                            wait_for=options.wait_for, resources=frozenset(options.render_resources),
-                            user_agent=options.user_agent)
+                            wait_for=options.wait_for, resources=frozenset(options.render_resources))
         try:
             rendered = process.renderer().render(job, cancelled=lambda: ctx.cancelled)
         except BrowserMissing as exc:  # no page of the crawl can be rendered: it stops, saying what to install
