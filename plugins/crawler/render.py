@@ -148,19 +148,19 @@ class Rendered:
 
 def find_browser(configured: str | None) -> str:
     """The Chromium executable: ``configured`` (a path, or a name on PATH), else the first of
-    :data:`BROWSER_NAMES` on PATH; :class:`RenderError` naming what to do when there is none."""
+    :data:`BROWSER_NAMES` on PATH; :class:`BrowserMissing` naming what to do when there is none."""
     if configured:
         found = shutil.which(configured)
         if found is None:
             raise BrowserMissing(f"browser_path {configured!r} is not an executable: set [plugins.crawler] "
-                              f"browser_path (or QUAERO_PLUGIN_CRAWLER_BROWSER_PATH) to Chromium's path")
+                                 f"browser_path (or QUAERO_PLUGIN_CRAWLER_BROWSER_PATH) to Chromium's path")
         return found
     for name in BROWSER_NAMES:
         found = shutil.which(name)
         if found is not None:
             return found
     raise BrowserMissing("rendering pages needs Chromium, and none was found on PATH: install it (for example "
-                      "apt-get install chromium) or set [plugins.crawler] browser_path")
+                         "apt-get install chromium) or set [plugins.crawler] browser_path")
 
 
 class _Page:
@@ -286,8 +286,8 @@ class Renderer:
 
     async def _render(self, request: RenderRequest) -> Rendered:
         assert self._slots is not None
-        started = time.monotonic()
         await self._slots.acquire()
+        started = time.monotonic()  # the page's time starts when a context is free for it
         holder: _Context | None = None
         state = _Page(request, asyncio.get_running_loop())
         try:
