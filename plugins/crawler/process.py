@@ -134,6 +134,13 @@ class CrawlerProcess:
                                           recycle_pages=settings.browser_recycle_pages)
             return self._renderer
 
+    def close(self) -> None:
+        """Close the browser, if one was started (the core calls this when the process stops)."""
+        with self._lock:
+            renderer, self._renderer = self._renderer, None
+        if renderer is not None:
+            renderer.close()
+
     def crawl(self, step_id: str, options: CrawlOptions) -> Crawl:
         """The crawl settings of a step (cached: every page of the crawl asks)."""
         with self._lock:

@@ -287,11 +287,11 @@ class Renderer:
     async def _render(self, request: RenderRequest) -> Rendered:
         assert self._slots is not None
         await self._slots.acquire()
-        started = time.monotonic()  # the page's time starts when a context is free for it
         holder: _Context | None = None
         state = _Page(request, asyncio.get_running_loop())
         try:
             holder = await self._context()
+            started = time.monotonic()  # the page's time starts when a context is ready: not while Chromium starts
             page = holder.page
             self._pages[page] = state
             try:
