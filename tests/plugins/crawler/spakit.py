@@ -156,9 +156,10 @@ def outbound(site: Site, *, refused: Iterable[str], widget: str) -> None:
 
 
 def widget(site: Site) -> None:
-    """``/widget.js``: a script for another site's page; it draws ``widgetword`` and asks this site's
-    ``/widget-data`` (its own origin) for nothing in particular."""
-    source = ("document.body.insertAdjacentHTML('beforeend', '<aside><p>The widgetword box.</p></aside>');"
+    """``/widget.js``: a script for another site's page; it draws ``widgetword`` (into ``#root``, else the
+    body) and asks this site's ``/widget-data`` (its own origin) for nothing in particular."""
+    source = ("(document.getElementById('root') || document.body).insertAdjacentHTML('beforeend', "
+              "'<p>The widgetword box.</p>');"
               "fetch(document.currentScript.src.replace('/widget.js', '/widget-data')).catch(() => {});")
     site.route("/widget.js", js(source))
     site.route("/widget-data", (200, {"Content-Type": JSON}, "{}"))
