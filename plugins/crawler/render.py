@@ -14,8 +14,10 @@ blocked, navigations away from the page, pop-ups, frames' documents, images, med
 asked for) are refused.
 
 A page is done when ``wait_for`` is in its DOM, or else when the network and the DOM have both been quiet
-for ``quiet`` seconds (a page whose scripts keep fetching runs into its timeout, which says so). Contexts
-are reused, their cookies cleared between pages, and replaced after ``recycle_pages`` pages; a browser
+for ``quiet`` seconds, as the renderer sees its requests and as the page counts its own ``fetch()`` and
+XHR calls (a page whose scripts keep fetching runs into its timeout, which says so). Contexts
+(each with one page) are reused, emptied and their cookies cleared between pages, and replaced after
+``recycle_pages`` pages or a failure; a browser
 that crashed or was killed is started again for the next page, and the pages it was rendering fail with
 a retryable :class:`RenderError`.
 """
@@ -52,13 +54,33 @@ LOADED_TYPES = frozenset({"document", "script", "stylesheet", "xhr", "fetch", "o
 OPTIONAL_TYPES = ("image", "media", "font")
 LAUNCH_TIMEOUT = 30.0
 CLOSE_TIMEOUT = 5.0
-#: Records the time of the DOM's last change, for the quiet test (runs before the page's own scripts).
-MUTATIONS_SCRIPT = """(() => {
-  window.__quaeroChanged = performance.now();
-  new MutationObserver(() => { window.__quaeroChanged = performance.now(); })
+#: Runs before the page's own scripts: counts the page's fetch() and XHR calls until they end, and records
+#: when the DOM or those requests last changed. The page's count has no delay, where the intercepted
+#: requests reach the renderer some time after a script made them (on a busy machine, longer than the
+#: quiet time), so a page is not taken for quiet between its script's fetch() and the request's arrival.
+ACTIVITY_SCRIPT = """(() => {
+  const w = window;
+  w.__quaeroPending = 0;
+  w.__quaeroChanged = performance.now();
+  const touch = () => { w.__quaeroChanged = performance.now(); };
+  const fetch = w.fetch;
+  if (fetch) {
+    w.fetch = function (...args) {
+      w.__quaeroPending++; touch();
+      return fetch.apply(this, args).finally(() => { w.__quaeroPending--; touch(); });
+    };
+  }
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (...args) {
+    w.__quaeroPending++; touch();
+    this.addEventListener("loadend", () => { w.__quaeroPending--; touch(); }, {once: true});
+    return send.apply(this, args);
+  };
+  new MutationObserver(touch)
     .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 })();"""
-QUIET_DOM = "performance.now() - (window.__quaeroChanged || 0)"
+#: The page's requests in flight, and milliseconds since the DOM or a request last changed.
+PAGE_ACTIVITY = "[window.__quaeroPending || 0, performance.now() - (window.__quaeroChanged || 0)]"
 #: How often the quiet test looks at a page whose network is busy (seconds).
 BUSY_POLL = 0.05
 
@@ -111,7 +133,6 @@ class RenderRequest:
     quiet: float = 0.2
     wait_for: str | None = None
     resources: frozenset[str] = frozenset()
-    user_agent: str | None = None
 
 
 @dataclass
@@ -127,19 +148,19 @@ class Rendered:
 
 def find_browser(configured: str | None) -> str:
     """The Chromium executable: ``configured`` (a path, or a name on PATH), else the first of
-    :data:`BROWSER_NAMES` on PATH; :class:`RenderError` naming what to do when there is none."""
+    :data:`BROWSER_NAMES` on PATH; :class:`BrowserMissing` naming what to do when there is none."""
     if configured:
         found = shutil.which(configured)
         if found is None:
             raise BrowserMissing(f"browser_path {configured!r} is not an executable: set [plugins.crawler] "
-                              f"browser_path (or QUAERO_PLUGIN_CRAWLER_BROWSER_PATH) to Chromium's path")
+                                 f"browser_path (or QUAERO_PLUGIN_CRAWLER_BROWSER_PATH) to Chromium's path")
         return found
     for name in BROWSER_NAMES:
         found = shutil.which(name)
         if found is not None:
             return found
     raise BrowserMissing("rendering pages needs Chromium, and none was found on PATH: install it (for example "
-                      "apt-get install chromium) or set [plugins.crawler] browser_path")
+                         "apt-get install chromium) or set [plugins.crawler] browser_path")
 
 
 class _Page:
@@ -169,9 +190,13 @@ class _Page:
 
 @dataclass
 class _Context:
+    """A browser context of the pool, with the one page it renders in."""
+
     context: BrowserContext
     browser: Browser
+    page: Page
     pages: int = 0
+    broken: bool = False
 
 
 class Renderer:
@@ -261,31 +286,31 @@ class Renderer:
 
     async def _render(self, request: RenderRequest) -> Rendered:
         assert self._slots is not None
-        started = time.monotonic()
-        async with self._slots:
-            holder = await self._context(request)
-            page: Page | None = None
-            state = _Page(request, asyncio.get_running_loop())
+        await self._slots.acquire()
+        started = time.monotonic()  # the page's time starts when a context is free for it
+        holder: _Context | None = None
+        state = _Page(request, asyncio.get_running_loop())
+        try:
+            holder = await self._context()
+            page = holder.page
+            self._pages[page] = state
             try:
-                page = await holder.context.new_page()
-                self._pages[page] = state
-                page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
                 remaining = request.timeout - (time.monotonic() - started)
                 await page.goto(request.url, wait_until="load", timeout=max(remaining, 0.001) * 1000)
                 await self._settle(page, state, started)
                 html = await page.content()
-            except RenderError:
-                raise
-            except asyncio.CancelledError:
+            except (RenderError, asyncio.CancelledError):
+                holder.broken = True  # it may still be busy with this page: a fresh one for the next
                 raise
             except Exception as exc:  # Playwright's errors: a timeout, a crashed page or browser
+                holder.broken = True
                 raise self._failure(exc, state, holder) from None
             finally:
-                if page is not None:
-                    self._pages.pop(page, None)
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(page.close())
-                await self._give_back(holder)
+                self._pages.pop(page, None)
+        finally:
+            # The context is made ready for the next page after this one's answer has gone (the slot is
+            # taken until then).
+            asyncio.ensure_future(self._give_back(holder))
         return Rendered(html, fetched=state.fetched, refused=state.refused, blocked=state.blocked,
                         seconds=time.monotonic() - started)
 
@@ -326,10 +351,11 @@ class Renderer:
             if state.in_flight == 0:
                 quiet_for = loop.time() - state.last_activity
                 if quiet_for >= request.quiet:
-                    unchanged_for = float(await page.evaluate(QUIET_DOM)) / 1000
-                    if unchanged_for >= request.quiet and state.in_flight == 0:
+                    pending, unchanged_ms = await page.evaluate(PAGE_ACTIVITY)
+                    unchanged_for = float(unchanged_ms) / 1000
+                    if not pending and unchanged_for >= request.quiet and state.in_flight == 0:
                         return
-                    pause = request.quiet - min(unchanged_for, request.quiet)
+                    pause = BUSY_POLL if pending else request.quiet - min(unchanged_for, request.quiet)
                 else:
                     pause = request.quiet - quiet_for
             if time.monotonic() + max(pause, 0.0) > deadline:
@@ -350,7 +376,8 @@ class Renderer:
             return
         kind = request.resource_type
         if kind == "document":
-            if state.served_main or request.frame != page.main_frame or request.url != state.request.url:
+            # The first navigation of the page's main frame is the page (Chromium may spell its URL otherwise).
+            if state.served_main or request.frame != page.main_frame:
                 state.blocked += 1  # a navigation away, or a frame's document
                 await route.abort("blockedbyclient")
                 return
@@ -382,30 +409,49 @@ class Renderer:
         finally:
             state.ended()
 
-    async def _context(self, request: RenderRequest) -> _Context:
+    async def _context(self) -> _Context:
         browser = await self._running_browser()
         while self._idle:
             holder = self._idle.pop()
             if holder.browser is browser and browser.is_connected():
                 return holder
         context = await browser.new_context(service_workers="block", accept_downloads=False,
-                                            user_agent=request.user_agent, viewport={"width": 1280, "height": 1024})
-        await context.add_init_script(MUTATIONS_SCRIPT)
-        await context.route("**/*", self._route)
-        await context.route_web_socket("**/*", lambda socket: None)  # answered by nobody: never connected
-        return _Context(context, browser)
-
-    async def _give_back(self, holder: _Context) -> None:
-        holder.pages += 1
-        if holder.pages < self.recycle_pages and holder.browser.is_connected():
+                                            viewport={"width": 1280, "height": 1024})
+        try:
+            await context.add_init_script(ACTIVITY_SCRIPT)
+            await context.route("**/*", self._route)
+            await context.route_web_socket("**/*", lambda socket: None)  # answered by nobody: never connected
+            page = await context.new_page()
+            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
+        except BaseException:
             with contextlib.suppress(Exception):
-                for popup in holder.context.pages:  # opened by the page's scripts; they loaded nothing
-                    await popup.close()
-                await holder.context.clear_cookies()
-                self._idle.append(holder)
+                await context.close()
+            raise
+        return _Context(context, browser, page)
+
+    async def _give_back(self, holder: _Context | None) -> None:
+        """Make a context ready for its next page (or close it: broken, or done its pages), then free its slot."""
+        assert self._slots is not None
+        try:
+            if holder is None:
                 return
-        with contextlib.suppress(Exception):
-            await asyncio.shield(holder.context.close())
+            holder.pages += 1
+            if not holder.broken and holder.pages < self.recycle_pages and holder.browser.is_connected():
+                try:
+                    # Nothing of the page stays: its scripts stop, pop-ups close, cookies go.
+                    await holder.page.goto("about:blank")
+                    for other in holder.context.pages:
+                        if other != holder.page:
+                            await other.close()
+                    await holder.context.clear_cookies()
+                    self._idle.append(holder)
+                    return
+                except Exception:
+                    pass
+            with contextlib.suppress(Exception):
+                await holder.context.close()
+        finally:
+            self._slots.release()
 
     async def _running_browser(self) -> Browser:
         assert self._launching is not None
