@@ -289,6 +289,16 @@ def test_a_page_that_never_goes_quiet_fails_within_its_render_timeout(renderer, 
     assert saved(renderer, site) == {} and root.status == "failed"
 
 
+def test_starting_the_browser_does_not_count_against_the_first_pages_render_timeout(renderer, make_site):
+    # The page renders in well under a second; Chromium takes about as long again to start (more on a busy
+    # machine) for the first page of a process, which must not fail that page.
+    site = make_site(spakit.spa)
+    root, step = run_crawl(renderer, site, max_depth=0, render="always", render_timeout=1, render_quiet_ms=50)
+    [job] = renderer.jobs.children(step.id)
+    assert root.status == "completed", job.error_message
+    assert spakit.SPA_WORDS["/"] in saved(renderer, site)["/"].markdown
+
+
 def test_wait_for_a_selector_ends_the_render_of_a_page_that_never_goes_quiet(renderer, make_site):
     site = make_site(spakit.restless)
     root, _ = run_crawl(renderer, site, "/restless", max_depth=0, render="always", render_timeout=3,
