@@ -285,7 +285,7 @@ def test_a_page_that_never_goes_quiet_fails_within_its_render_timeout(renderer, 
     assert site.url("/restless") in message and re.search(r"\b3(\.0)? ?s\b", message), message
     assert "quiet" in message or "render_timeout" in message, message
     assert job.finished_at - job.started_at < 3 + 3 and elapsed < 3 + 6, (job.finished_at - job.started_at, elapsed)
-    assert len(site.requests_for(path="/tick")) >= 10  # it ran, asking all the while
+    assert len(site.requests_for(path="/tick")) >= 3  # it ran, and kept asking
     assert saved(renderer, site) == {} and root.status == "failed"
 
 
