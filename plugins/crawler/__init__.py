@@ -8,12 +8,12 @@ from quaero.api import Action, PluginDatabase, PluginHost, WebRegistry, hookimpl
 
 from .manager import CrawlerManager
 from .options import CrawlOptions
-from .process import CrawlerProcess
+from .process import CrawlerProcess, CrawlerSettings
 from .quick_crawl import QuickCrawlInput, quick_crawl
 from .state import MIGRATIONS, forget_crawls
 from .worker import CrawlerWorker, SitemapWorker
 
-QUAERO_API = "1.3"
+QUAERO_API = "1.4"
 
 
 @hookimpl
@@ -25,7 +25,7 @@ def register_actions(register):
 @hookimpl
 def startup(plugin: PluginHost) -> CrawlerProcess:
     plugin.migrate(MIGRATIONS)
-    return CrawlerProcess(plugin.db)
+    return CrawlerProcess(plugin.db, plugin.configure(CrawlerSettings))
 
 
 @hookimpl

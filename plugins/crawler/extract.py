@@ -23,6 +23,7 @@ from selectolax.lexbor import LexborNode
 from quaero.api import markdown as _markdown
 from quaero.api.markdown import DEFAULT_CONVERTER, main_content, parse_html
 
+from .shell import Shell, script_shell, shell_signs
 from .urls import normalize_url
 
 __all__ = ["Page", "decode_body", "html_to_markdown", "parse_page"]
@@ -206,6 +207,8 @@ class Page:
     markdown: str
     text_length: int
     nofollow_links: list[str] = field(default_factory=list)
+    #: Why the page is a script shell (:mod:`.shell`), when :func:`parse_page` was asked to tell.
+    shell: Shell | None = None
 
 
 _SPACE = re.compile(r"\s+")
@@ -225,13 +228,14 @@ def _tokens(value: str | None) -> set[str]:
     return set((value or "").lower().replace(",", " ").split())
 
 
-def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER) -> Page:
+def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER, *, detect_shell: bool = False) -> Page:
     """Parse an HTML document fetched from ``url`` into a :class:`Page`.
 
     The title is ``<title>`` (whitespace collapsed), else the first ``<h1>``, else ``og:title``. The
     description is ``<meta name=description>``, else ``og:description``. ``<base href>`` is honoured for
     links, the canonical URL and the markdown's link and image targets. The markdown is made from the main
-    content that :func:`quaero.api.markdown.main_content` finds. Never raises on malformed HTML.
+    content that :func:`quaero.api.markdown.main_content` finds. ``detect_shell`` also tells, on the same
+    parse, whether the page is a script shell (:attr:`Page.shell`). Never raises on malformed HTML.
     """
     page_url = normalize_url(url) or url
     tree = parse_html(html)
@@ -312,6 +316,7 @@ def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER) -> Page:
     links = list(followable)
     nofollow_links = [url for url in unfollowable if url not in followable]
 
+    signs = shell_signs(tree) if detect_shell else None  # before main_content drops the scripts
     markdown, text_length = "", 0
     try:
         root = main_content(tree)
@@ -332,6 +337,7 @@ def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER) -> Page:
         markdown=markdown,
         text_length=text_length,
         nofollow_links=nofollow_links,
+        shell=script_shell(signs, text_length) if signs is not None else None,
     )
 
 

@@ -68,20 +68,26 @@ def fetch(
     check_hop: Callable[[str], str | None],
     credentials: Callable[[str], dict[str, str]] | None = None,
     any_content: bool = False,
+    any_status: bool = False,
+    method: str = "GET",
+    content: bytes | None = None,
 ) -> Fetched:
     """GET ``url``, following redirects while ``check_hop(next_url)`` allows them (it returns a reason to stop).
 
     ``headers`` go with every request (less the credential headers once the origin changes),
     ``credentials(hop_url)`` adds the stored ones that apply to each. Only HTML bodies are read, unless
-    ``any_content`` (sitemaps are XML or gzip). The first request's :class:`OutboundRefused` is raised; a
-    hop refused by the outbound policy ends the chain with ``skipped="blocked_address"``.
+    ``any_content`` (sitemaps are XML or gzip), and only those of 2xx answers, unless ``any_status`` (a
+    rendered page's requests: its scripts read the body of a 404 too). A ``method`` other than GET sends
+    ``content``; a 301, 302 or 303 turns it into a GET, as browsers do. The first request's
+    :class:`OutboundRefused` is raised; a hop refused by the outbound policy ends the chain with
+    ``skipped="blocked_address"``.
     """
     seen = {url}
     redirects: list[str] = []
     current = url
     while True:
-        request = client.build_request("GET", current, headers=hop_headers(headers, url, current, credentials),
-                                       timeout=timeout)
+        request = client.build_request(method, current, headers=hop_headers(headers, url, current, credentials),
+                                       content=content, timeout=timeout)
         try:
             response = client.send(request, stream=True)
         except OutboundRefused as exc:
@@ -106,10 +112,12 @@ def fetch(
                 redirects.append(current)
                 seen.add(target)
                 current = target
+                if response.status_code in (301, 302, 303) and method not in ("GET", "HEAD"):
+                    method, content = "GET", None
                 continue
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             is_html = content_type in HTML_TYPES or (not content_type and response.status_code == 200)
-            if (not is_html and not any_content) or response.status_code >= 300:
+            if not any_status and ((not is_html and not any_content) or response.status_code >= 300):
                 return Fetched(current, response.status_code, response.headers, is_html=is_html,
                                redirects=redirects)
             chunks: list[bytes] = []
@@ -122,6 +130,6 @@ def fetch(
                     truncated = True
                     break
             body = b"".join(chunks)[:max_bytes]
-            return Fetched(current, response.status_code, response.headers, body, truncated, True, redirects)
+            return Fetched(current, response.status_code, response.headers, body, truncated, is_html, redirects)
         finally:
             response.close()

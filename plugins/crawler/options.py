@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from quaero.api import StepOptions
 from quaero.api.credentials import is_credential_header
+from quaero.api.markdown import parse_html
 from quaero.api.settings import references
 
 from .patterns import compile_pattern
@@ -47,6 +48,18 @@ class CrawlOptions(StepOptions):
     keep_html: bool = Field(False, description="Store the fetched HTML beside the markdown.")
     converter: Literal["html-to-markdown", "html2text"] = Field(
         "html-to-markdown", description="HTML to markdown converter (html-to-markdown is about 10x faster).")
+    render: Literal["never", "auto", "always"] = Field("never", description=(
+        "Run pages' scripts in headless Chromium before converting them: auto renders only script shells "
+        "(little text, a mount point such as #root); always renders every HTML page. Needs quaero[browser]."))
+    wait_for: str | None = Field(None, min_length=1, max_length=1000, description=(
+        "A CSS selector: a rendered page is done once it is in the DOM (default: once the network and the DOM "
+        "are quiet for render_quiet_ms)."))
+    render_timeout: float = Field(20.0, gt=0, le=600, description=(
+        "Seconds a page may take to render; past them its job fails, saying why."))
+    render_quiet_ms: int = Field(200, ge=50, le=10_000, description=(
+        "Network and DOM quiet this long and a rendered page is done (unless wait_for is set)."))
+    render_resources: list[Literal["image", "media", "font"]] = Field(default_factory=list, description=(
+        "Resource types a rendered page may load (all others are blocked: images, media and fonts by default)."))
 
     @field_validator("include_patterns", "exclude_patterns")
     @classmethod
@@ -75,8 +88,20 @@ class CrawlOptions(StepOptions):
                 raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return urls
 
+    @field_validator("wait_for")
+    @classmethod
+    def _selector(cls, selector: str | None) -> str | None:
+        if selector is not None:
+            try:
+                parse_html("<p></p>").css_first(selector)
+            except Exception:
+                raise ValueError(f"{selector!r} is not a CSS selector") from None
+        return selector
+
     @model_validator(mode="after")
     def _sane(self) -> CrawlOptions:
         if self.allowed_domains == []:
             raise ValueError("allowed_domains is empty: leave it out to allow the start URLs' hosts")
+        if self.render == "never" and (self.wait_for or self.render_resources):
+            raise ValueError("wait_for and render_resources apply to rendered pages: set render to auto or always")
         return self

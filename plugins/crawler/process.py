@@ -1,6 +1,7 @@
 """What the crawler keeps in one process: the crawl books, robots.txt rules, each crawl's settings (pages
-are fetched with the core's client, ``ctx.http``). The ``startup`` hook makes one :class:`CrawlerProcess`;
-contexts hand it back as ``ctx.state``."""
+are fetched with the core's client, ``ctx.http``), and the browser that renders pages when a crawl asks
+(started with the first of them). The ``startup`` hook makes one :class:`CrawlerProcess`; contexts hand it
+back as ``ctx.state``."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import Field
 
-from quaero.api import OutboundRefused, PluginDatabase
+from quaero.api import OutboundRefused, PluginDatabase, PluginSettings
 
 from .fetch import RedirectError, fetch
 from .options import CrawlOptions
+from .render import Renderer
 from .robots import MAX_ROBOTS_CHARS, RobotsRules, rules_for_status
 from .state import CrawlState
+from .subrequests import ResourceCache
 from .urls import UrlFilter, host_of, normalize_url
 
 ROBOTS_TTL = 3600.0
@@ -96,14 +100,39 @@ def allowed_domains(options: CrawlOptions) -> list[str]:
     return options.allowed_domains or sorted({host_of(url) for url in start_urls(options)})
 
 
+class CrawlerSettings(PluginSettings):
+    """``[plugins.crawler]`` in ``quaero.toml`` (or ``QUAERO_PLUGIN_CRAWLER_<KEY>``): the browser that renders
+    pages for crawls with ``render: auto`` or ``always``."""
+
+    browser_path: str | None = Field(None, description=(
+        "Chromium's executable (a path or a name on PATH); default: chromium, chromium-browser or google-chrome "
+        "found on PATH. Nothing is downloaded."))
+    browser_contexts: int = Field(4, ge=1, le=64, description=(
+        "Pages each worker process renders at once (one browser context each, reused)."))
+    browser_recycle_pages: int = Field(100, ge=1, le=100_000, description=(
+        "A browser context is replaced by a fresh one after rendering this many pages."))
+
+
 class CrawlerProcess:
     """The crawler's state in one process."""
 
-    def __init__(self, database: PluginDatabase) -> None:
+    def __init__(self, database: PluginDatabase, settings: CrawlerSettings | None = None) -> None:
         self.books = CrawlState(database)
         self.robots = RobotsCache()
+        self.settings = settings or CrawlerSettings()
+        self.resources = ResourceCache()
+        self._renderer: Renderer | None = None
         self._crawls: OrderedDict[str, Crawl] = OrderedDict()
         self._lock = threading.Lock()
+
+    def renderer(self) -> Renderer:
+        """The process's browser (made on first use; Chromium starts with the first page it renders)."""
+        with self._lock:
+            if self._renderer is None:
+                settings = self.settings
+                self._renderer = Renderer(browser_path=settings.browser_path, contexts=settings.browser_contexts,
+                                          recycle_pages=settings.browser_recycle_pages)
+            return self._renderer
 
     def crawl(self, step_id: str, options: CrawlOptions) -> Crawl:
         """The crawl settings of a step (cached: every page of the crawl asks)."""

@@ -152,11 +152,12 @@ class CrawlState:
                                 for url in new], depth=depth)
         return len(new), over
 
-    def claim_page(self, step_id: str, url: str, key: str) -> bool:
+    def claim_page(self, step_id: str, url: str, key: str, *, rendered: str | None = None) -> bool:
         """Turn the budget ``url`` holds into a saved page under ``key`` (its canonical URL, or itself).
 
         True when the page may be saved, also when this very job runs again after a crash. False when
-        ``key`` was or will be saved by another job (a duplicate), or ``url`` holds no budget.
+        ``key`` was or will be saved by another job (a duplicate), or ``url`` holds no budget. A page that
+        was rendered in the browser keeps why (``rendered``: ``always``, ``mount_point``...) as its reason.
         """
         stamp = time.time()
         with self.database.transaction():
@@ -167,7 +168,7 @@ class CrawlState:
                     return True
                 if own is None or own[0] != "queued":
                     return False
-                self._set(step_id, url, "saved", None, stamp)
+                self._set(step_id, url, "saved", rendered, stamp)
             else:
                 if own is not None and own == ("skipped", "canonical"):
                     return True  # the transfer below happened before a crash
@@ -177,9 +178,10 @@ class CrawlState:
                 if target is not None and target[0] in ("saved", "queued"):
                     return False
                 self.database.execute(
-                    "INSERT INTO crawl_urls (step_id, url, depth, state, updated_at) VALUES (?, ?, 0, 'saved', ?) "
-                    "ON CONFLICT (step_id, url) DO UPDATE SET state = 'saved', reason = NULL, updated_at = ?",
-                    (step_id, key, stamp, stamp))
+                    "INSERT INTO crawl_urls (step_id, url, depth, state, reason, updated_at) "
+                    "VALUES (?, ?, 0, 'saved', ?, ?) "
+                    "ON CONFLICT (step_id, url) DO UPDATE SET state = 'saved', reason = ?, updated_at = ?",
+                    (step_id, key, rendered, stamp, rendered, stamp))
                 self._set(step_id, url, "skipped", "canonical", stamp)
             self.database.execute("UPDATE crawl_state SET saved = saved + 1, queued = queued - 1 WHERE step_id = ?",
                                   (step_id,))
@@ -249,10 +251,13 @@ class CrawlState:
                                      (step_id,)).fetchone()
         counts: dict[str, int] = {}
         skipped: dict[str, int] = {}
+        rendered: dict[str, int] = {}  # a saved page's reason is why it was rendered
         for state, reason, count in rows:
             counts[state] = counts.get(state, 0) + count
             if state == "skipped":
                 skipped[reason or "other"] = count
+            elif state == "saved" and reason:
+                rendered[reason] = count
         saved = head[1] if head else counts.get("saved", 0)
         start = started_at if started_at is not None else (head[2] if head else None)
         elapsed = ((finished_at if finished_at is not None else time.time()) - start) if start is not None else 0.0
@@ -265,6 +270,7 @@ class CrawlState:
             "pages_queued": counts.get("queued", 0), "urls_deferred": counts.get("deferred", 0),
             "max_pages": head[0] if head else None,
             "pages_per_s": round(saved / elapsed, 2) if elapsed > 0 else 0.0,
+            "pages_rendered": sum(rendered.values()), "rendered_by_reason": rendered,
         }
 
     # ------------------------------------------------------------------ politeness

@@ -26,9 +26,11 @@ from .extract import decode_body, parse_page
 from .fetch import BLOCKED, Fetched, RedirectError, fetch
 from .options import CrawlOptions
 from .process import Crawl, CrawlerProcess, process_of
+from .render import BrowserMissing, RenderError, RenderRequest
 from .robots import RobotsRules
 from .sitemaps import MAX_DECOMPRESSED_BYTES, parse_sitemap
 from .state import MAX_SITEMAP_NESTING, CrawlState
+from .subrequests import PageRequests
 from .urls import host_of, normalize_url
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ MAX_RETRY_WAIT = 60.0  # longest Retry-After a job waits for in place
 BUSY_RETRIES = 3
 MIN_WAIT_SHOWN = 0.25  # seconds: a shorter wait for a host's turn is not worth a write to show it
 MAX_STORED_LINKS = 1000
+#: Refused requests of a rendered page named in its log, one line each (the rest are counted).
+MAX_REFUSALS_LOGGED = 5
 #: The most a sitemap body may be (sitemaps.org: 50 MB uncompressed; a gzip one inflates to as much).
 MAX_SITEMAP_BYTES = MAX_DECOMPRESSED_BYTES
 
@@ -73,27 +77,31 @@ class _Base(JobWorker):
     max_backoff_ms = 30_000
 
     @contextlib.contextmanager
-    def polite(self, ctx: JobContext, crawl: Crawl, url: str, rules: RobotsRules | None) -> Iterator[None]:
-        """Hold a slot of the crawl and of the host, and wait for the host's turn."""
+    def polite(self, ctx: JobContext, crawl: Crawl, url: str, rules: RobotsRules | None, *,
+               whole_crawl: bool = True, show: bool = True) -> Iterator[None]:
+        """Hold a slot of the crawl (``whole_crawl``) and of the host, and wait for the host's turn; ``show``
+        the job as waiting meanwhile (a rendered page's requests do not: the job renders)."""
         state = process_of(ctx).books
         options = crawl.options
         host = host_of(url)
         wanted = [(f"host:{host}", options.per_host_concurrency)]
-        if options.concurrency:
+        if options.concurrency and whole_crawl:
             wanted.insert(0, (f"crawl:{ctx.step.id}", options.concurrency))
         # Waiting for a slot or for the host's turn shows the job as waiting (a write only when it waits).
-        held = state.acquire_slots(wanted, ctx.sleep, on_wait=lambda: ctx.waiting(f"a per-host slot for {host}"))
+        waiting = (lambda: ctx.waiting(f"a per-host slot for {host}")) if show else None
+        held = state.acquire_slots(wanted, ctx.sleep, on_wait=waiting)
         try:
             delay = options.per_host_delay_ms / 1000
             if rules is not None:
                 delay = max(delay, min(rules.crawl_delay(options.user_agent) or 0.0, 60.0))
             if delay > 0:
                 turn = state.reserve_host_turn(host, delay)
-                if turn - time.time() > MIN_WAIT_SHOWN:
+                if show and turn - time.time() > MIN_WAIT_SHOWN:
                     ctx.waiting(f"its turn at {host} (a delay of {delay:g} s between requests)")
                 if turn > time.time():
                     ctx.sleep(turn - time.time())
-            ctx.waiting(None)
+            if show:
+                ctx.waiting(None)
             yield
         finally:
             state.release_slots(held)
@@ -264,7 +272,19 @@ class CrawlerWorker(_Base):
             return
         text, encoding = decode_body(response.body, response.headers.get("content-type"))
         final = response.url
-        page = parse_page(text, final, crawl.options.converter)
+        options = crawl.options
+        page, rendered = None, None
+        if options.render == "auto":
+            page = parse_page(text, final, options.converter, detect_shell=True)
+            if page.shell is not None:
+                rendered = (page.shell.kind, f"auto: {page.shell.detail}")
+        elif options.render == "always":
+            rendered = ("always", "always")
+        if rendered is not None:
+            text = self.render(ctx, crawl, final, text, rendered[1])
+            page = parse_page(text, final, options.converter)
+        elif page is None:
+            page = parse_page(text, final, options.converter)
         if response.truncated:
             ctx.log("warn", f"{url}: body cut off at {crawl.options.max_body_bytes} bytes")
         self.admit(ctx, crawl, state, depth, page.links, nofollow=page.nofollow)
@@ -283,21 +303,62 @@ class CrawlerWorker(_Base):
             # No fetch time: metadata that changes on every fetch would make every re-crawl a change.
             "depth": depth, "truncated": response.truncated, "links": page.links[:MAX_STORED_LINKS],
         }
+        if rendered is not None:
+            metadata["rendered"] = rendered[1]
         document = DocumentInput(source_type=SOURCE_TYPE, source_ref=key, title=page.title or key,
                                  markdown=page.markdown, html=text if crawl.options.keep_html else None,
                                  metadata=metadata)
         # The page's place in the budget and the document itself: one transaction, all or nothing.
         with ctx.db.transaction():
-            claimed = state.claim_page(step_id, url, key)
+            claimed = state.claim_page(step_id, url, key, rendered=rendered[0] if rendered else None)
             result = ctx.save_document(document) if claimed else None
         if result is None:
             ctx.log("info", f"skipped {url}: a duplicate of {key}")
             state.finish(ctx, url, "skipped", "duplicate")
             return
         kind = "new" if result.created else "updated" if result.changed else "unchanged"
-        ctx.set_outcome("unchanged" if kind == "unchanged" else "saved")
+        ctx.set_outcome("unchanged" if kind == "unchanged" else "saved", reason="rendered" if rendered else None)
+        if rendered is not None:
+            ctx.set_result(rendered=rendered[1])
         ctx.log("info", f"saved {key} ({kind}, {len(page.markdown)} characters, HTTP {response.status})",
                 item_id=key, depth=depth, result_id=str(result.id), title=page.title)
+
+    def render(self, ctx: JobContext, crawl: Crawl, url: str, html: str, why: str) -> str:
+        """The DOM of the page at ``url`` (fetched as ``html``) once its scripts have run in the browser; every
+        request it makes is fetched under the crawl's rules (:mod:`.subrequests`)."""
+        options = crawl.options
+        process = process_of(ctx)
+        ctx.progress("rendering", current_item=url)
+
+        def rules(target: str) -> RobotsRules | None:
+            if not options.respect_robots_txt or not crawl.filter.in_scope(target):
+                return None
+            return process.robots.rules(ctx.http, crawl, target)
+
+        requests = PageRequests(ctx, options, url, headers=request_headers(options),
+                                credentials=credentials_of(ctx, options), rules=rules,
+                                polite=lambda target, robots: self.polite(ctx, crawl, target, robots, whole_crawl=False,
+                                                                          show=False),
+                                cache=process.resources)
+        # The body as decoded here, so that the browser reads the characters the crawler read.
+        job = RenderRequest(url=url, body=html.encode("utf-8"), content_type="text/html; charset=utf-8",
+                            fetch=requests, timeout=options.render_timeout, quiet=options.render_quiet_ms / 1000,
+                            wait_for=options.wait_for, resources=frozenset(options.render_resources))
+        try:
+            rendered = process.renderer().render(job, cancelled=lambda: ctx.cancelled)
+        except BrowserMissing as exc:  # no page of the crawl can be rendered: it stops, saying what to install
+            ctx.stop_step(str(exc))
+            raise JobError(f"{url}: {exc}", retryable=False) from None
+        except RenderError as exc:
+            ctx.check_cancelled()
+            raise JobError(f"{url}: {exc}", retryable=exc.retryable) from None
+        for refusal in rendered.refused[:MAX_REFUSALS_LOGGED]:
+            ctx.log("warn", f"{url}: a request of the page was refused: {refusal}")
+        if len(rendered.refused) > MAX_REFUSALS_LOGGED:
+            ctx.log("warn", f"{url}: {len(rendered.refused) - MAX_REFUSALS_LOGGED} more requests of the page refused")
+        ctx.log("info", f"rendered {url} ({why}) in {rendered.seconds:.2f} s: {rendered.fetched} request(s) "
+                        f"fetched, {rendered.blocked} blocked", item_id=url)
+        return rendered.html
 
     def admit(self, ctx: JobContext, crawl: Crawl, state: CrawlState, depth: int, links: list[str], *,
               nofollow: bool) -> None:

@@ -21,7 +21,8 @@ for secrets in step options. 1.2 added :class:`OutboundRefused` (the outbound po
 ``unchanged``, ``skipped`` with a reason, ``failed``: :mod:`quaero.api.outcomes`, with :data:`OUTCOMES`),
 ``JobContext.waiting`` (a job that waits for a politeness slot is shown as waiting, not running), and
 ``outcome`` and ``waiting`` on :class:`JobView`, and :meth:`JobWorker.before_rerun` (take back what
-``after_failure`` gave up, before a failed job runs again).
+``after_failure`` gave up, before a failed job runs again). 1.4: every outcome may carry a reason
+(``saved:rendered``: the crawler saved a page it rendered in a browser), not only ``skipped`` and ``failed``.
 """
 
 from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
@@ -58,7 +59,7 @@ from quaero.errors import (
     QueryError,
 )
 
-VERSION = "1.3"
+VERSION = "1.4"
 
 __all__ = [
     "VERSION", "Action", "ChildSpec", "ConfigError", "Conflict", "Credentials", "DatabaseMaintenance",

@@ -9,6 +9,9 @@ says what that end was, so that a crawl's children are not all just "completed":
   ``not_html``, ``http_404``, ``blocked_address``, ``redirect_loop``, ...);
 - ``failed`` or ``failed:<reason>``: set by the core on every failed job (a worker may name the reason).
 
+Any kind may carry a reason that tells apart how it came about (``saved:rendered``: a page saved after
+rendering it in a browser); a filter on the kind (``saved``) matches it with any reason.
+
 A worker sets it with :meth:`quaero.api.JobContext.set_outcome`; it is stored with the job's last status
 change. A completed job that set none has none (shown as plain "completed").
 """
@@ -19,8 +22,6 @@ import re
 
 #: The kinds of outcome, in the order the pages list them.
 OUTCOMES = ("saved", "unchanged", "skipped", "failed")
-#: The kinds that may carry a reason.
-WITH_REASON = frozenset({"skipped", "failed"})
 _REASON = re.compile(r"[a-z0-9][a-z0-9_.-]{0,59}")
 
 
@@ -31,8 +32,6 @@ def outcome_text(outcome: str, reason: str | None = None) -> str:
         raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
     if reason is None or reason == "":
         return outcome
-    if outcome not in WITH_REASON:
-        raise ValueError(f"a {outcome!r} outcome takes no reason (only {' and '.join(sorted(WITH_REASON))} do)")
     reason = reason.lower()
     if not _REASON.fullmatch(reason):
         raise ValueError(f"outcome reason {reason!r} must be a short word of a-z, 0-9, '_', '.' or '-' "
@@ -51,10 +50,7 @@ def outcome_filter(value: str) -> str:
     :class:`ValueError` saying what is allowed."""
     kind, reason = split_outcome(value.strip().lower())
     try:
-        if reason is not None and kind not in WITH_REASON:
-            raise ValueError
         return outcome_text(kind, reason)
     except ValueError:
-        raise ValueError(f"outcome {value[:60]!r} is not one of {', '.join(OUTCOMES)}, or "
-                         f"{' or '.join(f'{kind}:<reason>' for kind in sorted(WITH_REASON))} "
-                         f"(like skipped:robots or skipped:http_404)") from None
+        raise ValueError(f"outcome {value[:60]!r} is not one of {', '.join(OUTCOMES)}, or one of them with a "
+                         f"reason (like skipped:robots, skipped:http_404 or saved:rendered)") from None

@@ -148,7 +148,8 @@ schemas:
         nullable: true
         description: >-
           what a finished job came to: saved, unchanged, skipped:<reason> (robots, noindex, duplicate,
-          not_html, http_404, blocked_address, redirect_loop, ...) or failed[:<reason>]; null for a job that
+          not_html, http_404, blocked_address, redirect_loop, ...) or failed[:<reason>]; saved and unchanged
+          may carry a reason too (saved:rendered: a page rendered in a browser); null for a job that
           reported none (a plain completed one) and for one not finished
       waiting:
         type: string

@@ -77,11 +77,11 @@ def test_every_child_records_its_outcome_and_the_counts_agree_everywhere(tmp_pat
         answer = client.get(f"/api/jobs/{step.id}/children", params={"outcome": "skipped", "status": "failed"})
         assert answer.json()["total"] == 0
 
-        for bad in ("done", "saved:x", "skipped:Not A Reason!"):
+        for bad in ("done", "kept:x", "skipped:Not A Reason!"):
             answer = client.get(f"/api/jobs/{step.id}/children", params={"outcome": bad})
             assert answer.status_code == 400, bad
             message = answer.json()["error"]
-            assert "saved, unchanged, skipped, failed" in message and "skipped:<reason>" in message
+            assert "saved, unchanged, skipped, failed" in message and "skipped:robots" in message
             assert "this job's children have: saved, skipped:http_404, skipped:robots, failed" in message
 
         # The saved pages are logged at info, one line each.
