@@ -247,21 +247,20 @@ def run_scrapy(python: Path, url: str, concurrency: int, timeout: float) -> dict
         spider = Path(tmp) / "bench_spider.py"
         spider.write_text(_SPIDER, encoding="utf-8")
         stats_file = Path(tmp) / "stats.json"
-        returncode, _, stderr, wall, sampler = run_measured(
-            [str(python), str(spider), url, str(concurrency), str(stats_file)], tmp, timeout)
-        if returncode != 0 or not stats_file.is_file():
-            tail = " | ".join(stderr.strip().splitlines()[-5:])
+        run = run_measured([str(python), str(spider), url, str(concurrency), str(stats_file)], tmp, timeout)
+        if run.returncode != 0 or not stats_file.is_file():
+            tail = " | ".join(run.stderr.strip().splitlines()[-5:])
             return {"scrapy_pages": None, "scrapy_pages_per_s": None,
-                    "scrapy_error": f"the Scrapy spider exited with {returncode}: {tail}"}
+                    "scrapy_error": f"the Scrapy spider exited with {run.returncode}: {tail}"}
         stats = json.loads(stats_file.read_text())
     items = int(stats.get("item_scraped_count", 0))
     return {
         "scrapy_pages": items,
-        "scrapy_pages_per_s": round(items / wall, 1),
-        "scrapy_wall_s": round(wall, 2),
+        "scrapy_pages_per_s": round(items / run.wall, 1),
+        "scrapy_wall_s": round(run.wall, 2),
         "scrapy_crawl_s": round(float(stats.get("elapsed_time_seconds", 0)), 2),
         "scrapy_requests": stats.get("downloader/request_count"),
-        "scrapy_peak_rss_mb": mb(sampler.peak_total),
+        "scrapy_peak_rss_mb": mb(run.sampler.peak_total),
         "scrapy_finish_reason": stats.get("finish_reason"),
     }
 

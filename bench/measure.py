@@ -4,7 +4,8 @@
   ``--serve-fd``): the socket is bound here and handed over, so the port is known at once, and the server's
   CPU is not the harness's.
 - :func:`run_measured` runs a crawler to its exit and samples the summed resident memory of its whole
-  process tree (its worker processes, a browser and the browser's helpers) from ``/proc`` every 50 ms.
+  process tree (its worker processes, a browser and the browser's helpers) from ``/proc`` every 50 ms;
+  the tree's CPU time is measured too.
 - :func:`run_quaero` is ``quaero run`` of a definition on a fresh data directory, the benchmark site's
   private address allowed, with a look at the data directory before it is deleted.
 """
@@ -170,9 +171,26 @@ class TreeRssSampler:
         self._thread.join()
 
 
+@dataclass
+class Measured:
+    """A crawler's run: its exit, output, wall time, the CPU time of its process tree and its memory."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    wall: float
+    cpu: float  # seconds, user + system, of the processes of the tree that were waited for
+    sampler: TreeRssSampler
+
+
 def run_measured(command: list[str], cwd: str, timeout: float, env: dict[str, str] | None = None,
-                 pss_every: int = 0) -> tuple[int, str, str, float, TreeRssSampler]:
-    """Run a crawler to its exit: (exit code, stdout, stderr, wall seconds, its process tree's memory)."""
+                 pss_every: int = 0) -> Measured:
+    """Run a crawler to its exit, its process tree's memory sampled meanwhile.
+
+    The CPU time is what this process's children gained over the run: the crawler's and every descendant's
+    that its parent waited for (the site servers, also children, are waited for only at the end).
+    """
+    before = os.times()
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                stdin=subprocess.DEVNULL, text=True, env=env)
@@ -185,7 +203,9 @@ def run_measured(command: list[str], cwd: str, timeout: float, env: dict[str, st
         stderr += f"\n(killed after {timeout} s)"
     wall = time.perf_counter() - started
     sampler.stop()
-    return process.returncode, stdout, stderr, wall, sampler
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return Measured(process.returncode, stdout, stderr, wall, cpu, sampler)
 
 
 def mb(n: int) -> float:
@@ -202,14 +222,9 @@ ALLOW_LOCALHOST = {"QUAERO_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128"}
 
 
 @dataclass
-class QuaeroRun:
-    """One ``quaero run``: its exit, output, wall time, memory, ``--json`` summary and what was inspected."""
+class QuaeroRun(Measured):
+    """One ``quaero run``: how it ran, its ``--json`` summary and what was inspected of its data directory."""
 
-    returncode: int
-    stdout: str
-    stderr: str
-    wall: float
-    sampler: TreeRssSampler
     summary: dict[str, Any] = field(default_factory=dict)
     inspected: Any = None
 
@@ -237,10 +252,10 @@ def run_quaero(definition: str, *, workers: int | None, timeout: float, env: dic
         command = [sys.executable, "-m", "quaero", "run", str(path), "--json", "--data-dir", str(data_dir)]
         if workers is not None:
             command += ["--workers", str(workers)]
-        returncode, stdout, stderr, wall, sampler = run_measured(
-            command, tmp, timeout, env={**os.environ, **ALLOW_LOCALHOST, **(env or {})}, pss_every=pss_every)
-        run = QuaeroRun(returncode, stdout, stderr, wall, sampler)
-        for line in reversed(stdout.strip().splitlines()):
+        measured = run_measured(command, tmp, timeout, env={**os.environ, **ALLOW_LOCALHOST, **(env or {})},
+                                pss_every=pss_every)
+        run = QuaeroRun(**vars(measured))
+        for line in reversed(run.stdout.strip().splitlines()):
             try:
                 run.summary = json.loads(line)
                 break

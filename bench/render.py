@@ -30,8 +30,12 @@
      their browsers and the browsers' helpers), sampled from /proc every 50 ms; peak_rss_single_mb the
      largest single process; peak_pss_mb the largest summed PSS, sampled every 0.5 s (a browser's
      processes share most of their pages, which the summed RSS counts once in each process).
-     page_job_p50_s / p95 are the crawler_url jobs' own durations; main_document_fetches_max,
-     app_js_fetches and data_fetches are the site server's counts.
+     cpu_ms_per_page is the CPU time (user + system) of the whole tree over the run / documents, and
+     rendered_pages_per_s_2_idle_cores = 2 s / that: what two cores would do with nothing else running
+     (the machine's cores are shared: the wall-clock figures move with its load). page_job_p50_s / p95
+     are the crawler_url jobs' own durations, render_p50_s / p95 the render times their logs give (from a
+     free browser context to the rendered DOM); main_document_fetches_max, app_js_fetches and
+     data_fetches are the site server's counts.
   2. plain_pages_per_s: ``render: never`` on the twin (the same checks but ``rendered``);
      ratio_rendered_vs_plain = rendered_pages_per_s / plain_pages_per_s.
   3. auto_pages_per_s: ``render: auto`` on the twin; auto_vs_never = auto_pages_per_s / plain_pages_per_s
@@ -40,9 +44,11 @@
   4. auto_shell_rendered: ``render: auto`` on the script site, the documents with a ``rendered`` key (must
      be every page), and auto_shell_pages_per_s.
 - browser_baseline_pages_per_s: Playwright alone driving the same Chromium in a subprocess (one browser,
-  ``--concurrency`` pages at once, a new page per URL, each waited for until its ``#root article``
-  exists): every page of the script site in a known order, no crawl, no conversion, no storage; it also
-  checks that the script draws each page's title, text and links (site_check).
+  ``--concurrency`` contexts of one page each, navigated from URL to URL, Chromium fetching for itself,
+  each page waited for until its ``#root article`` exists, no quiet time): every page of the script site
+  in a known order, no crawl, no conversion, no storage; it also
+  checks that the script draws each page's title, text and links (site_check). Its CPU per page and
+  memory are measured as Quaero's.
 - load_average_at_start / _at_end: the machine's 1-minute load average (its 2 cores are shared).
 - Targets (from the spec): at least 15 rendered pages/s on 2 cores, peak RSS under 800 MB, auto within
   10 % of never (auto_vs_never at least 0.9).
@@ -293,15 +299,14 @@ async def _baseline(base: str, pages: list[Page], concurrency: int, browser_path
         async def worker() -> None:
             nonlocal drawn_links
             context = await browser.new_context()
+            tab = await context.new_page()
             while todo:
                 page = pages[todo.pop()]
-                tab = await context.new_page()
                 await tab.goto(base + page.path)
                 await tab.wait_for_selector("#root article", timeout=30_000)
                 drawn = await tab.evaluate("""() => ({title: document.title,
                     paragraphs: [...document.querySelectorAll('#root p')].map(p => p.textContent),
                     links: [...document.querySelectorAll('#root a[href]')].map(a => a.getAttribute('href'))})""")
-                await tab.close()
                 drawn_links += len(drawn["links"])
                 if (drawn["title"] != f"{page.title} | Acme Docs" or drawn["paragraphs"] != page.paragraphs
                         or drawn["links"] != [pages[j].path for j in page.links]):
@@ -321,13 +326,15 @@ def run_baseline(site: Site, concurrency: int, browser_path: str, seed: int, tim
     """The baseline in a subprocess (this script with ``--baseline-of``), its process tree's memory measured."""
     command = [sys.executable, __file__, "--baseline-of", site.url[:-1], "--pages", str(len(site.pages)),
                "--seed", str(seed), "--concurrency", str(concurrency), "--browser-path", browser_path]
-    returncode, stdout, stderr, wall, sampler = run_measured(command, str(ROOT), timeout, pss_every=PSS_EVERY)
+    run = run_measured(command, str(ROOT), timeout, pss_every=PSS_EVERY)
     site.requests(reset=True)
-    if returncode != 0:
-        return {"site_check": f"the baseline exited with {returncode}: "
-                              + " | ".join(stderr.strip().splitlines()[-3:])}
-    return {**json.loads(stdout.strip().splitlines()[-1]), "browser_baseline_peak_rss_mb": mb(sampler.peak_total),
-            "browser_baseline_peak_pss_mb": mb(sampler.peak_pss)}
+    if run.returncode != 0:
+        return {"site_check": f"the baseline exited with {run.returncode}: "
+                              + " | ".join(run.stderr.strip().splitlines()[-3:])}
+    return {**json.loads(run.stdout.strip().splitlines()[-1]),
+            "browser_baseline_cpu_ms_per_page": round(run.cpu / len(site.pages) * 1000),
+            "browser_baseline_peak_rss_mb": mb(run.sampler.peak_total),
+            "browser_baseline_peak_pss_mb": mb(run.sampler.peak_pss)}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -351,6 +358,15 @@ steps:
 """
 
 
+#: The crawler's log line of a rendered page: "rendered <url> (<why>) in 0.42 s: ...".
+_RENDER_LOG = re.compile(r"^rendered \S+ \(.*\) in ([0-9.]+) s")
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted ``values`` (the nearest rank below), rounded; None when empty."""
+    return round(values[int(q * (len(values) - 1))], 3) if values else None
+
+
 def _read_run(data_dir: Path) -> dict[str, Any]:
     """What a run left: its documents (URL, title, markdown, metadata), page jobs' durations, failures."""
     conn = open_documents(data_dir)
@@ -364,11 +380,14 @@ def _read_run(data_dir: Path) -> dict[str, Any]:
             "AND started_at IS NOT NULL AND finished_at IS NOT NULL"))
         failures = dict(conn.execute("SELECT error_message, COUNT(*) FROM jobs WHERE status = 'failed' "
                                      "AND type != 'parent' GROUP BY error_message ORDER BY 2 DESC LIMIT 5"))
+        renders = sorted(float(found.group(1)) for (message,) in conn.execute(
+            "SELECT message FROM job_logs WHERE message LIKE 'rendered %'")
+            if (found := _RENDER_LOG.search(message)))
     except sqlite3.Error as exc:
         return {"read_error": str(exc)}
     finally:
         conn.close()
-    return {"documents": documents, "durations": durations, "failures": failures}
+    return {"documents": documents, "durations": durations, "failures": failures, "renders": renders}
 
 
 def _words(text: str) -> str:
@@ -434,7 +453,7 @@ def crawl(site: Site, render: str, args: argparse.Namespace, *, rendered: bool |
     served = _fetch_counts(site, site.requests(reset=True))
     found = run.inspected or {}
     documents = found.get("documents", [])
-    durations = found.get("durations", [])
+    durations, renders = found.get("durations", []), found.get("renders", [])
     result: dict[str, Any] = {
         "pages_per_s": round(len(documents) / run.wall, 1) if documents else None,
         "documents": len(documents),
@@ -445,8 +464,11 @@ def crawl(site: Site, render: str, args: argparse.Namespace, *, rendered: bool |
         "peak_pss_mb": mb(run.sampler.peak_pss),
         "peak_rss_single_mb": mb(run.sampler.peak_single),
         "processes": run.sampler.max_processes,
-        "page_job_p50_s": round(statistics.median(durations), 3) if durations else None,
-        "page_job_p95_s": round(durations[int(0.95 * (len(durations) - 1))], 3) if durations else None,
+        "cpu_ms_per_page": round(run.cpu / len(documents) * 1000) if documents else None,
+        "page_job_p50_s": _quantile(durations, 0.5),
+        "page_job_p95_s": _quantile(durations, 0.95),
+        "render_p50_s": _quantile(renders, 0.5),
+        "render_p95_s": _quantile(renders, 0.95),
         "counts": run.summary.get("counts"),
         **served,
     }
@@ -474,9 +496,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {"pages": args.pages, "concurrency": args.concurrency,
                                "load_average_at_start": round(os.getloadavg()[0], 2)}
     problems: dict[str, list[str]] = {}
-    detail = ["wall_s", "peak_rss_mb", "peak_pss_mb", "peak_rss_single_mb", "processes", "page_job_p50_s",
-              "page_job_p95_s", "main_document_fetches_max", "app_js_fetches", "data_fetches", "requests", "counts",
-              "failures"]
+    detail = ["wall_s", "cpu_ms_per_page", "peak_rss_mb", "peak_pss_mb", "peak_rss_single_mb", "processes",
+              "page_job_p50_s", "page_job_p95_s", "render_p50_s", "render_p95_s", "main_document_fetches_max",
+              "app_js_fetches", "data_fetches", "requests", "counts", "failures"]
     with Site("script", args.pages, args.seed) as script_site:
         sizes = sorted(page.text_size for page in script_site.pages)
         figures.update({"site_text_kb_median": round(statistics.median(sizes) / 1000, 1),
@@ -496,7 +518,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             shell = crawl(script_site, "auto", args, rendered=True)
             figures.update({"auto_shell_rendered": shell["rendered"], "auto_shell_pages_per_s": shell["pages_per_s"],
                             "auto_shell_why": shell["rendered_why"]})
-            figures.update(_prefixed("auto_shell", shell, ["wall_s", "peak_rss_mb", "failures"]))
+            figures.update(_prefixed("auto_shell", shell, ["wall_s", "cpu_ms_per_page", "peak_rss_mb", "failures"]))
             problems["auto_shell"] = shell.get("problems", [])
     if not args.skip_plain:
         with Site("twin", args.pages, args.seed) as twin:
@@ -511,12 +533,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         "auto_pages_per_s": auto["pages_per_s"],
                         "auto_rounds_pages_per_s": [r["pages_per_s"] for r in rounds["auto"]],
                         "auto_rendered": max(r["rendered"] for r in rounds["auto"])})
-        figures.update(_prefixed("plain", plain, ["wall_s", "peak_rss_mb", "page_job_p50_s", "failures"]))
-        figures.update(_prefixed("auto", auto, ["wall_s", "peak_rss_mb", "page_job_p50_s", "failures"]))
+        twin_detail = ["wall_s", "cpu_ms_per_page", "peak_rss_mb", "page_job_p50_s", "failures"]
+        figures.update(_prefixed("plain", plain, twin_detail))
+        figures.update(_prefixed("auto", auto, twin_detail))
         for render, results in rounds.items():
             problems[f"twin_{render}"] = sorted({p for r in results for p in r.get("problems", [])})
     rendered, plain_rate, auto_rate = (figures.get(k) for k in
                                        ("rendered_pages_per_s", "plain_pages_per_s", "auto_pages_per_s"))
+    cpu = figures.get("rendered_cpu_ms_per_page")
+    figures["rendered_pages_per_s_2_idle_cores"] = round(2000 / cpu, 1) if cpu else None
     figures["ratio_rendered_vs_plain"] = round(rendered / plain_rate, 3) if rendered and plain_rate else None
     figures["auto_vs_never"] = round(auto_rate / plain_rate, 3) if auto_rate and plain_rate else None
     targets = {f"rendered_pages_per_s >= {TARGET_RENDERED_PER_S:g}": (rendered or 0) >= TARGET_RENDERED_PER_S,
@@ -533,7 +558,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
-_ORDER = ["rendered_pages_per_s", "rendered_pages", "rendered_peak_rss_mb", "plain_pages_per_s",
+_ORDER = ["rendered_pages_per_s", "rendered_pages_per_s_2_idle_cores", "rendered_pages", "rendered_peak_rss_mb",
+          "rendered_peak_pss_mb", "plain_pages_per_s",
           "ratio_rendered_vs_plain", "auto_pages_per_s", "auto_vs_never", "auto_rendered", "auto_shell_rendered",
           "browser_baseline_pages_per_s", "targets_met", "problems"]
 
