@@ -45,15 +45,20 @@ MAX_REFUSALS_LOGGED = 5
 MAX_SITEMAP_BYTES = MAX_DECOMPRESSED_BYTES
 
 
-def request_headers(options: CrawlOptions) -> dict[str, str]:
-    """User agent and the step's headers (stored credentials are added per URL: :func:`credentials_of`)."""
+def step_headers(options: CrawlOptions) -> dict[str, str]:
+    """The user agent and the step's own ``headers``, their ``${ENV_VAR}`` references read."""
     # ${ENV_VAR} references are read here, in the worker: the definition and the payload keep them unread.
     try:
         extra = {name: expand_references(value) for name, value in options.headers.items()}
     except ConfigError as exc:  # not set: no retry will set it
         raise JobError(f"headers: {exc.message}", retryable=False) from None
-    return {"User-Agent": options.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
-            **extra}
+    return {"User-Agent": options.user_agent, **extra}
+
+
+def request_headers(options: CrawlOptions) -> dict[str, str]:
+    """The headers of a page's request: what HTML it accepts, :func:`step_headers` (stored credentials are
+    added per URL: :func:`credentials_of`)."""
+    return {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5", **step_headers(options)}
 
 
 def credentials_of(ctx: JobContext, options: CrawlOptions) -> Callable[[str], dict[str, str]]:
@@ -335,7 +340,8 @@ class CrawlerWorker(_Base):
                 return None
             return process.robots.rules(ctx.http, crawl, target)
 
-        requests = PageRequests(ctx, options, url, headers=request_headers(options),
+        # The page's own requests accept what its scripts ask for: only the user agent and the step's headers.
+        requests = PageRequests(ctx, options, url, headers=step_headers(options),
                                 credentials=credentials_of(ctx, options), rules=rules,
                                 polite=lambda target, robots: self.polite(ctx, crawl, target, robots, whole_crawl=False,
                                                                           show=False),
