@@ -24,19 +24,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from measure import SiteProcess, count_documents, mb, run_measured, run_quaero, serve_app
 from report import print_figures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +50,6 @@ SCRAPY_VENV = ROOT / "bench" / ".venv-scrapy"
 
 def serve_site(sock: socket.socket, pages: int, seed: int) -> None:
     """Serve the generated site on ``sock`` with uvicorn + Starlette (run in the server subprocess)."""
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -76,57 +72,16 @@ def serve_site(sock: socket.socket, pages: int, seed: int) -> None:
             return Response(not_found, status_code=404, media_type="text/html; charset=utf-8")
         return Response(found[0], media_type=found[1])
 
-    app = Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "HEAD"])])
-    config = uvicorn.Config(app, log_level="warning", access_log=False, workers=1, loop="uvloop",
-                            http="httptools", lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    serve_app(sock, Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "HEAD"])]))
 
 
-class SiteServer:
-    """The site server subprocess: the socket is bound here and handed over, so the port is known at once."""
+class SiteServer(SiteProcess):
+    """The site server subprocess (this script with ``--serve-fd``) and the site's paths."""
 
     def __init__(self, pages: int, seed: int = SEED) -> None:
+        super().__init__(__file__, ["--pages", str(pages), "--seed", str(seed)])
         self.pages = pages
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve-fd", str(self.sock.fileno()), "--pages", str(pages),
-             "--seed", str(seed)], pass_fds=[self.sock.fileno()], stdin=subprocess.DEVNULL)
-        self.sock.close()
-        self._wait_ready()
         self.paths = site_paths(pages, seed)
-
-    def _wait_ready(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the site server exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(self.url + "robots.txt", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the site server did not answer within {timeout} s")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> SiteServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 async def _fetch_all(port: int, paths: list[str], concurrency: int) -> int:
@@ -166,90 +121,6 @@ def measure_server(server: SiteServer, concurrency: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------
-# Memory of a process tree
-# ------------------------------------------------------------------------------------------------------
-
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _process_tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, ()))
-    return tree
-
-
-def _rss_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-class TreeRssSampler:
-    """Samples the summed RSS of a process and its descendants every ``interval`` s; keeps the maxima."""
-
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.peak_total = 0
-        self.peak_single = 0
-        self.max_processes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            sizes = [_rss_bytes(pid) for pid in _process_tree(self.pid)]
-            sizes = [s for s in sizes if s]
-            if sizes:
-                self.peak_total = max(self.peak_total, sum(sizes))
-                self.peak_single = max(self.peak_single, max(sizes))
-                self.max_processes = max(self.max_processes, len(sizes))
-            self._stop.wait(self.interval)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def run_measured(command: list[str], cwd: str, timeout: float,
-                 env: dict[str, str] | None = None) -> tuple[int, str, str, float, TreeRssSampler]:
-    """Run a crawler to its exit: (exit code, stdout, stderr, wall seconds, its process tree's memory)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               stdin=subprocess.DEVNULL, text=True, env=env)
-    sampler = TreeRssSampler(process.pid)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        stderr += f"\n(killed after {timeout} s)"
-    wall = time.perf_counter() - started
-    sampler.stop()
-    return process.returncode, stdout, stderr, wall, sampler
-
-
-def _mb(n: int) -> float:
-    return round(n / 1024 / 1024, 1)
-
-
-# ------------------------------------------------------------------------------------------------------
 # Quaero
 # ------------------------------------------------------------------------------------------------------
 
@@ -269,54 +140,27 @@ steps:
 """
 
 
-def _count_documents(db_path: Path) -> int | None:
-    if not db_path.is_file():
-        return None
-    try:
-        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
-    except sqlite3.Error:
-        return None
-
-
-def run_quaero(url: str, concurrency: int, workers: int | None, timeout: float) -> dict[str, Any]:
+def quaero_figures(url: str, concurrency: int, workers: int | None, timeout: float) -> dict[str, Any]:
     """``quaero run`` of the crawl definition; wall time, saved documents and the tree's peak memory."""
-    with tempfile.TemporaryDirectory(prefix="quaero-bench-crawl-") as tmp:
-        definition = Path(tmp) / "bench-crawl.yaml"
-        definition.write_text(_DEFINITION.format(url=url, concurrency=concurrency), encoding="utf-8")
-        data_dir = Path(tmp) / "data"
-        command = [sys.executable, "-m", "quaero", "run", str(definition), "--json", "--data-dir", str(data_dir)]
-        if workers is not None:
-            command += ["--workers", str(workers)]
-        # The generated site is served on 127.0.0.1, which the outbound policy refuses unless allowed.
-        env = {**os.environ, "QUAERO_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128"}
-        returncode, stdout, stderr, wall, sampler = run_measured(command, tmp, timeout, env=env)
-        documents = _count_documents(data_dir / "quaero.stores.db")
-    summary: dict[str, Any] = {}
-    for line in reversed(stdout.strip().splitlines()):
-        try:
-            summary = json.loads(line)
-            break
-        except json.JSONDecodeError:
-            continue
+    run = run_quaero(_DEFINITION.format(url=url, concurrency=concurrency), workers=workers, timeout=timeout,
+                     inspect=count_documents)
+    documents, sampler, summary = run.inspected, run.sampler, run.summary
     figures: dict[str, Any] = {
-        "pages_per_s": round(documents / wall, 1) if documents else None,
+        "pages_per_s": round(documents / run.wall, 1) if documents else None,
         "documents_saved": documents,
-        "quaero_wall_s": round(wall, 2),
-        "peak_rss_mb": _mb(sampler.peak_total),
-        "peak_rss_single_mb": _mb(sampler.peak_single),
+        "quaero_wall_s": round(run.wall, 2),
+        "peak_rss_mb": mb(sampler.peak_total),
+        "peak_rss_single_mb": mb(sampler.peak_single),
         "quaero_processes": sampler.max_processes,
         "quaero_status": summary.get("status"),
         "quaero_counts": summary.get("counts"),
     }
-    if returncode != 0:
-        message = (stderr.strip() or stdout.strip() or "no output").splitlines()
-        if "unknown action 'crawl'" in stderr:
-            figures["error"] = ("Quaero has no 'crawl' action yet (the crawler plugin has not landed): "
-                                + message[-1])
-        else:
-            figures["error"] = (f"quaero run exited with {returncode} (status {summary.get('status')}, "
-                                f"{summary.get('error') or ''}): " + " | ".join(message[-5:]))
+    error = run.error()
+    if error and "unknown action 'crawl'" in run.stderr:
+        figures["error"] = ("Quaero has no 'crawl' action yet (the crawler plugin has not landed): "
+                            + run.stderr.strip().splitlines()[-1])
+    elif error:
+        figures["error"] = error
     elif not documents:
         figures["error"] = "quaero run completed but the documents table is empty or missing"
     return figures
@@ -403,21 +247,20 @@ def run_scrapy(python: Path, url: str, concurrency: int, timeout: float) -> dict
         spider = Path(tmp) / "bench_spider.py"
         spider.write_text(_SPIDER, encoding="utf-8")
         stats_file = Path(tmp) / "stats.json"
-        returncode, _, stderr, wall, sampler = run_measured(
-            [str(python), str(spider), url, str(concurrency), str(stats_file)], tmp, timeout)
-        if returncode != 0 or not stats_file.is_file():
-            tail = " | ".join(stderr.strip().splitlines()[-5:])
+        run = run_measured([str(python), str(spider), url, str(concurrency), str(stats_file)], tmp, timeout)
+        if run.returncode != 0 or not stats_file.is_file():
+            tail = " | ".join(run.stderr.strip().splitlines()[-5:])
             return {"scrapy_pages": None, "scrapy_pages_per_s": None,
-                    "scrapy_error": f"the Scrapy spider exited with {returncode}: {tail}"}
+                    "scrapy_error": f"the Scrapy spider exited with {run.returncode}: {tail}"}
         stats = json.loads(stats_file.read_text())
     items = int(stats.get("item_scraped_count", 0))
     return {
         "scrapy_pages": items,
-        "scrapy_pages_per_s": round(items / wall, 1),
-        "scrapy_wall_s": round(wall, 2),
+        "scrapy_pages_per_s": round(items / run.wall, 1),
+        "scrapy_wall_s": round(run.wall, 2),
         "scrapy_crawl_s": round(float(stats.get("elapsed_time_seconds", 0)), 2),
         "scrapy_requests": stats.get("downloader/request_count"),
-        "scrapy_peak_rss_mb": _mb(sampler.peak_total),
+        "scrapy_peak_rss_mb": mb(run.sampler.peak_total),
         "scrapy_finish_reason": stats.get("finish_reason"),
     }
 
@@ -447,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     with SiteServer(args.pages, args.seed) as server:
         figures.update(measure_server(server, args.concurrency))
         if not args.skip_quaero:
-            figures.update(run_quaero(server.url, args.concurrency, args.workers, args.timeout))
+            figures.update(quaero_figures(server.url, args.concurrency, args.workers, args.timeout))
         if scrapy_python is not None:
             figures.update(run_scrapy(scrapy_python, server.url, args.concurrency, args.timeout))
     ours, theirs = figures.get("pages_per_s"), figures.get("scrapy_pages_per_s")
