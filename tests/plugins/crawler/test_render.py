@@ -22,11 +22,12 @@ import spakit
 import yaml
 from support import IN_CI, make_settings, wait_done, wait_for
 
+from plugins.crawler.render import BROWSER_NAMES
 from quaero.runtime import Runtime
 from quaero.stores.jsonutil import loads
 
-CHROMIUM = next((found for name in ("chromium", "chromium-browser", "google-chrome")
-                 if (found := shutil.which(name))), "/usr/bin/chromium")
+#: The browser a user's crawl would find (the headless shell first), as the tests render with it.
+CHROMIUM = next((found for name in BROWSER_NAMES if (found := shutil.which(name))), "/usr/bin/chromium")
 EXAMPLES = Path(__file__).resolve().parents[3] / "job-definitions"
 RENDERED_EXAMPLES = ["crawl-confluence-space.yaml", "crawl-jira-project.yaml"]
 
@@ -37,7 +38,7 @@ def need_browser() -> None:
     if importlib.util.find_spec("playwright") is None:
         missing.append("Playwright is not installed (pip install 'quaero[browser]')")
     if not Path(CHROMIUM).exists():
-        missing.append("no Chromium on PATH (apt-get install chromium)")
+        missing.append("no Chromium on PATH (apt-get install chromium-headless-shell)")
     if missing:
         message = "; ".join(missing)
         if IN_CI:
