@@ -82,14 +82,17 @@ from report import print_figures
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # The crawl site's prose generator (private to it), so that the two benchmarks' pages read alike.
+from plugins.crawler.render import BROWSER_NAMES
 from quaero.testing.site import SEED, _sentence, _title
 
 FANOUT = 7  # 1 + 7 + 49 + 343 pages within 3 links of /
 MEDIAN_TEXT = 10_000
 TEXT_SIGMA = 1.0
 MIN_TEXT, MAX_TEXT = 2_000, 200_000
+# The baseline's Chromium flags: Quaero's, less its network containment (the baseline fetches for itself).
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup"]
 TARGET_RENDERED_PER_S, TARGET_RSS_MB, TARGET_AUTO_VS_NEVER = 15.0, 800.0, 0.9
 PSS_EVERY = 10  # samples: PSS every 0.5 s
 
@@ -565,8 +568,9 @@ _ORDER = ["rendered_pages_per_s", "rendered_pages_per_s_2_idle_cores", "rendered
 
 
 def _default_browser() -> str:
+    """The browser a crawl would find by itself (the headless shell first: plugins/crawler/render.py)."""
     found = (os.environ.get("QUAERO_PLUGIN_CRAWLER_BROWSER_PATH")
-             or next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None))
+             or next(filter(None, map(shutil.which, BROWSER_NAMES)), None))
     return found or "/usr/bin/chromium"
 
 
