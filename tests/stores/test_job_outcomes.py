@@ -73,12 +73,14 @@ def test_a_wait_is_shown_until_it_ends_and_counted_apart_from_running(stores):
 def test_outcome_texts_and_filters_are_checked():
     assert outcome_text("skipped", "HTTP_404") == "skipped:http_404"
     assert outcome_text("saved") == "saved"
-    for bad in [("done", None), ("saved", "robots"), ("skipped", "two words")]:
+    assert outcome_text("saved", "rendered") == "saved:rendered"  # API 1.4: any kind may carry a reason
+    for bad in [("done", None), ("done", "robots"), ("skipped", "two words"), ("saved", "Not-A-Word!")]:
         with pytest.raises(ValueError):
             outcome_text(*bad)
     assert outcome_filter(" Skipped ") == "skipped" and outcome_filter("failed:x") == "failed:x"
+    assert outcome_filter("unchanged:x") == "unchanged:x"
     with pytest.raises(ValueError, match="is not one of saved, unchanged, skipped, failed, or"):
-        outcome_filter("unchanged:x")
+        outcome_filter("kept:x")
 
 
 def test_an_older_database_gets_the_outcome_and_waiting_columns_and_their_index(tmp_path):
