@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from measure import SiteProcess, count_documents, mb, run_measured, run_quaero, serve_app
+from measure import SiteProcess, count_documents, crawl_definition, mb, run_measured, run_quaero, serve_app
 from report import print_figures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,25 +124,9 @@ def measure_server(server: SiteServer, concurrency: int) -> dict[str, Any]:
 # Quaero
 # ------------------------------------------------------------------------------------------------------
 
-_DEFINITION = """\
-name: bench crawl
-steps:
-  - name: crawl
-    action: crawl
-    config:
-      start_urls: ["{url}"]
-      max_depth: 10
-      max_pages: 100000
-      per_host_delay_ms: 0
-      per_host_concurrency: {concurrency}
-      concurrency: {concurrency}
-      respect_robots_txt: true
-"""
-
-
 def quaero_figures(url: str, concurrency: int, workers: int | None, timeout: float) -> dict[str, Any]:
     """``quaero run`` of the crawl definition; wall time, saved documents and the tree's peak memory."""
-    run = run_quaero(_DEFINITION.format(url=url, concurrency=concurrency), workers=workers, timeout=timeout,
+    run = run_quaero(crawl_definition("bench crawl", url, concurrency), workers=workers, timeout=timeout,
                      inspect=count_documents)
     documents, sampler, summary = run.inspected, run.sampler, run.summary
     figures: dict[str, Any] = {

@@ -6,8 +6,9 @@
 - :func:`run_measured` runs a crawler to its exit and samples the summed resident memory of its whole
   process tree (its worker processes, a browser and the browser's helpers) from ``/proc`` every 50 ms;
   the tree's CPU time is measured too.
-- :func:`run_quaero` is ``quaero run`` of a definition on a fresh data directory, the benchmark site's
-  private address allowed, with a look at the data directory before it is deleted.
+- :func:`crawl_definition` is the benchmarks' crawl; :func:`run_quaero` is ``quaero run`` of a definition on a
+  fresh data directory, the benchmark site's private address allowed, with a look at the data directory
+  before it is deleted.
 """
 
 from __future__ import annotations
@@ -235,6 +236,14 @@ class QuaeroRun(Measured):
         message = (self.stderr.strip() or self.stdout.strip() or "no output").splitlines()
         return (f"quaero run exited with {self.returncode} (status {self.summary.get('status')}, "
                 f"{self.summary.get('error') or ''}): " + " | ".join(message[-5:]))
+
+
+def crawl_definition(name: str, url: str, concurrency: int, **options: Any) -> str:
+    """The benchmarks' one-step crawl of ``url``: every page (max_depth 10), no delay, ``concurrency`` requests
+    at once, robots.txt obeyed; ``options`` are more of the step's options (``render="always"``)."""
+    config = {"start_urls": [url], "max_depth": 10, "max_pages": 100_000, "per_host_delay_ms": 0,
+              "per_host_concurrency": concurrency, "concurrency": concurrency, "respect_robots_txt": True, **options}
+    return json.dumps({"name": name, "steps": [{"name": "crawl", "action": "crawl", "config": config}]})
 
 
 def run_quaero(definition: str, *, workers: int | None, timeout: float, env: dict[str, str] | None = None,

@@ -76,14 +76,15 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-from measure import SiteProcess, mb, open_documents, run_measured, run_quaero, serve_app
+from measure import SiteProcess, crawl_definition, mb, open_documents, run_measured, run_quaero, serve_app
 from report import print_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# The crawl site's prose generator (private to it), so that the two benchmarks' pages read alike.
-from plugins.crawler.render import BROWSER_NAMES
+# The crawl site's prose generator (private to it), so that the two benchmarks' pages read alike; the
+# browsers a crawl looks for, in its order, so that the benchmark renders with the one a crawl would find.
 from quaero.testing.site import SEED, _sentence, _title
+from quaero_plugins.crawler.render import BROWSER_NAMES
 
 FANOUT = 7  # 1 + 7 + 49 + 343 pages within 3 links of /
 MEDIAN_TEXT = 10_000
@@ -344,23 +345,6 @@ def run_baseline(site: Site, concurrency: int, browser_path: str, seed: int, tim
 # Quaero
 # ------------------------------------------------------------------------------------------------------
 
-_DEFINITION = """\
-name: bench render
-steps:
-  - name: crawl
-    action: crawl
-    config:
-      start_urls: ["{url}"]
-      max_depth: 10
-      max_pages: 100000
-      per_host_delay_ms: 0
-      per_host_concurrency: {concurrency}
-      concurrency: {concurrency}
-      respect_robots_txt: true
-      render: {render}
-"""
-
-
 #: The crawler's log line of a rendered page: "rendered <url> (<why>) in 0.42 s: ...".
 _RENDER_LOG = re.compile(r"^rendered \S+ \(.*\) in ([0-9.]+) s")
 
@@ -447,9 +431,8 @@ def _fetch_counts(site: Site, requests: dict[str, int]) -> dict[str, Any]:
 
 def crawl(site: Site, render: str, args: argparse.Namespace, *, rendered: bool | None) -> dict[str, Any]:
     """One ``quaero run`` of the site with ``render``: pages/s, memory, checks, the server's request counts."""
-    definition = _DEFINITION.format(url=site.url, concurrency=args.concurrency, render=render)
-    if args.wait_for and render != "never":
-        definition += f"      wait_for: {json.dumps(args.wait_for)}\n"
+    extra = {"wait_for": args.wait_for} if args.wait_for and render != "never" else {}
+    definition = crawl_definition("bench render", site.url, args.concurrency, render=render, **extra)
     site.requests(reset=True)
     run = run_quaero(definition, workers=args.workers, timeout=args.timeout, inspect=_read_run,
                      env={"QUAERO_PLUGIN_CRAWLER_BROWSER_PATH": args.browser_path}, pss_every=PSS_EVERY)

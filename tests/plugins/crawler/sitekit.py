@@ -429,6 +429,13 @@ BASIC_NAV = [("/", "Home"), ("/a", "Section A"), ("/b", "Section B")]
 _BASIC_CHILDREN = {"/a": ["/a1", "/a2"], "/b": ["/b1"], "/a1": ["/a1x"], "/a2": [], "/b1": [], "/a1x": []}
 
 
+def saved(runtime: Any, site: Site) -> dict[str, Any]:
+    """The documents a runtime saved from ``site``, by path (``"/a"``), read back from its document store."""
+    prefix = site.url("/").rstrip("/")
+    return {doc.source_ref[len(prefix):]: doc for doc in runtime.documents.list(limit=10_000)
+            if doc.source_ref.startswith(prefix)}
+
+
 def basic_home_links(site: Site) -> list[str]:
     """The hrefs on basic's home page: /a and /b in many spellings, an external link, a mailto."""
     return ["/a", "/b", "/a#frag", "./a", "/b/../a", f"http://127.0.0.1:{site.port}/a",

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import sitekit
+from sitekit import saved
 from support import make_settings, wait_done, wait_for
 
 from quaero.runtime import Runtime
@@ -31,13 +32,6 @@ def run_crawl(runtime, site, wait=60, **config):
     root = wait_done(runtime, runtime.orchestrator.execute(definition), timeout=wait)
     [step] = runtime.jobs.children(root.id)
     return root, step
-
-
-def saved(runtime, site) -> dict[str, object]:
-    """Saved documents by path on ``site``."""
-    prefix = site.url("/").rstrip("/")
-    return {doc.source_ref[len(prefix):]: doc for doc in runtime.documents.list(limit=10_000)
-            if doc.source_ref.startswith(prefix)}
 
 
 def test_depth_and_url_normalisation(crawler, make_site):

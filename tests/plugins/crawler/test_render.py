@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 import spakit
 import yaml
+from sitekit import saved
 from support import IN_CI, make_settings, wait_done, wait_for
 
-from plugins.crawler.render import BROWSER_NAMES
 from quaero.runtime import Runtime
 from quaero.stores.jsonutil import loads
+from quaero_plugins.crawler.render import BROWSER_NAMES
 
 #: The browser a user's crawl would find (the headless shell first), as the tests render with it.
 CHROMIUM = next((found for name in BROWSER_NAMES if (found := shutil.which(name))), "/usr/bin/chromium")
@@ -78,13 +79,6 @@ def run_crawl(runtime, site, path="/", wait=60, **config):
     root = wait_done(runtime, runtime.orchestrator.execute(definition(runtime, site, path, **config)), timeout=wait)
     [step] = runtime.jobs.children(root.id)
     return root, step
-
-
-def saved(runtime, site) -> dict[str, object]:
-    """Saved documents by path on ``site``."""
-    prefix = site.url("/").rstrip("/")
-    return {doc.source_ref[len(prefix):]: doc for doc in runtime.documents.list(limit=10_000)
-            if doc.source_ref.startswith(prefix)}
 
 
 def page_job(runtime, step, url):

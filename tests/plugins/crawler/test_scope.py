@@ -49,9 +49,7 @@ def crawl(runtime, start, wait=60, **config):
 
 
 def saved_paths(runtime, site) -> set[str]:
-    prefix = site.url("/").rstrip("/")
-    return {doc.source_ref[len(prefix):] for doc in runtime.documents.list(limit=10_000)
-            if doc.source_ref.startswith(prefix)}
+    return set(sitekit.saved(runtime, site))
 
 
 def urlset(*urls: str) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.crawler.extract import parse_page
-from plugins.crawler.render import SubRequest, SubResponse
-from plugins.crawler.subrequests import ResourceCache, cacheable
+from quaero_plugins.crawler.extract import parse_page
+from quaero_plugins.crawler.render import SubRequest, SubResponse
+from quaero_plugins.crawler.subrequests import ResourceCache, cacheable
 
 URL = "https://docs.example.org/page"
 PROSE = "<p>" + "Server-rendered documentation text that a reader can read without scripts. " * 6 + "</p>"
