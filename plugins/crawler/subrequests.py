@@ -134,8 +134,8 @@ class PageRequests:
         headers = {name: value for name, value in request.headers.items()
                    if name.lower() not in DROPPED_REQUEST_HEADERS}
         own = origin_of(url) == self.origin
-        for name, value in self.headers.items():
-            if own or name.lower() == "user-agent" or name.lower() not in CREDENTIAL_HEADERS:
+        for name, value in self.headers.items():  # the step's headers are for its site: the page's origin
+            if own or name.lower() == "user-agent":
                 headers[name] = value
         stored = self.credentials(url)
         timeout = min(options.timeout, options.render_timeout)
