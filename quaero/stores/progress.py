@@ -62,12 +62,18 @@ def progress_of(job: Job, steps: Sequence[Job] | None = None, *, now: float | No
     if job.type == "parent" and steps is not None:
         parts = [sum(getattr(s, f"count_{status}") for s in steps) for status in DONE]
         total = sum(_known(s) for s in steps)
-        step_count = len(job.data.get("definition", {}).get("steps", ())) or len(steps)
+        defined = [step.get("name") for step in job.data.get("definition", {}).get("steps", ())]
+        step_count = len(defined) or len(steps)
         if steps:
             unfinished = [s for s in steps if not s.is_terminal]
             current = unfinished[-1] if unfinished else steps[-1]
-            # The definition's step the execution is on (a retried step has more than one job for it).
-            step_index = min(int(job.data.get("step_index", len(steps) - 1)) + 1, step_count)
+            # The definition's step the execution is on, found by the name of the step at work (names are
+            # unique; a retried step has more than one job). The steps are read after the execution's row,
+            # so they can be a step ahead of the execution's own ``step_index``.
+            if current.name in defined:
+                step_index = defined.index(current.name) + 1
+            else:
+                step_index = min(int(job.data.get("step_index", len(steps) - 1)) + 1, step_count)
     elif job.type in ("parent", "step"):
         parts = [getattr(job, f"count_{status}") for status in DONE]
         total = _known(job)
