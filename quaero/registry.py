@@ -20,6 +20,7 @@ import pluggy
 
 from quaero.api import VERSION, hookspecs
 from quaero.api.actions import Action, JobWorker
+from quaero.api.embeddings import AnswerProvider, EmbeddingProvider
 from quaero.errors import PluginError
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ class Registry:
         self.workers: dict[str, JobWorker] = {}
         #: Actions left out because their plugin failed to start, with why.
         self.unavailable: dict[str, str] = {}
+        #: Models for search by meaning, by name: (plugin, provider).
+        self.embedders: dict[str, tuple[str, EmbeddingProvider]] = {}
+        self.answerers: dict[str, tuple[str, AnswerProvider]] = {}
 
     @property
     def hook(self) -> Any:
@@ -195,7 +199,33 @@ def load_plugins(
         for action in collected:
             _add_action(registry, replace(action, plugin=plugin_name))
             info.actions.append(action.name)
+    _collect_providers(registry)
     return registry
+
+
+def _collect_providers(registry: Registry) -> None:
+    """The models each plugin offers through ``register_providers``; a plugin whose hook fails offers none."""
+    for plugin_name, function in registry.implementations("register_providers"):
+        collected: list[Any] = []
+        try:
+            function(register=collected.append)
+            for provider in collected:
+                if not isinstance(provider, EmbeddingProvider | AnswerProvider):
+                    raise TypeError(f"register() takes an EmbeddingProvider or an AnswerProvider, "
+                                    f"got {type(provider).__name__}")
+        except Exception as exc:
+            log.error("plugin %s failed to register its providers, which are left out: %s: %s",
+                      plugin_name, type(exc).__name__, exc)
+            continue
+        for provider in collected:
+            kind, table = (("embedding", registry.embedders) if isinstance(provider, EmbeddingProvider)
+                           else ("answer", registry.answerers))
+            existing = table.get(provider.name)
+            if existing is not None:
+                raise PluginError(f"{kind} provider {provider.name!r} is registered by both plugin {existing[0]!r} "
+                                  f"and plugin {plugin_name!r}; uninstall one or limit plugins with "
+                                  f"QUAERO_LOAD_PLUGINS")
+            table[provider.name] = (plugin_name, provider)
 
 
 def _add_action(registry: Registry, action: Action) -> None:

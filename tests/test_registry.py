@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from quaero.api import Action, JobWorker, StepManager, hookimpl
+from quaero.api import Action, Embedder, EmbeddingProvider, JobWorker, StepManager, hookimpl
 from quaero.errors import PluginError
 from quaero.registry import load_plugins
 
@@ -118,3 +118,36 @@ def test_example_plugin_is_listed_and_runs(echo_plugin, tmp_path):
     bad = _quaero(["validate", str(typo)], echo_plugin, tmp_path)
     assert bad.returncode == 1
     assert "unknown key 'mesages'" in bad.stderr and "line 5" in bad.stderr and "step 'say'" in bad.stderr
+
+
+class _Embedder(Embedder):
+    model = "test/3"
+    dimensions = 3
+
+    def embed(self, texts, *, purpose="document"):
+        return [[1.0, 0.0, 0.0] for _ in texts]
+
+
+class ProvidersA:
+    @hookimpl
+    def register_providers(self, register):
+        register(EmbeddingProvider("same", lambda ctx: _Embedder(), "an embedder"))
+
+
+class ProvidersB(ProvidersA):
+    pass
+
+
+class BadProviders:
+    @hookimpl
+    def register_providers(self, register):
+        register("not a provider")
+
+
+def test_providers_are_collected_by_kind_and_a_name_claimed_twice_fails_naming_both():
+    registry = load_plugins(only=[], extra=[("first", ProvidersA()), ("bad", BadProviders())])
+    plugin, provider = registry.embedders["same"]
+    assert plugin == "first" and provider.create(None).embed(["x"]) == [[1.0, 0.0, 0.0]]
+    assert registry.answerers == {} and "bad" in registry.plugins
+    with pytest.raises(PluginError, match=r"'same' is registered by both plugin 'first' and plugin 'second'"):
+        load_plugins(only=[], extra=[("first", ProvidersA()), ("second", ProvidersB())])

@@ -23,6 +23,9 @@ for secrets in step options. 1.2 added :class:`OutboundRefused` (the outbound po
 ``outcome`` and ``waiting`` on :class:`JobView`, and :meth:`JobWorker.before_rerun` (take back what
 ``after_failure`` gave up, before a failed job runs again). 1.4: every outcome may carry a reason
 (``saved:rendered``: the crawler saved a page it rendered in a browser), not only ``skipped`` and ``failed``.
+1.5 added search by meaning (:mod:`quaero.api.embeddings`): the ``register_providers`` hook with
+:class:`EmbeddingProvider` / :class:`Embedder` and :class:`AnswerProvider` / :class:`Answerer`, and
+``ctx.embeddings`` (:class:`EmbeddingIndex`).
 """
 
 from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
@@ -39,6 +42,16 @@ from quaero.api.documents import (
     SaveResult,
     SearchHit,
     SearchPage,
+)
+from quaero.api.embeddings import (
+    Answer,
+    Answerer,
+    AnswerProvider,
+    Embedder,
+    EmbeddingIndex,
+    EmbeddingProvider,
+    EmbeddingReport,
+    Passage,
 )
 from quaero.api.hookspecs import hookimpl
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
@@ -59,13 +72,15 @@ from quaero.errors import (
     QueryError,
 )
 
-VERSION = "1.4"
+VERSION = "1.5"
 
 __all__ = [
-    "VERSION", "Action", "ChildSpec", "ConfigError", "Conflict", "Credentials", "DatabaseMaintenance",
+    "VERSION", "Action", "Answer", "AnswerProvider", "Answerer", "ChildSpec", "ConfigError", "Conflict",
+    "Credentials", "DatabaseMaintenance",
     "DefinitionError", "DefinitionInfo", "Document", "DocumentFilter", "DocumentInput", "Documents",
+    "Embedder", "EmbeddingIndex", "EmbeddingProvider", "EmbeddingReport",
     "FullTextIndex", "IndexReport", "JobCancelled", "JobContext", "JobError", "JobView", "JobWorker", "Migration",
-    "NotFound", "OUTCOMES", "Outcome", "OutboundRefused", "PluginContext", "PluginDatabase", "PluginHost",
+    "NotFound", "OUTCOMES", "Outcome", "OutboundRefused", "Passage", "PluginContext", "PluginDatabase", "PluginHost",
     "PluginSettings",
     "ProcessIdentity", "QuaeroError", "QueryError", "RateReservation", "ReadinessContext", "SaveResult",
     "SearchHit", "SearchPage", "Secret", "SecretReference", "StepContext", "StepManager", "StepOptions",

@@ -22,6 +22,7 @@ import httpx
 from quaero.api.credentials import Credentials
 from quaero.api.database import Migration, PluginDatabase
 from quaero.api.documents import DocumentInput, Documents, FullTextIndex, SaveResult
+from quaero.api.embeddings import EmbeddingIndex
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
 from quaero.api.maintenance import DatabaseMaintenance
 from quaero.api.outbound import RateReservation
@@ -62,6 +63,11 @@ class PluginContext(ABC):
     @abstractmethod
     def full_text(self) -> FullTextIndex:
         """The documents' full-text index: checked, rebuilt, optimised."""
+
+    @property
+    def embeddings(self) -> EmbeddingIndex:
+        """The documents' vectors (search by meaning): checked, and filled in (API 1.5)."""
+        raise NotImplementedError("this context offers no embeddings")
 
     @property
     @abstractmethod

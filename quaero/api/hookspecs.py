@@ -23,6 +23,7 @@ import pluggy
 from quaero.api.actions import Action
 from quaero.api.context import PluginHost
 from quaero.api.database import PluginDatabase
+from quaero.api.embeddings import Provider
 from quaero.api.web import WebRegistry
 
 PROJECT = "quaero"
@@ -37,6 +38,19 @@ def register_actions(register: Callable[[Action], None]) -> None:
     Fires once per process when the plugins load, before anything else. Call ``register(action)`` with a
     :class:`quaero.api.Action` for each action the plugin provides; the core, not the plugin, rejects an
     action name or job type another plugin already registered, naming both plugins. Returns nothing.
+    """
+
+
+@hookspec
+def register_providers(register: Callable[[Provider], None]) -> None:
+    """Contribute models for search by meaning (API 1.5).
+
+    Fires once per process when the plugins load, beside ``register_actions``. Call ``register(provider)``
+    with a :class:`quaero.api.EmbeddingProvider` (an embedding model, named by the ``embedder`` setting) or a
+    :class:`quaero.api.AnswerProvider` (a model that answers from passages, named by the ``answerer``
+    setting) for each model the plugin offers; a name another plugin already registered for the same kind
+    is refused, naming both plugins. The provider's ``create(ctx)`` runs lazily after ``startup``, with the
+    plugin's context. Returns nothing.
     """
 
 
