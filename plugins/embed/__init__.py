@@ -1,0 +1,1 @@
+"""The embed plugin: the offline embedding model (provider ``local``) and the ``embed`` action."""
