@@ -155,6 +155,12 @@ class Settings(BaseModel):
     plugin_environment: dict[str, str] = Field(
         default_factory=dict, repr=False,
         description="The QUAERO_PLUGIN_<NAME>_<KEY> variables, read when each plugin starts.")
+    embedder: str = Field(
+        "local", min_length=1, description="The embedding model for search by meaning: a provider a plugin offers "
+                                           "(local: offline, built in; openai, gemini: the agent plugin's), or none.")
+    answerer: str | None = Field(
+        None, description="The model that writes answers to `ask` from the best passages (openai, gemini: the agent "
+                          "plugin's); unset: ask returns the passages themselves.")
     templates_dir: Path | None = Field(
         None, description="Directory of Jinja templates that override the plugins' and the core's.")
     plugin_modules: list[str] = Field(

@@ -141,6 +141,10 @@ class SearchPage:
     total: int
     limit: int
     offset: int
+    #: How the results were found: ``keyword`` (BM25), ``semantic`` (by meaning) or ``hybrid`` (both, fused).
+    mode: str = "keyword"
+    #: Why the results are not what was asked for (search by meaning unavailable: keyword results instead).
+    notice: str | None = None
 
 
 class Documents(ABC):

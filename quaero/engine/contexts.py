@@ -17,6 +17,7 @@ from quaero.api.context import JobContext, PluginContext, ReadinessContext, Step
 from quaero.api.credentials import Credentials
 from quaero.api.database import PluginDatabase
 from quaero.api.documents import DocumentInput, Documents, FullTextIndex, SaveResult
+from quaero.api.embeddings import EmbeddingIndex
 from quaero.api.jobs import ChildSpec, DefinitionInfo, JobView
 from quaero.api.maintenance import DatabaseMaintenance
 from quaero.api.outbound import RateReservation
@@ -41,7 +42,8 @@ class ContextFactory:
     def __init__(self, *, database: Database, jobs: JobManager, logs: JobLogWriter, documents: DocumentStore,
                  reader: Documents, credentials: CredentialStore, spawner: JobSpawner, steps: Steps,
                  plugins: Plugins, bus: EventBus, tables: PluginDatabase, full_text: FullTextIndex,
-                 maintenance: DatabaseMaintenance, outbound: Outbound) -> None:
+                 maintenance: DatabaseMaintenance, outbound: Outbound,
+                 embeddings: EmbeddingIndex | None = None) -> None:
         self.database = database
         self.jobs = jobs
         self.logs = logs
@@ -56,6 +58,7 @@ class ContextFactory:
         self.full_text = full_text
         self.maintenance = maintenance
         self.outbound = outbound
+        self.embeddings = embeddings
 
     def plugin_context(self, plugin: str) -> PluginContext:
         """A context for what a plugin does outside a job (its manager's ``stats``, its routes)."""
@@ -104,6 +107,12 @@ class BaseContext(PluginContext):
     @property
     def full_text(self) -> FullTextIndex:
         return self._f.full_text
+
+    @property
+    def embeddings(self) -> EmbeddingIndex:
+        if self._f.embeddings is None:
+            raise NotImplementedError("this process offers no embeddings")
+        return self._f.embeddings
 
     @property
     def maintenance(self) -> DatabaseMaintenance:

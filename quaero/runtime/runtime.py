@@ -25,6 +25,7 @@ from quaero.broker.reclaimer import Reclaimer
 from quaero.engine.addresses import AddressPolicy
 from quaero.engine.contexts import ContextFactory
 from quaero.engine.deadletters import DeadLetters
+from quaero.engine.embedding import Embeddings
 from quaero.engine.monitor import JobMonitor
 from quaero.engine.orchestrator import JobDefinitionOrchestrator
 from quaero.engine.outbound import Outbound
@@ -120,7 +121,6 @@ class Runtime:
         self.accounts = AccountStore(self.database, self.models)
         self.login_throttle = LoginThrottle(self.database, self.models, max_failures=settings.login_max_failures,
                                             lockout=settings.login_lockout)
-        self.search = DocumentSearch(self.database)
         self.activity = ActivityStore(self.database, self.models, job_timeout=settings.default_job_timeout)
         self.dead_letters = DeadLetters(self.queue, self.jobs, self.logs)
         # The plugins: started (settings, migrations, state) before any of their jobs can run.
@@ -129,6 +129,13 @@ class Runtime:
         self.plugins.start()
         self._listen_for_deletions()
         self.job_queue = JobQueue(self.queue, self.registry)
+        # Search by meaning: the model the settings name, loaded when first needed; saved documents are
+        # embedded by the quaero.embed actor, which any worker runs.
+        self.embeddings = Embeddings(name=settings.embedder, registry=self.registry, database=self.database,
+                                     plugin_context=lambda plugin: self.contexts.plugin_context(plugin))
+        self.embeddings.declare(self.broker)
+        self.documents.text_listeners.append(self.embeddings.notify)
+        self.search = DocumentSearch(self.database, self.embeddings)
         self.steps = Steps(self.jobs, self.registry)
         # Every plugin's requests: one client per process, behind the address policy of the settings (a
         # worker process gets them through QUAERO_SETTINGS_JSON), rate limits shared through the database.
@@ -139,7 +146,7 @@ class Runtime:
             spawner=JobSpawner(self.database, self.jobs, self.job_queue, self.bus), steps=self.steps,
             plugins=self.plugins, bus=self.bus, tables=self.tables, full_text=full_text_index(self.database),
             maintenance=Maintenance(self.database, self.models, self.jobs),
-            outbound=self.outbound)
+            outbound=self.outbound, embeddings=self.embeddings)
         # Webhook deliveries: made from the executions' events and sent by the server (and `quaero run`).
         self.webhooks = WebhookStore(self.database, self.models, self.jobs, self.credentials.sealer, settings)
         self.jobs.deletion_listeners.append(self.webhooks.forget_jobs)
@@ -243,6 +250,8 @@ class Runtime:
                 self.scheduler.start()
             if self.webhook_sender:
                 self.webhook_sender.start()
+        if self.role != "worker" and self.embeddings.configured and self.embeddings.store.queued():
+            self.embeddings.notify()  # saved before the last stop (or a kill) and not embedded yet
         if self.worker_processes:
             if self.supervisor is None:
                 from quaero.runtime.supervisor import WorkerSupervisor
@@ -283,6 +292,7 @@ class Runtime:
         self.processor.watcher.close()
         self.reclaimer.close()
         self.logs.close()
+        self.embeddings.close()
         self.plugins.close()
         self.outbound.close()
         if self.bus.outbox is not None:

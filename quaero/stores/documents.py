@@ -139,6 +139,8 @@ class DocumentStore:
         self.models = models
         #: Called inside every deletion's transaction with the deleted ids (plugins' ``documents_deleted``).
         self.deletion_listeners: list[DeletionListener] = []
+        #: Called once a save that changed a document's title or body has committed (search by meaning).
+        self.text_listeners: list[Callable[[], None]] = []
         same_html = "html IS NOT DISTINCT FROM ?" if database.is_postgres else "html IS ?"
         self._select_by_ref = _SELECT_BY_REF.format(same_html=same_html)
 
@@ -167,6 +169,7 @@ class DocumentStore:
                 self._select_by_ref, (row.markdown, row.html, item.source_type, item.source_ref)).fetchone()
             if existing is None:
                 inserted = self.database.execute(_INSERT, (item.source_type, item.source_ref, row.updated_at, *row))
+                self._text_changed()
                 return SaveResult(inserted.fetchone()[0], created=True, changed=STORED_FIELDS, first_for_job=True)
             doc_id, old_job, title, same_markdown, same_html, metadata, tags, keywords, summary = existing
             different = {
@@ -182,7 +185,13 @@ class DocumentStore:
                     self.database.execute("UPDATE documents SET job_id = ? WHERE id = ?", (row.job_id, doc_id))
                 return SaveResult(doc_id, created=False, changed=(), first_for_job=claimed)
             self.database.execute(_UPDATE, (*row, doc_id))
+            if different["title"] or different["markdown"]:
+                self._text_changed()
             return SaveResult(doc_id, created=False, changed=changed, first_for_job=old_job != row.job_id)
+
+    def _text_changed(self) -> None:
+        for listener in self.text_listeners:
+            self.database.after_commit(listener)
 
     def update_fields(self, doc_id: int, *, keywords: builtins.list[str] | None = None, summary: str | None = None,
                       metadata: dict[str, Any] | None = None,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import peewee as pw
 
+from quaero.stores import vectors
 from quaero.stores.account_models import ApiToken, LoginFailure, Session, User
 from quaero.stores.db import SCHEMA_LOCK
 from quaero.stores.jsonutil import loads
@@ -355,4 +356,5 @@ def bind_models(database: pw.Database) -> Models:
             database.execute_sql(_SQLITE_TRIGGER)
             database.execute_sql(_SQLITE_WEBHOOK_TRIGGER)
         _install_full_text(database)
+        vectors.install(database)
     return models

@@ -27,8 +27,8 @@ import html
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from quaero.api.documents import DocumentFilter, SearchHit, SearchPage
 from quaero.errors import QueryError
@@ -36,6 +36,7 @@ from quaero.stores.db import Database
 from quaero.stores.documents import filter_sql, parse_date, where_clause
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import loads
+from quaero.stores.vectors import Nearest, VectorStore
 
 FILTERS = ("source", "tag", "after", "before")
 OPEN, CLOSE = "\ue000", "\ue001"  # private-use characters: never produced by escaping, rare in text
@@ -44,6 +45,12 @@ TITLE_WEIGHT, BODY_WEIGHT, KEYWORD_WEIGHT, SUMMARY_WEIGHT = 10.0, 1.0, 5.0, 2.0
 SNIPPET_TOKENS = 24
 PREVIEW_CHARS = 240
 MAX_QUERY_CHARS = 1000
+MODES = ("keyword", "semantic", "hybrid")
+# Reciprocal rank fusion: each ranking adds 1 / (RRF_K + rank); the ranking of title and heading matches
+# adds TITLE_BONUS times that. CANDIDATES: how deep each side of a fusion looks.
+RRF_K = 60
+TITLE_BONUS = 1.0
+CANDIDATES = 100
 _FILTER_WORD = re.compile(r"([A-Za-z_]+):(.*)", re.DOTALL)
 _MARKED = re.compile(f"{OPEN}(.*?){CLOSE}", re.DOTALL)
 
@@ -332,28 +339,74 @@ _RECENT = f"""SELECT {_HIT_COLUMNS}, substr(d.markdown, 1, {PREVIEW_CHARS}), NUL
 ORDER BY d.updated_at DESC, d.id DESC LIMIT ? OFFSET ?"""
 
 
+class Semantic(Protocol):
+    """What search by meaning needs from the engine (:class:`quaero.engine.embedding.Embeddings`)."""
+
+    store: VectorStore
+
+    @property
+    def configured(self) -> bool: ...
+
+    def searchable(self) -> str | None: ...
+
+    def nearest(self, text: str, limit: int, *, allowed: set[int] | None = None,
+                excluded: set[int] | None = None) -> list[Nearest]: ...
+
+
 class DocumentSearch:
-    """Runs queries against one database: FTS5 on SQLite, the ``search`` tsvector on PostgreSQL."""
+    """Runs queries against one database: FTS5 on SQLite, the ``search`` tsvector on PostgreSQL, and by
+    meaning through ``semantic`` (the documents' vectors) when there is one."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, semantic: Semantic | None = None) -> None:
         self.database = database
+        self.semantic = semantic
 
-    def search(self, text: str, *, limit: int = 20, offset: int = 0) -> SearchPage:
-        """Parse ``text`` and return one page of results, best first (newest first without words)."""
+    def search(self, text: str, *, limit: int = 20, offset: int = 0, mode: str | None = None) -> SearchPage:
+        """Parse ``text`` and return one page of results, best first (newest first without words).
+
+        ``mode``: ``keyword``, ``semantic`` or ``hybrid``; by default hybrid where documents are embedded,
+        else keyword. A mode by meaning that cannot run falls back to keyword, saying why in ``notice``.
+        """
+        if mode is not None and mode not in MODES:
+            raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
         query = parse_query(text)
         if not query.all_of:
-            plan: _Plan = _Recent(self.database, query)
-        elif self.database.is_postgres:
-            plan = _Postgres(self.database, query)
-        else:
-            plan = _Sqlite(self.database, query)
-        hits = [SearchHit(row[0], row[1], row[2], row[3], loads(row[4]) or [], row[5], row[6] or "",
-                          None if row[7] is None else float(row[7])) for row in plan.page(limit, offset)]
+            return self._keyword(text, query, limit, offset, "keyword")
+        why = "search by meaning is not set up here" if self.semantic is None else self.semantic.searchable()
+        if why is not None:
+            asked = mode in ("semantic", "hybrid") or (mode is None and self.semantic is not None
+                                                       and self.semantic.configured and "embedded yet" not in why)
+            page = self._keyword(text, query, limit, offset, "keyword")
+            return replace(page, notice=f"keyword results only: {why}") if asked else page
+        if mode == "keyword":
+            return self._keyword(text, query, limit, offset, "keyword")
+        assert self.semantic is not None
+        return _Fused(self, text, query, mode or "hybrid").page(limit, offset)
+
+    def _keyword(self, text: str, query: SearchQuery, limit: int, offset: int, mode: str) -> SearchPage:
+        plan = self._plan(query)
+        hits = [_hit(row) for row in plan.page(limit, offset)]
         if 0 < len(hits) < limit or (not hits and offset == 0):
             total = offset + len(hits)  # a page that is not full already says how many there are
         else:
             total = plan.count()
-        return SearchPage(text, hits, total, limit, offset)
+        return SearchPage(text, hits, total, limit, offset, mode)
+
+    def _plan(self, query: SearchQuery) -> _Plan:
+        if not query.all_of:
+            return _Recent(self.database, query)
+        if self.database.is_postgres:
+            return _Postgres(self.database, query)
+        return _Sqlite(self.database, query)
+
+    def matching_ids(self, query: SearchQuery) -> set[int]:
+        """Every document that ``query`` matches (its words, filters and exclusions), by id."""
+        return set(self._plan(query).ids())
+
+
+def _hit(row: tuple) -> SearchHit:
+    return SearchHit(row[0], row[1], row[2], row[3], loads(row[4]) or [], row[5], row[6] or "",
+                     None if row[7] is None else float(row[7]))
 
 
 class _Plan(ABC):
@@ -372,6 +425,10 @@ class _Plan(ABC):
     def count(self) -> int:
         """How many documents match in all."""
 
+    @abstractmethod
+    def ids(self) -> list[int]:
+        """The id of every match."""
+
     def _rows(self, sql: str, params: list[Any]) -> list[tuple]:
         return self.database.execute(sql, params).fetchall()
 
@@ -389,6 +446,9 @@ class _Recent(_Plan):
 
     def count(self) -> int:
         return self._rows(f"SELECT COUNT(*) FROM documents AS d {self.where}", self.params)[0][0]
+
+    def ids(self) -> list[int]:
+        return [row[0] for row in self._rows(f"SELECT d.id FROM documents AS d {self.where}", self.params)]
 
 
 class _Sqlite(_Plan):
@@ -423,6 +483,10 @@ class _Sqlite(_Plan):
         sql = _SQLITE_COUNT.format(join=self.join, filters=self.filters)
         return self._rows(sql, [self.match, *self.params])[0][0]
 
+    def ids(self) -> list[int]:
+        sql = _SQLITE_COUNT.format(join=self.join, filters=self.filters).replace("COUNT(*)", "documents_fts.rowid", 1)
+        return [row[0] for row in self._rows(sql, [self.match, *self.params])]
+
 
 class _Postgres(_Plan):
     """The ``search`` tsvector: ts_rank_cd with the title weighted, ts_headline for the page's rows."""
@@ -441,6 +505,140 @@ class _Postgres(_Plan):
         return self._rows(_PG_COUNT.format(tsquery=self.tsquery, filters=self.filters),
                           [*self.terms, *self.params])[0][0]
 
+    def ids(self) -> list[int]:
+        sql = _PG_COUNT.format(tsquery=self.tsquery, filters=self.filters).replace("COUNT(*)", "d.id", 1)
+        return [row[0] for row in self._rows(sql, [*self.terms, *self.params])]
+
 
 def _and(conditions: list[str]) -> str:
     return "".join(f" AND {condition}" for condition in conditions)
+
+
+# ---------------------------------------------------------------------------------------------- by meaning
+
+
+class _Fused:
+    """Search by meaning (``semantic``) or by meaning and words (``hybrid``) for one query.
+
+    The semantic side embeds the query's words and takes the documents whose best chunk is nearest; the
+    query language holds there too: its filters and exclusions, and its phrases and prefixes (words the
+    user quoted or truncated on purpose), narrow the documents compared, while plain words do not have to
+    appear (that is what searching by meaning is for). The keyword side is the BM25 ranking above.
+    Hybrid fuses the two rankings by reciprocal rank fusion (``1 / (RRF_K + rank)`` from each side), and
+    a document whose title or best chunk's heading holds every query word gets one more such term.
+    Snippets come from each document's best chunk, with the query's words marked.
+    """
+
+    def __init__(self, search: DocumentSearch, text: str, query: SearchQuery, mode: str) -> None:
+        self.search = search
+        self.text = text
+        self.query = query
+        self.mode = mode
+        assert search.semantic is not None
+        self.semantic = search.semantic
+        self.words = [term.text for group in query.all_of for term in group]
+        self.stems = sorted({word.lower() for term in self.words for word in re.findall(r"\w+", term)},
+                            key=len, reverse=True)
+
+    def page(self, limit: int, offset: int) -> SearchPage:
+        wanted = max(CANDIDATES, offset + limit)
+        nearest = self._nearest(wanted)
+        best_chunk = {near.document_id: near for near in nearest}
+        keyword: list[tuple] = []
+        if self.mode == "hybrid":
+            keyword = self.search._plan(self.query).page(wanted, 0)
+        scores: dict[int, float] = {}
+        for rank, near in enumerate(nearest, 1):
+            scores[near.document_id] = scores.get(near.document_id, 0.0) + 1.0 / (RRF_K + rank)
+        for rank, row in enumerate(keyword, 1):
+            scores[row[0]] = scores.get(row[0], 0.0) + 1.0 / (RRF_K + rank)
+        ordered = sorted(scores, key=lambda doc_id: (-scores[doc_id], doc_id))
+        rows = {row[0]: row for row in keyword}
+        headings = self._headings(ordered[:wanted], best_chunk)
+        titles = self._titles([doc_id for doc_id in ordered[:wanted] if doc_id not in rows])
+        bonus = [doc_id for doc_id in ordered[:wanted]
+                 if self._names_every_word(titles.get(doc_id) or (rows[doc_id][1] if doc_id in rows else ""))
+                 or self._names_every_word(headings.get(doc_id, ""))]
+        for rank, doc_id in enumerate(bonus, 1):
+            scores[doc_id] += TITLE_BONUS / (RRF_K + rank)
+        ordered.sort(key=lambda doc_id: (-scores[doc_id], doc_id))
+        chosen = ordered[offset:offset + limit]
+        hits = self._hits(chosen, best_chunk, rows, scores)
+        return SearchPage(self.text, hits, len(ordered), limit, offset, self.mode)
+
+    def _nearest(self, wanted: int) -> list[Nearest]:
+        query = self.query
+        required = tuple(group for group in query.all_of
+                         if all(term.prefix or len(re.findall(r"\w+", term.text)) > 1 for term in group))
+        allowed: set[int] | None = None
+        if required or query.where:
+            allowed = self.search.matching_ids(SearchQuery(required, (), query.where))
+            if not allowed:
+                return []
+        excluded = (self.search.matching_ids(SearchQuery((query.none_of,), ()))
+                    if query.none_of else None)
+        return self.semantic.nearest(" ".join(self.words), wanted, allowed=allowed, excluded=excluded)
+
+    def _names_every_word(self, text: str) -> bool:
+        lowered = text.lower()
+        return bool(self.stems) and all(re.search(rf"\b{re.escape(stem)}", lowered) for stem in self.stems)
+
+    def _headings(self, ids: list[int], best: dict[int, Nearest]) -> dict[int, str]:
+        spans = self.semantic.store.spans_of([doc_id for doc_id in ids if doc_id in best])
+        found: dict[int, str] = {}
+        for doc_id, doc_spans in spans.items():
+            chunk = best[doc_id].chunk
+            if chunk < len(doc_spans):
+                found[doc_id] = doc_spans[chunk].heading
+        return found
+
+    def _titles(self, ids: list[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            rows = self.search.database.execute(
+                f"SELECT id, title FROM documents WHERE id IN ({', '.join('?' * len(part))})", part).fetchall()
+            found.update({row[0]: row[1] or "" for row in rows})
+        return found
+
+    def _hits(self, ids: list[int], best: dict[int, Nearest], rows: dict[int, tuple],
+              scores: dict[int, float]) -> list[SearchHit]:
+        if not ids:
+            return []
+        database = self.search.database
+        spans = self.semantic.store.spans_of([doc_id for doc_id in ids if doc_id in best])
+        found = {row[0]: row for row in database.execute(
+            f"SELECT {_HIT_COLUMNS} FROM documents AS d WHERE d.id IN ({', '.join('?' * len(ids))})", ids).fetchall()}
+        hits: list[SearchHit] = []
+        for doc_id in ids:
+            row = found.get(doc_id)
+            if row is None:  # deleted since it was ranked
+                continue
+            snippet = rows[doc_id][6] if doc_id in rows else ""
+            near = best.get(doc_id)
+            doc_spans = spans.get(doc_id, [])
+            if near is not None and near.chunk < len(doc_spans):
+                span = doc_spans[near.chunk]
+                text = database.execute("SELECT substr(markdown, ?, ?) FROM documents WHERE id = ?",
+                                        (span.start + 1, max(0, span.end - span.start), doc_id)).fetchone()
+                if text and text[0]:
+                    snippet = self._marked(text[0])
+            hits.append(SearchHit(row[0], row[1], row[2], row[3], loads(row[4]) or [], row[5], snippet,
+                                  round(scores[doc_id], 6)))
+        return hits
+
+    def _marked(self, chunk: str) -> str:
+        """About PREVIEW_CHARS of the chunk around its first query word, every query word marked."""
+        words = plain_snippet(chunk)
+        words = " ".join(words.replace(OPEN, "").replace(CLOSE, "").split())
+        pattern = (re.compile(r"\b(" + "|".join(re.escape(stem) for stem in self.stems) + r")\w*", re.IGNORECASE)
+                   if self.stems else None)
+        first = pattern.search(words) if pattern else None
+        start = max(0, first.start() - PREVIEW_CHARS // 3) if first else 0
+        if start:
+            start = words.find(" ", start) + 1 or start
+        excerpt = words[start:start + PREVIEW_CHARS]
+        cut = excerpt.rfind(" ") if start + PREVIEW_CHARS < len(words) else -1
+        excerpt = (("…" if start else "") + (excerpt[:cut] if cut > 0 else excerpt)
+                   + ("…" if start + PREVIEW_CHARS < len(words) else ""))
+        return pattern.sub(lambda m: OPEN + m.group(0) + CLOSE, excerpt) if pattern else excerpt

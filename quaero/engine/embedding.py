@@ -1,0 +1,261 @@
+"""Search by meaning, the engine's side: which model embeds, embedding what is queued, and the vectors.
+
+The ``embedder`` setting names an :class:`~quaero.api.EmbeddingProvider` a plugin registered (``local``,
+the built-in offline model, by default; ``none`` turns search by meaning off). Its model is created once
+per process, on first use, with its plugin's context.
+
+Documents are queued by the database itself as they are saved (:mod:`quaero.stores.vectors`). After a save
+commits, the process sends one message to the ``quaero.embed`` actor (at most one per second; a save
+during that second sends it at the end of it): a worker thread claims up to :data:`BATCH` queued documents,
+chunks and embeds them, stores their vectors, and sends the message again while documents are left. The
+crawl never waits for it; a killed worker's claims lapse and another process embeds those documents.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+import numpy as np
+from dramatiq.message import Message
+
+from quaero import api
+from quaero.api.embeddings import Embedder, EmbeddingReport, Purpose
+from quaero.errors import ConfigError
+from quaero.registry import Registry
+from quaero.stores.chunks import chunk_markdown
+from quaero.stores.db import Database
+from quaero.stores.vectors import Nearest, Span, VectorIndex, VectorStore, normalised
+
+log = logging.getLogger(__name__)
+
+ACTOR = "quaero.embed"
+QUEUE = "quaero"
+BATCH = 128
+DEBOUNCE = 1.0
+TIME_LIMIT_MS = 600_000
+
+
+class Embeddings(api.EmbeddingIndex):
+    """The process's embedding model, the queue and the vectors (``ctx.embeddings``, search, ``ask``)."""
+
+    def __init__(self, *, name: str, registry: Registry, database: Database,
+                 plugin_context: Callable[[str], Any]) -> None:
+        self.name = name
+        self.registry = registry
+        self.store = VectorStore(database)
+        self._plugin_context = plugin_context
+        self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
+        self._failure: str | None = None
+        self._index: VectorIndex | None = None
+        self._broker: dramatiq.Broker | None = None
+        self._last_sent = 0.0
+        self._timer: threading.Timer | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------------------------------ the model
+
+    @property
+    def available(self) -> str | None:
+        try:
+            self.embedder()
+        except ConfigError as exc:
+            return exc.message
+        return None
+
+    @property
+    def configured(self) -> bool:
+        """Whether the settings ask for search by meaning at all (``embedder`` is not ``none``)."""
+        return self.name != "none"
+
+    def embedder(self) -> Embedder:
+        """The model, created on first use; :class:`ConfigError` saying why there is none."""
+        if self._embedder is not None:
+            return self._embedder
+        with self._lock:
+            if self._embedder is not None:
+                return self._embedder
+            if self._failure is not None:
+                raise ConfigError(self._failure)
+            if not self.configured:
+                raise ConfigError("search by meaning is off (embedder = \"none\" in the settings)")
+            entry = self.registry.embedders.get(self.name)
+            if entry is None:
+                offered = ", ".join(sorted(self.registry.embedders)) or "none"
+                raise ConfigError(f"no installed plugin offers the embedder {self.name!r} named by the settings "
+                                  f"(embedder); installed: {offered}")
+            plugin, provider = entry
+            try:
+                embedder = provider.create(self._plugin_context(plugin))
+                if embedder.dimensions <= 0:
+                    raise ConfigError(f"it says its vectors have {embedder.dimensions} dimensions")
+            except Exception as exc:
+                message = exc.message if isinstance(exc, api.QuaeroError) else f"{type(exc).__name__}: {exc}"
+                self._failure = f"the embedder {self.name!r} (plugin {plugin}) could not load: {message}"
+                log.error("%s", self._failure)
+                raise ConfigError(self._failure) from exc
+            self._embedder = embedder
+            return embedder
+
+    def embed_texts(self, texts: list[str], *, purpose: Purpose = "document") -> np.ndarray:
+        """Unit vectors for ``texts`` (float32, one row each), in the model's batches."""
+        embedder = self.embedder()
+        rows: list[np.ndarray] = []
+        step = max(1, embedder.max_batch)
+        for start in range(0, len(texts), step):
+            batch = texts[start:start + step]
+            vectors = normalised(embedder.embed(batch, purpose=purpose))
+            if vectors.shape != (len(batch), embedder.dimensions):
+                raise api.JobError(f"the embedder {self.name!r} returned vectors of shape {vectors.shape} for "
+                                   f"{len(batch)} texts of {embedder.dimensions} dimensions", retryable=False)
+            rows.append(vectors)
+        return np.concatenate(rows) if rows else np.zeros((0, embedder.dimensions), dtype=np.float32)
+
+    # ------------------------------------------------------------------------------------------ filling in
+
+    def check(self) -> EmbeddingReport:
+        return self.store.check(self.embedder().model)
+
+    def queue_stale(self) -> int:
+        queued = self.store.queue_stale(self.embedder().model)
+        if queued:
+            self.notify()
+        return queued
+
+    def embed_queued(self, *, limit: int = 256, cancelled: Callable[[], bool] | None = None) -> int:
+        embedder = self.embedder()
+        done = 0
+        while done < limit and not (cancelled and cancelled()):
+            claimed = self.store.claim(min(BATCH, limit - done))
+            if not claimed:
+                break
+            try:
+                texts: list[str] = []
+                pieces: list[tuple[int, list[Span]]] = []
+                for item in claimed:
+                    chunks = chunk_markdown(item.markdown, title=item.title)
+                    pieces.append((len(texts), [Span(c.start, c.end, c.heading) for c in chunks]))
+                    texts.extend(chunk.embedded_text(item.title) for chunk in chunks)
+                vectors = self.embed_texts(texts)
+            except BaseException:
+                self.store.release(item.document_id for item in claimed)
+                raise
+            for item, (first, spans) in zip(claimed, pieces, strict=True):
+                self.store.save(item, embedder.model, vectors[first:first + len(spans)], spans)
+            done += len(claimed)
+        return done
+
+    # ------------------------------------------------------------------------------------------ searching
+
+    def index(self) -> VectorIndex:
+        """The in-memory copy of the configured model's vectors, up to date within a second."""
+        embedder = self.embedder()
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = VectorIndex(self.store, embedder.model, embedder.dimensions)
+        self._index.refresh()
+        return self._index
+
+    def searchable(self) -> str | None:
+        """``None`` when a query can be searched by meaning; otherwise why not."""
+        why = self.available
+        if why is not None:
+            return why
+        if not self.index().documents:
+            return "no document has been embedded yet" + (
+                f" ({self.store.queued()} waiting)" if self.store.queued() else "")
+        return None
+
+    def query_vector(self, text: str) -> np.ndarray:
+        return self.embed_texts([text], purpose="query")[0]
+
+    def nearest(self, text: str, limit: int, *, allowed: set[int] | None = None,
+                excluded: set[int] | None = None) -> list[Nearest]:
+        return self.index().nearest(self.query_vector(text), limit, allowed=allowed, excluded=excluded)
+
+    def related(self, doc_id: int, limit: int = 5) -> list[Nearest]:
+        """The documents nearest this one (the mean of its chunks), itself left out; [] when not embedded."""
+        if self.available is not None:
+            return []
+        index = self.index()
+        vectors = index.vectors_of(doc_id)
+        if vectors is None or not len(vectors):
+            return []
+        centre = normalised(vectors.mean(axis=0))[0]
+        return index.nearest(centre, limit, excluded={doc_id})
+
+    # ------------------------------------------------------------------------------------------ the actor
+
+    def declare(self, broker: dramatiq.Broker) -> None:
+        """Declare the ``quaero.embed`` actor on the broker (idempotent)."""
+        self._broker = broker
+        if ACTOR in broker.actors:
+            return
+
+        def embed() -> None:
+            self._drain()
+
+        embed.__name__ = "quaero_embed"
+        dramatiq.Actor(embed, broker=broker, actor_name=ACTOR, queue_name=QUEUE, priority=10,
+                       options={"max_retries": 0, "time_limit": TIME_LIMIT_MS})
+
+    def _drain(self) -> None:
+        if not self.configured or self.available is not None:
+            return
+        try:
+            done = self.embed_queued(limit=BATCH * 4)
+        except Exception as exc:  # the model failed: the documents stay queued for the next message
+            log.warning("embedding queued documents failed (they stay queued): %s: %s", type(exc).__name__, exc)
+            return
+        if done and self.store.queued():
+            self._send()
+
+    def notify(self) -> None:
+        """Documents were queued: have them embedded soon (one message per second at most)."""
+        if self._broker is None or not self.configured or self._closed:
+            return
+        with self._lock:
+            wait = self._last_sent + DEBOUNCE - time.monotonic()
+            if wait <= 0:
+                self._last_sent = time.monotonic()
+            elif self._timer is None:
+                self._timer = threading.Timer(wait, self._deferred)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+            else:
+                return
+        self._send()
+
+    def _deferred(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._last_sent = time.monotonic()
+        self._send()
+
+    def _send(self) -> None:
+        broker = self._broker
+        if broker is None or self._closed:
+            return
+        try:
+            broker.enqueue(Message(queue_name=QUEUE, actor_name=ACTOR, args=(), kwargs={}, options={}))
+        except Exception as exc:  # the documents stay queued: the next save, or the next start, sends again
+            log.warning("could not ask for queued documents to be embedded: %s: %s", type(exc).__name__, exc)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if self._embedder is not None:
+            try:
+                self._embedder.close()
+            except Exception:
+                log.exception("the embedder %r failed to close", self.name)
