@@ -149,7 +149,8 @@ class EmbeddingIndex(ABC):
     @abstractmethod
     def available(self) -> str | None:
         """``None`` when documents can be embedded here; otherwise why not (no embedder configured or
-        installed, the model failed to load), in words that say what to fix."""
+        installed, the model failed to load), in words that say what to fix. Cheap: it does not load the
+        model (a model that fails on its first use raises then, and says so here afterwards)."""
 
     @abstractmethod
     def check(self) -> EmbeddingReport:

@@ -62,10 +62,15 @@ class Embeddings(api.EmbeddingIndex):
 
     @property
     def available(self) -> str | None:
-        try:
-            self.embedder()
-        except ConfigError as exc:
-            return exc.message
+        """Why documents cannot be embedded here (``None``: they can), without loading the model."""
+        if self._failure is not None:
+            return self._failure
+        if not self.configured:
+            return "search by meaning is off (embedder = \"none\" in the settings)"
+        if self.name not in self.registry.embedders:
+            offered = ", ".join(sorted(self.registry.embedders)) or "none"
+            return (f"no installed plugin offers the embedder {self.name!r} named by the settings (embedder); "
+                    f"installed: {offered}")
         return None
 
     @property
@@ -80,16 +85,10 @@ class Embeddings(api.EmbeddingIndex):
         with self._lock:
             if self._embedder is not None:
                 return self._embedder
-            if self._failure is not None:
-                raise ConfigError(self._failure)
-            if not self.configured:
-                raise ConfigError("search by meaning is off (embedder = \"none\" in the settings)")
-            entry = self.registry.embedders.get(self.name)
-            if entry is None:
-                offered = ", ".join(sorted(self.registry.embedders)) or "none"
-                raise ConfigError(f"no installed plugin offers the embedder {self.name!r} named by the settings "
-                                  f"(embedder); installed: {offered}")
-            plugin, provider = entry
+            why = self.available
+            if why is not None:
+                raise ConfigError(why)
+            plugin, provider = self.registry.embedders[self.name]
             try:
                 embedder = provider.create(self._plugin_context(plugin))
                 if embedder.dimensions <= 0:
@@ -167,7 +166,11 @@ class Embeddings(api.EmbeddingIndex):
         why = self.available
         if why is not None:
             return why
-        if not self.index().documents:
+        try:
+            index = self.index()
+        except ConfigError as exc:  # the model failed to load
+            return exc.message
+        if not index.documents:
             return "no document has been embedded yet" + (
                 f" ({self.store.queued()} waiting)" if self.store.queued() else "")
         return None
@@ -183,7 +186,10 @@ class Embeddings(api.EmbeddingIndex):
         """The documents nearest this one (the mean of its chunks), itself left out; [] when not embedded."""
         if self.available is not None:
             return []
-        index = self.index()
+        try:
+            index = self.index()
+        except ConfigError:  # the model failed to load (logged once)
+            return []
         vectors = index.vectors_of(doc_id)
         if vectors is None or not len(vectors):
             return []
@@ -218,8 +224,8 @@ class Embeddings(api.EmbeddingIndex):
 
     def notify(self) -> None:
         """Documents were queued: have them embedded soon (one message per second at most)."""
-        if self._broker is None or not self.configured or self._closed:
-            return
+        if self._broker is None or self._closed or self.available is not None:
+            return  # nothing here could embed them: they stay queued
         with self._lock:
             wait = self._last_sent + DEBOUNCE - time.monotonic()
             if wait <= 0:

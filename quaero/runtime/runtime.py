@@ -23,6 +23,7 @@ from dramatiq.middleware import CurrentMessage, Retries, TimeLimit
 from quaero.broker import QueueInspector, inspector_for, make_broker
 from quaero.broker.reclaimer import Reclaimer
 from quaero.engine.addresses import AddressPolicy
+from quaero.engine.answering import Answers
 from quaero.engine.contexts import ContextFactory
 from quaero.engine.deadletters import DeadLetters
 from quaero.engine.embedding import Embeddings
@@ -136,6 +137,8 @@ class Runtime:
         self.embeddings.declare(self.broker)
         self.documents.text_listeners.append(self.embeddings.notify)
         self.search = DocumentSearch(self.database, self.embeddings)
+        self.answers = Answers(name=settings.answerer, registry=self.registry, search=self.search,
+                               plugin_context=lambda plugin: self.contexts.plugin_context(plugin))
         self.steps = Steps(self.jobs, self.registry)
         # Every plugin's requests: one client per process, behind the address policy of the settings (a
         # worker process gets them through QUAERO_SETTINGS_JSON), rate limits shared through the database.
@@ -196,6 +199,23 @@ class Runtime:
             self.jobs.deletion_listeners.append(jobs_deleted)
         if self.registry.implementations("documents_deleted"):
             self.documents.deletion_listeners.append(documents_deleted)
+
+    def ask(self, question: str, *, limit: int = 6) -> dict[str, Any]:
+        """An answer to ``question`` from the knowledge base, with the passages it cites."""
+        return self.answers.ask(question, limit=limit)
+
+    def related(self, doc_id: int, *, limit: int = 5) -> list[dict[str, Any]]:
+        """The documents nearest ``doc_id`` in meaning, nearest first ([] when it is not embedded)."""
+        nearest = self.embeddings.related(doc_id, limit)
+        if not nearest:
+            return []
+        ids = [near.document_id for near in nearest]
+        rows = {row[0]: row for row in self.database.execute(
+            f"SELECT id, title, source_type, source_ref FROM documents WHERE id IN ({', '.join('?' * len(ids))})",
+            ids).fetchall()}
+        return [{"id": near.document_id, "title": rows[near.document_id][1], "source_type": rows[near.document_id][2],
+                 "source_ref": rows[near.document_id][3], "score": round(near.score, 4)}
+                for near in nearest if near.document_id in rows]
 
     def not_runnable(self, definition: JobDefinition) -> list[str]:
         """Why ``definition`` cannot run now (empty when it can): what its steps' actions say they miss."""

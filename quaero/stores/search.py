@@ -30,13 +30,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import numpy as np
+
 from quaero.api.documents import DocumentFilter, SearchHit, SearchPage
 from quaero.errors import QueryError
 from quaero.stores.db import Database
 from quaero.stores.documents import filter_sql, parse_date, where_clause
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import loads
-from quaero.stores.vectors import Nearest, VectorStore
+from quaero.stores.vectors import Nearest, VectorIndex, VectorStore
 
 FILTERS = ("source", "tag", "after", "before")
 OPEN, CLOSE = "\ue000", "\ue001"  # private-use characters: never produced by escaping, rare in text
@@ -301,7 +303,7 @@ def hit_dict(hit: SearchHit) -> dict[str, Any]:
 def page_dict(page: SearchPage) -> dict[str, Any]:
     """A page of results as the API gives it (the shape of every list, plus the query)."""
     return {"items": [hit_dict(hit) for hit in page.items], "total": page.total, "limit": page.limit,
-            "offset": page.offset, "next": None, "query": page.query}
+            "offset": page.offset, "next": None, "query": page.query, "mode": page.mode, "notice": page.notice}
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -348,6 +350,10 @@ class Semantic(Protocol):
     def configured(self) -> bool: ...
 
     def searchable(self) -> str | None: ...
+
+    def index(self) -> VectorIndex: ...
+
+    def query_vector(self, text: str) -> np.ndarray: ...
 
     def nearest(self, text: str, limit: int, *, allowed: set[int] | None = None,
                 excluded: set[int] | None = None) -> list[Nearest]: ...

@@ -187,6 +187,12 @@ async def search(request: Request) -> JSONResponse:
           words (all must match), "phrases", prefix*, -excluded, a OR b, and the filters source:web,
           tag:x, after:2025-01-01, before:2025-02-01
         schema: {type: string, default: ""}
+      - name: mode
+        in: query
+        description: >-
+          keyword (BM25), semantic (by meaning) or hybrid (both, fused); default hybrid where documents are
+          embedded, else keyword
+        schema: {type: string, enum: [keyword, semantic, hybrid]}
       - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 100, default: 20}}
       - {name: offset, in: query, schema: {type: integer, minimum: 0, maximum: 10000, default: 0}}
     responses:
@@ -197,14 +203,99 @@ async def search(request: Request) -> JSONResponse:
             schema:
               allOf:
                 - {$ref: '#/components/schemas/SearchPage'}
-                - {type: object, properties: {query: {type: string}}}
+                - type: object
+                  properties:
+                    query: {type: string}
+                    mode: {type: string, enum: [keyword, semantic, hybrid], description: "how the results were found"}
+                    notice: {type: string, nullable: true, description: "why keyword results came instead"}
       400: {$ref: '#/components/responses/BadRequest'}
     """
     text = request.query_params.get("q", "")
     limit = int_param(request, "limit", 20, low=1, high=100)
     offset = int_param(request, "offset", 0, high=10_000)
-    page = await asyncio.to_thread(runtime_of(request).search.search, text, limit=limit, offset=offset)
+    mode = request.query_params.get("mode") or None
+    page = await asyncio.to_thread(runtime_of(request).search.search, text, limit=limit, offset=offset, mode=mode)
     return JSONResponse(page_dict(page))
+
+
+async def related_documents(request: Request) -> JSONResponse:
+    """The documents nearest one in meaning (by their embeddings); empty when it is not embedded.
+    ---
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: integer}}
+      - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 50, default: 5}}
+    responses:
+      200:
+        description: "nearest first; `score` is the cosine similarity of the documents' mean vectors"
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                items:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      id: {type: integer}
+                      title: {type: string}
+                      source_type: {type: string}
+                      source_ref: {type: string}
+                      score: {type: number}
+      404: {$ref: '#/components/responses/NotFound'}
+    """
+    runtime = runtime_of(request)
+    doc_id = document_id(request)
+    limit = int_param(request, "limit", 5, low=1, high=50)
+    await asyncio.to_thread(runtime.documents.get, doc_id)
+    return JSONResponse({"items": await asyncio.to_thread(runtime.related, doc_id, limit=limit)})
+
+
+async def ask(request: Request) -> JSONResponse:
+    """An answer from the knowledge base, citing the passages it rests on.
+    ---
+    description: >-
+      Retrieves the best passages (hybrid search where documents are embedded), then the answerer of the
+      settings writes an answer citing them as [1], [2]. Without an answerer, or when it fails (`error`
+      says why), the answer is the passages themselves, quoted with their sources.
+    parameters:
+      - {name: q, in: query, required: true, description: the question, schema: {type: string, maxLength: 1000}}
+      - name: limit
+        in: query
+        description: passages to retrieve
+        schema: {type: integer, minimum: 1, maximum: 20, default: 6}
+    responses:
+      200:
+        description: the answer and its passages
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                question: {type: string}
+                answer: {type: string, nullable: true, description: "null when nothing matched"}
+                cited: {type: array, items: {type: integer}, description: "indexes of the passages cited"}
+                model: {type: string, nullable: true, description: "the answerer's model; null: passages quoted"}
+                usage: {type: object, additionalProperties: {type: integer}}
+                error: {type: string, nullable: true, description: "why no model wrote the answer"}
+                mode: {type: string}
+                notice: {type: string, nullable: true}
+                passages:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      index: {type: integer}
+                      document_id: {type: integer}
+                      title: {type: string}
+                      source_ref: {type: string}
+                      heading: {type: string}
+                      text: {type: string}
+      400: {$ref: '#/components/responses/BadRequest'}
+    """
+    limit = int_param(request, "limit", 6, low=1, high=20)
+    question = request.query_params.get("q", "")
+    return JSONResponse(await asyncio.to_thread(runtime_of(request).ask, question, limit=limit))
 
 
 routes = [
@@ -214,5 +305,7 @@ routes = [
     Route("/api/documents/tags", document_tags, methods=["GET"]),
     Route("/api/documents/{id}", get_document, methods=["GET"]),
     Route("/api/documents/{id}", delete_document, methods=["DELETE"]),
+    Route("/api/documents/{id}/related", related_documents, methods=["GET"]),
     Route("/api/search", search, methods=["GET"]),
+    Route("/api/ask", ask, methods=["GET"]),
 ]
