@@ -12,13 +12,13 @@ tool error with the ``QuaeroError``'s message; a bug answers an error id, its tr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import secrets
 from typing import Any
 
-import anyio
 from mcp import types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -95,7 +95,7 @@ async def call(runtime: Runtime, tool: Tool, arguments: dict[str, Any]) -> types
                              for error in exc.errors())
         return failure(f"invalid arguments for {tool.name}: {problems}")
     try:
-        data = await anyio.to_thread.run_sync(tool.run, runtime, parsed)
+        data = await asyncio.to_thread(tool.run, runtime, parsed)
     except QuaeroError as exc:
         return failure(exc.message)
     except Exception:
@@ -138,7 +138,7 @@ class McpEndpoint:
 
 def serve_stdio(runtime: Runtime) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin (stdout carries protocol messages only)."""
-    anyio.run(_serve_stdio, make_server(runtime))
+    asyncio.run(_serve_stdio(make_server(runtime)))
 
 
 async def _serve_stdio(server: Server[Any]) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import anyio
 import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -94,7 +94,7 @@ def test_an_mcp_client_searches_and_reads_the_knowledge_base_over_stdio(data_dir
                 with pytest.raises(MCPError, match="needs a running server"):
                     await client.call_tool("run_definition", {"name_or_id": "x"})
 
-    anyio.run(session)
+    asyncio.run(session())
     assert "Traceback" not in (data_dir.parent / "stderr.log").read_text()
 
 
