@@ -1,4 +1,4 @@
-"""The ``quaero`` command: serve, worker, run, jobs (and its actions), search, plugins, validate, users.
+"""The ``quaero`` command: serve, worker, run, jobs (and its actions), search, mcp, plugins, validate, users.
 
 Each ``cmd_*`` writes its output to the stream it is given. With ``--json`` that stream is the real stdout
 and nothing else may write there: logs go to stderr (``runtime/logsetup.py``), supervised workers' stdout
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", help='words, "phrases", prefix*, -excluded, a OR b, source:, tag:, after:, before:')
     search.add_argument("--limit", type=int, default=10)
     search.add_argument("--json", action="store_true", help="print the results as the API returns them")
+
+    mcp = sub.add_parser("mcp", help="serve the knowledge base to an MCP client (Claude Desktop, ...) over stdio")
+    _common(mcp)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and their actions")
     _common(plugins)
@@ -385,6 +388,28 @@ def _print_hits(page: SearchPage, out: TextIO) -> None:
         console.print(Padding(snippet, (0, 0, 0, 4)) if terminal else f"    {snippet}")
     shown = f"{len(page.items)} of {page.total}" if page.total > len(page.items) else f"{page.total}"
     console.print(f"{shown} result{'s' if page.total != 1 else ''} for {escape(repr(page.query))}")
+
+
+def cmd_mcp(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Serve the knowledge base over MCP on stdin and stdout until the client closes stdin.
+
+    stdout carries protocol messages only: logs go to stderr (and ``logs/mcp.log``), and while the server
+    runs the SDK points file descriptor 1 at stderr, so that no stray print can break a message.
+    """
+    from quaero.runtime import Runtime
+    from quaero.runtime.logsetup import configure_logging
+    from quaero.web.mcp import serve_stdio
+
+    configure_logging(settings, file_name="mcp.log", console_level="WARNING")
+    # The services without any background part: the server, if one runs, executes the jobs. Until the SDK
+    # holds stdout, whatever a plugin prints while it starts goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        runtime = Runtime(settings, role="control")
+    try:
+        serve_stdio(runtime)
+    finally:
+        runtime.stop()
+    return 0
 
 
 def cmd_plugins(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:

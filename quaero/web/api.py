@@ -10,12 +10,14 @@ is ``quaero/web/stream.py``.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from quaero import __version__
+from quaero.runtime import Runtime
 from quaero.stores.jobs import Counts, JobFilter
 from quaero.stores.logs import LEVELS, last_id
 from quaero.stores.views import job_dicts, job_page, page
@@ -167,15 +169,18 @@ async def get_job(request: Request) -> JSONResponse:
       200: {description: the job, content: {application/json: {schema: {$ref: '#/components/schemas/Job'}}}}
       404: {$ref: '#/components/responses/NotFound'}
     """
-    runtime = runtime_of(request)
-    found = await asyncio.to_thread(runtime.jobs.get, request.path_params["id"])
-    [data] = await asyncio.to_thread(job_dicts, runtime.jobs, [found])
+    return JSONResponse(await asyncio.to_thread(job_detail, runtime_of(request), request.path_params["id"]))
+
+
+def job_detail(runtime: Runtime, job_id: str) -> dict[str, Any]:
+    """One job as ``GET /api/jobs/{id}`` gives it (the MCP tool ``job_status`` too); :class:`NotFound` if none."""
+    found = runtime.jobs.get(job_id)
+    [data] = job_dicts(runtime.jobs, [found])
     if found.type in ("step", "parent"):
-        data["outcomes"] = await asyncio.to_thread(runtime.jobs.outcome_counts, found.id,
-                                                   descendants=found.type == "parent")
+        data["outcomes"] = runtime.jobs.outcome_counts(found.id, descendants=found.type == "parent")
     if found.type == "step":
-        data["stats"] = await asyncio.to_thread(runtime.step_stats, found)
-    return JSONResponse(data)
+        data["stats"] = runtime.step_stats(found)
+    return data
 
 
 async def delete_job(request: Request) -> JSONResponse:

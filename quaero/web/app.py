@@ -1,4 +1,4 @@
-"""The Starlette application: the REST API, the pages and the event stream over one Runtime.
+"""The Starlette application: the REST API, the pages, the event stream and MCP over one Runtime.
 
 Errors from the ``QuaeroError`` tree become ``{"error", "detail"}`` with their status code; nothing a
 client sends produces a 500. A 500 (a bug) answers with an error id only; its traceback is logged under it.
@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from quaero.errors import QuaeroError
@@ -41,6 +41,7 @@ from quaero.web import (
     pages_documents,
     stream,
 )
+from quaero.web.mcp import McpEndpoint
 from quaero.web.plugins import plugin_web
 from quaero.web.render import STATIC, layout, make_templates, templates_of
 from quaero.web.security import SecurityMiddleware, is_page
@@ -113,12 +114,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
                      GUIDE_PATH, settings.data_dir.resolve())
         sampler = asyncio.create_task(_sample_queue(served))
         try:
-            yield
+            async with mcp.run():  # the MCP sessions' task group
+                yield
         finally:
             sampler.cancel()
             if owned:
                 await asyncio.to_thread(served.stop)
 
+    mcp = McpEndpoint(served)
     extra = plugin_web(served, taken=openapi.component_names())
     # The core's routes first: a plugin adds pages and endpoints, it cannot shadow the core's.
     routes = [*stream.routes, *api.routes, *api_users.routes, *metrics.routes, *openapi.routes,
@@ -128,6 +131,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
               *pages_bulk.routes,  # before pages.routes, whose /jobs/{id}/{action} would take its paths
               *pages.routes, *pages_documents.routes, *pages_accounts.routes, *live.routes,
               *guide.routes,
+              Route("/mcp", mcp),  # MCP over Streamable HTTP (every method: quaero/web/mcp.py)
               *extra.routes,
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan,

@@ -14,7 +14,9 @@ as before accounts existed; ``quaero serve`` refuses to listen on any other addr
 (:func:`unsafe_bind`).
 
 Roles: a ``viewer`` may read everything (GET, HEAD and OPTIONS, the event streams included) and sign in
-and out; an ``admin`` may do everything, and alone may see the users and their tokens.
+and out; an ``admin`` may do everything, and alone may see the users and their tokens. The MCP endpoint
+(``/mcp``) takes every signed-in role whatever the method, since MCP sends each message as a POST: its
+tools decide by role which of them a caller sees and may call (``quaero/web/mcp.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ OPEN_PATHS = ("/login", "/static/", "/api/health", "/guide", "/guide/", "/robots
 ADMIN_PATHS = ("/api/users", "/users", "/api/settings")
 #: Writes every signed-in role may make: signing in and out.
 SELF_SERVICE = frozenset({"/login", "/logout"})
+#: Where the tools, not the method, decide what a role may do: the MCP endpoint.
+TOOL_PATHS = frozenset({"/mcp"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PRINCIPAL = "quaero.principal"
 OPEN = Principal("open", "admin")
@@ -134,7 +138,7 @@ def refusal(principal: Principal, method: str, path: str) -> str | None:
         return None
     if under(path, ADMIN_PATHS):
         return "only an admin may see the users, their tokens and the settings"
-    if method not in SAFE_METHODS and path not in SELF_SERVICE:
+    if method not in SAFE_METHODS and path not in SELF_SERVICE and path not in TOOL_PATHS:
         who = f"user {principal.name!r}" if principal.name else "this credential"
         return f"{who} has the {principal.role} role, which can read but not change anything: an admin can"
     return None

@@ -7,7 +7,8 @@ Five rules, applied by one middleware in this order, so that no view can forget 
 2. Unless the server is open (no accounts, no access token, a loopback address), every request but the
    sign-in page, static files and ``/api/health`` must show a credential (``quaero/web/auth.py``): without
    one an API call is 401 and a page sends to ``/login``.
-3. The credential's role must allow the request: a viewer reads, an admin also writes (403 otherwise).
+3. The credential's role must allow the request: a viewer reads, an admin also writes (403 otherwise);
+   on ``/mcp`` the tools decide (``quaero/web/mcp.py``).
 4. A state-changing request (POST, PUT, PATCH, DELETE) and a WebSocket whose ``Origin`` is not this
    allowed host (or whose ``Sec-Fetch-Site`` says cross-site) is refused, API included: browsers send these
    on every cross-site write, while scripts and curl send none, so this stops cross-site forms without
@@ -72,8 +73,8 @@ def csrf_token(request: HTTPConnection) -> str:
 
 
 def is_page(path: str) -> bool:
-    """Whether ``path`` is one of the HTML pages (not the API, the metrics or the JSON event stream)."""
-    return not (path.startswith("/api/") or path == "/metrics" or path == "/ws")
+    """Whether ``path`` is one of the HTML pages (not the API, the metrics, the JSON event stream or MCP)."""
+    return not (path.startswith("/api/") or path in ("/metrics", "/ws", "/mcp"))
 
 
 def hostname_of(host: str) -> str:
