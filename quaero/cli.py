@@ -77,7 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(search)
     search.add_argument("query", help='words, "phrases", prefix*, -excluded, a OR b, source:, tag:, after:, before:')
     search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--mode", choices=("keyword", "semantic", "hybrid"),
+                        help="find by words (keyword), by meaning (semantic) or both (hybrid: the default where "
+                             "documents are embedded)")
     search.add_argument("--json", action="store_true", help="print the results as the API returns them")
+
+    ask = sub.add_parser("ask", help="answer a question from the knowledge base, citing its passages")
+    _common(ask)
+    ask.add_argument("question")
+    ask.add_argument("--limit", type=int, default=6, help="passages to retrieve (1-20)")
+    ask.add_argument("--json", action="store_true", help="print the answer as the API returns it")
 
     mcp = sub.add_parser("mcp", help="serve the knowledge base to an MCP client (Claude Desktop, ...) over stdio")
     _common(mcp)
@@ -359,13 +368,56 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     database = Database(settings.resolved_database_url)
     try:
         bind_models(database.db)
-        page = DocumentSearch(database).search(args.query, limit=args.limit)
+        embedded = database.execute("SELECT EXISTS (SELECT 1 FROM document_vectors)").fetchone()[0]
+        by_words = args.mode == "keyword" or (args.mode is None and (settings.embedder == "none" or not embedded))
+        page = DocumentSearch(database).search(args.query, limit=args.limit) if by_words else None
     finally:
         database.close()
+    if page is None:  # by meaning: the plugins' embedding model is needed
+        with _quiet_runtime(settings) as runtime:
+            page = runtime.search.search(args.query, limit=args.limit, mode=args.mode)
     if args.json:
         _print_json(page_dict(page), out, indent=2, ensure_ascii=False)
     else:
         _print_hits(page, out)
+    return 0
+
+
+@contextlib.contextmanager
+def _quiet_runtime(settings: Settings) -> Iterator[Any]:
+    """The services without any background part (the server, if one runs, executes the jobs)."""
+    from quaero.runtime import Runtime
+
+    runtime = Runtime(settings, role="control")
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Answer a question from the knowledge base: the answerer's text, or the best passages quoted."""
+    if not 1 <= args.limit <= 20:
+        raise QuaeroError(f"--limit must be between 1 and 20, got {args.limit}")
+    with _quiet_runtime(settings) as runtime:
+        answer = runtime.ask(args.question, limit=args.limit)
+    if args.json:
+        _print_json(answer, out, indent=2, ensure_ascii=False)
+        return 0
+    for line in (answer["notice"], answer["error"]):
+        if line:
+            print(f"note: {line}", file=sys.stderr)
+    if not answer["passages"]:
+        print("Nothing in the knowledge base matches this question.", file=out)
+        return 1
+    if answer["model"]:
+        print(answer["answer"], file=out)
+        print(f"\n(written by {answer['model']} from these passages)", file=out)
+        for passage in answer["passages"]:
+            if passage["index"] in answer["cited"]:
+                print(f"[{passage['index']}] {passage['title']} — {passage['source_ref']}", file=out)
+    else:
+        print(answer["answer"], file=out)
     return 0
 
 
@@ -387,7 +439,10 @@ def _print_hits(page: SearchPage, out: TextIO) -> None:
         snippet = mark_matches(hit.marked, escape=escape, start=start, stop=stop)
         console.print(Padding(snippet, (0, 0, 0, 4)) if terminal else f"    {snippet}")
     shown = f"{len(page.items)} of {page.total}" if page.total > len(page.items) else f"{page.total}"
-    console.print(f"{shown} result{'s' if page.total != 1 else ''} for {escape(repr(page.query))}")
+    found_by = "" if page.mode == "keyword" and page.notice is None else f", found by {page.mode}"
+    console.print(f"{shown} result{'s' if page.total != 1 else ''} for {escape(repr(page.query))}{found_by}")
+    if page.notice:
+        console.print(f"note: {escape(page.notice)}")
 
 
 def cmd_mcp(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:

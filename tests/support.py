@@ -65,7 +65,10 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings for a test process; outbound requests may reach the local test servers (LOCAL_NETWORKS)."""
     values = dict(data_dir=tmp_path / "data", worker_processes=0, worker_threads=4,
                   plugin_modules=["quaero.testing.actions"], definitions_dir=tmp_path / "defs", monitor_interval=0.2,
-                  queue_lease_ms=2000, allowed_hosts=TEST_HOSTS, allow_private_networks=LOCAL_NETWORKS)
+                  queue_lease_ms=2000, allowed_hosts=TEST_HOSTS, allow_private_networks=LOCAL_NETWORKS,
+                  # Search by meaning has its own tests (tests/engine/test_search_by_meaning.py): elsewhere the
+                  # background embedding of every saved page would only add work to tests about other things.
+                  embedder="none")
     values.update(overrides)
     return load_settings(environ={}, overrides=values)
 

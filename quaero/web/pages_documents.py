@@ -20,7 +20,7 @@ from starlette.routing import Route
 from quaero.errors import QueryError
 from quaero.runtime import Runtime
 from quaero.stores.documents import DocumentFilter, document_dict, parse_date
-from quaero.stores.search import hit_dict
+from quaero.stores.search import MODES, hit_dict
 from quaero.web.http import int_path, runtime_of
 from quaero.web.pages import PAGE_SIZE, _flash, _form, _offset, _see
 from quaero.web.render import Page, fragment, layout, page, url_maker
@@ -101,14 +101,34 @@ def as_typed(text: str) -> str:
 def search_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
     text = params.get("q", "")
     offset = _offset(params)
+    mode = params.get("mode") or None
+    used, notice = "keyword", None
     try:
         searched = as_typed(text) if params.get("typing") == "1" else text
-        found = runtime.search.search(searched, limit=SEARCH_PAGE, offset=offset)
+        found = runtime.search.search(searched, limit=SEARCH_PAGE, offset=offset, mode=mode)
         results, total, error = [hit_dict(hit) for hit in found.items], found.total, None
+        used, notice = found.mode, found.notice
     except QueryError as exc:
         results, total, error = [], 0, exc.message
-    return {"q": text, "results": results, "error": error, "pagination": Page(total, SEARCH_PAGE, offset),
-            "url": url_maker("/search", {"q": text, "offset": offset})}
+    return {"q": text, "mode": mode or "", "used_mode": used, "notice": notice, "modes": MODES, "results": results,
+            "error": error, "pagination": Page(total, SEARCH_PAGE, offset),
+            "url": url_maker("/search", {"q": text, "mode": mode or "", "offset": offset})}
+
+
+def ask_context(runtime: Runtime, params: Mapping[str, str]) -> dict[str, Any]:
+    question = params.get("q", "")
+    if not question.strip():
+        return {"q": question, "answer": None, "error": None}
+    try:
+        return {"q": question, "answer": runtime.ask(question), "error": None}
+    except QueryError as exc:
+        return {"q": question, "answer": None, "error": exc.message}
+
+
+async def ask(request: Request) -> Response:
+    context = await asyncio.to_thread(ask_context, runtime_of(request), request.query_params)
+    return page("ask.html", layout(request, "/search", title="Ask", **context),
+                status_code=400 if context["error"] else 200)
 
 
 async def search(request: Request) -> Response:
@@ -126,8 +146,9 @@ async def document(request: Request) -> Response:
     data = document_dict(doc)
     job = await asyncio.to_thread(runtime.jobs.find, doc.job_id) if doc.job_id else None
     body = await asyncio.to_thread(markdown_html, doc.markdown or "")
+    related = await asyncio.to_thread(runtime.related, doc_id, limit=5)
     return page("document.html", layout(request, "/documents", title=doc.title or doc.source_ref, doc=data,
-                                        body=body, job=job, safe_link=_safe_link(doc.source_ref)))
+                                        body=body, job=job, safe_link=_safe_link(doc.source_ref), related=related))
 
 
 def _safe_link(ref: str) -> str | None:
@@ -155,4 +176,5 @@ routes = [
     Route("/documents/{id}", document),
     Route("/documents/{id}/delete", document_delete, methods=["GET", "POST"]),
     Route("/search", search),
+    Route("/ask", ask),
 ]
