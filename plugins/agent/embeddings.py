@@ -113,7 +113,7 @@ FORMATS: dict[str, Callable[..., Format]] = {"openai": OpenAIEmbeddings, "gemini
 
 class RemoteEmbedder(Embedder):
     """An embedding model behind an HTTP API (see the module docstring); ``tokens`` and ``requests`` count
-    what it has used in this process."""
+    what its answered calls used in this process. Every thread of the process may share it."""
 
     def __init__(self, connection: Connection, *, dimensions: int | None = None) -> None:
         self.connection = connection
@@ -161,7 +161,6 @@ class RemoteEmbedder(Embedder):
         connection = self.connection
         request = self.format.embedding_request(texts, purpose, self.configured)
         estimate = sum(estimate_tokens(text) for text in texts)
-        self.requests += 1
 
         def read(payload: Any) -> tuple[tuple[Vectors, int], int]:
             vectors, used = self.format.embeddings(payload, len(texts))
@@ -171,7 +170,9 @@ class RemoteEmbedder(Embedder):
 
         vectors, used = post(connection.http, self.format, request, read, estimate=estimate, limiter=connection,
                              sleep=connection.sleep, log=connection.log)
-        self.tokens += used
+        with self._lock:
+            self.tokens += used
+            self.requests += 1
         return vectors
 
     def _check(self, vectors: Vectors) -> None:
