@@ -17,6 +17,7 @@ REMOTE = ("openai", "gemini")
 #: Where a provider's key is read when neither the step nor the settings give one.
 DEFAULT_KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "gemini": "gemini-2.0-flash"}
+DEFAULT_EMBEDDING_MODELS = {"openai": "text-embedding-3-small", "gemini": "gemini-embedding-001"}
 
 
 class AgentSettings(PluginSettings):
@@ -33,6 +34,16 @@ class AgentSettings(PluginSettings):
     gemini_model: str | None = Field(None, description=f"Model of the gemini provider ({DEFAULT_MODELS['gemini']}).")
     requests_per_minute: int | None = Field(None, ge=1, description="Default request limit per provider and key.")
     tokens_per_minute: int | None = Field(None, ge=1, description="Default token limit per provider and key.")
+    # Search by meaning: the embedder and answerer named openai / gemini (the chat models above answer).
+    openai_embedding_model: str = Field(DEFAULT_EMBEDDING_MODELS["openai"], min_length=1,
+                                        description="Embedding model of the openai embedder (any /v1/embeddings "
+                                                    "server's).")
+    gemini_embedding_model: str = Field(DEFAULT_EMBEDDING_MODELS["gemini"], min_length=1,
+                                        description="Embedding model of the gemini embedder.")
+    embedding_dimensions: int | None = Field(
+        None, ge=1, le=65536, description="Floats per vector the remote embedder asks for (OpenAI's dimensions, "
+                                          "Gemini's outputDimensionality); default: the model's own size. "
+                                          "Changing it makes every document's vectors stale.")
 
 
 class AgentOptions(StepOptions):

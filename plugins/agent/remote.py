@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -55,6 +55,7 @@ class Limiter(Protocol):
 
 Sleep = Callable[[float], None]
 Log = Callable[..., None]
+T = TypeVar("T")
 
 
 def provider_for(config: ProviderConfig) -> Provider:
@@ -97,6 +98,14 @@ def complete(client: httpx.Client, config: ProviderConfig, *, system: str, promp
                       attempts=call.attempts)
 
 
+def post(client: httpx.Client, provider: Provider, request: Request, read: Callable[[Any], tuple[T, int]], *,
+         estimate: int, limiter: Limiter, sleep: Sleep, log: Log) -> T:
+    """Send a request of another of the provider's methods (embeddings) with :func:`complete`'s limiter,
+    retries, waits and error reading: ``read`` turns a 2xx JSON body into the result and the tokens used
+    (a :class:`ProviderError` when the body is not of the expected shape); ``estimate`` is reserved first."""
+    return _Call(client, provider, limiter, sleep, log).post(request, estimate, read)
+
+
 class _Call:
     """One ``complete`` call: its requests, their token counts, and the key kept out of what it says."""
 
@@ -122,17 +131,32 @@ class _Call:
             raise self.fail(ProviderError(f"{self.label}: {exc}")) from None
         prompt_estimate = self.provider.request_tokens(request)
         estimate = prompt_estimate + (config.max_output_tokens or OUTPUT_ESTIMATE)
+
+        def read(payload: Any) -> tuple[Reply, int]:
+            reply = self.provider.reply(payload)
+            reply = replace(reply,
+                            prompt_tokens=prompt_estimate if reply.prompt_tokens is None else reply.prompt_tokens,
+                            completion_tokens=estimate_tokens(reply.text) if reply.completion_tokens is None
+                            else reply.completion_tokens)
+            return reply, (reply.prompt_tokens or 0) + (reply.completion_tokens or 0)
+
+        return self._judge(self.post(request, estimate, read))
+
+    def post(self, request: Request, estimate: int, read: Callable[[Any], tuple[T, int]]) -> T:
+        """What ``read`` makes of the 2xx body of ``request`` (with the tokens to settle), the request
+        retried while the failures are transient; the error it ended in, masked, otherwise."""
+        config = self.config
         for attempt in range(1, config.max_retries + 2):
             self.attempts += 1
             reservation = self.limiter.acquire(estimate)
             try:
-                outcome, used = self._send(request, estimate, prompt_estimate)
+                outcome, used = self._send(request, estimate, read)
             except BaseException:
                 reservation.settle(estimate)
                 raise
             reservation.settle(used)
-            if isinstance(outcome, Reply):
-                return self._judge(outcome)
+            if not isinstance(outcome, ProviderError):
+                return outcome
             error = self.fail(outcome)
             if not error.transient:
                 raise error
@@ -161,8 +185,9 @@ class _Call:
             raise self.fail(ProviderError(f"{self.label}: {reply.withheld}", status=200))
         return reply
 
-    def _send(self, request: Request, estimate: int, prompt_estimate: int) -> tuple[Reply | ProviderError, int]:
-        """One request: its reply or the error it ended in, and the tokens to settle."""
+    def _send(self, request: Request, estimate: int,
+              read: Callable[[Any], tuple[T, int]]) -> tuple[T | ProviderError, int]:
+        """One request: what ``read`` made of its answer or the error it ended in, and the tokens to settle."""
         timeout = self.config.timeout
         try:
             response = self.client.post(request.url, headers=request.headers, json=request.body, timeout=timeout)
@@ -192,12 +217,7 @@ class _Call:
             return ProviderError(f"{self.label} answered {status} with a body that is not JSON: {excerpt(text)}",
                                  status=status), estimate
         try:
-            reply = self.provider.reply(payload)
+            return read(payload)
         except ProviderError as exc:
             exc.status = status
             return exc, estimate
-        reply = replace(reply,
-                        prompt_tokens=prompt_estimate if reply.prompt_tokens is None else reply.prompt_tokens,
-                        completion_tokens=estimate_tokens(reply.text) if reply.completion_tokens is None
-                        else reply.completion_tokens)
-        return reply, (reply.prompt_tokens or 0) + (reply.completion_tokens or 0)

@@ -9,9 +9,9 @@ formats, served by uvicorn on 127.0.0.1 (a free port) in a thread.
     fake.requests[1].body["messages"]; fake.requests[1].time
     fake.close()
 
-Routes: ``POST /v1/chat/completions`` (OpenAI: base URL ``fake.openai_url``, with ``/v1``) and
-``POST /v1beta/models/{model}:generateContent`` (Gemini: base URL ``fake.gemini_url``, the origin). Any
-other path is answered 404 in OpenAI's error format.
+Routes: ``POST /v1/chat/completions`` and ``POST /v1/embeddings`` (OpenAI: base URL ``fake.openai_url``,
+with ``/v1``), ``POST /v1beta/models/{model}:generateContent`` and ``...:batchEmbedContents`` (Gemini: base
+URL ``fake.gemini_url``, the origin). Any other path is answered 404 in OpenAI's error format.
 
 Each request is checked the way the real service checks it: the key (``Authorization: Bearer`` or
 ``x-goog-api-key``; a key in the URL is a problem too), the body's fields, ``response_format`` (strict
@@ -23,9 +23,12 @@ fixture fails the test when problems remain at teardown (clear them in a test th
 Answers. A request takes the next scripted item, a :class:`Canned` or a callable ``(LLMRequest) -> Canned``;
 with none left, the default answer: a JSON value valid for the schema the request asks for (from
 ``json_schema``, ``responseSchema``, or for ``json_object`` the last ```json block of the system message),
-else the text ``echo: <last user message>``. The builders (:func:`openai_answer`, :func:`openai_error`,
-:func:`gemini_answer`, :func:`gemini_error`, :func:`quota_failure`, :func:`retry_info`, ...) make real
-bodies; counts left out are computed from the request (a quarter token per character).
+else the text ``echo: <last user message>``; for embeddings, :func:`fake_vector` of each input
+(``fake.embedding_dimensions`` floats unless the request asks for ``dimensions`` /
+``outputDimensionality``). The builders (:func:`openai_answer`, :func:`openai_error`,
+:func:`openai_embeddings`, :func:`gemini_answer`, :func:`gemini_embeddings`, :func:`gemini_error`,
+:func:`quota_failure`, :func:`retry_info`, ...) make real bodies; counts left out are computed from the
+request (a quarter token per character).
 
 Timing. ``fake.latency`` seconds are added to every answer (a benchmark's 50 ms), a Canned's ``delay`` to
 its own; waits are concurrent (the app is async). Every :class:`LLMRequest` has ``time`` (arrival) and
@@ -37,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 import re
 import socket
 import threading
@@ -73,7 +77,7 @@ Script = Canned | Callable[["LLMRequest"], Canned]
 class LLMRequest:
     """One request as the fake received it."""
 
-    kind: str                     # "openai", "gemini" or "other"
+    kind: str                     # "openai", "gemini", "openai_embeddings", "gemini_embeddings" or "other"
     path: str
     query: str
     headers: dict[str, str]       # names in lower case
@@ -118,8 +122,29 @@ class LLMRequest:
         return None
 
     @property
+    def inputs(self) -> list[str]:
+        """An embeddings request's texts, in order."""
+        body = self.body if isinstance(self.body, dict) else {}
+        if self.kind == "gemini_embeddings":
+            return ["".join(p.get("text", "") for p in (r.get("content") or {}).get("parts") or [])
+                    for r in body.get("requests") or [] if isinstance(r, dict)]
+        given = body.get("input")
+        return [given] if isinstance(given, str) else [str(text) for text in given or []]
+
+    @property
+    def dimensions(self) -> int | None:
+        """The vector length an embeddings request asks for, if it asks."""
+        body = self.body if isinstance(self.body, dict) else {}
+        if self.kind == "gemini_embeddings":
+            asked = [r.get("outputDimensionality") for r in body.get("requests") or [] if isinstance(r, dict)]
+            return asked[0] if asked else None
+        return body.get("dimensions")
+
+    @property
     def text(self) -> str:
         """Every text of the request, for a token count."""
+        if self.kind.endswith("_embeddings"):
+            return "\n".join(self.inputs)
         return "\n".join([self.system or "", *(text for _, text in self.turns)])
 
 
@@ -160,6 +185,39 @@ def openai_error(status: int, message: str, *, type: str = "invalid_request_erro
     """An OpenAI error body: ``{"error": {"message", "type", "param", "code"}}``."""
     return Canned(status, {"error": {"message": message, "type": type, "param": param, "code": code}},
                   dict(headers or {}), delay)
+
+
+def fake_vector(text: str, dimensions: int) -> list[float]:
+    """A fixed vector for ``text``: the same text, the same vector, another text almost surely another."""
+    seed = random.Random(text)
+    return [round(seed.uniform(-1, 1), 6) for _ in range(dimensions)]
+
+
+def openai_embeddings(vectors: list[list[float]] | None = None, *, dimensions: int = 8,
+                      prompt_tokens: int | None = None, shuffle: bool = False,
+                      headers: dict[str, str] | None = None, delay: float = 0.0) -> Canned:
+    """An OpenAI embeddings list: ``vectors``, else :func:`fake_vector` of each input (of the request's
+    ``dimensions``, else ``dimensions``); ``shuffle`` sends the items out of order (their ``index`` says)."""
+    def body(request: LLMRequest) -> dict[str, Any]:
+        size = request.dimensions or dimensions
+        made = vectors if vectors is not None else [fake_vector(text, size) for text in request.inputs]
+        data = [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(made)]
+        if shuffle:
+            data.reverse()
+        used = tokens(request.text) if prompt_tokens is None else prompt_tokens
+        return {"object": "list", "data": data, "model": request.model or "unknown",
+                "usage": {"prompt_tokens": used, "total_tokens": used}}
+    return Canned(200, body, dict(headers or {}), delay)
+
+
+def gemini_embeddings(vectors: list[list[float]] | None = None, *, dimensions: int = 8,
+                      headers: dict[str, str] | None = None, delay: float = 0.0) -> Canned:
+    """A BatchEmbedContentsResponse: ``{"embeddings": [{"values": [...]}, ...]}`` (no token counts)."""
+    def body(request: LLMRequest) -> dict[str, Any]:
+        size = request.dimensions or dimensions
+        made = vectors if vectors is not None else [fake_vector(text, size) for text in request.inputs]
+        return {"embeddings": [{"values": vector} for vector in made]}
+    return Canned(200, body, dict(headers or {}), delay)
 
 
 def gemini_answer(text: str, *, finish_reason: str = "STOP", prompt_tokens: int | None = None,
@@ -282,8 +340,12 @@ def _inline(node: Any, root: dict[str, Any]) -> Any:
     return {k: _inline(v, root) for k, v in node.items() if k != "$defs"}
 
 
-def default_answer(request: LLMRequest) -> Canned:
+def default_answer(request: LLMRequest, *, dimensions: int = 8) -> Canned:
     """What the fake answers when the script is empty (see the module docstring)."""
+    if request.kind == "openai_embeddings":
+        return openai_embeddings(dimensions=dimensions)
+    if request.kind == "gemini_embeddings":
+        return gemini_embeddings(dimensions=dimensions)
     schema = request.schema
     user = next((text for role, text in reversed(request.turns) if role == "user"), "")
     content = json.dumps(example_for(schema)) if schema is not None else f"echo: {user[:200]}"
@@ -296,9 +358,10 @@ class FakeLLM:
     """The fake service (see the module docstring); a context manager that closes it."""
 
     def __init__(self, *, api_key: str = "fake-key-5f0c1d2e3b4a69788796a5b4", latency: float = 0.0,
-                 models: Iterable[str] | None = None) -> None:
+                 models: Iterable[str] | None = None, embedding_dimensions: int = 8) -> None:
         self.api_key = api_key
         self.latency = latency
+        self.embedding_dimensions = embedding_dimensions
         self.models = set(models) if models is not None else None  # None: any model exists
         self.requests: list[LLMRequest] = []
         self.problems: list[str] = []
@@ -307,6 +370,7 @@ class FakeLLM:
         self._closing = False
         app = Starlette(routes=[
             Route("/v1/chat/completions", self._handle("openai"), methods=["POST"]),
+            Route("/v1/embeddings", self._handle("openai_embeddings"), methods=["POST"]),
             Route("/v1beta/models/{name:path}", self._handle("gemini"), methods=["POST"]),
             Route("/{rest:path}", self._handle("other"), methods=["GET", "POST", "PUT", "DELETE"]),
         ])
@@ -371,12 +435,14 @@ class FakeLLM:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = None
-            model = None
+            model, kind_here = None, kind
             if kind == "gemini":
-                model = request.path_params.get("name", "").rpartition(":")[0] or None
+                name, _, method = request.path_params.get("name", "").rpartition(":")
+                model = name or None
+                kind_here = "gemini_embeddings" if method == "batchEmbedContents" else "gemini"
             elif isinstance(body, dict) and isinstance(body.get("model"), str):
                 model = body["model"]
-            record = LLMRequest(kind=kind, path=request.url.path, query=request.url.query,
+            record = LLMRequest(kind=kind_here, path=request.url.path, query=request.url.query,
                                 headers={k.lower(): v for k, v in request.headers.items()}, body=body,
                                 model=model, time=time.monotonic())
             with self._lock:
@@ -384,8 +450,11 @@ class FakeLLM:
             canned = self._refusal(record, raw, request)
             if canned is None:
                 with self._lock:
-                    item = self._script.popleft() if self._script else default_answer
-                canned = item(record) if callable(item) else item
+                    item = self._script.popleft() if self._script else None
+                if item is None:
+                    canned = default_answer(record, dimensions=self.embedding_dimensions)
+                else:
+                    canned = item(record) if callable(item) else item
             await self._pause(canned.delay + self.latency)
             return self._render(record, canned)
         return endpoint
@@ -396,7 +465,8 @@ class FakeLLM:
             message = f"Invalid URL ({request.method} {record.path})"
             self._problem(message)
             return openai_error(404, message)
-        check = check_openai if record.kind == "openai" else check_gemini
+        check = {"openai": check_openai, "gemini": check_gemini, "openai_embeddings": check_openai_embeddings,
+                 "gemini_embeddings": check_gemini_embeddings}[record.kind]
         answer = check(record, raw, api_key=self.api_key, models=self.models)
         if answer is not None:
             problem, canned = answer
@@ -437,6 +507,7 @@ OPENAI_FIELDS = {
     "store", "metadata", "modalities", "prediction", "audio", "verbosity", "web_search_options",
 }
 OPENAI_ROLES = {"system", "developer", "user", "assistant", "tool"}
+OPENAI_EMBEDDING_FIELDS = {"model", "input", "encoding_format", "dimensions", "user"}
 SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 GEMINI_FIELDS = {"contents", "systemInstruction", "generationConfig", "safetySettings", "tools", "toolConfig",
@@ -451,6 +522,8 @@ GEMINI_SCHEMA_KEYS = {
     "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf", "propertyOrdering",
     "default", "items", "minimum", "maximum",
 }
+GEMINI_TASK_TYPES = {"TASK_TYPE_UNSPECIFIED", "RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT", "SEMANTIC_SIMILARITY",
+                     "CLASSIFICATION", "CLUSTERING", "QUESTION_ANSWERING", "FACT_VERIFICATION", "CODE_RETRIEVAL_QUERY"}
 GEMINI_TYPES = {"STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"}
 
 
@@ -458,8 +531,7 @@ def _openai_refusal(status: int, message: str, *, code: str | None = None, param
     return message, openai_error(status, message, code=code, param=param)
 
 
-def check_openai(record: LLMRequest, raw: bytes, *, api_key: str, models: set[str] | None) -> Refusal:
-    """What api.openai.com would refuse in this chat completions request."""
+def _openai_key_refusal(record: LLMRequest, api_key: str) -> Refusal:
     auth = record.headers.get("authorization")
     if api_key == "":  # a server that needs no key (Ollama, llama.cpp): any header is ignored
         pass
@@ -473,9 +545,17 @@ def check_openai(record: LLMRequest, raw: bytes, *, api_key: str, models: set[st
         return _openai_refusal(400, "the API key is in the URL")
     if not record.headers.get("content-type", "").startswith("application/json"):
         return _openai_refusal(400, "the request body must be JSON (Content-Type: application/json)")
-    body = record.body
-    if not isinstance(body, dict):
+    if not isinstance(record.body, dict):
         return _openai_refusal(400, "We could not parse the JSON body of your request.")
+    return None
+
+
+def check_openai(record: LLMRequest, raw: bytes, *, api_key: str, models: set[str] | None) -> Refusal:
+    """What api.openai.com would refuse in this chat completions request."""
+    refusal = _openai_key_refusal(record, api_key)
+    if refusal is not None:
+        return refusal
+    body = record.body
     unknown = sorted(set(body) - OPENAI_FIELDS)
     if unknown:
         return _openai_refusal(400, f"Unrecognized request argument supplied: {unknown[0]}")
@@ -527,6 +607,34 @@ def check_openai(record: LLMRequest, raw: bytes, *, api_key: str, models: set[st
     return None
 
 
+def check_openai_embeddings(record: LLMRequest, raw: bytes, *, api_key: str, models: set[str] | None) -> Refusal:
+    """What api.openai.com would refuse in this embeddings request."""
+    refusal = _openai_key_refusal(record, api_key)
+    if refusal is not None:
+        return refusal
+    body = record.body
+    unknown = sorted(set(body) - OPENAI_EMBEDDING_FIELDS)
+    if unknown:
+        return _openai_refusal(400, f"Unrecognized request argument supplied: {unknown[0]}")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return _openai_refusal(400, "you must provide a model parameter", param="model")
+    if models is not None and body["model"] not in models:
+        return _openai_refusal(404, f"The model `{body['model']}` does not exist or you do not have access to it.",
+                               code="model_not_found")
+    given = body.get("input")
+    texts = [given] if isinstance(given, str) else given
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
+        return _openai_refusal(400, "'$.input' is invalid. Please check the API reference: "
+                               "https://platform.openai.com/docs/api-reference.", param="input")
+    if len(texts) > 2048:
+        return _openai_refusal(400, "'input' : maximum request size is 2048 inputs", param="input")
+    if body.get("encoding_format", "float") not in ("float", "base64"):
+        return _openai_refusal(400, "Invalid value for 'encoding_format'", param="encoding_format")
+    if "dimensions" in body and not (isinstance(body["dimensions"], int) and body["dimensions"] >= 1):
+        return _openai_refusal(400, "Invalid 'dimensions': expected an integer of at least 1", param="dimensions")
+    return None
+
+
 def _strict_problem(node: Any, context: tuple[str, ...]) -> str | None:
     """Why OpenAI's strict mode refuses this schema node (None when it accepts it)."""
     if not isinstance(node, dict):
@@ -560,11 +668,7 @@ def _gemini_refusal(status: int, message: str, state: str = "INVALID_ARGUMENT",
     return message, gemini_error(status, message, state=state, details=details)
 
 
-def check_gemini(record: LLMRequest, raw: bytes, *, api_key: str, models: set[str] | None) -> Refusal:
-    """What generativelanguage.googleapis.com would refuse in this generateContent request."""
-    name = record.path.rpartition("/")[2]
-    if not name.endswith(":generateContent") or not record.model:
-        return _gemini_refusal(404, f"The requested URL {record.path} was not found.", "NOT_FOUND")
+def _gemini_key_refusal(record: LLMRequest, api_key: str) -> Refusal:
     if "key=" in record.query or api_key in record.query:
         return _gemini_refusal(400, "the API key is in the URL (send it in x-goog-api-key)")
     key = record.headers.get("x-goog-api-key")
@@ -576,6 +680,17 @@ def check_gemini(record: LLMRequest, raw: bytes, *, api_key: str, models: set[st
         return _gemini_refusal(400, "API key not valid. Please pass a valid API key.", details=[{
             "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
             "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}])
+    return None
+
+
+def check_gemini(record: LLMRequest, raw: bytes, *, api_key: str, models: set[str] | None) -> Refusal:
+    """What generativelanguage.googleapis.com would refuse in this generateContent request."""
+    name = record.path.rpartition("/")[2]
+    if not name.endswith(":generateContent") or not record.model:
+        return _gemini_refusal(404, f"The requested URL {record.path} was not found.", "NOT_FOUND")
+    refusal = _gemini_key_refusal(record, api_key)
+    if refusal is not None:
+        return refusal
     if models is not None and record.model not in models:
         return _gemini_refusal(404, f"models/{record.model} is not found for API version v1beta, or is not "
                                "supported for generateContent.", "NOT_FOUND")
@@ -615,6 +730,51 @@ def check_gemini(record: LLMRequest, raw: bytes, *, api_key: str, models: set[st
         problem = _gemini_schema_problem(generation["responseSchema"], "response_schema")
         if problem:
             return _gemini_refusal(400, problem)
+    return None
+
+
+def check_gemini_embeddings(record: LLMRequest, raw: bytes, *, api_key: str, models: set[str] | None) -> Refusal:
+    """What generativelanguage.googleapis.com would refuse in this batchEmbedContents request."""
+    if not record.model:
+        return _gemini_refusal(404, f"The requested URL {record.path} was not found.", "NOT_FOUND")
+    refusal = _gemini_key_refusal(record, api_key)
+    if refusal is not None:
+        return refusal
+    if models is not None and record.model not in models:
+        return _gemini_refusal(404, f"models/{record.model} is not found for API version v1beta, or is not "
+                               "supported for batchEmbedContents.", "NOT_FOUND")
+    body = record.body
+    if not isinstance(body, dict):
+        return _gemini_refusal(400, "Invalid JSON payload received.")
+    unknown = sorted(set(body) - {"requests"})
+    if unknown:
+        return _gemini_refusal(400, f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot find field.')
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests:
+        return _gemini_refusal(400, "* BatchEmbedContentsRequest.requests: requests is not specified")
+    if len(requests) > 100:
+        return _gemini_refusal(400, "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch")
+    for index, request in enumerate(requests):
+        request = request if isinstance(request, dict) else {}
+        unknown = sorted(set(request) - {"model", "content", "taskType", "title", "outputDimensionality"})
+        if unknown:
+            return _gemini_refusal(400, f'Invalid JSON payload received. Unknown name "{unknown[0]}" at '
+                                   f"'requests[{index}]': Cannot find field.")
+        if request.get("model") != f"models/{record.model}":
+            return _gemini_refusal(400, f"* BatchEmbedContentsRequest.requests[{index}].model: the model of each "
+                                   f"request must be the batch's, models/{record.model}")
+        parts = (request.get("content") or {}).get("parts") if isinstance(request.get("content"), dict) else None
+        if not isinstance(parts, list) or not parts or not all(
+                isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"] for p in parts):
+            return _gemini_refusal(400, f"* BatchEmbedContentsRequest.requests[{index}].content: text parts "
+                                   "must not be empty")
+        if request.get("taskType", "RETRIEVAL_DOCUMENT") not in GEMINI_TASK_TYPES:
+            return _gemini_refusal(400, f"Invalid value at 'requests[{index}].task_type' (type.googleapis.com/"
+                                   f'google.ai.generativelanguage.v1beta.TaskType), "{request["taskType"]}"')
+        if "outputDimensionality" in request and not (isinstance(request["outputDimensionality"], int)
+                                                      and request["outputDimensionality"] >= 1):
+            return _gemini_refusal(400, f"* BatchEmbedContentsRequest.requests[{index}].output_dimensionality: "
+                                   "must be positive")
     return None
 
 
