@@ -1,7 +1,8 @@
 """The embed plugin: the offline embedding model (provider ``local``) and the ``embed`` action."""
 
-from quaero.api import EmbeddingProvider, PluginContext, hookimpl
+from quaero.api import Action, EmbeddingProvider, PluginContext, hookimpl
 
+from .action import EmbedManager, EmbedOptions, EmbedWorker
 from .local import LocalEmbedder
 from .settings import EmbedSettings
 
@@ -24,3 +25,10 @@ def register_providers(register):
 @hookimpl
 def startup(plugin):
     plugin.configure(EmbedSettings)
+
+
+@hookimpl
+def register_actions(register):
+    register(Action(name="embed", manager=EmbedManager(), workers=[EmbedWorker()], options=EmbedOptions,
+                    description="Embed every document whose vectors are missing or stale (search by meaning), "
+                                "and report the counts."))

@@ -25,6 +25,7 @@ from quaero.api import (
 
 WORKER_TYPE = "embed_documents"
 BATCH = 256
+PATIENCE = 330.0  # seconds to wait for documents another process holds (its claims lapse after 300)
 
 
 class EmbedOptions(StepOptions):
@@ -67,13 +68,29 @@ class EmbedWorker(JobWorker):
         queued = index.queue_stale()
         started, embedded = time.monotonic(), 0
         total = max(queued, before.queued)
+        idle_since: float | None = None
         while True:
             ctx.check_cancelled()
             done = index.embed_queued(limit=BATCH, cancelled=lambda: ctx.cancelled)
-            if not done:
+            if done:
+                embedded += done
+                idle_since = None
+                ctx.progress("embedding", current=embedded, total=max(total, embedded))
+                continue
+            # Nothing to claim: the rest is being embedded by another process (the background embedder, a
+            # worker), or by one that was killed, whose claims lapse. Wait for it, while it gets done.
+            left = index.check().queued
+            if not left:
                 break
-            embedded += done
-            ctx.progress("embedding", current=embedded, total=max(total, embedded))
+            if idle_since is None:
+                idle_since, before_wait = time.monotonic(), left
+            elif left < before_wait:
+                idle_since, before_wait = time.monotonic(), left
+            elif time.monotonic() - idle_since > PATIENCE:
+                ctx.log("warn", f"{left} document(s) stay queued, held by another process for {PATIENCE:g} s; "
+                                f"they are embedded when its claim lapses")
+                break
+            ctx.sleep(0.5)
         ctx.check_cancelled()
         after = index.check()
         seconds = round(time.monotonic() - started, 3)
