@@ -56,7 +56,7 @@ class NoArgs(Arguments):
 
 
 class AskArgs(Arguments):
-    question: str = Field(min_length=1, max_length=2000, description="a question in plain words")
+    question: str = Field(min_length=1, max_length=1000, description="a question in plain words")
     limit: int = Field(5, ge=1, le=20, description="how many passages to answer from")
 
 
@@ -69,12 +69,9 @@ class JobArgs(Arguments):
 
 
 def _search(runtime: Runtime, args: SearchArgs) -> dict[str, Any]:
-    # Only a mode the caller chose is passed on: a search without modes takes no such keyword.
-    chosen: dict[str, Any] = {"mode": args.mode} if args.mode else {}
-    page = runtime.search.search(args.query, limit=args.limit, offset=0, **chosen)
+    page = runtime.search.search(args.query, limit=args.limit, offset=0, mode=args.mode)
     items = [{key: value for key, value in hit_dict(hit).items() if key != "snippet"} for hit in page.items]
-    return {"query": page.query, "mode": getattr(page, "mode", "keyword"), "notice": getattr(page, "notice", None),
-            "total": page.total, "items": items}
+    return {"query": page.query, "mode": page.mode, "notice": page.notice, "total": page.total, "items": items}
 
 
 def _get_document(runtime: Runtime, args: DocumentArgs) -> dict[str, Any]:
@@ -98,11 +95,7 @@ def _list_sources(runtime: Runtime, args: NoArgs) -> dict[str, Any]:
 
 
 def _ask(runtime: Runtime, args: AskArgs) -> dict[str, Any]:
-    ask = getattr(runtime, "ask", None)  # see _answers
-    if ask is None:
-        raise QuaeroError("this server cannot answer questions: it has no answer provider; use search")
-    answer: dict[str, Any] = ask(args.question, limit=args.limit)
-    return answer
+    return runtime.ask(args.question, limit=args.limit)
 
 
 def _definition_id(runtime: Runtime, name_or_id: str) -> str:
@@ -132,11 +125,6 @@ def _job_status(runtime: Runtime, args: JobArgs) -> dict[str, Any]:
 
 def _always(runtime: Runtime) -> bool:
     return True
-
-
-def _answers(runtime: Runtime) -> bool:
-    # Questions are answered by the runtime's answer provider (issue 15), which not every build has yet.
-    return callable(getattr(runtime, "ask", None))
 
 
 def _runs_executions(runtime: Runtime) -> bool:
@@ -175,7 +163,7 @@ TOOLS = (
     Tool("list_sources", "What the knowledge base holds: document counts by source type, the most used tags (for "
          "source: and tag: filters in search) and the job definitions that fill it.", NoArgs, _list_sources),
     Tool("ask", "Answer a question from the knowledge base: the answer, the passages it rests on (with their "
-         "document ids) and the model that wrote it.", AskArgs, _ask, available=_answers),
+         "document ids) and the model that wrote it.", AskArgs, _ask),
     Tool("run_definition", "Start an execution of a job definition (by id or name), as the Run button does; "
          "returns the execution's job id at once. Admins only.", RunArgs, _run_definition, admin=True,
          available=_runs_executions),

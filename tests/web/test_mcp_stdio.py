@@ -14,6 +14,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
+from quaero.runtime import Runtime
 from quaero.settings import load_settings
 from quaero.stores.db import Database
 from quaero.stores.documents import DocumentInput, DocumentStore
@@ -34,6 +35,12 @@ def data_dir(tmp_path: Path) -> Path:
                                tags=["docs"]))
     store.upsert(DocumentInput("file", "notes/loop.md", "Event loops", LONG, tags=["docs"]))
     database.close()
+    # Embedded with the offline model, as a server's background embedder would have done.
+    runtime = Runtime(load_settings(environ={}, overrides={"data_dir": data}), role="control")
+    try:
+        assert runtime.embeddings.embed_queued() == 3
+    finally:
+        runtime.stop()
     return data
 
 
@@ -62,7 +69,10 @@ def test_an_mcp_client_searches_and_reads_the_knowledge_base_over_stdio(data_dir
                 assert tools["search"].input_schema["required"] == ["query"]
                 assert tools["search"].annotations.read_only_hint is True
 
-                found = data(await client.call_tool("search", {"query": "python -snake"}))
+                hybrid = data(await client.call_tool("search", {"query": "python -snake"}))
+                assert hybrid["mode"] == "hybrid" and hybrid["items"][0]["title"] == "Python tutorial"
+                assert "Snakes" not in [item["title"] for item in hybrid["items"]]  # excluded on both sides
+                found = data(await client.call_tool("search", {"query": "python -snake", "mode": "keyword"}))
                 assert found["total"] == 1 and found["mode"] == "keyword"
                 [hit] = found["items"]
                 assert hit["title"] == "Python tutorial" and hit["snippet_text"] == "Learn python today."
@@ -80,6 +90,12 @@ def test_an_mcp_client_searches_and_reads_the_knowledge_base_over_stdio(data_dir
                 sources = data(await client.call_tool("list_sources", {}))
                 assert sources["documents"] == 3 and sources["by_source_type"] == {"web": 2, "file": 1}
                 assert sources["top_tags"][0] == {"tag": "docs", "count": 2} and sources["definitions"] == []
+
+                meant = data(await client.call_tool("search", {"query": "animals that slither", "mode": "semantic"}))
+                assert meant["mode"] == "semantic" and meant["items"][0]["title"] == "Snakes"
+                answer = data(await client.call_tool("ask", {"question": "What is a python?", "limit": 2}))
+                assert answer["model"] is None and answer["passages"][0]["title"] in ("Snakes", "Python tutorial")
+                assert "https://a.test/" in answer["answer"]
 
                 # What a caller got wrong comes back as a tool error saying what to fix, never a traceback.
                 bad = await client.call_tool("search", {"query": "python OR"})
