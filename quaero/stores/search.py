@@ -66,6 +66,8 @@ class Term:
 
     text: str
     prefix: bool = False
+    #: Written between quotes: a phrase the user asked for word for word (by meaning too).
+    quoted: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ def _tokens(text: str) -> Iterator[_Token]:
             phrase, i = _quoted(text, i)
             prefix = i < end and text[i] == "*"
             i += prefix
-            yield _term_token(text[start:i], start + 1, Term(phrase, prefix), negated)
+            yield _term_token(text[start:i], start + 1, Term(phrase, prefix, quoted=True), negated)
             continue
         j = i
         while j < end and not text[j].isspace() and text[j] != '"':
@@ -574,8 +576,7 @@ class _Fused:
 
     def _nearest(self, wanted: int) -> list[Nearest]:
         query = self.query
-        required = tuple(group for group in query.all_of
-                         if all(term.prefix or len(re.findall(r"\w+", term.text)) > 1 for term in group))
+        required = tuple(group for group in query.all_of if all(term.prefix or term.quoted for term in group))
         allowed: set[int] | None = None
         if required or query.where:
             allowed = self.search.matching_ids(SearchQuery(required, (), query.where))

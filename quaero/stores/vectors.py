@@ -11,9 +11,10 @@ Tables (both backends):
   chunks' spans in the markdown and their headings, and ``seq``, which grows with each write so that a
   process's in-memory index reads only what changed. Deleting a document deletes its row (trigger).
 
-Searching scans every chunk vector in memory (:class:`VectorIndex`): a float16 matrix, multiplied in
-float32 blocks. The server had no pgvector here and sqlite-vec's ``vec0`` scans the same way (see
-``bench/search.py``), so one scan serves both backends.
+Searching scans every chunk vector in memory (:class:`VectorIndex`): the float16 blobs expanded once to a
+float32 matrix (numpy's float16 arithmetic is several times slower than float32's, and sqlite-vec's
+``vec0`` scans no faster than numpy; see ``bench/vector_scan.py``), multiplied with the query's vector in
+blocks. The same scan serves both backends (pgvector was not on the PostgreSQL server this was built on).
 """
 
 from __future__ import annotations
@@ -31,26 +32,29 @@ from quaero.stores.db import Database
 from quaero.stores.jsonutil import dumps, loads
 
 CLAIM_SECONDS = 300.0
-DTYPE = np.dtype("<f2")
-BLOCK_ROWS = 65536
+DTYPE = np.dtype("<f2")  # as stored
+MEMORY = np.float32  # as scanned
+BLOCK_ROWS = 32768
 REFRESH_EVERY = 0.5  # seconds between two looks for new vectors, at most
 
 _NOW_SQLITE = "((julianday('now') - 2440587.5) * 86400.0)"
 _SQLITE_SCHEMA = [
     "CREATE TABLE IF NOT EXISTS embedding_queue (document_id INTEGER PRIMARY KEY, queued_at REAL NOT NULL, "
-    "claimed_until REAL)",
+    "claimed_until REAL, generation INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS document_vectors (document_id INTEGER PRIMARY KEY, model TEXT NOT NULL, "
     "content_hash TEXT NOT NULL, dimensions INTEGER NOT NULL, chunks INTEGER NOT NULL, vectors BLOB NOT NULL, "
     "spans TEXT NOT NULL, embedded_at REAL NOT NULL, seq INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS document_vectors_seq ON document_vectors (model, seq)",
     f"""CREATE TRIGGER IF NOT EXISTS documents_embed_insert AFTER INSERT ON documents BEGIN
         INSERT INTO embedding_queue (document_id, queued_at) VALUES (new.id, {_NOW_SQLITE})
-        ON CONFLICT (document_id) DO UPDATE SET queued_at = excluded.queued_at, claimed_until = NULL;
+        ON CONFLICT (document_id) DO UPDATE SET queued_at = excluded.queued_at, claimed_until = NULL,
+        generation = embedding_queue.generation + 1;
     END""",
     f"""CREATE TRIGGER IF NOT EXISTS documents_embed_update AFTER UPDATE OF title, markdown ON documents
     WHEN old.title IS NOT new.title OR old.markdown IS NOT new.markdown BEGIN
         INSERT INTO embedding_queue (document_id, queued_at) VALUES (new.id, {_NOW_SQLITE})
-        ON CONFLICT (document_id) DO UPDATE SET queued_at = excluded.queued_at, claimed_until = NULL;
+        ON CONFLICT (document_id) DO UPDATE SET queued_at = excluded.queued_at, claimed_until = NULL,
+        generation = embedding_queue.generation + 1;
     END""",
     """CREATE TRIGGER IF NOT EXISTS documents_embed_delete AFTER DELETE ON documents BEGIN
         DELETE FROM embedding_queue WHERE document_id = old.id;
@@ -59,7 +63,7 @@ _SQLITE_SCHEMA = [
 ]
 _POSTGRES_SCHEMA = [
     "CREATE TABLE IF NOT EXISTS embedding_queue (document_id BIGINT PRIMARY KEY, queued_at DOUBLE PRECISION NOT NULL, "
-    "claimed_until DOUBLE PRECISION)",
+    "claimed_until DOUBLE PRECISION, generation INTEGER NOT NULL DEFAULT 0)",
     "CREATE SEQUENCE IF NOT EXISTS document_vectors_seq",
     "CREATE TABLE IF NOT EXISTS document_vectors (document_id BIGINT PRIMARY KEY, model TEXT NOT NULL, "
     "content_hash TEXT NOT NULL, dimensions INTEGER NOT NULL, chunks INTEGER NOT NULL, vectors BYTEA NOT NULL, "
@@ -77,7 +81,8 @@ _POSTGRES_SCHEMA = [
             RETURN NEW;
         END IF;
         INSERT INTO embedding_queue (document_id, queued_at) VALUES (NEW.id, extract(epoch from clock_timestamp()))
-        ON CONFLICT (document_id) DO UPDATE SET queued_at = excluded.queued_at, claimed_until = NULL;
+        ON CONFLICT (document_id) DO UPDATE SET queued_at = excluded.queued_at, claimed_until = NULL,
+        generation = embedding_queue.generation + 1;
         RETURN NEW;
     END $$ LANGUAGE plpgsql""",
     "DROP TRIGGER IF EXISTS documents_embed ON documents",
@@ -116,7 +121,7 @@ class Claimed:
     """A queued document claimed for embedding, with what it says now."""
 
     document_id: int
-    queued_at: float
+    generation: int  # how many times it was queued again since its row was made
     title: str
     markdown: str
     content_hash: str
@@ -165,16 +170,17 @@ class VectorStore:
                 "UPDATE embedding_queue SET claimed_until = ? WHERE (claimed_until IS NULL OR claimed_until < ?) "
                 "AND document_id IN (SELECT document_id FROM embedding_queue WHERE claimed_until IS NULL "
                 f"OR claimed_until < ? ORDER BY queued_at, document_id LIMIT ?{skip}) "
-                "RETURNING document_id, queued_at", (now + seconds, now, now, limit)).fetchall()
+                "RETURNING document_id, generation, queued_at", (now + seconds, now, now, limit)).fetchall()
             if not rows:
                 return []
             queued = {row[0]: row[1] for row in rows}
+            order = {row[0]: row[2] for row in rows}
             found = self._texts(list(queued))
             gone = [doc_id for doc_id in queued if doc_id not in found]
             if gone:  # deleted meanwhile (the trigger missed nothing: the queue row is older than that)
                 self.database.execute(f"DELETE FROM embedding_queue WHERE document_id IN ({_marks(gone)})", gone)
-        order = sorted(found, key=lambda doc_id: (queued[doc_id], doc_id))
-        return [Claimed(doc_id, queued[doc_id], *found[doc_id]) for doc_id in order]
+        ordered = sorted(found, key=lambda doc_id: (order[doc_id], doc_id))
+        return [Claimed(doc_id, queued[doc_id], *found[doc_id]) for doc_id in ordered]
 
     def _texts(self, ids: list[int]) -> dict[int, tuple[str, str, str]]:
         rows = self.database.execute(f"SELECT id, title, markdown, content_hash FROM documents "
@@ -219,8 +225,8 @@ class VectorStore:
                     "excluded.spans, embedded_at = excluded.embedded_at, seq = excluded.seq",
                     (item.document_id, model, item.content_hash, dimensions, len(spans), blob, spans_json,
                      time.time()))
-            self.database.execute("DELETE FROM embedding_queue WHERE document_id = ? AND queued_at = ?",
-                                  (item.document_id, item.queued_at))
+            self.database.execute("DELETE FROM embedding_queue WHERE document_id = ? AND generation = ?",
+                                  (item.document_id, item.generation))
         return current
 
     def spans(self, doc_id: int) -> list[Span]:
@@ -285,7 +291,7 @@ class VectorIndex:
         self.model = model
         self.dimensions = dimensions
         self._lock = threading.Lock()
-        self._matrix = np.zeros((0, dimensions), dtype=DTYPE)
+        self._matrix = np.zeros((0, dimensions), dtype=MEMORY)
         self._doc_of_row = np.zeros(0, dtype=np.int64)
         self._chunk_of_row = np.zeros(0, dtype=np.int32)
         self._live = np.zeros(0, dtype=bool)
@@ -323,7 +329,7 @@ class VectorIndex:
                         self._seq = max(self._seq, int(seq))
 
     def _reset(self) -> None:
-        self._matrix = np.zeros((0, self.dimensions), dtype=DTYPE)
+        self._matrix = np.zeros((0, self.dimensions), dtype=MEMORY)
         self._doc_of_row = np.zeros(0, dtype=np.int64)
         self._chunk_of_row = np.zeros(0, dtype=np.int32)
         self._live = np.zeros(0, dtype=bool)
@@ -366,7 +372,7 @@ class VectorIndex:
         """The chunk vectors of one document (float32), if it is embedded."""
         with self._lock:
             where = self._rows.get(doc_id)
-            return None if where is None else self._matrix[where[0]:where[0] + where[1]].astype(np.float32)
+            return None if where is None else self._matrix[where[0]:where[0] + where[1]].copy()
 
     def nearest(self, query: np.ndarray, limit: int, *, allowed: set[int] | None = None,
                 excluded: set[int] | None = None) -> list[Nearest]:
@@ -386,8 +392,7 @@ class VectorIndex:
             q = np.asarray(query, dtype=np.float32).reshape(-1)
             scores = np.empty(used, dtype=np.float32)
             for start in range(0, used, BLOCK_ROWS):
-                block = matrix[start:start + BLOCK_ROWS].astype(np.float32)
-                scores[start:start + BLOCK_ROWS] = block @ q
+                np.matmul(matrix[start:start + BLOCK_ROWS], q, out=scores[start:start + BLOCK_ROWS])
             scores[~mask] = -np.inf
             wanted = min(used, max(limit * 8, 64))
             top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < used else np.arange(used)

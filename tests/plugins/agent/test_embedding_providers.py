@@ -4,6 +4,7 @@ against the fake LLM service over real HTTP, through the outbound policy of a re
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -253,3 +254,49 @@ def test_a_provider_error_is_a_job_error_with_its_message(testbed, fake_llm):
 def test_citations_are_read_in_every_usual_form():
     assert cited("See [2, 3] and [1][2], not [x] or [12].", PASSAGES) == (2, 3, 1)
     assert cited("No citation.", PASSAGES) == ()
+
+
+# -- ask, end to end -------------------------------------------------------------------------------------------
+
+ASKING = {**LOOPBACK, "load_plugins": ["agent", "embed"], "embedder": "local", "answerer": "openai"}
+
+
+def _knowledge(bed: Testbed) -> None:
+    from quaero.api import DocumentInput
+
+    runtime = bed.runtime
+    for ref, title, text in (("locks", "Locks", "A deadlock happens when two sessions each wait for a lock the "
+                              "other holds; the server aborts one of them."),
+                             ("bread", "Bread", "Knead the dough for ten minutes and bake it in a hot oven.")):
+        runtime.documents.upsert(DocumentInput(source_type="web", source_ref=f"https://kb.test/{ref}", title=title,
+                                               markdown=text))
+    # Embedded by the background embedder the saves asked for (or here, whichever claims them first).
+    runtime.embeddings.embed_queued()
+    deadline = time.monotonic() + 30
+    while runtime.embeddings.check().embedded < 2:
+        assert time.monotonic() < deadline, "the documents were not embedded within 30 s"
+        time.sleep(0.05)
+
+
+def test_ask_retrieves_passages_and_the_configured_answerer_writes_a_cited_answer(testbed, fake_llm):
+    bed = testbed(openai_model="fake-chat", core=ASKING)
+    _knowledge(bed)
+    fake_llm.script(openai_answer("Two sessions wait on each other's locks [1].", prompt_tokens=200,
+                                  completion_tokens=12))
+    answer = bed.runtime.ask("what happens when two sessions wait for each other's lock?", limit=2)
+    assert answer["answer"] == "Two sessions wait on each other's locks [1]." and answer["cited"] == [1]
+    assert answer["model"].startswith("openai/fake-chat") and answer["error"] is None
+    assert answer["usage"] == {"prompt_tokens": 200, "completion_tokens": 12}
+    assert answer["passages"][0]["source_ref"] == "https://kb.test/locks"
+    prompt = fake_llm.requests[0].turns[-1][1]
+    assert "[1] Locks (https://kb.test/locks)" in prompt and "deadlock happens" in prompt
+
+
+def test_ask_says_when_the_answerer_fails_and_still_gives_the_passages(testbed, fake_llm):
+    bed = testbed(openai_model="fake-chat", core=ASKING)
+    _knowledge(bed)
+    fake_llm.script(openai_error(401, f"Incorrect API key provided: {fake_llm.api_key}"))
+    answer = bed.runtime.ask("how long do I knead dough?")
+    assert answer["model"] is None and "the answerer 'openai' failed" in answer["error"]
+    assert fake_llm.api_key not in answer["error"]
+    assert answer["passages"][0]["title"] == "Bread" and answer["answer"].startswith("[1] Bread (https://kb.test/bread)")
