@@ -7,13 +7,19 @@
   files included), read from the source files with :mod:`ast` (nothing is imported): the module itself,
   its public classes, functions and methods, ``pydoc:module/<module>[.<Class>].<name>``, each headed by its
   signature. Installed packages play no part; a module the interpreter lacks is skipped.
+
+``python bench/stdlib_docs.py`` writes the corpus once to ``bench/data/stdlib_docs.json.gz`` (committed,
+PSF licence: see ``bench/data/stdlib_docs.NOTICE``), which :func:`committed` reads back: the same texts on
+every machine whatever Python runs (``bench/search.py`` builds its documents from it).
 """
 
 from __future__ import annotations
 
 import ast
+import gzip
 import hashlib
 import json
+import platform
 import sys
 import sysconfig
 from collections.abc import Iterable, Iterator
@@ -34,6 +40,7 @@ MODULES = (
     "threading timeit tokenize tomllib traceback typing unittest urllib.parse urllib.request uuid warnings "
     "weakref xml.etree.ElementTree zipfile zoneinfo"
 ).split()
+COMMITTED = Path(__file__).resolve().parent / "data" / "stdlib_docs.json.gz"
 MIN_DOCSTRING = 20  # characters: shorter ones say too little to be found by
 
 
@@ -112,3 +119,21 @@ def corpus_hash(docs: Iterable[Doc]) -> str:
     """sha256 of the sorted (source_ref, markdown) pairs: equal hashes, equal corpora."""
     pairs = sorted((d.source_ref, d.markdown) for d in docs)
     return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def committed(path: Path = COMMITTED) -> tuple[str, list[Doc]]:
+    """The corpus as written once to ``path``: the Python version it came from, and its documents."""
+    payload = json.loads(gzip.decompress(path.read_bytes()))
+    return payload["python"], [Doc(d["source_ref"], d["title"], d["markdown"]) for d in payload["documents"]]
+
+
+def main() -> None:
+    docs = corpus()
+    payload = {"python": platform.python_version(), "documents": [d.__dict__ for d in docs]}
+    data = json.dumps(payload, ensure_ascii=False, indent=0).encode("utf-8")
+    COMMITTED.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
+    print(COMMITTED, len(docs), corpus_hash(docs), COMMITTED.stat().st_size)
+
+
+if __name__ == "__main__":
+    main()
