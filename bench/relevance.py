@@ -1,12 +1,13 @@
 """Relevance benchmark: how well search finds the right page, in keyword, semantic and hybrid mode.
 
-    python bench/relevance.py [--json] [--modes keyword,semantic,hybrid]
+    python bench/relevance.py [--json] [--modes keyword,semantic,hybrid] [--committed] [--per-query]
 
 - The corpus (``bench/stdlib_docs.py``): the running interpreter's own documentation, the language
   reference topics of ``pydoc_data.topics`` and the docstrings of a fixed list of standard-library modules
   read with ``ast`` (about 2,500 documents on 3.11): the same documents wherever the same Python version
   runs, whatever else is installed. corpus_sha256 (of the sorted (source_ref, markdown) pairs) and
-  python say which corpus a figure was measured on.
+  python say which corpus a figure was measured on. ``--committed`` reads the copy written from 3.11.7
+  instead (``bench/data/stdlib_docs.json.gz``): the same corpus under any Python.
 - The queries (``bench/data/relevance_queries.yaml``, written by hand): words in the page's own
   vocabulary, paraphrases in a user's words, and one- or two-word queries, each with its graded answers
   (2: the answer, 1: related). Every answer must be a document of the corpus, or the benchmark stops.
@@ -19,7 +20,8 @@
   say why.
 - Per mode: hit_at_3 (an answer in the first 3), mrr_at_10, ndcg_at_10 (graded, log2 discount; see
   ``bench/ranking.py``), the same per kind of query, and empty (queries that found nothing); the ratios
-  hybrid/keyword and semantic/keyword of each.
+  hybrid/keyword and semantic/keyword of each. ``--per-query`` adds, for each query and mode, the rank
+  of its first answer and its first three results.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ranking import hit_at, ndcg_at, reciprocal_rank_at
 from report import print_figures
-from stdlib_docs import Doc, corpus, corpus_hash
+from stdlib_docs import Doc, committed, corpus, corpus_hash
 
 from quaero.errors import QueryError
 from quaero.settings import Settings, load_settings
@@ -143,8 +145,9 @@ def score(queries: Sequence[Query], rankings: Sequence[list[str]]) -> dict[str, 
     }
 
 
-def measure_mode(run: Callable[[str, str], list[str]], queries: Sequence[Query], mode: str) -> dict[str, Any]:
-    """Every figure of one mode: overall, per kind of query, and its latency."""
+def measure_mode(run: Callable[[str, str], list[str]], queries: Sequence[Query],
+                 mode: str) -> tuple[dict[str, Any], list[list[str]]]:
+    """Every figure of one mode (overall, per kind of query, its latency), and each query's results."""
     rankings, timings = [], []
     for query in queries:
         started = time.perf_counter()
@@ -156,7 +159,18 @@ def measure_mode(run: Callable[[str, str], list[str]], queries: Sequence[Query],
         kind_figures = score([q for q, _ in chosen], [r for _, r in chosen])
         figures |= {f"{kind}_{name}": value for name, value in kind_figures.items() if name != "empty"}
     figures["ms_p50"] = round(statistics.median(timings), 2)
-    return figures
+    return figures, rankings
+
+
+def print_per_query(queries: Sequence[Query], rankings: dict[str, list[list[str]]]) -> None:
+    """Each query, and per mode the rank of its first answer ("-": none in the first 10) and its top 3."""
+    for number, query in enumerate(queries):
+        print(f"[{query.kind}] {query.text}")
+        for mode, results in rankings.items():
+            ranks = [i for i, ref in enumerate(results[number], start=1) if query.grades.get(ref, 0) >= 2]
+            top = ", ".join(ref.removeprefix("pydoc:") for ref in results[number][:3])
+            print(f"    {mode:<9} {ranks[0] if ranks else '-':>2}  {top}")
+    print()
 
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
@@ -177,17 +191,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, of " + ", ".join(MODES))
+    parser.add_argument("--committed", action="store_true", help="the corpus committed in bench/data")
+    parser.add_argument("--per-query", action="store_true", help="each query's results too")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     if unknown := set(modes) - set(MODES):
         parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
 
-    docs = corpus()
+    python, docs = committed() if args.committed else (platform.python_version(), corpus())
     queries = load_queries(QUERIES, {d.source_ref for d in docs})
-    figures: dict[str, Any] = {"python": platform.python_version(), "documents": len(docs),
+    figures: dict[str, Any] = {"python": python, "documents": len(docs),
                                "corpus_sha256": corpus_hash(docs), "queries": len(queries)}
     figures |= {f"queries_{kind}": sum(q.kind == kind for q in queries) for kind in KINDS}
     results: dict[str, dict[str, Any]] = {}
+    rankings: dict[str, list[list[str]]] = {}
     with tempfile.TemporaryDirectory(prefix="quaero-bench-relevance-") as tmp:
         settings = load_settings(environ=dict(os.environ), overrides={"data_dir": Path(tmp), "worker_processes": 0})
         database, rate = load_corpus(settings, docs)
@@ -195,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run = make_search(settings, database)
             if "keyword" in modes:
-                results["keyword"] = measure_mode(run, queries, "keyword")
+                results["keyword"], rankings["keyword"] = measure_mode(run, queries, "keyword")
             semantic = [m for m in modes if m != "keyword"]
             if semantic:
                 started = time.perf_counter()
@@ -203,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 if why_not is None:
                     figures["embed_s"] = round(time.perf_counter() - started, 1)
                     for mode in semantic:
-                        results[mode] = measure_mode(run, queries, mode)
+                        results[mode], rankings[mode] = measure_mode(run, queries, mode)
                 else:
                     figures["skipped"] = f"{', '.join(semantic)}: {why_not}"
         finally:
@@ -215,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("hit_at_3", "mrr_at_10", "ndcg_at_10", "paraphrase_ndcg_at_10"):
                 base = results["keyword"][name]
                 figures[f"{mode}_over_keyword_{name}"] = round(results[mode][name] / base, 2) if base else None
+    if args.per_query and not args.json:
+        print_per_query(queries, rankings)
     if not args.json and results:
         print_table(results)
     print_figures(figures, as_json=args.json)
