@@ -16,7 +16,9 @@ the brute-force vector scan search by meaning needs, at the same number of docum
   repeat, titled with one of those words, once every text has had its document. Source types, tags (the
   module's package, "reference") and update times (spread over 2024-2025) are assigned with seeded RNGs.
 - index_docs_per_s: the documents saved one by one through ``DocumentStore.upsert``, the call every
-  crawled page goes through (one write transaction each, the full-text index kept by its triggers).
+  crawled page goes through (one write transaction each, the full-text index kept by its triggers);
+  index_wal_peak_mb: the largest the write-ahead log grew meanwhile.
+- load_average_at_start/end: how busy the shared machine was (every figure shares its cores).
 - The queries: ``--queries`` fixed queries drawn with a seeded RNG from the corpus's own vocabulary
   (words ranked by document frequency, common function words left out) and its own adjacent word pairs:
   single words, two words, phrases, prefixes, OR, exclusions, and words with source:, tag:, after: and
@@ -50,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -242,18 +245,30 @@ def build_queries(database_path: Path, count: int) -> list[str]:
 # ------------------------------------------------------------------------------------------------ measuring
 
 
-def index(database_url: str, documents: list[tuple[DocumentInput, float]]) -> float:
-    """Save every document through DocumentStore.upsert; returns documents per second."""
-    database = Database(database_url)
+def index(database_path: Path, documents: list[tuple[DocumentInput, float]]) -> tuple[float, float]:
+    """Save every document through DocumentStore.upsert; documents per second, and the largest the WAL
+    grew meanwhile (MB, sampled every 0.2 s)."""
+    database = Database(f"sqlite:///{database_path}")
     store = DocumentStore(database, bind_models(database.db))
+    wal = database_path.with_name(database_path.name + "-wal")
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            peak[0] = max(peak[0], wal.stat().st_size if wal.exists() else 0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     started = time.perf_counter()
     ids = [store.upsert(document, job_id="bench").id for document, _ in documents]
     elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
     with database.write():  # spread the update times, for the date filters (not timed)
         database.db.connection().executemany("UPDATE documents SET updated_at = ? WHERE id = ?",
                                              [(stamp, doc_id) for doc_id, (_, stamp) in zip(ids, documents)])
     database.close()
-    return len(documents) / elapsed
+    return len(documents) / elapsed, peak[0] / 1e6
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -339,12 +354,13 @@ def measure_search(documents: list[tuple[DocumentInput, float]], query_count: in
     with tempfile.TemporaryDirectory(prefix="quaero-bench-search-") as tmp:
         data_dir = Path(tmp)
         database_path = data_dir / "quaero.stores.db"
-        rate = index(f"sqlite:///{database_path}", documents)
+        rate, wal_peak_mb = index(database_path, documents)
         queries = build_queries(database_path, query_count)
         raw = time_raw(database_path, queries)
         api, found = time_api(data_dir, queries)
         return {
             "index_docs_per_s": round(rate),
+            "index_wal_peak_mb": round(wal_peak_mb),
             "queries": len(queries),
             "queries_with_results": found,
             "search_api_ms_p50": round(statistics.median(api), 2),
@@ -366,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vector-queries", type=int, default=100)
     args = parser.parse_args(argv)
 
-    figures: dict[str, Any] = {"docs": args.docs}
+    figures: dict[str, Any] = {"docs": args.docs, "load_average_at_start": round(os.getloadavg()[0], 2)}
     if args.vectors != "only":
         texts = real_texts()
         documents = list(build_documents(texts, args.docs))
@@ -381,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         del documents
     if args.vectors != "off":
         figures |= measure_vectors(args.docs, args.vector_queries)
+    figures["load_average_at_end"] = round(os.getloadavg()[0], 2)
     print_figures(figures, as_json=args.json)
     return 0
 
