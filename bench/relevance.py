@@ -206,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     rankings: dict[str, list[list[str]]] = {}
     with tempfile.TemporaryDirectory(prefix="quaero-bench-relevance-") as tmp:
-        settings = load_settings(environ=dict(os.environ), overrides={"data_dir": Path(tmp), "worker_processes": 0})
+        # The environment may pick the embedder; the documents always go to this fresh SQLite file.
+        database_url = f"sqlite:///{Path(tmp) / 'quaero.stores.db'}"
+        settings = load_settings(environ=dict(os.environ), overrides={
+            "data_dir": Path(tmp), "database_url": database_url, "worker_processes": 0})
         database, rate = load_corpus(settings, docs)
         figures["index_docs_per_s"] = round(rate)
         try:
