@@ -1,17 +1,24 @@
-"""Search benchmark: indexing rate, and /api/search latency beside the same MATCH run straight on SQLite.
+"""Search benchmark: indexing rate, /api/search latency beside the same MATCH run straight on SQLite, and
+the brute-force vector scan search by meaning needs, at the same number of documents.
 
-    python bench/search.py [--json] [--docs 100000] [--queries 200]
+    python bench/search.py [--json] [--documents 100000] [--queries 200] [--vectors on|off|only]
 
-- The corpus: ``--docs`` documents of 1-3 KB of real English from this machine: the docstrings of Python's
-  standard library and of the installed packages (read with ``ast``, nothing imported), the language
-  reference topics in ``pydoc_data.topics``, the licences in /usr/share/common-licenses and the copyright
-  files in /usr/share/doc. Each document takes one of those texts as its subject (its real name is the
-  title: ``asyncio.tasks.gather``, "Python reference: for", "GPL-3, part 4") and, when it is short, is
-  filled up with real sentences from the texts beside it; the subjects repeat with a number once every
-  text has had its document. Source types, tags (the package, "reference", "license") and update times
-  (spread over 2024-2025) are assigned deterministically.
+- The corpus: ``--documents`` documents built from ``bench/data/stdlib_docs.json.gz``, the standard
+  library's documentation (the language reference topics and the docstrings of a fixed list of modules,
+  PSF licence, committed: the same documents on every machine whatever its Python or its packages;
+  corpus_sha256 of the sorted (source_ref, markdown) pairs says so). Each document takes one of the
+  texts with at least 100 characters of prose as its subject (its real name is the title:
+  ``asyncio.tasks.gather``, "Python reference: The for statement"), and is filled up with real sentences
+  from the texts beside it to a size drawn from a log-normal distribution (median 2 KB, 1st-99th
+  percentile 250 B-16 KB, clipped to 200 B-40 KB). It ends with a "See also:" line of words from a long
+  tail (200,000 made-up words at Zipf ranks, one per 200 characters), standing for the names, versions and
+  identifiers real pages carry, so the vocabulary grows with the corpus as a real one does. The subjects
+  repeat, titled with one of those words, once every text has had its document. Source types, tags (the
+  module's package, "reference") and update times (spread over 2024-2025) are assigned with seeded RNGs.
 - index_docs_per_s: the documents saved one by one through ``DocumentStore.upsert``, the call every
-  crawled page goes through (one write transaction each, the full-text index kept by its triggers).
+  crawled page goes through (one write transaction each, the full-text index kept by its triggers);
+  index_wal_peak_mb: the largest the write-ahead log grew meanwhile.
+- load_average_at_start/end: how busy the shared machine was (every figure shares its cores).
 - The queries: ``--queries`` fixed queries drawn with a seeded RNG from the corpus's own vocabulary
   (words ranked by document frequency, common function words left out) and its own adjacent word pairs:
   single words, two words, phrases, prefixes, OR, exclusions, and words with source:, tag:, after: and
@@ -23,13 +30,15 @@
   Python's sqlite3 on the same file: bm25 with the same weights, the same snippet, ORDER BY rank LIMIT 20,
   rows fetched; after the same warm-up. It has no filters, no total count, no HTTP and no JSON.
 - api_overhead_ratio = search_api_ms_p50 / raw_fts5_ms_p50.
+- vector_* , numpy_*, vec0_*: ``bench/vector_scan.py`` at ``--documents`` (about 3 chunk vectors of 128
+  dimensions a document): numpy float16 and float32 against sqlite-vec's ``vec0``, float32 and int8, per
+  query and per document (see that file).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import gzip
+import hashlib
 import http.client
 import itertools
 import json
@@ -42,8 +51,8 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -57,6 +66,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from report import print_figures
+from stdlib_docs import committed
+from vector_scan import measure as measure_vectors
 
 from quaero.stores.db import SQLITE_PRAGMAS, Database
 from quaero.stores.documents import DocumentInput, DocumentStore
@@ -70,6 +81,10 @@ from quaero.stores.search import (
 )
 
 SEED = 20250101
+MEDIAN_SIZE, SIZE_SIGMA, MIN_SIZE, MAX_SIZE = 2000, 0.9, 200, 40_000  # characters; 1st-99th percentile 250 B-16 KB
+RARE_WORDS = 200_000
+SYLLABLES = ("ka", "lo", "mi", "ter", "vor", "san", "el", "qui", "dra", "po", "nu", "bel", "zi", "rak", "fen",
+             "or", "tu", "ges", "ha", "lin", "mo", "cre", "da", "wy", "ix", "ul", "bri", "sto", "ne", "pha")
 START, END = 1704067200.0, 1767225600.0  # 2024-01-01 .. 2026-01-01 UTC
 STOPWORDS = frozenset([
     "the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "on", "be", "by", "this", "are", "or",
@@ -98,62 +113,47 @@ class Text:
     paragraphs: tuple[str, ...]
 
 
-def _paragraphs(text: str) -> tuple[str, ...]:
-    return tuple(" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if len(p.split()) >= 4)
-
-
-def _docstrings(root: Path, url: str) -> Iterator[Text]:
-    """Docstrings of modules, classes and functions under ``root``, read with ast (nothing imported)."""
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root).with_suffix("").parts
-        if any(p in ("test", "tests", "idle_test", "site-packages", "__pycache__") for p in parts):
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        module = ".".join(p for p in parts if p != "__init__")
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
-            text = ast.get_docstring(node)
-            if not text or len(text) < 120:
-                continue
-            name = module if isinstance(node, ast.Module) else f"{module}.{node.name}"
-            package = parts[0].strip("_") or "python"
-            yield Text(name, "web", url.format(package=package, module=module, name=name), package,
-                       _paragraphs(text))
-
-
-def _files() -> Iterator[Text]:
-    """The language reference topics, the licences and the packages' copyright files."""
-    from pydoc_data.topics import topics
-
-    for name, text in sorted(topics.items()):
-        yield Text(f"Python reference: {name}", "web", f"https://docs.python.org/3/reference/#{name}",
-                   "reference", _paragraphs(text))
-    for path in sorted(Path("/usr/share/common-licenses").glob("*")):
-        if path.is_file():
-            paragraphs = _paragraphs(path.read_text(encoding="utf-8", errors="replace"))
-            for part in range(0, len(paragraphs), 6):
-                yield Text(f"{path.name}, part {part // 6 + 1}", "file", f"{path}#{part // 6 + 1}", "license",
-                           paragraphs[part:part + 6])
-    for path in sorted(Path("/usr/share/doc").glob("*/copyright")):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        yield Text(f"{path.parent.name} copyright", "file", str(path), "copyright", _paragraphs(text))
-    for path in sorted(Path("/usr/share/doc").glob("*/changelog.Debian.gz"))[:400]:
-        text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
-        yield Text(f"{path.parent.name} changelog", "api", str(path), "changelog", _paragraphs(text))
+def _paragraphs(markdown: str) -> tuple[str, ...]:
+    """The prose paragraphs of ``markdown``, each on one line (headings and code blocks left out)."""
+    blocks = re.split(r"\n\s*\n", re.sub(r"(?ms)^```.*?^```", "", markdown))
+    return tuple(" ".join(b.split()) for b in blocks if len(b.split()) >= 4 and not b.lstrip().startswith("#"))
 
 
 def real_texts() -> list[Text]:
-    """Every text with something to say, in a fixed order."""
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    packages = Path(sysconfig.get_paths()["purelib"])
-    texts = [*_docstrings(stdlib, "https://docs.python.org/3/library/{module}.html#{name}"),
-             *_docstrings(packages, "https://pypi.org/project/{package}/#{name}"), *_files()]
-    unique = {(t.source_type, t.ref): t for t in reversed(texts)}  # the first of each reference
-    return [t for t in texts if unique[t.source_type, t.ref] is t and sum(map(len, t.paragraphs)) >= 200]
+    """The committed standard-library documentation, each text with something to say, in a fixed order."""
+    _, docs = committed()
+    texts = []
+    for doc in docs:
+        kind, name = doc.source_ref.removeprefix("pydoc:").split("/", 1)
+        if kind == "topic":
+            text = Text(f"Python reference: {doc.title}", "web", f"https://docs.python.org/3/reference/#{name}",
+                        "reference", _paragraphs(doc.markdown))
+        else:
+            package = name.split(".", 1)[0]
+            text = Text(name, "web", f"https://docs.python.org/3/library/{package}.html#{name}", package,
+                        _paragraphs(doc.markdown))
+        if sum(map(len, text.paragraphs)) >= 100:
+            texts.append(text)
+    return texts
+
+
+def rare_word(rank: int) -> str:
+    """The ``rank``-th word of the long tail: syllables spelling ``rank`` (distinct for every rank)."""
+    letters, rank = [], rank + len(SYLLABLES) ** 2  # at least three syllables
+    while rank:
+        rank, digit = divmod(rank, len(SYLLABLES))
+        letters.append(SYLLABLES[digit])
+    return "".join(letters)
+
+
+def _rare_words(rng: random.Random, count: int) -> str:
+    # Log-uniform ranks: Zipf's law with exponent 1, so a few recur often and most appear once or twice.
+    return ", ".join(rare_word(int(math.exp(rng.uniform(0, math.log(RARE_WORDS))))) for _ in range(count))
+
+
+def document_size(rng: random.Random) -> int:
+    """A document's size in characters: log-normal, median 2 KB, clipped to 200 B - 40 KB."""
+    return max(MIN_SIZE, min(MAX_SIZE, round(rng.lognormvariate(math.log(MEDIAN_SIZE), SIZE_SIGMA))))
 
 
 def _sentences(text: Text) -> list[str]:
@@ -161,14 +161,14 @@ def _sentences(text: Text) -> list[str]:
 
 
 def build_documents(texts: list[Text], count: int) -> Iterator[tuple[DocumentInput, float]]:
-    """``count`` documents of 1-3 KB of markdown, each about one text, with its update time."""
+    """``count`` documents of markdown of every size, each about one text, with its update time."""
     sentences = [_sentences(t) for t in texts]
     for i in range(count):
         rng = random.Random(SEED + i)
         index, cycle = i % len(texts), i // len(texts)
         text = texts[index]
-        title = text.title if cycle == 0 else f"{text.title} ({cycle + 1})"
-        target = rng.randint(1000, 3000)
+        title = text.title if cycle == 0 else f"{text.title} ({rare_word(i)})"
+        target = document_size(rng)
         body = [f"# {title}", *text.paragraphs]
         size = sum(map(len, body))
         while size < target:  # fill with real sentences from the texts beside this one
@@ -176,12 +176,21 @@ def build_documents(texts: list[Text], count: int) -> Iterator[tuple[DocumentInp
             paragraph = " ".join(rng.choice(neighbour) for _ in range(rng.randint(2, 5)))
             body.append(paragraph)
             size += len(paragraph)
-        markdown = "\n\n".join(body)[:target]
+        # The names, versions and identifiers real pages carry: a long tail of words, about one in 30.
+        body.append(f"See also: {_rare_words(rng, max(1, target // 200))}.")
+        markdown = "\n\n".join(body)
+        markdown = markdown[:target - len(body[-1]) - 2] + "\n\n" + body[-1] if len(markdown) > target else markdown
         source_type = text.source_type if rng.random() < 0.8 else rng.choice(("web", "file", "api"))
         tags = [text.tag] + (["docs"] if rng.random() < 0.3 else [])
         ref = text.ref if cycle == 0 else f"{text.ref}?v={cycle + 1}"
         yield (DocumentInput(source_type, ref, title, markdown, tags=tags),
                START + (END - START) * rng.random())
+
+
+def corpus_hash(documents: list[tuple[DocumentInput, float]]) -> str:
+    """sha256 of the sorted (source_ref, markdown) pairs: equal hashes, equal corpora."""
+    pairs = sorted((d.source_ref, d.markdown) for d, _ in documents)
+    return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ the queries
@@ -236,18 +245,30 @@ def build_queries(database_path: Path, count: int) -> list[str]:
 # ------------------------------------------------------------------------------------------------ measuring
 
 
-def index(database_url: str, documents: list[tuple[DocumentInput, float]]) -> float:
-    """Save every document through DocumentStore.upsert; returns documents per second."""
-    database = Database(database_url)
+def index(database_path: Path, documents: list[tuple[DocumentInput, float]]) -> tuple[float, float]:
+    """Save every document through DocumentStore.upsert; documents per second, and the largest the WAL
+    grew meanwhile (MB, sampled every 0.2 s)."""
+    database = Database(f"sqlite:///{database_path}")
     store = DocumentStore(database, bind_models(database.db))
+    wal = database_path.with_name(database_path.name + "-wal")
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            peak[0] = max(peak[0], wal.stat().st_size if wal.exists() else 0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     started = time.perf_counter()
     ids = [store.upsert(document, job_id="bench").id for document, _ in documents]
     elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
     with database.write():  # spread the update times, for the date filters (not timed)
         database.db.connection().executemany("UPDATE documents SET updated_at = ? WHERE id = ?",
                                              [(stamp, doc_id) for doc_id, (_, stamp) in zip(ids, documents)])
     database.close()
-    return len(documents) / elapsed
+    return len(documents) / elapsed, peak[0] / 1e6
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -328,27 +349,18 @@ def time_api(data_dir: Path, queries: list[str]) -> tuple[list[float], int]:
     return timings, found
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--docs", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=200)
-    args = parser.parse_args(argv)
-
-    texts = real_texts()
-    documents = list(build_documents(texts, args.docs))
+def measure_search(documents: list[tuple[DocumentInput, float]], query_count: int) -> dict[str, Any]:
+    """Index ``documents`` into a fresh data directory, then time the queries through the API and raw."""
     with tempfile.TemporaryDirectory(prefix="quaero-bench-search-") as tmp:
         data_dir = Path(tmp)
         database_path = data_dir / "quaero.stores.db"
-        rate = index(f"sqlite:///{database_path}", documents)
-        queries = build_queries(database_path, args.queries)
+        rate, wal_peak_mb = index(database_path, documents)
+        queries = build_queries(database_path, query_count)
         raw = time_raw(database_path, queries)
         api, found = time_api(data_dir, queries)
-        figures: dict[str, Any] = {
-            "docs": args.docs,
-            "real_texts": len(texts),
-            "corpus_mb": round(sum(len(d.markdown.encode()) for d, _ in documents) / 1e6, 1),
+        return {
             "index_docs_per_s": round(rate),
+            "index_wal_peak_mb": round(wal_peak_mb),
             "queries": len(queries),
             "queries_with_results": found,
             "search_api_ms_p50": round(statistics.median(api), 2),
@@ -356,8 +368,36 @@ def main(argv: list[str] | None = None) -> int:
             "raw_fts5_ms_p50": round(statistics.median(raw), 2),
             "raw_fts5_ms_p95": round(_percentile(raw, 0.95), 2),
             "api_overhead_ratio": round(statistics.median(api) / statistics.median(raw), 2),
-            "database_mb": round(sum(f.stat().st_size for f in data_dir.glob("quaero.db*")) / 1e6, 1),
+            "database_mb": round(sum(f.stat().st_size for f in data_dir.glob("quaero.stores.db*")) / 1e6, 1),
         }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--documents", "--docs", dest="docs", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--vectors", choices=("on", "off", "only"), default="on",
+                        help="the vector scan too (on), not (off), or alone (only)")
+    parser.add_argument("--vector-queries", type=int, default=100)
+    args = parser.parse_args(argv)
+
+    figures: dict[str, Any] = {"docs": args.docs, "load_average_at_start": round(os.getloadavg()[0], 2)}
+    if args.vectors != "only":
+        texts = real_texts()
+        documents = list(build_documents(texts, args.docs))
+        sizes = sorted(len(d.markdown.encode()) for d, _ in documents)
+        figures |= {
+            "real_texts": len(texts),
+            "corpus_sha256": corpus_hash(documents),
+            "corpus_mb": round(sum(sizes) / 1e6, 1),
+            "document_kb_p1_p50_p99": "/".join(str(round(_percentile(sizes, f) / 1000, 1)) for f in (0.01, 0.5, 0.99)),
+        }
+        figures |= measure_search(documents, args.queries)
+        del documents
+    if args.vectors != "off":
+        figures |= measure_vectors(args.docs, args.vector_queries)
+    figures["load_average_at_end"] = round(os.getloadavg()[0], 2)
     print_figures(figures, as_json=args.json)
     return 0
 
