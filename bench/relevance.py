@@ -27,7 +27,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import platform
 import statistics
@@ -50,11 +49,11 @@ from report import print_figures
 from stdlib_docs import Doc, committed, corpus, corpus_hash
 
 from quaero.errors import QueryError
+from quaero.runtime import Runtime
 from quaero.settings import Settings, load_settings
 from quaero.stores.db import Database
 from quaero.stores.documents import DocumentInput, DocumentStore
 from quaero.stores.models import bind_models
-from quaero.stores.search import DocumentSearch
 
 QUERIES = ROOT / "bench" / "data" / "relevance_queries.yaml"
 MODES = ("keyword", "semantic", "hybrid")
@@ -100,35 +99,30 @@ def load_corpus(settings: Settings, docs: Sequence[Doc]) -> tuple[Database, floa
     return database, len(docs) / (time.perf_counter() - started)
 
 
-def prepare_embeddings(settings: Settings, database: Database) -> str | None:
+def prepare_embeddings(runtime: Runtime) -> str | None:
     """Embed every document now, in this thread, so that semantic search can run; ``None`` when done,
-    else why the semantic modes cannot run.
-
-    The one place to wire the core's synchronous embedding of a whole knowledge base.
-    """
-    try:
-        from quaero.engine import embedding
-    except ImportError:
-        return "quaero.engine.embedding does not exist yet"
-    embed_all = getattr(embedding, "embed_all", None)
-    if embed_all is None:
-        return "quaero.engine.embedding has no embed_all"
-    embed_all(settings)
+    else why the semantic modes cannot run (the embedder the settings name is not installed, say)."""
+    embeddings = runtime.embeddings
+    why = embeddings.available
+    if why is not None:
+        return why
+    embeddings.queue_stale()
+    while embeddings.embed_queued(limit=100_000):
+        pass
     return None
 
 
-def make_search(settings: Settings, database: Database) -> Callable[[str, str], list[str]]:
+def make_search(runtime: Runtime) -> Callable[[str, str], list[str]]:
     """The search each mode runs: the source_refs of the first results of ``search(q, limit, mode)``."""
-    search = DocumentSearch(database)
-    takes_mode = "mode" in inspect.signature(search.search).parameters
+    search = runtime.search
 
     def run(text: str, mode: str) -> list[str]:
-        if not takes_mode and mode != "keyword":
-            raise RuntimeError("DocumentSearch.search takes no mode= yet")
         try:
-            page = search.search(text, limit=LIMIT, mode=mode) if takes_mode else search.search(text, limit=LIMIT)
+            page = search.search(text, limit=LIMIT, mode=mode)
         except QueryError:
             return []
+        if page.mode != mode:
+            raise RuntimeError(f"asked for {mode} search, got {page.mode}: {page.notice}")
         return [hit.source_ref for hit in page.items]
 
     return run
@@ -193,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, of " + ", ".join(MODES))
     parser.add_argument("--committed", action="store_true", help="the corpus committed in bench/data")
     parser.add_argument("--per-query", action="store_true", help="each query's results too")
+    parser.add_argument("--dimensions", type=int, choices=(64, 128, 256),
+                        help="the offline model's dimensions ([plugins.embed] dimensions; default: the setting's)")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     if unknown := set(modes) - set(MODES):
@@ -209,25 +205,33 @@ def main(argv: list[str] | None = None) -> int:
         # The environment may pick the embedder; the documents always go to this fresh SQLite file.
         database_url = f"sqlite:///{Path(tmp) / 'quaero.stores.db'}"
         settings = load_settings(environ=dict(os.environ), overrides={
-            "data_dir": Path(tmp), "database_url": database_url, "worker_processes": 0})
+            "data_dir": Path(tmp), "database_url": database_url, "worker_processes": 0,
+            **({"plugins": {"embed": {"dimensions": args.dimensions}}} if args.dimensions else {})})
         database, rate = load_corpus(settings, docs)
         figures["index_docs_per_s"] = round(rate)
+        database.close()
+        # The services without background parts: nothing embeds behind the benchmark's back.
+        runtime = Runtime(settings, role="control")
         try:
-            run = make_search(settings, database)
+            run = make_search(runtime)
             if "keyword" in modes:
                 results["keyword"], rankings["keyword"] = measure_mode(run, queries, "keyword")
             semantic = [m for m in modes if m != "keyword"]
             if semantic:
                 started = time.perf_counter()
-                why_not = prepare_embeddings(settings, database)
+                why_not = prepare_embeddings(runtime)
                 if why_not is None:
-                    figures["embed_s"] = round(time.perf_counter() - started, 1)
+                    seconds = time.perf_counter() - started
+                    report = runtime.embeddings.check()
+                    figures |= {"embed_s": round(seconds, 1), "embed_docs_per_s": round(len(docs) / seconds),
+                                "model": report.model, "chunks": report.chunks,
+                                "vector_bytes_per_document": report.bytes_per_document}
                     for mode in semantic:
                         results[mode], rankings[mode] = measure_mode(run, queries, mode)
                 else:
                     figures["skipped"] = f"{', '.join(semantic)}: {why_not}"
         finally:
-            database.close()
+            runtime.stop()
     for mode, mode_figures in results.items():
         figures |= {f"{mode}_{name}": value for name, value in mode_figures.items()}
     for mode in ("hybrid", "semantic"):
