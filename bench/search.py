@@ -30,6 +30,12 @@ the brute-force vector scan search by meaning needs, at the same number of docum
   Python's sqlite3 on the same file: bm25 with the same weights, the same snippet, ORDER BY rank LIMIT 20,
   rows fetched; after the same warm-up. It has no filters, no total count, no HTTP and no JSON.
 - api_overhead_ratio = search_api_ms_p50 / raw_fts5_ms_p50.
+- embed_docs_per_s: every document chunked and embedded by the default offline model (``local``, 128
+  dimensions), one thread, as the background embedder does it; vector_bytes_per_document what its
+  vectors take in the database, and vector_bytes_per_2kb_document that scaled to a 2 KB document.
+- hybrid_api_ms_p50/p95 (``--modes``): the same queries with ``mode=hybrid`` (BM25 and the vector scan,
+  fused); search_api_* are ``mode=keyword``. server_rss_mb: the server process's resident memory after
+  every query ran (the model and the in-memory vectors included).
 - vector_* , numpy_*, vec0_*: ``bench/vector_scan.py`` at ``--documents`` (about 3 chunk vectors of 128
   dimensions a document): numpy float16 and float32 against sqlite-vec's ``vec0``, float32 and int8, per
   query and per document (see that file).
@@ -69,6 +75,7 @@ from report import print_figures
 from stdlib_docs import committed
 from vector_scan import measure as measure_vectors
 
+from quaero.settings import load_settings
 from quaero.stores.db import SQLITE_PRAGMAS, Database
 from quaero.stores.documents import DocumentInput, DocumentStore
 from quaero.stores.models import bind_models
@@ -321,55 +328,100 @@ def _serve(data_dir: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("quaero serve did not answer within 60 s")
 
 
-def time_api(data_dir: Path, queries: list[str]) -> tuple[list[float], int]:
-    """Milliseconds per ``GET /api/search`` over one keep-alive connection (warm-up pass first), and how
-    many queries found something."""
+def time_api(data_dir: Path, queries: list[str], modes: list[str]) -> tuple[dict[str, tuple[list[float], int]], int]:
+    """For each mode, milliseconds per ``GET /api/search?mode=`` over one keep-alive connection (warm-up pass
+    first) and how many queries found something; and the server process's resident memory after (KB)."""
     port = _free_port()
     server = _serve(data_dir, port)
+    results: dict[str, tuple[list[float], int]] = {}
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        paths = [f"/api/search?{urlencode({'q': q, 'limit': 20})}" for q in queries]
-        timings, found = [], 0
-        for measure in (False, True):
-            for path in paths:
-                started = time.perf_counter()
-                connection.request("GET", path)
-                response = connection.getresponse()
-                body = response.read()
-                elapsed = (time.perf_counter() - started) * 1000
-                if response.status != 200:
-                    raise RuntimeError(f"{path}: {response.status} {body[:200]!r}")
-                if measure:
-                    timings.append(elapsed)
-                    found += json.loads(body)["total"] > 0
+        for mode in modes:
+            paths = [f"/api/search?{urlencode({'q': q, 'limit': 20, 'mode': mode})}" for q in queries]
+            timings, found = [], 0
+            for measure in (False, True):
+                for path in paths:
+                    started = time.perf_counter()
+                    connection.request("GET", path)
+                    response = connection.getresponse()
+                    body = response.read()
+                    elapsed = (time.perf_counter() - started) * 1000
+                    if response.status != 200:
+                        raise RuntimeError(f"{path}: {response.status} {body[:200]!r}")
+                    page = json.loads(body)
+                    if page["mode"] != mode:
+                        raise RuntimeError(f"asked for {mode} search, got {page['mode']}: {page['notice']}")
+                    if measure:
+                        timings.append(elapsed)
+                        found += page["total"] > 0
+            results[mode] = (timings, found)
         connection.close()
+        rss = _rss_kb(server.pid)
     finally:
         server.terminate()
         server.wait(30)
-    return timings, found
+    return results, rss
 
 
-def measure_search(documents: list[tuple[DocumentInput, float]], query_count: int) -> dict[str, Any]:
-    """Index ``documents`` into a fresh data directory, then time the queries through the API and raw."""
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def embed(data_dir: Path) -> dict[str, Any]:
+    """Embed every document with the default offline model, as the background embedder does, timed."""
+    from quaero.runtime import Runtime
+
+    settings = load_settings(environ={}, overrides={"data_dir": data_dir, "worker_processes": 0})
+    runtime = Runtime(settings, role="control")  # no background parts: only this thread embeds
+    try:
+        embeddings = runtime.embeddings
+        embeddings.embedder()  # the model's loading is not embedding
+        started = time.perf_counter()
+        done = 0
+        while batch := embeddings.embed_queued(limit=10_000):
+            done += batch
+        seconds = time.perf_counter() - started
+        report = embeddings.check()
+    finally:
+        runtime.stop()
+    return {"embed_docs_per_s": round(done / seconds), "embed_model": report.model, "embed_chunks": report.chunks,
+            "vector_bytes_per_document": report.bytes_per_document}
+
+
+def measure_search(documents: list[tuple[DocumentInput, float]], query_count: int,
+                   modes: list[str]) -> dict[str, Any]:
+    """Index ``documents`` into a fresh data directory (and embed them, for the modes by meaning), then time
+    the queries through the API in each mode, and raw."""
     with tempfile.TemporaryDirectory(prefix="quaero-bench-search-") as tmp:
         data_dir = Path(tmp)
         database_path = data_dir / "quaero.stores.db"
         rate, wal_peak_mb = index(database_path, documents)
+        figures: dict[str, Any] = {"index_docs_per_s": round(rate), "index_wal_peak_mb": round(wal_peak_mb)}
+        if any(mode != "keyword" for mode in modes):
+            figures |= embed(data_dir)
+            mean_kb = statistics.mean(len(d.markdown.encode()) for d, _ in documents) / 1000
+            figures["vector_bytes_per_2kb_document"] = round(figures["vector_bytes_per_document"] * 2 / mean_kb)
         queries = build_queries(database_path, query_count)
         raw = time_raw(database_path, queries)
-        api, found = time_api(data_dir, queries)
-        return {
-            "index_docs_per_s": round(rate),
-            "index_wal_peak_mb": round(wal_peak_mb),
-            "queries": len(queries),
-            "queries_with_results": found,
-            "search_api_ms_p50": round(statistics.median(api), 2),
-            "search_api_ms_p95": round(_percentile(api, 0.95), 2),
+        timed, rss = time_api(data_dir, queries, modes)
+        figures |= {"queries": len(queries), "server_rss_mb": round(rss / 1024)}
+        for mode, (api, found) in timed.items():
+            prefix = "search_api" if mode == "keyword" else f"{mode}_api"
+            figures |= {f"{prefix}_ms_p50": round(statistics.median(api), 2),
+                        f"{prefix}_ms_p95": round(_percentile(api, 0.95), 2),
+                        f"{prefix}_queries_with_results": found}
+        if "keyword" in timed:
+            figures["queries_with_results"] = timed["keyword"][1]
+            figures["api_overhead_ratio"] = round(statistics.median(timed["keyword"][0]) / statistics.median(raw), 2)
+        figures |= {
             "raw_fts5_ms_p50": round(statistics.median(raw), 2),
             "raw_fts5_ms_p95": round(_percentile(raw, 0.95), 2),
-            "api_overhead_ratio": round(statistics.median(api) / statistics.median(raw), 2),
             "database_mb": round(sum(f.stat().st_size for f in data_dir.glob("quaero.stores.db*")) / 1e6, 1),
         }
+        return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,7 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vectors", choices=("on", "off", "only"), default="on",
                         help="the vector scan too (on), not (off), or alone (only)")
     parser.add_argument("--vector-queries", type=int, default=100)
+    parser.add_argument("--modes", default="keyword,hybrid",
+                        help="search modes to time through the API (keyword, semantic, hybrid; comma-separated)")
     args = parser.parse_args(argv)
+    modes = [mode for mode in args.modes.split(",") if mode]
+    if set(modes) - {"keyword", "semantic", "hybrid"}:
+        parser.error(f"--modes: unknown {', '.join(sorted(set(modes) - {'keyword', 'semantic', 'hybrid'}))}")
 
     figures: dict[str, Any] = {"docs": args.docs, "load_average_at_start": round(os.getloadavg()[0], 2)}
     if args.vectors != "only":
@@ -393,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             "corpus_mb": round(sum(sizes) / 1e6, 1),
             "document_kb_p1_p50_p99": "/".join(str(round(_percentile(sizes, f) / 1000, 1)) for f in (0.01, 0.5, 0.99)),
         }
-        figures |= measure_search(documents, args.queries)
+        figures |= measure_search(documents, args.queries, modes)
         del documents
     if args.vectors != "off":
         figures |= measure_vectors(args.docs, args.vector_queries)

@@ -38,7 +38,7 @@ from quaero.stores.db import Database
 from quaero.stores.documents import filter_sql, parse_date, where_clause
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import loads
-from quaero.stores.vectors import Nearest, VectorIndex, VectorStore
+from quaero.stores.vectors import Nearest, Span, VectorIndex, VectorStore
 
 FILTERS = ("source", "tag", "after", "before")
 OPEN, CLOSE = "\ue000", "\ue001"  # private-use characters: never produced by escaping, rare in text
@@ -336,6 +336,11 @@ hits AS (SELECT d.id, ts_rank_cd(?::float4[], d.search, q.q) AS score FROM docum
          WHERE d.search @@ q.q {{filters}} ORDER BY score DESC, d.id LIMIT ? OFFSET ?)
 SELECT {_HIT_COLUMNS}, ts_headline('english', d.markdown, q.q, ?), hits.score
 FROM hits JOIN documents AS d ON d.id = hits.id, q ORDER BY hits.score DESC, d.id"""
+_PG_RANKED = """WITH q AS (SELECT {tsquery} AS q)
+SELECT d.id, ts_rank_cd(?::float4[], d.search, q.q) AS score FROM documents AS d, q
+WHERE d.search @@ q.q {filters} ORDER BY score DESC, d.id LIMIT ?"""
+_PG_SNIPPETS = """WITH q AS (SELECT {tsquery} AS q)
+SELECT d.id, ts_headline('english', d.markdown, q.q, ?) FROM documents AS d, q WHERE d.id IN ({ids})"""
 _PG_COUNT = "SELECT COUNT(*) FROM documents AS d WHERE d.search @@ ({tsquery}) {filters}"
 _PG_HEADLINE = f"StartSel={OPEN}, StopSel={CLOSE}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=…"
 
@@ -437,6 +442,15 @@ class _Plan(ABC):
     def ids(self) -> list[int]:
         """The id of every match."""
 
+    def ranked(self, limit: int) -> list[tuple[int, float]]:
+        """The best ``limit`` matches' ids and scores (higher is better), without their snippets."""
+        return [(row[0], float(row[7] or 0.0)) for row in self.page(limit, 0)]
+
+    def snippets(self, ids: list[int]) -> dict[int, str]:
+        """The marked snippets of these matches."""
+        wanted = set(ids)
+        return {row[0]: row[6] or "" for row in self.page(CANDIDATES, 0) if row[0] in wanted}
+
     def _rows(self, sql: str, params: list[Any]) -> list[tuple]:
         return self.database.execute(sql, params).fetchall()
 
@@ -487,6 +501,17 @@ class _Sqlite(_Plan):
         by_id = {row[0]: row for row in rows}
         return [(*by_id[doc_id], -score) for doc_id, score in ranked]  # bm25 is lower for better matches
 
+    def ranked(self, limit: int) -> list[tuple[int, float]]:
+        return [(doc_id, -score) for doc_id, score in self._rows(
+            _SQLITE_RANKED.format(join=self.join, filters=self.filters), [self.match, *self.params, limit, 0])]
+
+    def snippets(self, ids: list[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = self._rows(_SQLITE_PAGE.format(ids=", ".join("?" * len(ids))),
+                          [OPEN, CLOSE, self.match, min(ids), max(ids), *ids])
+        return {row[0]: row[6] or "" for row in rows}
+
     def count(self) -> int:
         sql = _SQLITE_COUNT.format(join=self.join, filters=self.filters)
         return self._rows(sql, [self.match, *self.params])[0][0]
@@ -508,6 +533,18 @@ class _Postgres(_Plan):
     def page(self, limit: int, offset: int) -> list[tuple]:
         return self._rows(_PG_SEARCH.format(tsquery=self.tsquery, filters=self.filters),
                           [*self.terms, _PG_WEIGHTS, *self.params, limit, offset, _PG_HEADLINE])
+
+    def ranked(self, limit: int) -> list[tuple[int, float]]:
+        rows = self._rows(_PG_RANKED.format(tsquery=self.tsquery, filters=self.filters),
+                          [*self.terms, _PG_WEIGHTS, *self.params, limit])
+        return [(doc_id, float(score)) for doc_id, score in rows]
+
+    def snippets(self, ids: list[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = self._rows(_PG_SNIPPETS.format(tsquery=self.tsquery, ids=", ".join("?" * len(ids))),
+                          [*self.terms, _PG_HEADLINE, *ids])
+        return {doc_id: marked or "" for doc_id, marked in rows}
 
     def count(self) -> int:
         return self._rows(_PG_COUNT.format(tsquery=self.tsquery, filters=self.filters),
@@ -547,32 +584,35 @@ class _Fused:
         self.words = [term.text for group in query.all_of for term in group]
         self.stems = sorted({word.lower() for term in self.words for word in re.findall(r"\w+", term)},
                             key=len, reverse=True)
+        self.word_patterns = [re.compile(rf"\b{re.escape(stem)}") for stem in self.stems]
+        self.spans: dict[int, list[Span]] = {}
+        self.pattern = (re.compile(r"\b(" + "|".join(map(re.escape, self.stems)) + r")\w*", re.IGNORECASE)
+                        if self.stems else None)
 
     def page(self, limit: int, offset: int) -> SearchPage:
         wanted = max(CANDIDATES, offset + limit)
         nearest = self._nearest(wanted)
         best_chunk = {near.document_id: near for near in nearest}
-        keyword: list[tuple] = []
-        if self.mode == "hybrid":
-            keyword = self.search._plan(self.query).page(wanted, 0)
+        plan = self.search._plan(self.query)
+        keyword = plan.ranked(wanted) if self.mode == "hybrid" else []
         scores: dict[int, float] = {}
         for rank, near in enumerate(nearest, 1):
             scores[near.document_id] = scores.get(near.document_id, 0.0) + 1.0 / (RRF_K + rank)
-        for rank, row in enumerate(keyword, 1):
-            scores[row[0]] = scores.get(row[0], 0.0) + 1.0 / (RRF_K + rank)
-        ordered = sorted(scores, key=lambda doc_id: (-scores[doc_id], doc_id))
-        rows = {row[0]: row for row in keyword}
-        headings = self._headings(ordered[:wanted], best_chunk)
-        titles = self._titles([doc_id for doc_id in ordered[:wanted] if doc_id not in rows])
-        bonus = [doc_id for doc_id in ordered[:wanted]
-                 if self._names_every_word(titles.get(doc_id) or (rows[doc_id][1] if doc_id in rows else ""))
+        for rank, (doc_id, _) in enumerate(keyword, 1):
+            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (RRF_K + rank)
+        ordered = sorted(scores, key=lambda doc_id: (-scores[doc_id], doc_id))[:wanted]
+        headings = self._headings(ordered, best_chunk)
+        titles = self._titles(ordered)
+        bonus = [doc_id for doc_id in ordered if self._names_every_word(titles.get(doc_id, ""))
                  or self._names_every_word(headings.get(doc_id, ""))]
         for rank, doc_id in enumerate(bonus, 1):
             scores[doc_id] += TITLE_BONUS / (RRF_K + rank)
         ordered.sort(key=lambda doc_id: (-scores[doc_id], doc_id))
         chosen = ordered[offset:offset + limit]
-        hits = self._hits(chosen, best_chunk, rows, scores)
-        return SearchPage(self.text, hits, len(ordered), limit, offset, self.mode)
+        # A document the words found but no chunk of which was near: the snippet comes from its words.
+        snippets = plan.snippets([doc_id for doc_id in chosen if doc_id not in best_chunk])
+        hits = self._hits(chosen, best_chunk, snippets, scores)
+        return SearchPage(self.text, hits, len(scores), limit, offset, self.mode)
 
     def _nearest(self, wanted: int) -> list[Nearest]:
         query = self.query
@@ -588,10 +628,10 @@ class _Fused:
 
     def _names_every_word(self, text: str) -> bool:
         lowered = text.lower()
-        return bool(self.stems) and all(re.search(rf"\b{re.escape(stem)}", lowered) for stem in self.stems)
+        return bool(self.word_patterns) and all(pattern.search(lowered) for pattern in self.word_patterns)
 
     def _headings(self, ids: list[int], best: dict[int, Nearest]) -> dict[int, str]:
-        spans = self.semantic.store.spans_of([doc_id for doc_id in ids if doc_id in best])
+        spans = self.spans = self.semantic.store.spans_of([doc_id for doc_id in ids if doc_id in best])
         found: dict[int, str] = {}
         for doc_id, doc_spans in spans.items():
             chunk = best[doc_id].chunk
@@ -608,12 +648,12 @@ class _Fused:
             found.update({row[0]: row[1] or "" for row in rows})
         return found
 
-    def _hits(self, ids: list[int], best: dict[int, Nearest], rows: dict[int, tuple],
+    def _hits(self, ids: list[int], best: dict[int, Nearest], snippets: dict[int, str],
               scores: dict[int, float]) -> list[SearchHit]:
         if not ids:
             return []
         database = self.search.database
-        spans = self.semantic.store.spans_of([doc_id for doc_id in ids if doc_id in best])
+        spans = self.spans
         found = {row[0]: row for row in database.execute(
             f"SELECT {_HIT_COLUMNS} FROM documents AS d WHERE d.id IN ({', '.join('?' * len(ids))})", ids).fetchall()}
         hits: list[SearchHit] = []
@@ -621,7 +661,7 @@ class _Fused:
             row = found.get(doc_id)
             if row is None:  # deleted since it was ranked
                 continue
-            snippet = rows[doc_id][6] if doc_id in rows else ""
+            snippet = snippets.get(doc_id, "")
             near = best.get(doc_id)
             doc_spans = spans.get(doc_id, [])
             if near is not None and near.chunk < len(doc_spans):
@@ -636,16 +676,17 @@ class _Fused:
 
     def _marked(self, chunk: str) -> str:
         """About PREVIEW_CHARS of the chunk around its first query word, every query word marked."""
-        words = plain_snippet(chunk)
+        pattern = self.pattern
+        found = pattern.search(chunk) if pattern else None
+        around = max(0, found.start() - PREVIEW_CHARS) if found else 0  # markdown costs more than it shows
+        words = plain_snippet(chunk[around:around + 3 * PREVIEW_CHARS])
         words = " ".join(words.replace(OPEN, "").replace(CLOSE, "").split())
-        pattern = (re.compile(r"\b(" + "|".join(re.escape(stem) for stem in self.stems) + r")\w*", re.IGNORECASE)
-                   if self.stems else None)
         first = pattern.search(words) if pattern else None
         start = max(0, first.start() - PREVIEW_CHARS // 3) if first else 0
         if start:
             start = words.find(" ", start) + 1 or start
         excerpt = words[start:start + PREVIEW_CHARS]
         cut = excerpt.rfind(" ") if start + PREVIEW_CHARS < len(words) else -1
-        excerpt = (("…" if start else "") + (excerpt[:cut] if cut > 0 else excerpt)
-                   + ("…" if start + PREVIEW_CHARS < len(words) else ""))
+        more = start + PREVIEW_CHARS < len(words) or around + 3 * PREVIEW_CHARS < len(chunk)
+        excerpt = ("…" if start or around else "") + (excerpt[:cut] if cut > 0 else excerpt) + ("…" if more else "")
         return pattern.sub(lambda m: OPEN + m.group(0) + CLOSE, excerpt) if pattern else excerpt

@@ -11,6 +11,7 @@ from support import make_settings, wait_for
 
 from quaero.api import DocumentInput
 from quaero.runtime import Runtime
+from quaero.stores.search import parse_query
 from quaero.web.app import create_app
 
 CORPUS = {
@@ -147,3 +148,25 @@ def test_the_embed_action_embeds_what_is_missing_or_stale_and_reports_counts(tmp
         assert stats["after"]["embedded"] == len(CORPUS) and stats["after"]["missing"] == 0
         assert stats["after"]["model"].endswith("/64") and stats["after"]["bytes_per_document"] < 1024
         assert stats["before"]["missing"] + stats["before"]["embedded"] == len(CORPUS)
+
+
+def test_hybrid_search_on_postgresql(tmp_path, postgres_url):
+    with Runtime(make_settings(tmp_path, embedder="local", database_url=postgres_url), role="run") as rt:
+        for ref, (title, markdown, tags) in CORPUS.items():
+            rt.documents.upsert(DocumentInput(source_type="web", source_ref=ref, title=title, markdown=markdown,
+                                              tags=tags))
+        wait_for(lambda: rt.embeddings.check().embedded == len(CORPUS), 60, what="the documents to be embedded")
+        hybrid = rt.search.search("transactions stuck waiting on each other")
+        assert hybrid.mode == "hybrid" and hybrid.items[0].source_ref == "deadlocks"
+        words = rt.search.search("stakes", mode="hybrid")
+        assert words.items[0].source_ref == "garden" and "\ue000stakes\ue001" in words.items[0].marked
+        # What a hybrid page asks of the words' side: the ranking alone, then the snippets of the documents
+        # no chunk of which came near (ts_headline).
+        plan = rt.search._plan(parse_query("stakes OR dough"))
+        ranked = plan.ranked(10)
+        assert len(ranked) == 2 and all(score > 0 for _, score in ranked)
+        snippets = plan.snippets([doc_id for doc_id, _ in ranked])
+        assert sorted("\ue000stakes\ue001" in text or "\ue000dough\ue001" in text for text in snippets.values()) \
+            == [True, True]
+        assert [hit.source_ref for hit in rt.search.search("waiting locks tag:food", mode="semantic").items] \
+            == ["bread"]
