@@ -34,7 +34,8 @@ from quaero.stores.vectors import Nearest, Span, VectorIndex, VectorStore, norma
 log = logging.getLogger(__name__)
 
 ACTOR = "quaero.embed"
-QUEUE = "quaero"
+# A queue of its own: the jobs' queue holds jobs only (the monitor, the pages and the tests count it).
+QUEUE = "quaero.embed"
 BATCH = 128
 DEBOUNCE = 1.0
 TIME_LIMIT_MS = 600_000
@@ -219,8 +220,16 @@ class Embeddings(api.EmbeddingIndex):
         except Exception as exc:  # the model failed: the documents stay queued for the next message
             log.warning("embedding queued documents failed (they stay queued): %s: %s", type(exc).__name__, exc)
             return
-        if done and self.store.queued():
+        if not self.store.queued():
+            return
+        if done:
             self._send()
+            return
+        # Everything left is claimed by other processes: ask again when the first claim lapses (its holder
+        # may have been killed), so that nothing waits for the next save or the next start.
+        lapse = self.store.next_lapse()
+        if lapse is not None:
+            self._send(delay=lapse + 1.0)
 
     def notify(self) -> None:
         """Documents were queued: have them embedded soon (one message per second at most)."""
@@ -245,12 +254,13 @@ class Embeddings(api.EmbeddingIndex):
             self._last_sent = time.monotonic()
         self._send()
 
-    def _send(self) -> None:
+    def _send(self, *, delay: float | None = None) -> None:
         broker = self._broker
         if broker is None or self._closed:
             return
         try:
-            broker.enqueue(Message(queue_name=QUEUE, actor_name=ACTOR, args=(), kwargs={}, options={}))
+            broker.enqueue(Message(queue_name=QUEUE, actor_name=ACTOR, args=(), kwargs={}, options={}),
+                           delay=None if delay is None else int(delay * 1000))
         except Exception as exc:  # the documents stay queued: the next save, or the next start, sends again
             log.warning("could not ask for queued documents to be embedded: %s: %s", type(exc).__name__, exc)
 

@@ -31,7 +31,7 @@ from quaero.api.embeddings import EmbeddingReport
 from quaero.stores.db import Database
 from quaero.stores.jsonutil import dumps, loads
 
-CLAIM_SECONDS = 300.0
+CLAIM_SECONDS = 120.0  # a batch takes seconds; a killed embedder's documents wait this long at most
 DTYPE = np.dtype("<f2")  # as stored
 MEMORY = np.float32  # as scanned
 BLOCK_ROWS = 32768
@@ -90,6 +90,10 @@ _POSTGRES_SCHEMA = [
     "FOR EACH ROW EXECUTE FUNCTION quaero_embed_queue()",
 ]
 
+_POSTGRES_INSTALLED = """SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'documents_embed'
+AND tgrelid = 'documents'::regclass) AND EXISTS (SELECT 1 FROM information_schema.columns
+WHERE table_name = 'embedding_queue' AND column_name = 'generation')"""
+
 
 def install(database: Any) -> None:
     """Create the tables and triggers (inside the schema transaction of :func:`quaero.stores.models.bind_models`)."""
@@ -99,6 +103,11 @@ def install(database: Any) -> None:
     existed = database.execute_sql(
         "SELECT 1 FROM information_schema.tables WHERE table_name = 'embedding_queue'" if postgres
         else "SELECT 1 FROM sqlite_master WHERE name = 'embedding_queue'").fetchone() is not None
+    if postgres and existed and database.execute_sql(_POSTGRES_INSTALLED).fetchone()[0]:
+        # Installed already: the function is replaced (that locks no table), the trigger is not: replacing it
+        # would lock the documents table against the workers' writes at every start (deadlocks, found so).
+        database.execute_sql(next(sql for sql in _POSTGRES_SCHEMA if "FUNCTION quaero_embed_queue" in sql))
+        return
     for statement in _POSTGRES_SCHEMA if postgres else _SQLITE_SCHEMA:
         database.execute_sql(statement)
     if not existed:  # documents saved before search by meaning existed are queued once
@@ -186,6 +195,12 @@ class VectorStore:
         rows = self.database.execute(f"SELECT id, title, markdown, content_hash FROM documents "
                                      f"WHERE id IN ({_marks(ids)})", ids).fetchall()
         return {row[0]: (row[1] or "", row[2] or "", row[3] or "") for row in rows}
+
+    def next_lapse(self) -> float | None:
+        """Seconds until the first claim held now lapses (``None``: nothing is claimed)."""
+        row = self.database.execute("SELECT MIN(claimed_until) FROM embedding_queue WHERE claimed_until > ?",
+                                    (time.time(),)).fetchone()
+        return None if row is None or row[0] is None else max(0.0, float(row[0]) - time.time())
 
     def release(self, ids: Iterable[int]) -> None:
         """Give claimed documents back to the queue (the embedder failed on them)."""

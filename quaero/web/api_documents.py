@@ -213,7 +213,7 @@ async def search(request: Request) -> JSONResponse:
     text = request.query_params.get("q", "")
     limit = int_param(request, "limit", 20, low=1, high=100)
     offset = int_param(request, "offset", 0, high=10_000)
-    mode = request.query_params.get("mode") or None
+    mode = request.query_params.get("mode")  # absent: the default; given, it must be one of the modes
     page = await asyncio.to_thread(runtime_of(request).search.search, text, limit=limit, offset=offset, mode=mode)
     return JSONResponse(page_dict(page))
 
@@ -242,6 +242,7 @@ async def related_documents(request: Request) -> JSONResponse:
                       source_type: {type: string}
                       source_ref: {type: string}
                       score: {type: number}
+      400: {$ref: '#/components/responses/BadRequest'}
       404: {$ref: '#/components/responses/NotFound'}
     """
     runtime = runtime_of(request)

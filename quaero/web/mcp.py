@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 from mcp import types
@@ -27,6 +28,7 @@ from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
+from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from quaero import __version__
@@ -121,11 +123,24 @@ class McpEndpoint:
     """
 
     def __init__(self, runtime: Runtime) -> None:
-        self.manager = StreamableHTTPSessionManager(app=make_server(runtime), security_settings=None)
+        self.runtime = runtime
+        self._running: list[StreamableHTTPSessionManager] = []
 
-    def run(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """The session manager's lifetime (once per endpoint)."""
-        return self.manager.run()
+    @property
+    def manager(self) -> StreamableHTTPSessionManager | None:
+        """The session manager of the latest lifespan still running (an app may be started more than once)."""
+        return self._running[-1] if self._running else None
+
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """The session manager's lifetime: a new one each time the app starts (a manager runs only once)."""
+        manager = StreamableHTTPSessionManager(app=make_server(self.runtime), security_settings=None)
+        async with manager.run():
+            self._running.append(manager)
+            try:
+                yield
+            finally:
+                self._running.remove(manager)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal: Principal | None = scope.get(PRINCIPAL)
@@ -133,7 +148,13 @@ class McpEndpoint:
             who = f"{principal.kind}:{principal.user_id if principal.user_id is not None else principal.name or ''}"
             token = AccessToken(token="", client_id=f"{who}:{principal.role}", scopes=[principal.role])
             scope = {**scope, "user": AuthenticatedUser(token)}
-        await self.manager.handle_request(scope, receive, send)
+        manager = self.manager
+        if manager is None:  # before the app's lifespan started it, or after it ended
+            response = JSONResponse({"error": "the MCP endpoint is not running: the server is starting or stopping"},
+                                    status_code=503, headers={"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
+        await manager.handle_request(scope, receive, send)
 
 
 def serve_stdio(runtime: Runtime) -> None:

@@ -226,14 +226,14 @@ def test_every_route_documents_its_operation(client):
     document = client.get("/api/openapi.json").json()
     paths = {path: ops for path, ops in document["paths"].items() if path.startswith(("/api/documents", "/api/search"))}
     assert set(paths) == {"/api/documents", "/api/documents/stats", "/api/documents/tags", "/api/documents/{id}",
-                          "/api/search"}
+                          "/api/documents/{id}/related", "/api/search"}
     assert set(paths["/api/documents"]) == {"get", "delete"} and set(paths["/api/documents/{id}"]) == {"get", "delete"}
     for operations in paths.values():
         for operation in operations.values():
             assert "application/json" in operation["responses"]["200"]["content"]
     search = paths["/api/search"]["get"]
-    assert [p["name"] for p in search["parameters"]] == ["q", "limit", "offset"]
+    assert [p["name"] for p in search["parameters"]] == ["q", "mode", "limit", "offset"]
     assert set(document["components"]["schemas"]["SearchHit"]["properties"]) == {
         "id", "title", "source_type", "source_ref", "tags", "updated_at", "snippet", "snippet_text", "score"}
     live = client.get("/api/search", params={"q": ""}).json()
-    assert set(live) == {"items", "total", "limit", "offset", "next", "query"}
+    assert set(live) == {"items", "total", "limit", "offset", "next", "query", "mode", "notice"}
