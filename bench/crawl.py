@@ -17,6 +17,11 @@
   of Quaero) crawling the same site with the same concurrency, robots.txt obeyed, no delay, no
   autothrottle, DEPTH_LIMIT 10, its own duplicate filter, and an item (URL, title, body text) per page:
   items / wall time from start to exit. ratio_vs_scrapy = pages_per_s / scrapy_pages_per_s.
+- The crawl runs with the default settings, so its pages are embedded for search by meaning in the
+  background as they are saved: documents_embedded_by_the_end and embedded_docs_per_s_during_crawl say
+  how far that got while the crawl ran (the rest is embedded after). ``--embedding-cost`` crawls again
+  with ``embedder = none``: pages_per_s_embedder_none, and crawl_ratio_embedding_vs_none = pages_per_s /
+  pages_per_s_embedder_none (the target: at least 0.85).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import asyncio
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -33,7 +39,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from measure import SiteProcess, count_documents, crawl_definition, mb, run_measured, run_quaero, serve_app
+from measure import (
+    SiteProcess,
+    count_documents,
+    crawl_definition,
+    mb,
+    open_documents,
+    run_measured,
+    run_quaero,
+    serve_app,
+)
 from report import print_figures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,12 +139,29 @@ def measure_server(server: SiteServer, concurrency: int) -> dict[str, Any]:
 # Quaero
 # ------------------------------------------------------------------------------------------------------
 
-def quaero_figures(url: str, concurrency: int, workers: int | None, timeout: float) -> dict[str, Any]:
-    """``quaero run`` of the crawl definition; wall time, saved documents and the tree's peak memory."""
+def _saved_and_embedded(data_dir: Path) -> tuple[int | None, int | None]:
+    conn = open_documents(data_dir)
+    embedded = None
+    if conn is not None:
+        try:
+            embedded = int(conn.execute("SELECT COUNT(*) FROM document_vectors").fetchone()[0])
+        except sqlite3.Error:
+            pass
+        finally:
+            conn.close()
+    return count_documents(data_dir), embedded
+
+
+def quaero_figures(url: str, concurrency: int, workers: int | None, timeout: float,
+                   embedder: str | None = None) -> dict[str, Any]:
+    """``quaero run`` of the crawl definition; wall time, saved documents (and how many the background had
+    embedded by the end) and the tree's peak memory. ``embedder``: the setting, if not the default's."""
     run = run_quaero(crawl_definition("bench crawl", url, concurrency), workers=workers, timeout=timeout,
-                     inspect=count_documents)
-    documents, sampler, summary = run.inspected, run.sampler, run.summary
+                     inspect=_saved_and_embedded, env={"QUAERO_EMBEDDER": embedder} if embedder else None)
+    (documents, embedded), sampler, summary = run.inspected, run.sampler, run.summary
     figures: dict[str, Any] = {
+        "documents_embedded_by_the_end": embedded,
+        "embedded_docs_per_s_during_crawl": round(embedded / run.wall, 1) if embedded else None,
         "pages_per_s": round(documents / run.wall, 1) if documents else None,
         "documents_saved": documents,
         "quaero_wall_s": round(run.wall, 2),
@@ -261,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds each crawler may take")
     parser.add_argument("--seed", type=int, default=SEED, help=argparse.SUPPRESS)
     parser.add_argument("--skip-scrapy", action="store_true", help="only Quaero")
+    parser.add_argument("--embedding-cost", action="store_true",
+                        help="crawl again with embedder = none: pages_per_s with and without background embedding")
     parser.add_argument("--skip-quaero", action="store_true", help="only Scrapy (and the site server)")
     parser.add_argument("--serve-fd", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -275,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         figures.update(measure_server(server, args.concurrency))
         if not args.skip_quaero:
             figures.update(quaero_figures(server.url, args.concurrency, args.workers, args.timeout))
+            if args.embedding_cost:  # the same crawl with search by meaning off: what embedding costs it
+                alone = quaero_figures(server.url, args.concurrency, args.workers, args.timeout, embedder="none")
+                figures["pages_per_s_embedder_none"] = alone.get("pages_per_s")
+                if figures.get("pages_per_s") and alone.get("pages_per_s"):
+                    figures["crawl_ratio_embedding_vs_none"] = round(figures["pages_per_s"] / alone["pages_per_s"], 2)
         if scrapy_python is not None:
             figures.update(run_scrapy(scrapy_python, server.url, args.concurrency, args.timeout))
     ours, theirs = figures.get("pages_per_s"), figures.get("scrapy_pages_per_s")

@@ -32,9 +32,8 @@ def test_the_float16_scan_in_blocks_finds_the_exact_documents(vectors, monkeypat
         assert half(query) == exact(query)
 
 
-@pytest.mark.skipif(sqlite_module() is None, reason="no sqlite3 here can load sqlite-vec")
 def test_vec0_finds_the_exact_documents(vectors, tmp_path: Path) -> None:
-    pytest.importorskip("sqlite_vec")
+    assert sqlite_module() is not None, "the test extra installs sqlean.py, whose sqlite3 loads extensions"
     chunks, owners, queries = vectors
     exact, _ = numpy_f32(chunks, owners)
     with vec0(chunks, owners, "float", tmp_path) as (search, size, _):
