@@ -197,6 +197,17 @@ class Embeddings(api.EmbeddingIndex):
         centre = normalised(vectors.mean(axis=0))[0]
         return index.nearest(centre, limit, excluded={doc_id})
 
+    def warm_up(self) -> None:
+        """Load the model and the vectors in the background, so that the first search does not wait for them."""
+        def warm() -> None:
+            try:
+                if self.available is None and self.store.embedded_any():
+                    self.index()
+            except Exception as exc:  # the first search says it again, to whoever asks
+                log.warning("could not load search by meaning ahead of the first search: %s", exc)
+
+        threading.Thread(target=warm, name="quaero-embeddings-warm-up", daemon=True).start()
+
     # ------------------------------------------------------------------------------------------ the actor
 
     def declare(self, broker: dramatiq.Broker) -> None:
@@ -216,7 +227,7 @@ class Embeddings(api.EmbeddingIndex):
         if not self.configured or self.available is not None:
             return
         try:
-            done = self.embed_queued(limit=BATCH * 4)
+            done = self.embed_queued(limit=BATCH * 4, cancelled=lambda: self._closed)
         except Exception as exc:  # the model failed: the documents stay queued for the next message
             log.warning("embedding queued documents failed (they stay queued): %s: %s", type(exc).__name__, exc)
             return
@@ -264,12 +275,17 @@ class Embeddings(api.EmbeddingIndex):
         except Exception as exc:  # the documents stay queued: the next save, or the next start, sends again
             log.warning("could not ask for queued documents to be embedded: %s: %s", type(exc).__name__, exc)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """The process is stopping: send nothing more, and let a batch being embedded end at its next step."""
         self._closed = True
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+
+    def close(self) -> None:
+        """Release the model (after :meth:`stop`, once no worker thread embeds)."""
+        self.stop()
         if self._embedder is not None:
             try:
                 self._embedder.close()

@@ -272,6 +272,8 @@ class Runtime:
                 self.webhook_sender.start()
         if self.role != "worker" and self.embeddings.configured and self.embeddings.store.queued():
             self.embeddings.notify()  # saved before the last stop (or a kill) and not embedded yet
+        if self.role == "server":
+            self.embeddings.warm_up()
         if self.worker_processes:
             if self.supervisor is None:
                 from quaero.runtime.supervisor import WorkerSupervisor
@@ -292,6 +294,7 @@ class Runtime:
         """Stop everything, flushing what is buffered; safe to call twice."""
         if self.scheduler:
             self.scheduler.close()
+        self.embeddings.stop()  # a batch being embedded ends at its next step: the workers stop sooner
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None

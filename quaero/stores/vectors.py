@@ -255,6 +255,9 @@ class VectorStore:
                                      f"WHERE document_id IN ({_marks(ids)})", list(ids)).fetchall()
         return {row[0]: [Span(*span) for span in loads(row[1])] for row in rows}
 
+    def embedded_any(self) -> bool:
+        return self.database.execute("SELECT EXISTS (SELECT 1 FROM document_vectors)").fetchone()[0] in (1, True)
+
     def embedded_count(self, model: str) -> int:
         return self.database.execute("SELECT COUNT(*) FROM document_vectors WHERE model = ?", (model,)).fetchone()[0]
 
@@ -281,6 +284,11 @@ class VectorStore:
         return self.database.execute("SELECT document_id, seq, dimensions, vectors FROM document_vectors "
                                      "WHERE model = ? AND seq > ? ORDER BY seq LIMIT ?",
                                      (model, after, limit)).fetchall()
+
+    def chunk_total(self, model: str) -> int:
+        """How many chunk vectors ``model`` has stored."""
+        return int(self.database.execute("SELECT COALESCE(SUM(chunks), 0) FROM document_vectors WHERE model = ?",
+                                         (model,)).fetchone()[0])
 
     def signature(self, model: str) -> tuple[int, int]:
         """(rows, highest seq) of ``model``'s vectors: what an in-memory copy compares itself with."""
@@ -329,6 +337,8 @@ class VectorIndex:
             count, top = self.store.signature(self.model)
             if top == self._seq and count == len(self._rows):
                 return
+            if not self._seq:  # the first read: the matrix at its size at once, not doubled up to it
+                self._grow(self.store.chunk_total(self.model))
             while True:
                 rows = self.store.changes(self.model, self._seq)
                 if not rows:
@@ -338,6 +348,7 @@ class VectorIndex:
                     self._seq = max(self._seq, int(seq))
             if len(self._rows) != count:  # deleted rows, or one committed late: read everything again
                 self._reset()
+                self._grow(self.store.chunk_total(self.model))
                 while rows := self.store.changes(self.model, self._seq):
                     for doc_id, seq, dimensions, blob in rows:
                         self._put(int(doc_id), int(dimensions), bytes(blob))
