@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import peewee as pw
 
@@ -342,9 +344,17 @@ def bind_models(database: pw.Database) -> Models:
         meta = type("Meta", (), {"database": database, "table_name": model._meta.table_name})
         bound[model.__name__] = type(model.__name__, (model,), {"Meta": meta, "__doc__": model.__doc__})
     models = Models(**bound)
+    postgres = isinstance(database, pw.PostgresqlDatabase)
     with database.atomic():
-        if isinstance(database, pw.PostgresqlDatabase):
+        digest = ""
+        if postgres:
             database.execute_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")  # workers start together
+            # The schema this release makes, as a digest: when the database holds it already, nothing is
+            # run. Even an IF NOT EXISTS statement locks its table (ALTER TABLE and CREATE TRIGGER
+            # exclusively), and a server starting beside workers that write then deadlocked with them.
+            digest = _schema_digest(database, models)
+            if _schema_recorded(database) == digest:
+                return models
         _add_columns(database)
         database.create_tables(models.all(), safe=True)  # and the indexes an existing table lacks
         for name in _REPLACED_INDEXES:
@@ -357,4 +367,30 @@ def bind_models(database: pw.Database) -> Models:
             database.execute_sql(_SQLITE_WEBHOOK_TRIGGER)
         _install_full_text(database)
         vectors.install(database)
+        if postgres:
+            database.execute_sql("CREATE TABLE IF NOT EXISTS quaero_schema (id INTEGER PRIMARY KEY, "
+                                 "digest TEXT NOT NULL)")
+            database.execute_sql("INSERT INTO quaero_schema (id, digest) VALUES (1, %s) ON CONFLICT (id) DO UPDATE "
+                                 "SET digest = excluded.digest", (digest,))
     return models
+
+
+def _schema_digest(database: pw.Database, models: Models) -> str:
+    """A hash of every statement :func:`bind_models` runs on PostgreSQL."""
+    statements: list[str] = []
+    for model in models.all():
+        schema: Any = model._schema  # type: ignore[attr-defined]  # peewee's SchemaManager, untyped
+        for query in [schema._create_table(safe=True), *schema._create_indexes(safe=True)]:
+            statements.append(database.get_sql_context().sql(query).query()[0])
+    statements += [f"{table}.{column} {definition}" for table, column, definition in _ADDED_COLUMNS]
+    statements += [*_REPLACED_INDEXES, *_POSTGRES_TRIGGER, *_POSTGRES_WEBHOOK_TRIGGER, *_POSTGRES_FTS,
+                   *_POSTGRES_TAGS, _POSTGRES_OLD_SEARCH, *vectors.POSTGRES_SCHEMA]
+    return hashlib.sha256("\n;\n".join(statements).encode("utf-8")).hexdigest()
+
+
+def _schema_recorded(database: pw.Database) -> str | None:
+    """The digest of the schema the database was last made with (``None``: never recorded)."""
+    if database.execute_sql("SELECT to_regclass('quaero_schema')").fetchone()[0] is None:
+        return None
+    row = database.execute_sql("SELECT digest FROM quaero_schema WHERE id = 1").fetchone()
+    return row[0] if row else None

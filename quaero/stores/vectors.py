@@ -61,7 +61,7 @@ _SQLITE_SCHEMA = [
         DELETE FROM document_vectors WHERE document_id = old.id;
     END""",
 ]
-_POSTGRES_SCHEMA = [
+POSTGRES_SCHEMA = [
     "CREATE TABLE IF NOT EXISTS embedding_queue (document_id BIGINT PRIMARY KEY, queued_at DOUBLE PRECISION NOT NULL, "
     "claimed_until DOUBLE PRECISION, generation INTEGER NOT NULL DEFAULT 0)",
     "CREATE SEQUENCE IF NOT EXISTS document_vectors_seq",
@@ -90,11 +90,6 @@ _POSTGRES_SCHEMA = [
     "FOR EACH ROW EXECUTE FUNCTION quaero_embed_queue()",
 ]
 
-_POSTGRES_INSTALLED = """SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'documents_embed'
-AND tgrelid = 'documents'::regclass) AND EXISTS (SELECT 1 FROM information_schema.columns
-WHERE table_name = 'embedding_queue' AND column_name = 'generation')"""
-
-
 def install(database: Any) -> None:
     """Create the tables and triggers (inside the schema transaction of :func:`quaero.stores.models.bind_models`)."""
     import peewee as pw
@@ -103,12 +98,7 @@ def install(database: Any) -> None:
     existed = database.execute_sql(
         "SELECT 1 FROM information_schema.tables WHERE table_name = 'embedding_queue'" if postgres
         else "SELECT 1 FROM sqlite_master WHERE name = 'embedding_queue'").fetchone() is not None
-    if postgres and existed and database.execute_sql(_POSTGRES_INSTALLED).fetchone()[0]:
-        # Installed already: the function is replaced (that locks no table), the trigger is not: replacing it
-        # would lock the documents table against the workers' writes at every start (deadlocks, found so).
-        database.execute_sql(next(sql for sql in _POSTGRES_SCHEMA if "FUNCTION quaero_embed_queue" in sql))
-        return
-    for statement in _POSTGRES_SCHEMA if postgres else _SQLITE_SCHEMA:
+    for statement in POSTGRES_SCHEMA if postgres else _SQLITE_SCHEMA:
         database.execute_sql(statement)
     if not existed:  # documents saved before search by meaning existed are queued once
         now = time.time()

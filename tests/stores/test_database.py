@@ -27,3 +27,24 @@ def test_a_commit_that_fails_is_rolled_back_and_the_next_write_works(stores):
         database.execute("INSERT INTO owners_t (id) VALUES (42)")
         database.execute("INSERT INTO pets_t (id, owner) VALUES (2, 42)")
     assert database.execute("SELECT id FROM pets_t").fetchall() == [(2,)]
+
+
+def test_a_postgresql_schema_made_already_is_not_made_again(postgres_url):
+    """A start finds the schema it would make recorded, and runs no DDL: even IF NOT EXISTS statements lock
+    their tables, and a server starting beside workers that write deadlocked with them."""
+    from quaero.stores.db import Database
+    from quaero.stores.models import bind_models
+
+    database = Database(postgres_url)
+    try:
+        bind_models(database.db)
+        database.execute("DROP INDEX documents_tags")  # what a second start would make again, if it ran DDL
+        database.db.commit()
+        bind_models(database.db)
+        assert database.execute("SELECT to_regclass('documents_tags')").fetchone()[0] is None
+        with database.write():
+            database.execute("UPDATE quaero_schema SET digest = 'an older release'")
+        bind_models(database.db)  # another release's schema: made again
+        assert database.execute("SELECT to_regclass('documents_tags')").fetchone()[0] == "documents_tags"
+    finally:
+        database.close()
