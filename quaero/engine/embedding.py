@@ -145,8 +145,8 @@ class Embeddings(api.EmbeddingIndex):
             except BaseException:
                 self.store.release(item.document_id for item in claimed)
                 raise
-            for item, (first, spans) in zip(claimed, pieces, strict=True):
-                self.store.save(item, embedder.model, vectors[first:first + len(spans)], spans)
+            self.store.save_many(embedder.model, [(item, vectors[first:first + len(spans)], spans)
+                                                  for item, (first, spans) in zip(claimed, pieces, strict=True)])
             done += len(claimed)
         return done
 

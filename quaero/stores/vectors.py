@@ -45,6 +45,8 @@ _SQLITE_SCHEMA = [
     "content_hash TEXT NOT NULL, dimensions INTEGER NOT NULL, chunks INTEGER NOT NULL, vectors BLOB NOT NULL, "
     "spans TEXT NOT NULL, embedded_at REAL NOT NULL, seq INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS document_vectors_seq ON document_vectors (model, seq)",
+    # The next seq is MAX(seq) + 1, read at every save: from this index, not by reading every row.
+    "CREATE INDEX IF NOT EXISTS document_vectors_last ON document_vectors (seq)",
     f"""CREATE TRIGGER IF NOT EXISTS documents_embed_insert AFTER INSERT ON documents BEGIN
         INSERT INTO embedding_queue (document_id, queued_at) VALUES (new.id, {_NOW_SQLITE})
         ON CONFLICT (document_id) DO UPDATE SET queued_at = excluded.queued_at, claimed_until = NULL,
@@ -212,26 +214,35 @@ class VectorStore:
     def save(self, item: Claimed, model: str, vectors: np.ndarray, spans: Sequence[Span]) -> bool:
         """Store a claimed document's vectors, unless its content changed since it was claimed (it is queued
         again then); its queue row goes unless it was queued again meanwhile. ``False``: not stored."""
+        return self.save_many(model, [(item, vectors, spans)]) == 1
+
+    def save_many(self, model: str, embedded: Sequence[tuple[Claimed, np.ndarray, Sequence[Span]]]) -> int:
+        """:meth:`save` for a batch, in one write transaction (the crawl's writes wait once, not per page);
+        how many were stored."""
+        with self.database.write():
+            return sum(self._save(item, model, vectors, spans) for item, vectors, spans in embedded)
+
+    def _save(self, item: Claimed, model: str, vectors: np.ndarray, spans: Sequence[Span]) -> bool:
+        """Inside the write transaction: one document of :meth:`save_many`."""
         blob = encode(vectors)
         dimensions = int(vectors.shape[1]) if vectors.ndim == 2 and len(vectors) else 0
         spans_json = dumps([[span.start, span.end, span.heading] for span in spans])
-        with self.database.write():
-            row = self.database.execute("SELECT content_hash, title FROM documents WHERE id = ?",
-                                        (item.document_id,)).fetchone()
-            current = row is not None and row[0] == item.content_hash and (row[1] or "") == item.title
-            if current:
-                seq = ("nextval('document_vectors_seq')" if self.database.is_postgres
-                       else "(SELECT COALESCE(MAX(seq), 0) + 1 FROM document_vectors)")
-                self.database.execute(
-                    "INSERT INTO document_vectors (document_id, model, content_hash, dimensions, chunks, vectors, "
-                    f"spans, embedded_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {seq}) ON CONFLICT (document_id) DO "
-                    "UPDATE SET model = excluded.model, content_hash = excluded.content_hash, dimensions = "
-                    "excluded.dimensions, chunks = excluded.chunks, vectors = excluded.vectors, spans = "
-                    "excluded.spans, embedded_at = excluded.embedded_at, seq = excluded.seq",
-                    (item.document_id, model, item.content_hash, dimensions, len(spans), blob, spans_json,
-                     time.time()))
-            self.database.execute("DELETE FROM embedding_queue WHERE document_id = ? AND generation = ?",
-                                  (item.document_id, item.generation))
+        row = self.database.execute("SELECT content_hash, title FROM documents WHERE id = ?",
+                                    (item.document_id,)).fetchone()
+        current = row is not None and row[0] == item.content_hash and (row[1] or "") == item.title
+        if current:
+            seq = ("nextval('document_vectors_seq')" if self.database.is_postgres
+                   else "(SELECT COALESCE(MAX(seq), 0) + 1 FROM document_vectors)")
+            self.database.execute(
+                "INSERT INTO document_vectors (document_id, model, content_hash, dimensions, chunks, vectors, "
+                f"spans, embedded_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {seq}) ON CONFLICT (document_id) DO "
+                "UPDATE SET model = excluded.model, content_hash = excluded.content_hash, dimensions = "
+                "excluded.dimensions, chunks = excluded.chunks, vectors = excluded.vectors, spans = "
+                "excluded.spans, embedded_at = excluded.embedded_at, seq = excluded.seq",
+                (item.document_id, model, item.content_hash, dimensions, len(spans), blob, spans_json,
+                 time.time()))
+        self.database.execute("DELETE FROM embedding_queue WHERE document_id = ? AND generation = ?",
+                              (item.document_id, item.generation))
         return current
 
     def spans(self, doc_id: int) -> list[Span]:
@@ -355,7 +366,8 @@ class VectorIndex:
         old = self._rows.pop(doc_id, None)
         if old is not None:
             self._live[old[0]:old[0] + old[1]] = False
-        if dimensions != self.dimensions or not blob:
+        if dimensions != self.dimensions or not blob:  # nothing to search (an empty page), but counted
+            self._rows[doc_id] = (self._used, 0)
             return
         vectors = np.frombuffer(blob, dtype=DTYPE).reshape(-1, dimensions)
         n = len(vectors)

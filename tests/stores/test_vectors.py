@@ -123,3 +123,18 @@ def test_documents_saved_before_search_by_meaning_existed_are_queued_once(tmp_pa
         assert VectorStore(database).queued() == 1
     finally:
         database.close()
+
+
+def test_a_document_with_nothing_to_embed_is_counted_and_does_not_make_the_index_read_everything_again(database):
+    docs, store = _docs(database), VectorStore(database)
+    _save(docs, "empty", "", title="")
+    _save(docs, "full", "text")
+    for item in store.claim(10):
+        vectors = np.zeros((0, 4), dtype=np.float32) if not item.markdown else normalised([_axis(1)])
+        assert store.save(item, "m/4", vectors, [] if not item.markdown else [Span(0, 4, "")])
+    index = VectorIndex(store, "m/4", 4)
+    index.refresh(force=True)
+    assert index.documents == 2 and store.signature("m/4")[0] == 2
+    seq = index._seq
+    index.refresh(force=True)  # nothing changed: nothing is read again
+    assert index._seq == seq and [n.document_id for n in index.nearest(_axis(1), 5)] == [2]
