@@ -612,7 +612,9 @@ class _Fused:
         # A document the words found but no chunk of which was near: the snippet comes from its words.
         snippets = plan.snippets([doc_id for doc_id in chosen if doc_id not in best_chunk])
         hits = self._hits(chosen, best_chunk, snippets, scores)
-        return SearchPage(self.text, hits, len(scores), limit, offset, self.mode)
+        # The words may match more documents than were fused: the total says so, and later pages fuse deeper.
+        total = max(len(scores), plan.count() if len(keyword) >= wanted else 0)
+        return SearchPage(self.text, hits, total, limit, offset, self.mode)
 
     def _nearest(self, wanted: int) -> list[Nearest]:
         query = self.query

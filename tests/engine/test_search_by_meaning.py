@@ -170,3 +170,15 @@ def test_hybrid_search_on_postgresql(tmp_path, postgres_url):
             == [True, True]
         assert [hit.source_ref for hit in rt.search.search("waiting locks tag:food", mode="semantic").items] \
             == ["bread"]
+
+
+def test_hybrid_pages_go_deeper_than_the_fused_candidates_and_the_total_counts_every_word_match(meaning, monkeypatch):
+    from quaero.stores import search
+
+    keyword = meaning.search.search("and", mode="keyword")
+    assert keyword.total >= 4
+    monkeypatch.setattr(search, "CANDIDATES", 2)
+    first = meaning.search.search("and", mode="hybrid", limit=2)
+    assert first.total >= keyword.total
+    second = meaning.search.search("and", mode="hybrid", limit=2, offset=2)
+    assert len(second.items) == 2 and not {h.id for h in first.items} & {h.id for h in second.items}
