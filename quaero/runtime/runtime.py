@@ -32,7 +32,7 @@ from quaero.engine.orchestrator import JobDefinitionOrchestrator
 from quaero.engine.outbound import Outbound
 from quaero.engine.plugin_host import Plugins
 from quaero.engine.processor import JobProcessor
-from quaero.engine.queue import JobQueue
+from quaero.engine.queue import QUEUE_NAME, JobQueue
 from quaero.engine.readiness import not_runnable
 from quaero.engine.recovery import JobRecovery
 from quaero.engine.scheduler import Scheduler
@@ -133,7 +133,8 @@ class Runtime:
         # Search by meaning: the model the settings name, loaded when first needed; saved documents are
         # embedded by the quaero.embed actor, which any worker runs.
         self.embeddings = Embeddings(name=settings.embedder, registry=self.registry, database=self.database,
-                                     plugin_context=lambda plugin: self.contexts.plugin_context(plugin))
+                                     plugin_context=lambda plugin: self.contexts.plugin_context(plugin),
+                                     jobs_waiting=self._jobs_waiting)
         self.embeddings.declare(self.broker)
         self.documents.text_listeners.append(self.embeddings.notify)
         self.search = DocumentSearch(self.database, self.embeddings)
@@ -199,6 +200,14 @@ class Runtime:
             self.jobs.deletion_listeners.append(jobs_deleted)
         if self.registry.implementations("documents_deleted"):
             self.documents.deletion_listeners.append(documents_deleted)
+
+    def _jobs_waiting(self) -> bool:
+        """Whether jobs wait on the queue or run (their messages ready or in flight; delayed ones do not count)."""
+        try:
+            stats = self.queue.stats().get(QUEUE_NAME)
+            return bool(stats and (stats["ready"] or stats["in_flight"]))
+        except Exception:  # a broker that cannot say: do not hold embedding back
+            return False
 
     def ask(self, question: str, *, limit: int = 6) -> dict[str, Any]:
         """An answer to ``question`` from the knowledge base, with the passages it cites."""
