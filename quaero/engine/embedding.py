@@ -59,6 +59,7 @@ class Embeddings(api.EmbeddingIndex):
         self._index: VectorIndex | None = None
         self._broker: dramatiq.Broker | None = None
         self._last_sent = 0.0
+        self._recheck_sent = -1e9  # when this process last asked to look again while jobs ran
         self._timer: threading.Timer | None = None
         self._closed = False
 
@@ -231,7 +232,13 @@ class Embeddings(api.EmbeddingIndex):
             return
         if self.jobs_waiting():
             # Jobs wait for the workers: embedding now would take their cores (on 2 cores it slowed a
-            # crawl to 0.6-0.7x). Look again in a while; what is queued stays queued, across restarts too.
+            # crawl to 0.6-0.7x). Look again in a while, once per process (every save asks again too, and
+            # those messages end here): what is queued stays queued, across restarts too.
+            now = time.monotonic()
+            with self._lock:
+                if now - self._recheck_sent < 2 * BUSY_DELAY:
+                    return
+                self._recheck_sent = now
             self._send(delay=BUSY_DELAY)
             return
         try:
