@@ -259,9 +259,6 @@ class VectorStore:
     def embedded_any(self) -> bool:
         return self.database.execute("SELECT EXISTS (SELECT 1 FROM document_vectors)").fetchone()[0] in (1, True)
 
-    def embedded_count(self, model: str) -> int:
-        return self.database.execute("SELECT COUNT(*) FROM document_vectors WHERE model = ?", (model,)).fetchone()[0]
-
     def check(self, model: str) -> EmbeddingReport:
         """How the vectors stand against the documents, under ``model``."""
         size = "octet_length" if self.database.is_postgres else "length"
