@@ -362,13 +362,14 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     from quaero.stores.db import Database
     from quaero.stores.models import bind_models
     from quaero.stores.search import DocumentSearch, page_dict
+    from quaero.stores.vectors import VectorStore
 
     if not 1 <= args.limit <= 100:
         raise QuaeroError(f"--limit must be between 1 and 100, got {args.limit}")
     database = Database(settings.resolved_database_url)
     try:
         bind_models(database.db)
-        embedded = database.execute("SELECT EXISTS (SELECT 1 FROM document_vectors)").fetchone()[0]
+        embedded = VectorStore(database).embedded_any()
         by_words = args.mode == "keyword" or (args.mode is None and (settings.embedder == "none" or not embedded))
         page = DocumentSearch(database).search(args.query, limit=args.limit) if by_words else None
     finally:

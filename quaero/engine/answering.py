@@ -84,10 +84,7 @@ class Answers:
             return "", ""
         best = int(np.argmax(vectors @ vector))
         span = spans[best]
-        row = self.search.database.execute("SELECT substr(markdown, ?, ?) FROM documents WHERE id = ?",
-                                           (span.start + 1, min(PASSAGE_CHARS, span.end - span.start),
-                                            doc_id)).fetchone()
-        return span.heading, " ".join((row[0] or "").split()) if row else ""
+        return span.heading, " ".join(semantic.store.chunk_text(doc_id, span, PASSAGE_CHARS).split())
 
     def ask(self, question: str, *, limit: int = PASSAGES) -> dict[str, Any]:
         """The answer, the passages it rests on, and how it was made (JSON-ready)."""

@@ -585,7 +585,6 @@ class _Fused:
         self.stems = sorted({word.lower() for term in self.words for word in re.findall(r"\w+", term)},
                             key=len, reverse=True)
         self.word_patterns = [re.compile(rf"\b{re.escape(stem)}") for stem in self.stems]
-        self.spans: dict[int, list[Span]] = {}
         self.pattern = (re.compile(r"\b(" + "|".join(map(re.escape, self.stems)) + r")\w*", re.IGNORECASE)
                         if self.stems else None)
 
@@ -601,7 +600,8 @@ class _Fused:
         for rank, (doc_id, _) in enumerate(keyword, 1):
             scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (RRF_K + rank)
         ordered = sorted(scores, key=lambda doc_id: (-scores[doc_id], doc_id))[:wanted]
-        headings = self._headings(ordered, best_chunk)
+        spans = self.semantic.store.spans_of([doc_id for doc_id in ordered if doc_id in best_chunk])
+        headings = self._headings(spans, best_chunk)
         titles = self._titles(ordered)
         bonus = [doc_id for doc_id in ordered if self._names_every_word(titles.get(doc_id, ""))
                  or self._names_every_word(headings.get(doc_id, ""))]
@@ -611,7 +611,7 @@ class _Fused:
         chosen = ordered[offset:offset + limit]
         # A document the words found but no chunk of which was near: the snippet comes from its words.
         snippets = plan.snippets([doc_id for doc_id in chosen if doc_id not in best_chunk])
-        hits = self._hits(chosen, best_chunk, snippets, scores)
+        hits = self._hits(chosen, best_chunk, spans, snippets, scores)
         # The words may match more documents than were fused: the total says so, and later pages fuse deeper.
         total = max(len(scores), plan.count() if len(keyword) >= wanted else 0)
         return SearchPage(self.text, hits, total, limit, offset, self.mode)
@@ -632,8 +632,9 @@ class _Fused:
         lowered = text.lower()
         return bool(self.word_patterns) and all(pattern.search(lowered) for pattern in self.word_patterns)
 
-    def _headings(self, ids: list[int], best: dict[int, Nearest]) -> dict[int, str]:
-        spans = self.spans = self.semantic.store.spans_of([doc_id for doc_id in ids if doc_id in best])
+    @staticmethod
+    def _headings(spans: dict[int, list[Span]], best: dict[int, Nearest]) -> dict[int, str]:
+        """The heading of each document's best chunk."""
         found: dict[int, str] = {}
         for doc_id, doc_spans in spans.items():
             chunk = best[doc_id].chunk
@@ -650,12 +651,11 @@ class _Fused:
             found.update({row[0]: row[1] or "" for row in rows})
         return found
 
-    def _hits(self, ids: list[int], best: dict[int, Nearest], snippets: dict[int, str],
-              scores: dict[int, float]) -> list[SearchHit]:
+    def _hits(self, ids: list[int], best: dict[int, Nearest], spans: dict[int, list[Span]],
+              snippets: dict[int, str], scores: dict[int, float]) -> list[SearchHit]:
         if not ids:
             return []
         database = self.search.database
-        spans = self.spans
         found = {row[0]: row for row in database.execute(
             f"SELECT {_HIT_COLUMNS} FROM documents AS d WHERE d.id IN ({', '.join('?' * len(ids))})", ids).fetchall()}
         hits: list[SearchHit] = []
@@ -667,11 +667,9 @@ class _Fused:
             near = best.get(doc_id)
             doc_spans = spans.get(doc_id, [])
             if near is not None and near.chunk < len(doc_spans):
-                span = doc_spans[near.chunk]
-                text = database.execute("SELECT substr(markdown, ?, ?) FROM documents WHERE id = ?",
-                                        (span.start + 1, max(0, span.end - span.start), doc_id)).fetchone()
-                if text and text[0]:
-                    snippet = self._marked(text[0])
+                text = self.semantic.store.chunk_text(doc_id, doc_spans[near.chunk])
+                if text:
+                    snippet = self._marked(text)
             hits.append(SearchHit(row[0], row[1], row[2], row[3], loads(row[4]) or [], row[5], snippet,
                                   round(scores[doc_id], 6)))
         return hits

@@ -245,6 +245,13 @@ class VectorStore:
                               (item.document_id, item.generation))
         return current
 
+    def chunk_text(self, doc_id: int, span: Span, max_chars: int | None = None) -> str:
+        """The markdown of one chunk (its first ``max_chars``), as the document holds it now."""
+        length = span.end - span.start if max_chars is None else min(max_chars, span.end - span.start)
+        row = self.database.execute("SELECT substr(markdown, ?, ?) FROM documents WHERE id = ?",
+                                    (span.start + 1, max(0, length), doc_id)).fetchone()
+        return (row[0] or "") if row else ""
+
     def spans(self, doc_id: int) -> list[Span]:
         row = self.database.execute("SELECT spans FROM document_vectors WHERE document_id = ?", (doc_id,)).fetchone()
         return [Span(*span) for span in loads(row[0])] if row else []
@@ -335,22 +342,19 @@ class VectorIndex:
             count, top = self.store.signature(self.model)
             if top == self._seq and count == len(self._rows):
                 return
-            if not self._seq:  # the first read: the matrix at its size at once, not doubled up to it
-                self._grow(self.store.chunk_total(self.model))
-            while True:
-                rows = self.store.changes(self.model, self._seq)
-                if not rows:
-                    break
-                for doc_id, seq, dimensions, blob in rows:
-                    self._put(int(doc_id), int(dimensions), bytes(blob))
-                    self._seq = max(self._seq, int(seq))
+            self._read_changes()
             if len(self._rows) != count:  # deleted rows, or one committed late: read everything again
                 self._reset()
-                self._grow(self.store.chunk_total(self.model))
-                while rows := self.store.changes(self.model, self._seq):
-                    for doc_id, seq, dimensions, blob in rows:
-                        self._put(int(doc_id), int(dimensions), bytes(blob))
-                        self._seq = max(self._seq, int(seq))
+                self._read_changes()
+
+    def _read_changes(self) -> None:
+        """Every row written after the highest ``seq`` held (from the start: the matrix sized at once)."""
+        if not self._seq:
+            self._grow(self.store.chunk_total(self.model))
+        while rows := self.store.changes(self.model, self._seq):
+            for doc_id, seq, dimensions, blob in rows:
+                self._put(int(doc_id), int(dimensions), bytes(blob))
+                self._seq = max(self._seq, int(seq))
 
     def _reset(self) -> None:
         self._matrix = np.zeros((0, self.dimensions), dtype=MEMORY)

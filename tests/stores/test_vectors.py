@@ -3,8 +3,6 @@ in-memory index following writes and deletions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
@@ -15,15 +13,10 @@ from quaero.stores.models import bind_models
 from quaero.stores.vectors import Span, VectorIndex, VectorStore, normalised
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
-    url = (f"sqlite:///{tmp_path / 'data.db'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_url"))
-    db = Database(url)
-    try:
-        yield db
-    finally:
-        db.close()
+@pytest.fixture
+def database(stores) -> Database:
+    """The database of the stores suite (tests/stores/conftest.py): a real SQLite file, and PostgreSQL."""
+    return stores.database
 
 
 def _docs(database: Database) -> DocumentStore:

@@ -550,13 +550,10 @@ def _openai_key_refusal(record: LLMRequest, api_key: str) -> Refusal:
     return None
 
 
-def check_openai(record: LLMRequest, raw: bytes, *, api_key: str, models: set[str] | None) -> Refusal:
-    """What api.openai.com would refuse in this chat completions request."""
-    refusal = _openai_key_refusal(record, api_key)
-    if refusal is not None:
-        return refusal
+def _openai_body_refusal(record: LLMRequest, fields: set[str] | frozenset[str], models: set[str] | None) -> Refusal:
+    """What OpenAI refuses in any request's body: an argument it does not know, a missing or unknown model."""
     body = record.body
-    unknown = sorted(set(body) - OPENAI_FIELDS)
+    unknown = sorted(set(body) - fields)
     if unknown:
         return _openai_refusal(400, f"Unrecognized request argument supplied: {unknown[0]}")
     if not isinstance(body.get("model"), str) or not body["model"]:
@@ -564,6 +561,18 @@ def check_openai(record: LLMRequest, raw: bytes, *, api_key: str, models: set[st
     if models is not None and body["model"] not in models:
         return _openai_refusal(404, f"The model `{body['model']}` does not exist or you do not have access to it.",
                                code="model_not_found")
+    return None
+
+
+def check_openai(record: LLMRequest, raw: bytes, *, api_key: str, models: set[str] | None) -> Refusal:
+    """What api.openai.com would refuse in this chat completions request."""
+    refusal = _openai_key_refusal(record, api_key)
+    if refusal is not None:
+        return refusal
+    refusal = _openai_body_refusal(record, OPENAI_FIELDS, models)
+    if refusal is not None:
+        return refusal
+    body = record.body
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return _openai_refusal(400, "[] is too short - 'messages'", param="messages")
@@ -612,15 +621,10 @@ def check_openai_embeddings(record: LLMRequest, raw: bytes, *, api_key: str, mod
     refusal = _openai_key_refusal(record, api_key)
     if refusal is not None:
         return refusal
+    refusal = _openai_body_refusal(record, OPENAI_EMBEDDING_FIELDS, models)
+    if refusal is not None:
+        return refusal
     body = record.body
-    unknown = sorted(set(body) - OPENAI_EMBEDDING_FIELDS)
-    if unknown:
-        return _openai_refusal(400, f"Unrecognized request argument supplied: {unknown[0]}")
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return _openai_refusal(400, "you must provide a model parameter", param="model")
-    if models is not None and body["model"] not in models:
-        return _openai_refusal(404, f"The model `{body['model']}` does not exist or you do not have access to it.",
-                               code="model_not_found")
     given = body.get("input")
     texts = [given] if isinstance(given, str) else given
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
