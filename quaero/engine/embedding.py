@@ -29,7 +29,7 @@ from quaero.errors import ConfigError
 from quaero.registry import Registry
 from quaero.stores.chunks import chunk_markdown
 from quaero.stores.db import Database
-from quaero.stores.vectors import Nearest, Span, VectorIndex, VectorStore, normalised
+from quaero.stores.vectors import REFRESH_EVERY, Nearest, Span, VectorIndex, VectorStore, normalised
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ BATCH = 128
 DEBOUNCE = 1.0
 BUSY_DELAY = 2.0  # seconds before looking again while jobs wait
 TIME_LIMIT_MS = 600_000
+#: In a server, a thread looks for new vectors every REFRESH_EVERY seconds; a search reads them itself only
+#: when that look is older than this (the look costs a count of every vector row: at 100,000 documents,
+#: 10-20 ms that no search should wait for).
+STALE_AFTER = 5.0
 
 
 class Embeddings(api.EmbeddingIndex):
@@ -62,6 +66,10 @@ class Embeddings(api.EmbeddingIndex):
         self._recheck_sent = -1e9  # when this process last asked to look again while jobs ran
         self._timer: threading.Timer | None = None
         self._closed = False
+        self._stopping = threading.Event()
+        self._refresher: threading.Thread | None = None
+        self._background = False  # a server: keep the index fresh in a thread of its own
+        self._written = False  # this process saved vectors since the index last looked
 
     # ------------------------------------------------------------------------------------------ the model
 
@@ -151,20 +159,34 @@ class Embeddings(api.EmbeddingIndex):
                 raise
             self.store.save_many(embedder.model, [(item, vectors[first:first + len(spans)], spans)
                                                   for item, (first, spans) in zip(claimed, pieces, strict=True)])
+            self._written = True
             done += len(claimed)
         return done
 
     # ------------------------------------------------------------------------------------------ searching
 
     def index(self) -> VectorIndex:
-        """The in-memory copy of the configured model's vectors, up to date within a second."""
+        """The in-memory copy of the configured model's vectors, up to date within a second (what this
+        process embedded, at once)."""
         embedder = self.embedder()
         if self._index is None:
             with self._lock:
                 if self._index is None:
                     self._index = VectorIndex(self.store, embedder.model, embedder.dimensions)
-        self._index.refresh()
+                    if self._background and not self._closed:
+                        self._refresher = threading.Thread(target=self._refresh_loop, args=(self._index,),
+                                                           name="quaero-vector-refresh", daemon=True)
+                        self._refresher.start()
+        written, self._written = self._written, False
+        self._index.refresh(force=written, max_age=REFRESH_EVERY if self._refresher is None else STALE_AFTER)
         return self._index
+
+    def _refresh_loop(self, index: VectorIndex) -> None:
+        while not self._stopping.wait(REFRESH_EVERY):
+            try:
+                index.refresh()
+            except Exception as exc:  # the database is busy or gone: the searches look for themselves
+                log.debug("could not look for new vectors: %s: %s", type(exc).__name__, exc)
 
     def searchable(self) -> str | None:
         """``None`` when a query can be searched by meaning; otherwise why not."""
@@ -202,7 +224,10 @@ class Embeddings(api.EmbeddingIndex):
         return index.nearest(centre, limit, excluded={doc_id})
 
     def warm_up(self) -> None:
-        """Load the model and the vectors in the background, so that the first search does not wait for them."""
+        """Load the model and the vectors in the background, so that the first search does not wait for them;
+        and from then on keep the vectors fresh in the background (a server)."""
+        self._background = True
+
         def warm() -> None:
             try:
                 if self.available is None and self.store.embedded_any():
@@ -293,6 +318,7 @@ class Embeddings(api.EmbeddingIndex):
     def stop(self) -> None:
         """The process is stopping: send nothing more, and let a batch being embedded end at its next step."""
         self._closed = True
+        self._stopping.set()
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()

@@ -27,6 +27,7 @@ import html
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -38,7 +39,7 @@ from quaero.stores.db import Database
 from quaero.stores.documents import filter_sql, parse_date, where_clause
 from quaero.stores.events import iso
 from quaero.stores.jsonutil import loads
-from quaero.stores.vectors import Nearest, Span, VectorIndex, VectorStore
+from quaero.stores.vectors import Nearest, Ranking, Span, VectorIndex, VectorStore
 
 FILTERS = ("source", "tag", "after", "before")
 OPEN, CLOSE = "\ue000", "\ue001"  # private-use characters: never produced by escaping, rare in text
@@ -53,6 +54,11 @@ MODES = ("keyword", "semantic", "hybrid")
 RRF_K = 60
 TITLE_BONUS = 1.0
 CANDIDATES = 100
+# Search by meaning with filters reads the nearest 4 × CANDIDATES documents and keeps those that pass,
+# then 16 ×; when fewer than CANDIDATES passed even then, it ranks only the documents the filters allow.
+POST_FILTER_DEPTHS = (4, 16)
+IN_BATCH = 500  # ids per "IN (...)" list: under every SQLite build's limit on parameters
+_SCANS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="quaero-vector-scan")  # no database in there
 _FILTER_WORD = re.compile(r"([A-Za-z_]+):(.*)", re.DOTALL)
 _MARKED = re.compile(f"{OPEN}(.*?){CLOSE}", re.DOTALL)
 
@@ -326,6 +332,8 @@ _SQLITE_PAGE = f"""
 SELECT {_HIT_COLUMNS}, snippet(documents_fts, 1, ?, ?, '…', {SNIPPET_TOKENS}) FROM documents_fts {_JOIN}
 WHERE documents_fts MATCH ? AND documents_fts.rowid BETWEEN ? AND ? AND +documents_fts.rowid IN ({{ids}})"""
 _SQLITE_COUNT = "SELECT COUNT(*) FROM documents_fts {join} WHERE documents_fts MATCH ? {filters}"
+_SQLITE_AMONG = """SELECT documents_fts.rowid FROM documents_fts {join} WHERE documents_fts MATCH ?
+AND documents_fts.rowid BETWEEN ? AND ? AND +documents_fts.rowid IN ({ids}) {filters}"""
 
 # ts_rank_cd weights are {D, C, B, A}: summary, keywords, body, title, in the same ratios as on SQLite.
 _PG_WEIGHTS = (f"{{{SUMMARY_WEIGHT / TITLE_WEIGHT}, {KEYWORD_WEIGHT / TITLE_WEIGHT}, "
@@ -416,6 +424,18 @@ class DocumentSearch:
         """Every document that ``query`` matches (its words, filters and exclusions), by id."""
         return set(self._plan(query).ids())
 
+    def among(self, query: SearchQuery, ids: list[int]) -> set[int]:
+        """Those of ``ids`` that ``query`` matches (its words, filters and exclusions)."""
+        if not ids:
+            return set()
+        if query.all_of or not query.none_of:
+            plan = self._plan(query)
+            return {found for start in range(0, len(ids), IN_BATCH)
+                    for found in plan.among(ids[start:start + IN_BATCH])}
+        # Exclusions without words: the filters' documents, less those with an excluded word.
+        passed = self.among(replace(query, none_of=()), ids)
+        return passed - self.among(SearchQuery((query.none_of,)), sorted(passed))
+
 
 def _hit(row: tuple) -> SearchHit:
     return SearchHit(row[0], row[1], row[2], row[3], loads(row[4]) or [], row[5], row[6] or "",
@@ -442,6 +462,10 @@ class _Plan(ABC):
     def ids(self) -> list[int]:
         """The id of every match."""
 
+    @abstractmethod
+    def among(self, ids: list[int]) -> set[int]:
+        """Those of ``ids`` (a few hundred at most) that match."""
+
     def ranked(self, limit: int) -> list[tuple[int, float]]:
         """The best ``limit`` matches' ids and scores (higher is better), without their snippets."""
         return [(row[0], float(row[7] or 0.0)) for row in self.page(limit, 0)]
@@ -460,8 +484,8 @@ class _Recent(_Plan):
 
     def __init__(self, database: Database, query: SearchQuery) -> None:
         super().__init__(database, query)
-        conditions, self.params = filter_sql(query.where, postgres=database.is_postgres)
-        self.where = where_clause(conditions)
+        self.conditions, self.params = filter_sql(query.where, postgres=database.is_postgres)
+        self.where = where_clause(self.conditions)
 
     def page(self, limit: int, offset: int) -> list[tuple]:
         return self._rows(_RECENT.format(where=self.where), [*self.params, limit, offset])
@@ -471,6 +495,10 @@ class _Recent(_Plan):
 
     def ids(self) -> list[int]:
         return [row[0] for row in self._rows(f"SELECT d.id FROM documents AS d {self.where}", self.params)]
+
+    def among(self, ids: list[int]) -> set[int]:
+        where = where_clause([f"d.id IN ({', '.join('?' * len(ids))})", *self.conditions])
+        return {row[0] for row in self._rows(f"SELECT d.id FROM documents AS d {where}", [*ids, *self.params])}
 
 
 class _Sqlite(_Plan):
@@ -520,6 +548,10 @@ class _Sqlite(_Plan):
         sql = _SQLITE_COUNT.format(join=self.join, filters=self.filters).replace("COUNT(*)", "documents_fts.rowid", 1)
         return [row[0] for row in self._rows(sql, [self.match, *self.params])]
 
+    def among(self, ids: list[int]) -> set[int]:
+        sql = _SQLITE_AMONG.format(join=self.join, filters=self.filters, ids=", ".join("?" * len(ids)))
+        return {row[0] for row in self._rows(sql, [self.match, min(ids), max(ids), *ids, *self.params])}
+
 
 class _Postgres(_Plan):
     """The ``search`` tsvector: ts_rank_cd with the title weighted, ts_headline for the page's rows."""
@@ -553,6 +585,11 @@ class _Postgres(_Plan):
     def ids(self) -> list[int]:
         sql = _PG_COUNT.format(tsquery=self.tsquery, filters=self.filters).replace("COUNT(*)", "d.id", 1)
         return [row[0] for row in self._rows(sql, [*self.terms, *self.params])]
+
+    def among(self, ids: list[int]) -> set[int]:
+        listed = f" AND d.id IN ({', '.join('?' * len(ids))}){self.filters}"
+        sql = _PG_COUNT.format(tsquery=self.tsquery, filters=listed).replace("COUNT(*)", "d.id", 1)
+        return {row[0] for row in self._rows(sql, [*self.terms, *ids, *self.params])}
 
 
 def _and(conditions: list[str]) -> str:
@@ -590,10 +627,17 @@ class _Fused:
 
     def page(self, limit: int, offset: int) -> SearchPage:
         wanted = max(CANDIDATES, offset + limit)
-        nearest = self._nearest(wanted)
-        best_chunk = {near.document_id: near for near in nearest}
+        # The vector scan (numpy, which lets go of the GIL) runs in another thread while SQLite ranks the
+        # words in this one: hybrid search costs about the slower of the two, not their sum.
+        index, vector = self.semantic.index(), self.semantic.query_vector(" ".join(self.words))
+        scan = _SCANS.submit(index.ranking, vector)
         plan = self.search._plan(self.query)
-        keyword = plan.ranked(wanted) if self.mode == "hybrid" else []
+        try:
+            keyword = plan.ranked(wanted) if self.mode == "hybrid" else []
+        finally:
+            ranking = scan.result()
+        nearest = self._nearest(wanted, ranking)
+        best_chunk = {near.document_id: near for near in nearest}
         scores: dict[int, float] = {}
         for rank, near in enumerate(nearest, 1):
             scores[near.document_id] = scores.get(near.document_id, 0.0) + 1.0 / (RRF_K + rank)
@@ -616,17 +660,30 @@ class _Fused:
         total = max(len(scores), plan.count() if len(keyword) >= wanted else 0)
         return SearchPage(self.text, hits, total, limit, offset, self.mode)
 
-    def _nearest(self, wanted: int) -> list[Nearest]:
+    def _nearest(self, wanted: int, ranking: Ranking) -> list[Nearest]:
         query = self.query
         required = tuple(group for group in query.all_of if all(term.prefix or term.quoted for term in group))
+        if not (required or query.where or query.none_of):
+            return ranking.first(wanted)
+        narrowed = SearchQuery(required, query.none_of, query.where)
+        # Post-filtering: the nearest documents checked against the query, deeper while too few pass.
+        passes: dict[int, bool] = {}
+        for depth in (wanted * factor for factor in POST_FILTER_DEPTHS):
+            candidates = ranking.first(depth)
+            asked = [near.document_id for near in candidates if near.document_id not in passes]
+            passed = self.search.among(narrowed, asked)
+            passes.update((doc_id, doc_id in passed) for doc_id in asked)
+            kept = [near for near in candidates if passes[near.document_id]]
+            if len(kept) >= wanted or len(candidates) < depth:
+                return kept[:wanted]
+        # Few documents pass: the ranking of only those the query allows (pre-filtering).
         allowed: set[int] | None = None
         if required or query.where:
             allowed = self.search.matching_ids(SearchQuery(required, (), query.where))
             if not allowed:
                 return []
-        excluded = (self.search.matching_ids(SearchQuery((query.none_of,), ()))
-                    if query.none_of else None)
-        return self.semantic.nearest(" ".join(self.words), wanted, allowed=allowed, excluded=excluded)
+        excluded = self.search.matching_ids(SearchQuery((query.none_of,))) if query.none_of else None
+        return ranking.restricted(allowed, excluded).first(wanted)
 
     def _names_every_word(self, text: str) -> bool:
         lowered = text.lower()

@@ -332,10 +332,10 @@ class VectorIndex:
     def documents(self) -> int:
         return len(self._rows)
 
-    def refresh(self, *, force: bool = False) -> None:
-        """Read what changed since the last look (at most every REFRESH_EVERY seconds unless ``force``)."""
+    def refresh(self, *, force: bool = False, max_age: float = REFRESH_EVERY) -> None:
+        """Read what changed since the last look, if that was ``max_age`` seconds ago (at once if ``force``)."""
         now = time.monotonic()
-        if not force and now - self._checked < REFRESH_EVERY:
+        if not force and now - self._checked < max_age:
             return
         with self._lock:
             self._checked = now
@@ -407,33 +407,57 @@ class VectorIndex:
                 excluded: set[int] | None = None) -> list[Nearest]:
         """The ``limit`` documents whose best chunk is nearest ``query`` (unit vectors: cosine), best first;
         only ``allowed`` ones when given, never ``excluded`` ones."""
+        return self.ranking(query).restricted(allowed, excluded).first(limit)
+
+    def ranking(self, query: np.ndarray) -> Ranking:
+        """Every embedded chunk scored against ``query`` (unit vectors: cosine), to be read best first."""
         with self._lock:
             used = self._used
-            if not used or limit <= 0:
-                return []
-            matrix, docs, chunks, live = (self._matrix[:used], self._doc_of_row[:used], self._chunk_of_row[:used],
-                                          self._live[:used])
-            mask = live.copy()
-            if allowed is not None:
-                mask &= np.isin(docs, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
-            if excluded:
-                mask &= ~np.isin(docs, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))
-            q = np.asarray(query, dtype=np.float32).reshape(-1)
+            # Copies: the arrays change in place when a document is embedded again after this returns.
+            docs, chunks = self._doc_of_row[:used].copy(), self._chunk_of_row[:used].copy()
             scores = np.empty(used, dtype=np.float32)
-            for start in range(0, used, BLOCK_ROWS):
-                np.matmul(matrix[start:start + BLOCK_ROWS], q, out=scores[start:start + BLOCK_ROWS])
-            scores[~mask] = -np.inf
-            wanted = min(used, max(limit * 8, 64))
-            top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < used else np.arange(used)
-            top = top[np.argsort(-scores[top], kind="stable")]
-            best: dict[int, Nearest] = {}
-            for row in top:
-                score = float(scores[row])
-                if score == -np.inf:
-                    break
-                doc_id = int(docs[row])
-                if doc_id not in best:
-                    best[doc_id] = Nearest(doc_id, int(chunks[row]), score)
-                    if len(best) >= limit:
-                        break
-            return list(best.values())
+            if used:
+                matrix, q = self._matrix[:used], np.asarray(query, dtype=np.float32).reshape(-1)
+                for start in range(0, used, BLOCK_ROWS):
+                    np.matmul(matrix[start:start + BLOCK_ROWS], q, out=scores[start:start + BLOCK_ROWS])
+                scores[~self._live[:used]] = -np.inf
+        return Ranking(scores, docs, chunks)
+
+
+class Ranking:
+    """The chunks of one query's scan, best first, read only as deep as asked: the nearest documents, each
+    by its best chunk. Search reads a few hundred, checks them against the query's filters, and reads deeper
+    only if too few passed (post-filtering), or restricts the ranking to the documents a filter allows."""
+
+    def __init__(self, scores: np.ndarray, docs: np.ndarray, chunks: np.ndarray) -> None:
+        self.scores = scores
+        self.docs = docs
+        self.chunks = chunks
+
+    def restricted(self, allowed: set[int] | None = None, excluded: set[int] | None = None) -> Ranking:
+        """The same ranking with only ``allowed`` documents in it (when given), and no ``excluded`` one."""
+        if allowed is None and not excluded:
+            return self
+        scores = self.scores.copy()
+        if allowed is not None:
+            scores[~np.isin(self.docs, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))] = -np.inf
+        if excluded:
+            scores[np.isin(self.docs, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))] = -np.inf
+        return Ranking(scores, self.docs, self.chunks)
+
+    def first(self, limit: int) -> list[Nearest]:
+        """The ``limit`` nearest documents, best first (fewer when fewer are in the ranking)."""
+        scores, used = self.scores, len(self.scores)
+        rows = max(limit * 8, 64)  # a document has a few chunks: read deeper until ``limit`` are found
+        while limit > 0 and used:
+            wanted = min(used, rows)
+            top = np.sort(np.argpartition(-scores, wanted - 1)[:wanted]) if wanted < used else np.arange(used)
+            top = top[np.argsort(-scores[top], kind="stable")]  # equal scores in the order of the rows
+            top = top[scores[top] > -np.inf]
+            _, firsts = np.unique(self.docs[top], return_index=True)  # each document's best row
+            if len(firsts) >= limit or len(top) < wanted or wanted == used:
+                chosen = top[np.sort(firsts)[:limit]]
+                return [Nearest(doc_id, chunk, score) for doc_id, chunk, score in zip(
+                    self.docs[chosen].tolist(), self.chunks[chosen].tolist(), scores[chosen].tolist(), strict=True)]
+            rows *= 4
+        return []

@@ -5,6 +5,9 @@ offline, the ``embed`` action, and the API and pages."""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import replace
+
 import pytest
 from starlette.testclient import TestClient
 from support import make_settings, wait_for
@@ -170,6 +173,12 @@ def test_hybrid_search_on_postgresql(tmp_path, postgres_url):
             == [True, True]
         assert [hit.source_ref for hit in rt.search.search("waiting locks tag:food", mode="semantic").items] \
             == ["bread"]
+        # The filters' check of the nearest documents, with words and without.
+        every = [rt.documents.get_by_ref("web", ref).id for ref in CORPUS]
+        expected = {rt.documents.get_by_ref("web", ref).id for ref in ("deadlocks", "create-index")}
+        assert rt.search.among(parse_query("locks tag:db -vacuum"), [*every, 10**9]) == expected
+        without_words = replace(parse_query("locks tag:db -vacuum"), all_of=())  # as the side by meaning asks
+        assert rt.search.among(without_words, every) == expected
 
 
 def test_hybrid_pages_go_deeper_than_the_fused_candidates_and_the_total_counts_every_word_match(meaning, monkeypatch):
@@ -182,3 +191,65 @@ def test_hybrid_pages_go_deeper_than_the_fused_candidates_and_the_total_counts_e
     assert first.total >= keyword.total
     second = meaning.search.search("and", mode="hybrid", limit=2, offset=2)
     assert len(second.items) == 2 and not {h.id for h in first.items} & {h.id for h in second.items}
+
+
+def test_filtered_search_by_meaning_checks_the_nearest_documents_and_ranks_only_the_allowed_when_few_pass(
+        meaning, monkeypatch):
+    from quaero.stores import search
+
+    monkeypatch.setattr(search, "CANDIDATES", 2)  # 2 of the 6 documents: the depths below matter
+    queries = ["waiting locks tag:food", "waiting locks -deadlock", '"dead tuples" cleanup', "waiting locks source:web",
+               "water tag:db", "locks tag:db -vacuum", "bak* oven"]
+    asked: list[str] = []
+    matching_ids = search.DocumentSearch.matching_ids
+    monkeypatch.setattr(search.DocumentSearch, "matching_ids",
+                        lambda self, query: asked.append(repr(query)) or matching_ids(self, query))
+
+    def results(depths: tuple[int, ...]) -> dict[str, list[str]]:
+        monkeypatch.setattr(search, "POST_FILTER_DEPTHS", depths)
+        return {q: _refs(meaning.search.search(q, mode="semantic", limit=2)) for q in queries}
+
+    allowed_first = results(())  # no post-filtering: the ranking of the documents the query allows
+    assert allowed_first["waiting locks tag:food"] == ["bread"] and "deadlocks" not in allowed_first[queries[1]]
+    assert all(allowed_first.values())
+    asked.clear()
+    assert results((4, 16)) == allowed_first  # the nearest 8 then 32: every document, checked
+    assert asked == []  # no query needed the set of every document it allows
+    assert results((1,)) == allowed_first  # the nearest 2, then the allowed ones when fewer passed
+    assert asked  # tag:food's bread is not among the nearest 2 of "waiting locks"
+    assert meaning.search.among(parse_query("locks tag:db -vacuum"), [1, 2, 3, 4, 5, 6, 999]) == {
+        meaning.documents.get_by_ref("web", f"https://docs.test/{ref}").id for ref in ("deadlocks", "create-index")}
+
+
+def test_in_a_server_a_thread_keeps_the_vectors_fresh_and_searches_do_not_look_for_them(tmp_path):
+    rt = Runtime(make_settings(tmp_path, embedder="local"), role="server")
+    rt.start()
+    try:
+        for ref, (title, markdown, tags) in CORPUS.items():
+            rt.documents.upsert(DocumentInput(source_type="web", source_ref=ref, title=title, markdown=markdown,
+                                              tags=tags))
+        wait_for(lambda: rt.embeddings.check().embedded == len(CORPUS), 60, what="the documents to be embedded")
+        assert _refs_of(rt.search.search("transactions stuck waiting on each other", mode="semantic"))[0] \
+            == "deadlocks"  # the first search makes the index; this process's vectors are read at once
+        index = rt.embeddings._index
+        assert index is not None and index.documents == len(CORPUS)
+        signatures: list[str] = []
+        signature = index.store.signature
+        index.store.signature = lambda model: signatures.append(threading.current_thread().name) or signature(model)
+        deleted = rt.documents.get_by_ref("web", "deadlocks")
+        rt.documents.delete(deleted.id)
+        # No search runs: the refresher notices the deletion.
+        wait_for(lambda: index.documents == len(CORPUS) - 1, 10, what="the refresher to drop the deleted vectors")
+        for _ in range(5):
+            assert "deadlocks" not in _refs_of(rt.search.search("transactions stuck waiting", mode="semantic"))
+        assert signatures and set(signatures) == {"quaero-vector-refresh"}
+        refresher = rt.embeddings._refresher
+    finally:
+        rt.stop()
+    assert refresher is not None
+    refresher.join(5)
+    assert not refresher.is_alive()
+
+
+def _refs_of(page) -> list[str]:
+    return [hit.source_ref for hit in page.items]

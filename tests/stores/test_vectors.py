@@ -131,3 +131,23 @@ def test_a_document_with_nothing_to_embed_is_counted_and_does_not_make_the_index
     seq = index._seq
     index.refresh(force=True)  # nothing changed: nothing is read again
     assert index._seq == seq and [n.document_id for n in index.nearest(_axis(1), 5)] == [2]
+
+
+def test_the_nearest_documents_are_found_however_many_chunks_the_nearest_one_has(database):
+    docs, store = _docs(database), VectorStore(database)
+    long_id = _save(docs, "long", "a long page")
+    others = [_save(docs, f"short{i}", f"short page {i}") for i in range(3)]
+    near, nearer = normalised([[0.8, 0.6, 0, 0]])[0], _axis(0)
+    for item in store.claim(10):
+        chunks = 300 if item.document_id == long_id else 1  # more chunks than the first rows read
+        vectors = np.stack([nearer if item.document_id == long_id else near] * chunks)
+        assert store.save(item, "m/4", vectors, [Span(0, 1, "")] * chunks)
+    index = VectorIndex(store, "m/4", 4)
+    index.refresh(force=True)
+    found = index.nearest(_axis(0), 3)
+    assert found[0].document_id == long_id and len(found) == 3 and {n.document_id for n in found[1:]} < set(others)
+    ranking = index.ranking(_axis(0))
+    assert [n.document_id for n in ranking.first(4)] == [long_id, *sorted(others)]
+    assert [n.document_id for n in ranking.restricted(excluded={long_id}).first(10)] == sorted(others)
+    assert ranking.restricted(allowed={others[1]}).first(10)[0].document_id == others[1]
+    assert ranking.restricted(allowed=set()).first(10) == []
