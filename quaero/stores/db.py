@@ -87,9 +87,19 @@ class Database:
 
         connection = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
         try:
+            page_size = connection.execute("PRAGMA page_size").fetchone()[0]
             while not self._closed.wait(CHECKPOINT_EVERY):
                 try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    frames = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+                    # A write starts the WAL over only if, when it began, every frame had been copied; a
+                    # writer that never pauses (a bulk load) always begins with its last commit's frames
+                    # not copied yet, and the WAL grew to 9.4 GB that way. Past the size limit, writers
+                    # wait while the checkpoint copies what they added since the round above (a fraction
+                    # of a second's writes): the next write then starts the WAL over.
+                    if frames * page_size > SQLITE_PRAGMAS["journal_size_limit"]:
+                        assert self._write_lock is not None
+                        with self._write_lock:
+                            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error:
                     pass  # busy or the file went away; the next round tries again
         finally:

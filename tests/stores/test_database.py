@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import peewee as pw
 import pytest
@@ -46,5 +47,29 @@ def test_a_postgresql_schema_made_already_is_not_made_again(postgres_url):
             database.execute("UPDATE quaero_schema SET digest = 'an older release'")
         bind_models(database.db)  # another release's schema: made again
         assert database.execute("SELECT to_regclass('documents_tags')").fetchone()[0] == "documents_tags"
+    finally:
+        database.close()
+
+
+def test_a_writer_that_never_pauses_does_not_grow_the_write_ahead_log_without_end(tmp_path, monkeypatch):
+    from quaero.stores import db
+
+    limit = 1024 * 1024
+    monkeypatch.setitem(db.SQLITE_PRAGMAS, "journal_size_limit", limit)
+    monkeypatch.setattr(db, "CHECKPOINT_EVERY", 0.05)
+    database = db.Database(f"sqlite:///{tmp_path / 'busy.db'}")
+    wal = tmp_path / "busy.db-wal"
+    try:
+        database.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB)")
+        written, peak, row = 0, 0, b"x" * 50_000
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline or written < 60 * limit:  # back to back, as a bulk load writes
+            with database.write():
+                database.execute("INSERT INTO blobs (body) VALUES (?)", (row,))
+                database.execute("DELETE FROM blobs WHERE id < (SELECT MAX(id) - 20 FROM blobs)")
+            written += len(row)
+            peak = max(peak, wal.stat().st_size)
+        # Before, the log held every write (it never started over); now it starts over every few MB.
+        assert peak < written / 4, (peak, written)
     finally:
         database.close()
