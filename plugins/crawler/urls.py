@@ -206,11 +206,22 @@ def _normalize(url: str, base: str | None) -> str | None:
         if url.startswith("/") and not url.startswith("//"):
             # The common absolute-path case, without the cost of urljoin.
             url = f"{base_scheme}://{rest.partition('/')[0]}{url}"
+        elif url and url[0] not in "/?#":
+            # A relative path: RFC 3986 §5.2.3 merges it with the base's directory; its dot segments go
+            # below, as every path's do (§5.2.2). The base is normalised: no fragment, a path from "/".
+            directory = absolute_base.partition("?")[0]
+            url = directory[:directory.rfind("/") + 1] + url
         else:
             url = urljoin(absolute_base, url)
         if len(url) > MAX_URL_LENGTH:
             return None
+    return _normalize_absolute(url)
 
+
+# A page links to the pages its neighbours link to (navigation, sidebars): most absolute URLs have been
+# normalised before.
+@lru_cache(maxsize=16384)
+def _normalize_absolute(url: str) -> str | None:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:

@@ -72,6 +72,12 @@ def test_normalize_absolute(url: str, expected: str) -> None:
         ("https://other.org/x", "http://example.com/", "https://other.org/x"),
         ("http:foo", "http://example.com/a/", "http://example.com/a/foo"),
         ("b", "HTTP://Example.COM:80/a/", "http://example.com/a/b"),
+        # A relative path is merged with the base's directory as browsers do: empty segments stay (Python's
+        # urljoin drops them), the base's query goes, the reference's fragment too.
+        ("b//c?q#f", "http://example.com/a/d?x=1", "http://example.com/a/b//c?q"),
+        ("%2E%2E/b", "http://example.com/a/c/", "http://example.com/a/b"),
+        ("b", "http://example.com", "http://example.com/b"),
+        ("..", "http://example.com/a/c/d", "http://example.com/a/"),
     ],
 )
 def test_normalize_relative(url: str, base: str, expected: str) -> None:
