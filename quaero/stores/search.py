@@ -370,9 +370,6 @@ class Semantic(Protocol):
 
     def query_vector(self, text: str) -> np.ndarray: ...
 
-    def nearest(self, text: str, limit: int, *, allowed: set[int] | None = None,
-                excluded: set[int] | None = None) -> list[Nearest]: ...
-
 
 class DocumentSearch:
     """Runs queries against one database: FTS5 on SQLite, the ``search`` tsvector on PostgreSQL, and by
@@ -464,7 +461,7 @@ class _Plan(ABC):
 
     @abstractmethod
     def among(self, ids: list[int]) -> set[int]:
-        """Those of ``ids`` (a few hundred at most) that match."""
+        """Those of ``ids`` (IN_BATCH at most) that match."""
 
     def ranked(self, limit: int) -> list[tuple[int, float]]:
         """The best ``limit`` matches' ids and scores (higher is better), without their snippets."""

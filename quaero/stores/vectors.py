@@ -413,8 +413,9 @@ class VectorIndex:
         """Every embedded chunk scored against ``query`` (unit vectors: cosine), to be read best first."""
         with self._lock:
             used = self._used
-            # Copies: the arrays change in place when a document is embedded again after this returns.
-            docs, chunks = self._doc_of_row[:used].copy(), self._chunk_of_row[:used].copy()
+            # Views, not copies: rows below ``used`` never change (a document embedded again gets new rows,
+            # its old ones are only marked dead), and a grown or reset index makes new arrays.
+            docs, chunks = self._doc_of_row[:used], self._chunk_of_row[:used]
             scores = np.empty(used, dtype=np.float32)
             if used:
                 matrix, q = self._matrix[:used], np.asarray(query, dtype=np.float32).reshape(-1)
