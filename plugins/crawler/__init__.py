@@ -13,7 +13,7 @@ from .quick_crawl import QuickCrawlInput, quick_crawl
 from .state import MIGRATIONS, forget_crawls
 from .worker import CrawlerWorker, SitemapWorker
 
-QUAERO_API = "1.4"
+QUAERO_API = "1.6"
 
 
 @hookimpl

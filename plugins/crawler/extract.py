@@ -303,13 +303,16 @@ def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER, *, detec
         if target is not None:
             followable[target] = None
     for anchor in tree.css("a[href], area[href]"):
-        href = (_attr(anchor, "href") or "").strip()
+        attributes = anchor.attributes  # a new dict at each call: read once
+        href = attributes.get("href")
+        href = href.strip() if isinstance(href, str) else ""
         if not href or href.startswith("#"):
             continue
         target = normalize_url(href, base_url)
         if target is None:
             continue
-        if "nofollow" in _tokens(_attr(anchor, "rel")):
+        rel = attributes.get("rel")
+        if "nofollow" in _tokens(rel if isinstance(rel, str) else None):
             unfollowable.setdefault(target, None)
         else:
             followable.setdefault(target, None)
@@ -323,7 +326,8 @@ def parse_page(html: str, url: str, converter: str = DEFAULT_CONVERTER, *, detec
         if root is not None:
             text_length = len(_collapse(root.text(deep=True, separator=" ")))
             if text_length:
-                markdown = html_to_markdown(root.html or "", base_url, converter)
+                # Converted where it was parsed: no second serialisation and parse of the main content.
+                markdown = _markdown.tree_to_markdown(tree, root, base_url, converter, resolve_url=normalize_url)
     except Exception:  # keep the metadata and links of a page whose content defeats us
         markdown = ""
     return Page(

@@ -25,7 +25,8 @@ for secrets in step options. 1.2 added :class:`OutboundRefused` (the outbound po
 (``saved:rendered``: the crawler saved a page it rendered in a browser), not only ``skipped`` and ``failed``.
 1.5 added search by meaning (:mod:`quaero.api.embeddings`): the ``register_providers`` hook with
 :class:`EmbeddingProvider` / :class:`Embedder` and :class:`AnswerProvider` / :class:`Answerer`, and
-``ctx.embeddings`` (:class:`EmbeddingIndex`).
+``ctx.embeddings`` (:class:`EmbeddingIndex`). 1.6 added :func:`quaero.api.markdown.tree_to_markdown`
+(convert an element of a page already parsed, without parsing it again).
 """
 
 from quaero.api.actions import Action, JobWorker, StepManager, StepOptions
@@ -72,7 +73,7 @@ from quaero.errors import (
     QueryError,
 )
 
-VERSION = "1.5"
+VERSION = "1.6"
 
 __all__ = [
     "VERSION", "Action", "Answer", "AnswerProvider", "Answerer", "ChildSpec", "ConfigError", "Conflict",

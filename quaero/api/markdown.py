@@ -8,6 +8,7 @@ documents; both go through this module, so a page gives the same markdown whiche
   returns the element holding the main content.
 * :func:`html_to_markdown` converts a fragment: no wrapping, absolute links and images, GitHub tables,
   fenced code with its language. It is the single seam for the converter (:data:`CONVERTERS`).
+  :func:`tree_to_markdown` converts an element of a page already parsed, without parsing it again.
 * :func:`page_to_markdown` is the three together, for a whole stored page.
 
 Link targets are made absolute by a resolver, ``resolve_url(url, base) -> str | None`` (``None`` drops the
@@ -33,7 +34,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 __all__ = [
     "CONVERTERS", "DEFAULT_CONVERTER", "DROPPED_ROLES", "DROPPED_TAGS", "MAX_LIST_NESTING", "MAX_OPEN_ELEMENTS",
     "ConverterName", "UrlResolver", "absolute_url", "defuse_deep_nesting", "html_to_markdown", "main_content",
-    "page_to_markdown", "parse_html",
+    "page_to_markdown", "parse_html", "tree_to_markdown",
 ]
 
 #: ``resolve_url(url, base)``: the absolute form of a link target, or ``None`` to drop it.
@@ -85,6 +86,7 @@ _RAW_TEXT = r"<!--.*?(?:-->|\Z)|<(script|style|textarea|title|xmp)\b.*?(?:</\1\s
 # Comments and raw-text elements are skipped whole; group 2 is "/" for end tags, group 3 the tag name.
 _TAG = re.compile(_RAW_TEXT + r"|<(/?)([A-Za-z][A-Za-z0-9\-]*)", re.DOTALL | re.IGNORECASE)
 _LIST_TAG = re.compile(_RAW_TEXT + r"|<(/?)(ul|ol|dl|menu|dir|blockquote)\b", re.DOTALL | re.IGNORECASE)
+_LIST_OPENERS = ("<ul", "<ol", "<dl", "<menu", "<dir", "<blockquote")
 #: Open elements tolerated before the scope-checking tags nested deeper are renamed (see below).
 MAX_OPEN_ELEMENTS = 512
 #: Lists and quotes nested deeper than this are flattened: markdown indents every level.
@@ -104,7 +106,9 @@ def defuse_deep_nesting(html: str) -> str:
     """
     if "<" not in html:
         return html
-    html = _rename_deep(html, _LIST_TAG, lambda tag, depth: depth >= MAX_LIST_NESTING)
+    lowered = html.lower()  # counted, to skip the pass where that many lists are not even there
+    if sum(lowered.count(opener) for opener in _LIST_OPENERS) >= MAX_LIST_NESTING:
+        html = _rename_deep(html, _LIST_TAG, lambda tag, depth: depth >= MAX_LIST_NESTING)
     if html.count("<") < _DEFUSE_MIN_TAGS:
         return html
     return _rename_deep(
@@ -254,7 +258,7 @@ def page_to_markdown(html: str, url: str, converter: str = DEFAULT_CONVERTER, *,
         root = main_content(tree)
         if root is None or not _collapse(root.text(deep=True, separator=" ")):
             return ""
-        return html_to_markdown(root.html or "", base_url, converter, resolve_url=resolve)
+        return tree_to_markdown(tree, root, base_url, converter, resolve_url=resolve)
     except Exception:  # lexbor on hostile markup: no markdown rather than a failed job
         return ""
 
@@ -274,8 +278,19 @@ def html_to_markdown(html: str, base_url: str, converter: str = DEFAULT_CONVERTE
     try:
         tree = parse_html(html)
         root = tree.body if tree.body is not None else tree.root
-        if root is None:
-            return ""
+    except Exception:  # should not happen; never lose a page to it
+        return ""
+    return tree_to_markdown(tree, root, base_url, converter, resolve_url=resolve_url) if root is not None else ""
+
+
+def tree_to_markdown(tree: LexborHTMLParser, root: LexborNode, base_url: str, converter: str = DEFAULT_CONVERTER,
+                     *, resolve_url: UrlResolver | None = None) -> str:
+    """:func:`html_to_markdown` of ``root``, an element of ``tree`` (a page from :func:`parse_html`, ``root``
+    what :func:`main_content` found in it, say), without serialising and parsing it again. It changes
+    ``tree``: links made absolute, code blocks and layout tables taken out."""
+    if converter not in CONVERTERS:
+        raise ValueError(f"converter {converter!r} is not one of {', '.join(CONVERTERS)}")
+    try:
         resolve = resolve_url or absolute_url
         base = resolve(base_url, None) or base_url
         _absolutize(root, base, resolve)

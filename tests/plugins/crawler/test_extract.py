@@ -13,6 +13,7 @@ from quaero_plugins.crawler.extract import (
     html_to_markdown,
     parse_page,
 )
+from quaero_plugins.crawler.urls import normalize_url
 
 # ------------------------------------------------------------------------------------------------ charset
 
@@ -454,6 +455,8 @@ def test_deep_nesting_is_defused_before_parsing() -> None:
     defused = extract._defuse_deep_nesting(lists)
     assert defused.count("<ul>") == extract.MAX_LIST_NESTING
     assert "<x-ul>" in defused
+    shouting = "<UL><LI>x" * 100  # the lists are counted before the pass, whatever their case
+    assert extract._defuse_deep_nesting(shouting).count("<x-ul>") == 100 - extract.MAX_LIST_NESTING
 
     in_script = "<script>" + "<div>" * 5_000 + "</script>" + "<p>x</p>" * 2_000
     assert extract._defuse_deep_nesting(in_script) is in_script  # tags in raw text are no tags
@@ -482,3 +485,19 @@ def test_base_and_meta_tags_in_the_body_add_no_front_matter(converter: str) -> N
             '<p>More words.</p>')
     markdown = html_to_markdown(html, "https://example.com/", converter)
     assert markdown == "Intro words.\n\nMore words.\n"
+
+
+def test_an_element_of_a_parsed_page_converts_as_its_html_does_without_a_second_parse() -> None:
+    from quaero.api import markdown
+
+    html = ('<html><body><nav><a href="/nav">nav</a></nav><main><h1>Title</h1><p>See <a href="b.html">b</a> '
+            '<img src="i.png" alt="i"></p><pre><code class="language-py">x = 1</code></pre>'
+            '<table><tr><th>a</th></tr><tr><td><p>one</p><p>two</p></td></tr></table></main></body></html>')
+    tree = markdown.parse_html(html)
+    root = markdown.main_content(tree)
+    assert root is not None
+    expected = markdown.html_to_markdown(root.html or "", "http://h.com/a/", resolve_url=normalize_url)
+    converted = markdown.tree_to_markdown(tree, root, "http://h.com/a/", resolve_url=normalize_url)
+    assert converted == expected and "[b](http://h.com/a/b.html)" in converted and "```py\nx = 1\n```" in converted
+    assert root.css_first("a").attributes["href"] == "http://h.com/a/b.html"  # the tree itself was changed
+    assert parse_page(html, "http://h.com/a/").markdown == converted
